@@ -1,0 +1,267 @@
+package operator
+
+import (
+	"fmt"
+
+	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/state"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// aggregator is Flink's AggregateFunction: create an accumulator, add
+// records to it, merge two (session windows), and read the result.
+// Accumulators are dynamic values so state snapshots need no special codec.
+type aggregator interface {
+	create() (any, error)
+	add(acc any, r *value.Record) (any, error)
+	merge(a, b any) (any, error)
+	// result is the output value; fields are added to out when it is a map.
+	result(acc any, out map[string]any) (any, error)
+}
+
+// reducer folds records with a CEL expression over `acc` and `record`.
+type reducer struct{ prog *expr.Program }
+
+func (reducer) create() (any, error) { return nil, nil }
+
+func (f reducer) add(acc any, r *value.Record) (any, error) {
+	if acc == nil {
+		return r.Value, nil
+	}
+	return f.prog.Eval(acc, r.Value)
+}
+
+func (f reducer) merge(a, b any) (any, error) {
+	switch {
+	case a == nil:
+		return b, nil
+	case b == nil:
+		return a, nil
+	}
+	return f.prog.Eval(a, b)
+}
+
+func (reducer) result(acc any, _ map[string]any) (any, error) { return acc, nil }
+
+// fields computes the named aggregations of an aggregate step. The
+// accumulator is a []any with one slot per field.
+type fields struct{ fs []plan.AggField }
+
+func (a fields) create() (any, error) {
+	acc := make([]any, len(a.fs))
+	for i, f := range a.fs {
+		switch f.Kind {
+		case "count":
+			acc[i] = int64(0)
+		case "avg":
+			acc[i] = []any{float64(0), int64(0)}
+		case "accumulator":
+			v, err := f.Init.Eval()
+			if err != nil {
+				return nil, fmt.Errorf("aggregate field %q init: %w", f.Name, err)
+			}
+			acc[i] = v
+		}
+	}
+	return acc, nil
+}
+
+func (a fields) add(accAny any, r *value.Record) (any, error) {
+	acc := accAny.([]any)
+	for i, f := range a.fs {
+		var arg any
+		if f.Arg != nil {
+			v, err := f.Arg.Eval1(r.Value)
+			if err != nil {
+				return nil, fmt.Errorf("aggregate field %q: %w", f.Name, err)
+			}
+			arg = v
+		}
+		var err error
+		switch f.Kind {
+		case "count":
+			acc[i] = acc[i].(int64) + 1
+		case "sum":
+			acc[i], err = addNumbers(acc[i], arg)
+		case "min", "max":
+			if arg == nil {
+				continue
+			}
+			if acc[i] == nil {
+				acc[i] = arg
+				continue
+			}
+			c, cerr := value.Compare(arg, acc[i])
+			if cerr != nil {
+				err = cerr
+			} else if (f.Kind == "min" && c < 0) || (f.Kind == "max" && c > 0) {
+				acc[i] = arg
+			}
+		case "avg":
+			x, ok := value.ToFloat(arg)
+			if !ok {
+				err = fmt.Errorf("avg needs a number, got %s", value.TypeName(arg))
+				break
+			}
+			p := acc[i].([]any)
+			acc[i] = []any{p[0].(float64) + x, p[1].(int64) + 1}
+		case "accumulator":
+			acc[i], err = f.Add.Eval(acc[i], r.Value)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("aggregate field %q: %w", f.Name, err)
+		}
+	}
+	return acc, nil
+}
+
+func (a fields) merge(x, y any) (any, error) {
+	ax, ay := x.([]any), y.([]any)
+	out := make([]any, len(a.fs))
+	for i, f := range a.fs {
+		var err error
+		switch f.Kind {
+		case "count":
+			out[i] = ax[i].(int64) + ay[i].(int64)
+		case "sum":
+			out[i], err = addNumbers(ax[i], ay[i])
+		case "min", "max":
+			switch {
+			case ax[i] == nil:
+				out[i] = ay[i]
+			case ay[i] == nil:
+				out[i] = ax[i]
+			default:
+				c, cerr := value.Compare(ay[i], ax[i])
+				err = cerr
+				out[i] = ax[i]
+				if (f.Kind == "min" && c < 0) || (f.Kind == "max" && c > 0) {
+					out[i] = ay[i]
+				}
+			}
+		case "avg":
+			px, py := ax[i].([]any), ay[i].([]any)
+			out[i] = []any{px[0].(float64) + py[0].(float64), px[1].(int64) + py[1].(int64)}
+		case "accumulator":
+			out[i], err = f.Merge.Eval(ax[i], ay[i])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("aggregate field %q merge: %w", f.Name, err)
+		}
+	}
+	return out, nil
+}
+
+func (a fields) result(accAny any, out map[string]any) (any, error) {
+	acc := accAny.([]any)
+	for i, f := range a.fs {
+		switch f.Kind {
+		case "avg":
+			p := acc[i].([]any)
+			if n := p[1].(int64); n > 0 {
+				out[f.Name] = p[0].(float64) / float64(n)
+			} else {
+				out[f.Name] = nil
+			}
+		case "accumulator":
+			if f.Result != nil {
+				v, err := f.Result.Eval1(acc[i])
+				if err != nil {
+					return nil, fmt.Errorf("aggregate field %q result: %w", f.Name, err)
+				}
+				out[f.Name] = v
+			} else {
+				out[f.Name] = acc[i]
+			}
+		default:
+			out[f.Name] = acc[i]
+		}
+	}
+	return out, nil
+}
+
+// addNumbers sums two numbers, staying integral while both are ints.
+func addNumbers(a, b any) (any, error) {
+	if a == nil {
+		if _, ok := value.ToFloat(b); !ok && b != nil {
+			return nil, fmt.Errorf("sum needs numbers, got %s", value.TypeName(b))
+		}
+		return b, nil
+	}
+	if b == nil {
+		return a, nil
+	}
+	if x, ok := a.(int64); ok {
+		if y, ok := b.(int64); ok {
+			return x + y, nil
+		}
+	}
+	x, ok1 := value.ToFloat(a)
+	y, ok2 := value.ToFloat(b)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("sum needs numbers, got %s and %s", value.TypeName(a), value.TypeName(b))
+	}
+	return x + y, nil
+}
+
+// Rolling is a keyed rolling reduce or aggregation. In STREAMING it emits the
+// updated result for every record; in BATCH only the final result per key,
+// when the key ends.
+type Rolling struct {
+	keyedBase
+	agg    aggregator
+	isAgg  bool
+	acc    state.ValueState
+	lastTs int64
+}
+
+func (o *Rolling) Open(ctx *Context, out Collector) error {
+	o.openKeyed(ctx, out)
+	o.acc = o.st.Value("acc", state.Codec{})
+	o.onTimer = func(state.Timer) error { return nil }
+	o.endKey = o.emitFinal
+	return nil
+}
+
+func (o *Rolling) Process(r *value.Record, _ int) error {
+	o.setKey(r)
+	acc := o.acc.Get()
+	if acc == nil {
+		var err error
+		if acc, err = o.agg.create(); err != nil {
+			return o.fail(err)
+		}
+	}
+	acc, err := o.agg.add(acc, r)
+	if err != nil {
+		return o.fail(err)
+	}
+	o.acc.Set(acc)
+	o.lastTs = r.Ts
+	if o.ctx.Batch() {
+		return nil
+	}
+	return o.emit(acc, r.Ts)
+}
+
+func (o *Rolling) emit(acc any, ts int64) error {
+	var fields map[string]any
+	if o.isAgg {
+		fields = map[string]any{"key": o.st.CurrentKey()}
+	}
+	v, err := o.agg.result(acc, fields)
+	if err != nil {
+		return o.fail(err)
+	}
+	out := value.Record{Value: v, Ts: ts}
+	return o.out.Collect(&out)
+}
+
+func (o *Rolling) emitFinal() error {
+	acc := o.acc.Get()
+	if acc == nil {
+		return nil
+	}
+	return o.emit(acc, o.lastTs)
+}

@@ -1,0 +1,196 @@
+package operator
+
+import (
+	"fmt"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/engine/value"
+	"github.com/flinkjob/flinkjob/engine/watermark"
+)
+
+// Map evaluates a CEL expression per record.
+type Map struct {
+	base
+	prog *expr.Program
+}
+
+func (m *Map) Process(r *value.Record, _ int) error {
+	v, err := m.prog.Eval1(r.Value)
+	if err != nil {
+		return m.fail(err)
+	}
+	out := value.Record{Value: v, Ts: r.Ts}
+	return m.out.Collect(&out)
+}
+
+// Filter keeps records for which a CEL predicate holds.
+type Filter struct {
+	base
+	prog *expr.Program
+}
+
+func (f *Filter) Process(r *value.Record, _ int) error {
+	ok, err := f.prog.EvalBool(r.Value)
+	if err != nil {
+		return f.fail(err)
+	}
+	if !ok {
+		return nil
+	}
+	out := value.Record{Value: r.Value, Ts: r.Ts}
+	return f.out.Collect(&out)
+}
+
+// FlatMap emits each element of the list a CEL expression returns.
+type FlatMap struct {
+	base
+	prog *expr.Program
+}
+
+func (f *FlatMap) Process(r *value.Record, _ int) error {
+	v, err := f.prog.Eval1(r.Value)
+	if err != nil {
+		return f.fail(err)
+	}
+	list, ok := v.([]any)
+	if !ok && v != nil {
+		return f.fail(fmt.Errorf("flatMap expression %q returned %s, want a list", f.prog.Source(), value.TypeName(v)))
+	}
+	for _, e := range list {
+		out := value.Record{Value: e, Ts: r.Ts}
+		if err := f.out.Collect(&out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Call runs a Go function registered with package udf.
+type Call struct {
+	base
+	fn   udf.Func
+	ts   int64
+	err  error
+	emit func(any)
+}
+
+func (c *Call) Open(ctx *Context, out Collector) error {
+	c.base.Open(ctx, out)
+	c.emit = func(v any) {
+		if c.err != nil {
+			return
+		}
+		rec := value.Record{Value: value.Normalize(v), Ts: c.ts}
+		c.err = c.out.Collect(&rec)
+	}
+	return nil
+}
+
+func (c *Call) Process(r *value.Record, _ int) error {
+	c.ts = r.Ts
+	if err := c.fn(r.Value, c.emit); err != nil {
+		return c.fail(err)
+	}
+	err := c.err
+	c.err = nil
+	return err
+}
+
+// Union forwards records from all its inputs. Its watermark is already the
+// minimum over the inputs (the task's valve computes it).
+type Union struct{ base }
+
+func (u *Union) Process(r *value.Record, _ int) error {
+	out := value.Record{Value: r.Value, Ts: r.Ts}
+	return u.out.Collect(&out)
+}
+
+// Source is the head of a source stage: it stamps each record with its
+// event time and tracks the watermark the source's strategy implies.
+// The task reads the connector and calls Process per value.
+type Source struct {
+	base
+	tsProg *expr.Program
+	gen    *watermark.Generator // nil when the job has no watermark strategy or in BATCH
+	last   int64
+}
+
+func (s *Source) Open(ctx *Context, out Collector) error {
+	s.base.Open(ctx, out)
+	s.last = value.MinWatermark
+	return nil
+}
+
+func (s *Source) Process(r *value.Record, _ int) error {
+	if s.tsProg != nil {
+		v, err := s.tsProg.Eval1(r.Value)
+		if err != nil {
+			return s.fail(err)
+		}
+		ts, err := expr.ToMillis(v)
+		if err != nil {
+			return s.fail(fmt.Errorf("source.timestamp: %v", err))
+		}
+		r.Ts = ts
+		if s.gen != nil {
+			s.gen.OnEvent(ts)
+		}
+	}
+	return s.out.Collect(r)
+}
+
+// EmitWatermark sends the strategy's current watermark if it advanced. The
+// task calls it after each batch read from the connector (STREAMING only).
+func (s *Source) EmitWatermark() error {
+	if s.gen == nil {
+		return nil
+	}
+	if wm := s.gen.Current(); wm > s.last {
+		s.last = wm
+		return s.out.Watermark(wm)
+	}
+	return nil
+}
+
+// Sink writes records to a connector writer.
+type Sink struct {
+	base
+	sink     connector.Sink
+	w        connector.Writer
+	finished bool
+}
+
+func (s *Sink) Open(ctx *Context, out Collector) error {
+	s.base.Open(ctx, out)
+	w, err := s.sink.Open(ctx.Ctx, ctx.Subtask, ctx.Parallelism)
+	if err != nil {
+		return s.fail(err)
+	}
+	s.w = w
+	return nil
+}
+
+func (s *Sink) Process(r *value.Record, _ int) error {
+	if err := s.w.Write(r); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *Sink) Watermark(int64) error { return nil }
+
+func (s *Sink) Finish() error {
+	s.finished = true
+	if err := s.w.Close(); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *Sink) Close() {
+	if !s.finished && s.w != nil {
+		s.w.Abort()
+	}
+}

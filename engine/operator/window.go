@@ -1,0 +1,306 @@
+package operator
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/state"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// assigner maps a timestamp to its windows, as Flink's window assigners.
+type assigner struct {
+	typ   spec.WindowType
+	size  int64
+	slide int64
+	gap   int64
+}
+
+// windowStart is Flink's TimeWindow.getWindowStartWithOffset with offset 0.
+func windowStart(ts, size int64) int64 {
+	r := ts % size
+	if r < 0 {
+		r += size
+	}
+	return ts - r
+}
+
+// assign calls fn with [start, end) of every window holding ts.
+func (a assigner) assign(ts int64, fn func(start, end int64) error) error {
+	switch a.typ {
+	case spec.Tumbling:
+		s := windowStart(ts, a.size)
+		return fn(s, s+a.size)
+	case spec.Sliding:
+		last := windowStart(ts, a.slide)
+		for s := last; s > ts-a.size; s -= a.slide {
+			if err := fn(s, s+a.size); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fn(ts, ts+a.gap)
+}
+
+// win is one window of one key with its accumulator.
+type win struct {
+	start, end int64
+	acc        any
+}
+
+func (w *win) maxTs() int64 { return w.end - 1 }
+
+// winSet is a key's open windows, ordered by start. Keys usually have a
+// handful, so a sorted slice beats a map.
+type winSet struct{ ws []*win }
+
+func (s *winSet) find(start, end int64) *win {
+	for _, w := range s.ws {
+		if w.start == start && w.end == end {
+			return w
+		}
+	}
+	return nil
+}
+
+func (s *winSet) insert(w *win) {
+	i := sort.Search(len(s.ws), func(i int) bool { return s.ws[i].start > w.start })
+	s.ws = append(s.ws, nil)
+	copy(s.ws[i+1:], s.ws[i:])
+	s.ws[i] = w
+}
+
+func (s *winSet) remove(w *win) {
+	for i, x := range s.ws {
+		if x == w {
+			s.ws = append(s.ws[:i], s.ws[i+1:]...)
+			return
+		}
+	}
+}
+
+// winSetCodec lets window state be snapshotted as [[start, end, acc], ...].
+var winSetCodec = state.Codec{
+	ToValue: func(v any) any {
+		s := v.(*winSet)
+		out := make([]any, len(s.ws))
+		for i, w := range s.ws {
+			out[i] = []any{w.start, w.end, w.acc}
+		}
+		return out
+	},
+	FromValue: func(v any) (any, error) {
+		list, ok := v.([]any)
+		if !ok {
+			return nil, fmt.Errorf("window state: want a list, got %s", value.TypeName(v))
+		}
+		s := &winSet{}
+		for _, e := range list {
+			t, ok := e.([]any)
+			if !ok || len(t) != 3 {
+				return nil, fmt.Errorf("window state: bad entry")
+			}
+			st, ok1 := t[0].(int64)
+			en, ok2 := t[1].(int64)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("window state: bad bounds")
+			}
+			s.ws = append(s.ws, &win{start: st, end: en, acc: t[2]})
+		}
+		return s, nil
+	},
+}
+
+// Window is an event-time window operator over a keyed stream: tumbling,
+// sliding or session windows, fired by the event-time trigger when the
+// watermark passes a window's end, with allowed lateness (late records
+// within it re-fire the window with the updated result) and a side output
+// for records too late for any window.
+type Window struct {
+	keyedBase
+	step     string
+	asg      assigner
+	lateness int64
+	agg      aggregator
+	isAgg    bool
+	lateName string
+	late     Collector
+	wins     state.ValueState
+}
+
+func (o *Window) Open(ctx *Context, out Collector) error {
+	o.openKeyed(ctx, out)
+	o.wins = o.st.Value("windows", winSetCodec)
+	o.onTimer = o.fire
+	if o.lateName != "" && ctx.SideOutput != nil {
+		o.late = ctx.SideOutput(o.step, o.lateName)
+	}
+	return nil
+}
+
+func (o *Window) set() *winSet {
+	if s, ok := o.wins.Get().(*winSet); ok {
+		return s
+	}
+	return &winSet{}
+}
+
+func (o *Window) isLate(w *win) bool {
+	return w.maxTs()+o.lateness <= o.wm
+}
+
+func (o *Window) Process(r *value.Record, _ int) error {
+	if r.Ts == value.NoTimestamp {
+		return o.fail(fmt.Errorf("a window needs event time, but the record has no timestamp: set source.timestamp on the source"))
+	}
+	o.setKey(r)
+	ws := o.set()
+	var err error
+	var placed bool
+	if o.asg.typ == spec.Session {
+		placed, err = o.addSession(ws, r)
+	} else {
+		err = o.asg.assign(r.Ts, func(start, end int64) error {
+			w := ws.find(start, end)
+			if w == nil {
+				w = &win{start: start, end: end}
+				if o.isLate(w) {
+					return nil
+				}
+				acc, err := o.agg.create()
+				if err != nil {
+					return err
+				}
+				w.acc = acc
+				ws.insert(w)
+				o.registerTimers(w)
+			}
+			placed = true
+			acc, err := o.agg.add(w.acc, r)
+			if err != nil {
+				return err
+			}
+			w.acc = acc
+			if w.maxTs() <= o.wm {
+				// A late record within the allowed lateness: fire again now.
+				return o.emit(w)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return o.fail(err)
+	}
+	if len(ws.ws) > 0 {
+		o.wins.Set(ws)
+	} else {
+		o.wins.Clear()
+	}
+	if !placed {
+		return o.dropLate(r)
+	}
+	return nil
+}
+
+func (o *Window) addSession(ws *winSet, r *value.Record) (bool, error) {
+	nw := &win{start: r.Ts, end: r.Ts + o.asg.gap}
+	var merged []*win
+	for _, w := range ws.ws {
+		// Flink's TimeWindow.intersects: touching sessions merge.
+		if w.start <= nw.end && w.end >= nw.start {
+			merged = append(merged, w)
+			if w.start < nw.start {
+				nw.start = w.start
+			}
+			if w.end > nw.end {
+				nw.end = w.end
+			}
+		}
+	}
+	if o.isLate(nw) {
+		return false, nil
+	}
+	acc, err := o.agg.create()
+	if err != nil {
+		return false, err
+	}
+	for _, w := range merged {
+		if acc, err = o.agg.merge(acc, w.acc); err != nil {
+			return false, err
+		}
+		ws.remove(w)
+		if w.end != nw.end {
+			o.timers.Delete(state.EventTime, w.maxTs())
+			if o.lateness > 0 {
+				o.timers.Delete(state.EventTime, w.maxTs()+o.lateness)
+			}
+		}
+	}
+	if acc, err = o.agg.add(acc, r); err != nil {
+		return false, err
+	}
+	nw.acc = acc
+	ws.insert(nw)
+	o.registerTimers(nw)
+	if nw.maxTs() <= o.wm {
+		return true, o.emit(nw)
+	}
+	return true, nil
+}
+
+func (o *Window) registerTimers(w *win) {
+	o.timers.Register(state.EventTime, w.maxTs())
+	if o.lateness > 0 {
+		o.timers.Register(state.EventTime, w.maxTs()+o.lateness)
+	}
+}
+
+func (o *Window) dropLate(r *value.Record) error {
+	if o.late != nil {
+		out := value.Record{Value: r.Value, Ts: r.Ts}
+		return o.late.Collect(&out)
+	}
+	if o.ctx.LateDropped != nil {
+		*o.ctx.LateDropped++
+	}
+	return nil
+}
+
+// fire handles a timer: windows ending at it emit their result; windows
+// whose cleanup time (end + allowed lateness) it is are dropped.
+func (o *Window) fire(t state.Timer) error {
+	ws := o.set()
+	var keep []*win
+	for _, w := range ws.ws {
+		if w.maxTs() == t.Ts {
+			if err := o.emit(w); err != nil {
+				return err
+			}
+		}
+		if w.maxTs()+o.lateness > t.Ts {
+			keep = append(keep, w)
+		}
+	}
+	ws.ws = keep
+	if len(keep) == 0 {
+		o.wins.Clear()
+	} else {
+		o.wins.Set(ws)
+	}
+	return nil
+}
+
+func (o *Window) emit(w *win) error {
+	var fields map[string]any
+	if o.isAgg {
+		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": w.start, "windowEnd": w.end}
+	}
+	v, err := o.agg.result(w.acc, fields)
+	if err != nil {
+		return err
+	}
+	out := value.Record{Value: v, Ts: w.maxTs()}
+	return o.out.Collect(&out)
+}

@@ -1,0 +1,888 @@
+// Package plan turns a job's steps into a validated graph and then into an
+// execution plan: stages (chains of one-to-one operators cut at shuffles),
+// their parallelism and the edges between them with their partitioning.
+//
+// Build is the one validation function shared by the CLI, the admission
+// webhook and the controller: every problem is reported with the field path
+// of the manifest (spec.steps[2].reduce) and what is wrong. Validation also
+// compiles every CEL expression, and the compiled programs stay on the graph
+// nodes so the operators never compile twice.
+package plan
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// Kind is what a step does.
+type Kind string
+
+const (
+	KindSource    Kind = "source"
+	KindMap       Kind = "map"
+	KindFilter    Kind = "filter"
+	KindFlatMap   Kind = "flatMap"
+	KindCall      Kind = "call"
+	KindKeyBy     Kind = "keyBy"     // virtual: keys the stream for its consumers
+	KindPartition Kind = "partition" // virtual: rebalance/broadcast for its consumers
+	KindReduce    Kind = "reduce"
+	KindAggregate Kind = "aggregate"
+	KindWindow    Kind = "window"
+	KindUnion     Kind = "union"
+	KindJoin      Kind = "join"
+	KindProcess   Kind = "process"
+	KindSink      Kind = "sink"
+)
+
+// Virtual reports whether the kind is only a partitioning instruction, not an operator.
+func (k Kind) Virtual() bool { return k == KindKeyBy || k == KindPartition }
+
+// Keyed reports whether the operator works on a keyed stream.
+func (k Kind) Keyed() bool {
+	switch k {
+	case KindReduce, KindAggregate, KindWindow, KindJoin, KindProcess:
+		return true
+	}
+	return false
+}
+
+// Node is one step of the validated graph.
+type Node struct {
+	Index       int // position in spec.steps
+	Name        string
+	Path        string // field path, e.g. spec.steps[3]
+	Step        *spec.Step
+	Kind        Kind
+	Parallelism int
+	// Inputs are the real (non-virtual) producers this node reads, with the
+	// partitioning of each edge resolved.
+	Inputs []*Input
+	// Exprs holds the compiled CEL programs of this step.
+	Exprs Exprs
+	// Bounded is set on sources.
+	Bounded bool
+	// Consumers counts the edges leaving this node (main and side outputs).
+	Consumers int
+	order     int // topological position
+}
+
+// Input is an edge into a node.
+type Input struct {
+	From *Node
+	// Output is the side output read ("" for the main output).
+	Output       string
+	Partitioning spec.Partitioning
+	// Key computes the key for HASH partitioning (the keyBy expression).
+	Key    *expr.Program
+	KeySrc string
+}
+
+// Exprs are a step's compiled expressions. Which are set depends on the kind.
+type Exprs struct {
+	Main      *expr.Program // map, filter, flatMap, reduce, window reduce
+	Timestamp *expr.Program // source timestamp assigner
+	Datagen   *expr.Program
+	Select    *expr.Program // join output
+	OnElement *expr.Program
+	OnTimer   *expr.Program
+	Agg       []AggField
+}
+
+// AggField is one compiled aggregation.
+type AggField struct {
+	Name string
+	Kind string // count, sum, min, max, avg, accumulator
+	Arg  *expr.Program
+	// For accumulators:
+	Init, Add, Merge, Result *expr.Program
+}
+
+// rawIn is an input as named in the manifest, before virtual steps are followed.
+type rawIn struct {
+	from   *Node
+	output string
+}
+
+// Graph is a validated job.
+type Graph struct {
+	Job   *spec.Job
+	Mode  spec.RuntimeMode // resolved: STREAMING or BATCH
+	Nodes []*Node          // real nodes in topological order
+	byName map[string]*Node
+}
+
+// Node returns a real node by step name.
+func (g *Graph) Node(name string) *Node { return g.byName[name] }
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Options tune validation.
+type Options struct {
+	// Mode overrides spec.runtimeMode (the CLI's --mode).
+	Mode spec.RuntimeMode
+	// KnownCalls, when set, lists the Go functions registered in this binary;
+	// `call` steps naming others are refused.
+	KnownCalls func(name string) bool
+}
+
+// Validate checks a job and returns nil or a *ValidationError.
+func Validate(job *spec.Job, opts Options) error {
+	_, err := Build(job, opts)
+	return err
+}
+
+// ResolveMode returns the mode a job runs in: AUTOMATIC becomes BATCH when
+// every source is bounded, else STREAMING.
+func ResolveMode(job *spec.Job, override spec.RuntimeMode) spec.RuntimeMode {
+	mode := job.RuntimeMode
+	if override != "" {
+		mode = override
+	}
+	switch mode {
+	case "", spec.Streaming:
+		return spec.Streaming
+	case spec.Batch:
+		return spec.Batch
+	}
+	for i := range job.Steps {
+		if s := job.Steps[i].Source; s != nil && !sourceBounded(s) {
+			return spec.Streaming
+		}
+	}
+	return spec.Batch
+}
+
+func sourceBounded(s *spec.Source) bool {
+	return s.Datagen == nil || s.Datagen.Count != nil
+}
+
+// Build validates a job and returns its graph.
+func Build(job *spec.Job, opts Options) (*Graph, error) {
+	var el errList
+	if job == nil {
+		el.add("spec", "is empty")
+		return nil, el.err()
+	}
+	mode := job.RuntimeMode
+	if opts.Mode != "" {
+		mode = opts.Mode
+	}
+	switch mode {
+	case "", spec.Streaming, spec.Batch, spec.Automatic:
+	default:
+		el.add("spec.runtimeMode", "must be STREAMING, BATCH or AUTOMATIC, not %q", mode)
+	}
+	switch job.BatchProcessingTime {
+	case "", spec.ProcessingTimeFail, spec.ProcessingTimeIgnore:
+	default:
+		el.add("spec.batchProcessingTime", "must be FAIL or IGNORE, not %q", job.BatchProcessingTime)
+	}
+	defPar := int(job.Parallelism)
+	if job.Parallelism == 0 {
+		defPar = 1
+	} else if job.Parallelism < 0 || job.Parallelism > 1024 {
+		el.add("spec.parallelism", "must be between 1 and 1024, not %d", job.Parallelism)
+		defPar = 1
+	}
+	if len(job.Steps) == 0 {
+		el.add("spec.steps", "a job needs at least one step (a source and a sink)")
+		return nil, el.err()
+	}
+
+	g := &Graph{Job: job, byName: map[string]*Node{}}
+	g.Mode = ResolveMode(job, opts.Mode)
+
+	// Pass 1: names, kinds, per-step settings.
+	all := make([]*Node, len(job.Steps))
+	names := map[string]int{}
+	sideOutputs := map[string]*Node{}
+	for i := range job.Steps {
+		st := &job.Steps[i]
+		n := &Node{Index: i, Name: st.Name, Path: fmt.Sprintf("spec.steps[%d]", i), Step: st}
+		all[i] = n
+		switch {
+		case st.Name == "":
+			el.add(n.Path+".name", "is required")
+		case !nameRE.MatchString(st.Name) || len(st.Name) > 63:
+			el.add(n.Path+".name", "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", st.Name)
+		}
+		if j, dup := names[st.Name]; dup && st.Name != "" {
+			el.add(n.Path+".name", "%q is already the name of spec.steps[%d]", st.Name, j)
+		} else {
+			names[st.Name] = i
+		}
+		n.Kind = stepKind(st, n.Path, &el)
+		n.Parallelism = defPar
+		if st.Parallelism != nil {
+			if *st.Parallelism < 1 || *st.Parallelism > 1024 {
+				el.add(n.Path+".parallelism", "must be between 1 and 1024, not %d", *st.Parallelism)
+			} else {
+				n.Parallelism = int(*st.Parallelism)
+			}
+		}
+		switch st.Partitioning {
+		case "", spec.Forward, spec.Rebalance, spec.Broadcast:
+		default:
+			el.add(n.Path+".partitioning", "must be FORWARD, REBALANCE or BROADCAST, not %q", st.Partitioning)
+		}
+		if st.Window != nil && st.Window.LateDataOutput != "" {
+			so := st.Window.LateDataOutput
+			if !nameRE.MatchString(so) {
+				el.add(n.Path+".window.lateDataOutput", "%q must be a lowercase DNS label", so)
+			}
+			sideOutputs[so] = n
+		}
+	}
+	for so, n := range sideOutputs {
+		if j, clash := names[so]; clash {
+			el.add(n.Path+".window.lateDataOutput", "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
+		}
+	}
+	if len(el.errs) > 0 {
+		return nil, el.err()
+	}
+
+	// Pass 2: inputs (by name), counts.
+	rawInputs := make([][]rawIn, len(all))
+	for i, n := range all {
+		st := n.Step
+		ins := st.Inputs
+		if len(ins) == 0 && n.Kind != KindSource {
+			if i == 0 {
+				el.add(n.Path+".inputs", "the first step has no previous step to read; make it a source or name its inputs")
+				continue
+			}
+			ins = []string{all[i-1].Name}
+		}
+		if n.Kind == KindSource && len(st.Inputs) > 0 {
+			el.add(n.Path+".inputs", "a source reads no inputs")
+			continue
+		}
+		seen := map[string]bool{}
+		for j, in := range ins {
+			p := fmt.Sprintf("%s.inputs[%d]", n.Path, j)
+			if seen[in] {
+				el.add(p, "%q is listed twice", in)
+				continue
+			}
+			seen[in] = true
+			if k, ok := names[in]; ok {
+				if all[k] == n {
+					el.add(p, "step %q cannot read itself", in)
+					continue
+				}
+				if all[k].Kind == KindSink {
+					el.add(p, "%q is a sink and has no output to read", in)
+					continue
+				}
+				rawInputs[i] = append(rawInputs[i], rawIn{from: all[k]})
+			} else if w, ok := sideOutputs[in]; ok {
+				if w == n {
+					el.add(p, "step %q cannot read its own side output", n.Name)
+					continue
+				}
+				rawInputs[i] = append(rawInputs[i], rawIn{from: w, output: in})
+			} else {
+				el.add(p, "no step or side output is named %q", in)
+			}
+		}
+		want := ""
+		switch n.Kind {
+		case KindJoin:
+			if len(ins) != 2 {
+				want = "exactly 2 inputs (left, right)"
+			}
+		case KindUnion:
+			if len(ins) < 2 {
+				want = "at least 2 inputs"
+			}
+		case KindProcess, KindSource:
+		default:
+			if len(ins) > 1 {
+				want = "exactly 1 input; use a union step to merge streams"
+			}
+		}
+		if want != "" {
+			el.add(n.Path+".inputs", "a %s step needs %s, has %d", n.Kind, want, len(ins))
+		}
+	}
+	if len(el.errs) > 0 {
+		return nil, el.err()
+	}
+
+	// Cycles.
+	if cyc := findCycle(all, func(n *Node) []*Node {
+		var out []*Node
+		for _, r := range rawInputs[n.Index] {
+			out = append(out, r.from)
+		}
+		return out
+	}); cyc != nil {
+		var parts []string
+		for _, c := range cyc {
+			parts = append(parts, c.Name)
+		}
+		el.add(cyc[0].Path+".inputs", "the steps form a cycle: %s", strings.Join(parts, " -> "))
+		return nil, el.err()
+	}
+
+	// Pass 3: compile expressions, resolve partitioning, check keyed inputs.
+	for _, n := range all {
+		compileStep(g, n, &el, opts)
+	}
+	for _, n := range all {
+		if n.Kind.Virtual() {
+			continue
+		}
+		for j, r := range rawInputs[n.Index] {
+			in := resolveInput(n, j, r.from, r.output, rawInputs, &el)
+			if in != nil {
+				n.Inputs = append(n.Inputs, in)
+				in.From.Consumers++
+			}
+		}
+	}
+	// A virtual step nobody reads is a dangling keyBy; say so.
+	for _, n := range all {
+		if n.Kind.Virtual() {
+			used := false
+			for _, m := range all {
+				for _, r := range rawInputs[m.Index] {
+					if r.from == n {
+						used = true
+					}
+				}
+			}
+			if !used {
+				el.add(n.Path, "step %q only partitions its input (%s) but no step reads it", n.Name, n.Kind)
+			}
+		}
+	}
+	if len(el.errs) > 0 {
+		return nil, el.err()
+	}
+
+	// Boundedness and mode.
+	for _, n := range all {
+		if n.Kind == KindSource {
+			n.Bounded = sourceBounded(n.Step.Source)
+			if mode == spec.Batch && !n.Bounded {
+				el.add(n.Path+".source", "source %q is unbounded (datagen without count) but runtimeMode is BATCH, which needs every source bounded; set a count or use STREAMING", n.Name)
+			}
+		}
+	}
+	hasSink := false
+	for _, n := range all {
+		if n.Kind == KindSink {
+			hasSink = true
+		}
+	}
+	if !hasSink {
+		el.add("spec.steps", "the job has no sink step; its results would go nowhere")
+	}
+	for _, n := range all {
+		if !n.Kind.Virtual() && n.Kind != KindSink && n.Consumers == 0 && len(el.errs) == 0 {
+			el.add(n.Path, "the output of step %q is not read by any step; end it in a sink", n.Name)
+		}
+	}
+	if len(el.errs) > 0 {
+		return nil, el.err()
+	}
+
+	// Topological order of the real nodes (stable: spec order among ready nodes).
+	var order []*Node
+	done := map[*Node]bool{}
+	for len(order) < countReal(all) {
+		progressed := false
+		for _, n := range all {
+			if n.Kind.Virtual() || done[n] {
+				continue
+			}
+			ready := true
+			for _, in := range n.Inputs {
+				if !done[in.From] {
+					ready = false
+				}
+			}
+			if ready {
+				n.order = len(order)
+				order = append(order, n)
+				done[n] = true
+				progressed = true
+			}
+		}
+		if !progressed {
+			break
+		}
+	}
+	g.Nodes = order
+	for _, n := range order {
+		g.byName[n.Name] = n
+	}
+	return g, nil
+}
+
+func countReal(all []*Node) int {
+	c := 0
+	for _, n := range all {
+		if !n.Kind.Virtual() {
+			c++
+		}
+	}
+	return c
+}
+
+func stepKind(st *spec.Step, path string, el *errList) Kind {
+	var kinds []Kind
+	add := func(set bool, k Kind) {
+		if set {
+			kinds = append(kinds, k)
+		}
+	}
+	add(st.Source != nil, KindSource)
+	add(st.Map != "", KindMap)
+	add(st.Filter != "", KindFilter)
+	add(st.FlatMap != "", KindFlatMap)
+	add(st.Call != "", KindCall)
+	add(st.Reduce != "", KindReduce)
+	add(st.Aggregate != nil, KindAggregate)
+	add(st.Window != nil, KindWindow)
+	add(st.Union != nil, KindUnion)
+	add(st.Join != nil, KindJoin)
+	add(st.Process != nil, KindProcess)
+	add(st.Sink != nil, KindSink)
+	if len(kinds) > 1 {
+		var s []string
+		for _, k := range kinds {
+			s = append(s, string(k))
+		}
+		el.add(path, "sets %s; a step does exactly one thing", strings.Join(s, " and "))
+		return kinds[0]
+	}
+	if len(kinds) == 0 {
+		switch {
+		case st.KeyBy != "":
+			if st.Partitioning != "" {
+				el.add(path+".partitioning", "a keyBy step partitions by key; it cannot also set partitioning")
+			}
+			return KindKeyBy
+		case st.Partitioning != "":
+			return KindPartition
+		}
+		el.add(path, "step %q does nothing: set one of source, map, filter, flatMap, call, keyBy, reduce, aggregate, window, union, join, process, sink", st.Name)
+		return KindMap
+	}
+	k := kinds[0]
+	if st.KeyBy != "" {
+		switch k {
+		case KindReduce, KindAggregate, KindWindow, KindProcess:
+		case KindJoin:
+			el.add(path+".keyBy", "a join keys its inputs with join.leftKey and join.rightKey; remove keyBy")
+		default:
+			el.add(path+".keyBy", "keyBy goes alone on its own step or with reduce, aggregate, window or process, not with %s", k)
+		}
+	}
+	return k
+}
+
+func findCycle(all []*Node, deps func(*Node) []*Node) []*Node {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[*Node]int{}
+	var stack []*Node
+	var cycle []*Node
+	var visit func(n *Node) bool
+	visit = func(n *Node) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, d := range deps(n) {
+			if color[d] == grey {
+				// cycle: from d to n along the stack
+				for i, s := range stack {
+					if s == d {
+						cycle = append(append([]*Node{}, stack[i:]...), d)
+					}
+				}
+				return true
+			}
+			if color[d] == white && visit(d) {
+				return true
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return false
+	}
+	for _, n := range all {
+		if color[n] == white && visit(n) {
+			// Report the cycle in data-flow order.
+			for i, j := 0, len(cycle)-1; i < j; i, j = i+1, j-1 {
+				cycle[i], cycle[j] = cycle[j], cycle[i]
+			}
+			return cycle
+		}
+	}
+	return nil
+}
+
+// resolveInput follows virtual steps to the real producer and decides the
+// edge's partitioning: the consumer's own key (keyBy or join keys) wins, then
+// the nearest virtual step, then the consumer's partitioning, then FORWARD
+// (or REBALANCE when parallelism differs), as Flink does.
+func resolveInput(n *Node, idx int, from *Node, output string, raw [][]rawIn, el *errList) *Input {
+	in := &Input{}
+	p := fmt.Sprintf("%s.inputs[%d]", n.Path, idx)
+	// Walk virtual steps.
+	var viaKey *Node
+	var viaPart spec.Partitioning
+	cur, curOut := from, output
+	for cur.Kind.Virtual() {
+		if cur.Kind == KindKeyBy && viaKey == nil && viaPart == "" {
+			viaKey = cur
+		}
+		if cur.Kind == KindPartition && viaKey == nil && viaPart == "" {
+			viaPart = cur.Step.Partitioning
+		}
+		r := raw[cur.Index]
+		if len(r) != 1 {
+			el.add(cur.Path+".inputs", "a %s step reads exactly one input", cur.Kind)
+			return nil
+		}
+		cur, curOut = r[0].from, r[0].output
+	}
+	in.From, in.Output = cur, curOut
+
+	switch {
+	case viaPart == spec.Broadcast || (viaPart == "" && viaKey == nil && n.Step.Partitioning == spec.Broadcast):
+		in.Partitioning = spec.Broadcast
+	case n.Kind == KindJoin:
+		in.Partitioning = spec.Hash
+		if idx == 0 {
+			in.Key, in.KeySrc = compileKey(n.Step.Join.LeftKey, n.Path+".join.leftKey", n.Name, el)
+		} else {
+			in.Key, in.KeySrc = compileKey(n.Step.Join.RightKey, n.Path+".join.rightKey", n.Name, el)
+		}
+	case n.Step.KeyBy != "":
+		in.Partitioning = spec.Hash
+		in.Key, in.KeySrc = compileKey(n.Step.KeyBy, n.Path+".keyBy", n.Name, el)
+	case viaKey != nil:
+		in.Partitioning = spec.Hash
+		in.Key, in.KeySrc = compileKey(viaKey.Step.KeyBy, viaKey.Path+".keyBy", viaKey.Name, el)
+	case viaPart != "":
+		in.Partitioning = viaPart
+	case n.Step.Partitioning != "":
+		in.Partitioning = n.Step.Partitioning
+	default:
+		in.Partitioning = spec.Forward
+		if cur.Parallelism != n.Parallelism {
+			in.Partitioning = spec.Rebalance
+		}
+	}
+	if in.Partitioning == spec.Forward && cur.Parallelism != n.Parallelism {
+		el.add(p, "FORWARD needs equal parallelism, but %q has %d and %q has %d; use REBALANCE", cur.Name, cur.Parallelism, n.Name, n.Parallelism)
+	}
+	if n.Kind.Keyed() && in.Partitioning != spec.Hash && !(n.Kind == KindProcess && in.Partitioning == spec.Broadcast) {
+		el.add(p, "%s needs a keyed input: set keyBy on step %q or read from a keyBy step (input %q is %s)", n.Kind, n.Name, from.Name, strings.ToLower(string(in.Partitioning)))
+	}
+	return in
+}
+
+func compileKey(src, path, step string, el *errList) (*expr.Program, string) {
+	p, err := expr.Compile(src, expr.Any, expr.Record)
+	if err != nil {
+		el.add(path, "step %q: %v", step, err)
+		return nil, src
+	}
+	return p, src
+}
+
+func compileStep(g *Graph, n *Node, el *errList, opts Options) {
+	st := n.Step
+	c := func(path, src string, want expr.Want, vars ...string) *expr.Program {
+		p, err := expr.Compile(src, want, vars...)
+		if err != nil {
+			el.add(path, "step %q: %v", n.Name, err)
+		}
+		return p
+	}
+	dur := func(path string, d spec.Duration, positive bool) int64 {
+		v, err := d.Get()
+		if err != nil {
+			el.add(path, "%q is not a duration (use e.g. 500ms, 5s, 1m)", d)
+			return 0
+		}
+		if positive && v <= 0 {
+			el.add(path, "must be a positive duration")
+		}
+		if v < 0 {
+			el.add(path, "must not be negative")
+		}
+		return v.Milliseconds()
+	}
+	switch n.Kind {
+	case KindKeyBy:
+		c(n.Path+".keyBy", st.KeyBy, expr.Any, expr.Record)
+	case KindSource:
+		compileSource(n, el, c, dur)
+	case KindMap:
+		n.Exprs.Main = c(n.Path+".map", st.Map, expr.Any, expr.Record)
+	case KindFilter:
+		n.Exprs.Main = c(n.Path+".filter", st.Filter, expr.Bool, expr.Record)
+	case KindFlatMap:
+		n.Exprs.Main = c(n.Path+".flatMap", st.FlatMap, expr.List, expr.Record)
+	case KindCall:
+		if opts.KnownCalls != nil && !opts.KnownCalls(st.Call) {
+			el.add(n.Path+".call", "no Go function named %q is registered in this binary", st.Call)
+		}
+	case KindReduce:
+		n.Exprs.Main = c(n.Path+".reduce", st.Reduce, expr.Any, expr.Acc, expr.Record)
+	case KindAggregate:
+		n.Exprs.Agg = compileAggregate(n, n.Path+".aggregate", st.Aggregate, false, el, c)
+	case KindWindow:
+		w := st.Window
+		wp := n.Path + ".window"
+		switch w.Type {
+		case spec.Tumbling:
+			dur(wp+".size", w.Size, true)
+		case spec.Sliding:
+			size := dur(wp+".size", w.Size, true)
+			slide := dur(wp+".slide", w.Slide, true)
+			if slide > 0 && size > 0 && size%slide != 0 {
+				el.add(wp+".slide", "a sliding window's size (%s) must be a multiple of its slide (%s)", w.Size, w.Slide)
+			}
+		case spec.Session:
+			dur(wp+".gap", w.Gap, true)
+		default:
+			el.add(wp+".type", "must be tumbling, sliding or session, not %q", w.Type)
+		}
+		dur(wp+".allowedLateness", w.AllowedLateness, false)
+		switch {
+		case (w.Aggregate == nil) == (w.Reduce == ""):
+			el.add(wp, "set exactly one of aggregate and reduce")
+		case w.Aggregate != nil:
+			n.Exprs.Agg = compileAggregate(n, wp+".aggregate", w.Aggregate, w.Type == spec.Session, el, c)
+		default:
+			n.Exprs.Main = c(wp+".reduce", w.Reduce, expr.Any, expr.Acc, expr.Record)
+		}
+	case KindJoin:
+		j := st.Join
+		jp := n.Path + ".join"
+		if j.LeftKey == "" {
+			el.add(jp+".leftKey", "is required")
+		}
+		if j.RightKey == "" {
+			el.add(jp+".rightKey", "is required")
+		}
+		switch {
+		case (j.Window == nil) == (j.Interval == nil):
+			el.add(jp, "set exactly one of window (a window join) and interval (an interval join)")
+		case j.Window != nil:
+			switch j.Window.Type {
+			case spec.Tumbling:
+				dur(jp+".window.size", j.Window.Size, true)
+			case spec.Sliding:
+				size := dur(jp+".window.size", j.Window.Size, true)
+				slide := dur(jp+".window.slide", j.Window.Slide, true)
+				if slide > 0 && size > 0 && size%slide != 0 {
+					el.add(jp+".window.slide", "size must be a multiple of slide")
+				}
+			default:
+				el.add(jp+".window.type", "a window join supports tumbling or sliding windows, not %q", j.Window.Type)
+			}
+		default:
+			lo, err1 := ParseSignedDuration(j.Interval.LowerBound)
+			hi, err2 := ParseSignedDuration(j.Interval.UpperBound)
+			if err1 != nil {
+				el.add(jp+".interval.lowerBound", "%v", err1)
+			}
+			if err2 != nil {
+				el.add(jp+".interval.upperBound", "%v", err2)
+			}
+			if err1 == nil && err2 == nil && lo > hi {
+				el.add(jp+".interval", "lowerBound (%s) must not be after upperBound (%s)", j.Interval.LowerBound, j.Interval.UpperBound)
+			}
+		}
+		if j.Select != "" {
+			n.Exprs.Select = c(jp+".select", j.Select, expr.Any, expr.Left, expr.Right, expr.Key)
+		}
+	case KindProcess:
+		pp := n.Path + ".process"
+		n.Exprs.OnElement = c(pp+".onElement", st.Process.OnElement, expr.Map, ProcessElementVars...)
+		if st.Process.OnTimer != "" {
+			n.Exprs.OnTimer = c(pp+".onTimer", st.Process.OnTimer, expr.Map, ProcessTimerVars...)
+		}
+	case KindSink:
+		compileSink(n, el)
+	}
+}
+
+// ProcessElementVars are the variables of process.onElement, in order.
+var ProcessElementVars = []string{expr.Record, expr.Key, expr.State, expr.Ts, expr.Input, expr.Watermark, "broadcast"}
+
+// ProcessTimerVars are the variables of process.onTimer, in order.
+var ProcessTimerVars = []string{expr.Key, expr.State, expr.Timer, expr.TimeDomain, expr.Watermark, "broadcast"}
+
+func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...string) *expr.Program, dur func(string, spec.Duration, bool) int64) {
+	s := n.Step.Source
+	sp := n.Path + ".source"
+	kinds := 0
+	if s.Elements != nil {
+		kinds++
+		for i, e := range s.Elements {
+			if _, err := value.FromJSON(e.Raw); err != nil {
+				el.add(fmt.Sprintf("%s.elements[%d]", sp, i), "is not valid JSON: %v", err)
+			}
+		}
+	}
+	if s.Datagen != nil {
+		kinds++
+		n.Exprs.Datagen = c(sp+".datagen.value", s.Datagen.Value, expr.Any, expr.Seq)
+		if s.Datagen.Count != nil && *s.Datagen.Count < 0 {
+			el.add(sp+".datagen.count", "must not be negative")
+		}
+		if s.Datagen.RatePerSecond < 0 {
+			el.add(sp+".datagen.ratePerSecond", "must not be negative")
+		}
+	}
+	if s.Files != nil {
+		kinds++
+		if s.Files.Path == "" {
+			el.add(sp+".files.path", "is required")
+		}
+		checkFormat(sp+".files", s.Files.Format, s.Files.CSV, false, el)
+	}
+	if kinds != 1 {
+		el.add(sp, "set exactly one of elements, datagen, files")
+	}
+	if s.Timestamp != "" {
+		n.Exprs.Timestamp = c(sp+".timestamp", s.Timestamp, expr.Any, expr.Record)
+	}
+	if w := s.Watermarks; w != nil {
+		dur(sp+".watermarks.maxOutOfOrderness", w.MaxOutOfOrderness, false)
+		dur(sp+".watermarks.idleness", w.Idleness, false)
+		if s.Timestamp == "" {
+			el.add(sp+".watermarks", "watermarks need event time: set source.timestamp")
+		}
+	}
+}
+
+func checkFormat(path string, f spec.Format, csv *spec.CSVOptions, sink bool, el *errList) {
+	switch f {
+	case "", spec.FormatText, spec.FormatJSONL, spec.FormatCSV:
+	default:
+		el.add(path+".format", "must be text, jsonl or csv, not %q", f)
+	}
+	if csv != nil && len([]rune(csv.Delimiter)) > 1 {
+		el.add(path+".csv.delimiter", "must be a single character, not %q", csv.Delimiter)
+	}
+	if sink && f == spec.FormatCSV && (csv == nil || len(csv.Columns) == 0) {
+		el.add(path+".csv.columns", "a csv sink needs the columns to write, in order")
+	}
+}
+
+func compileSink(n *Node, el *errList) {
+	s := n.Step.Sink
+	sp := n.Path + ".sink"
+	kinds := 0
+	for _, set := range []bool{s.Print != nil, s.Files != nil, s.Discard != nil, s.Call != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		el.add(sp, "set exactly one of print, files, discard, call")
+	}
+	if s.Files != nil {
+		if s.Files.Path == "" {
+			el.add(sp+".files.path", "is required")
+		}
+		checkFormat(sp+".files", s.Files.Format, s.Files.CSV, true, el)
+	}
+}
+
+func compileAggregate(n *Node, path string, a *spec.Aggregate, merging bool, el *errList, c func(string, string, expr.Want, ...string) *expr.Program) []AggField {
+	if len(a.Fields) == 0 {
+		el.add(path+".fields", "needs at least one field")
+	}
+	var out []AggField
+	seen := map[string]bool{}
+	for i, f := range a.Fields {
+		fp := fmt.Sprintf("%s.fields[%d]", path, i)
+		if f.Name == "" {
+			el.add(fp+".name", "is required")
+		} else if f.Name == "key" || f.Name == "windowStart" || f.Name == "windowEnd" {
+			el.add(fp+".name", "%q is reserved for the output record", f.Name)
+		} else if seen[f.Name] {
+			el.add(fp+".name", "%q is used twice", f.Name)
+		}
+		seen[f.Name] = true
+		af := AggField{Name: f.Name}
+		set := 0
+		if f.Count {
+			set++
+			af.Kind = "count"
+		}
+		for _, o := range []struct {
+			kind, src string
+		}{{"sum", f.Sum}, {"min", f.Min}, {"max", f.Max}, {"avg", f.Avg}} {
+			if o.src != "" {
+				set++
+				af.Kind = o.kind
+				af.Arg = c(fp+"."+o.kind, o.src, expr.Any, expr.Record)
+			}
+		}
+		if acc := f.Accumulator; acc != nil {
+			set++
+			af.Kind = "accumulator"
+			ap := fp + ".accumulator"
+			af.Init = c(ap+".init", acc.Init, expr.Any)
+			af.Add = c(ap+".add", acc.Add, expr.Any, expr.Acc, expr.Record)
+			if acc.Merge != "" {
+				af.Merge = c(ap+".merge", acc.Merge, expr.Any, expr.A, expr.B)
+			} else if merging {
+				el.add(ap+".merge", "session windows merge accumulators: set merge (combining `a` and `b`)")
+			}
+			if acc.Result != "" {
+				af.Result = c(ap+".result", acc.Result, expr.Any, expr.Acc)
+			}
+		}
+		if set != 1 {
+			el.add(fp, "set exactly one of count, sum, min, max, avg, accumulator")
+		}
+		out = append(out, af)
+	}
+	return out
+}
+
+// ParseSignedDuration parses a duration that may be negative, in ms.
+func ParseSignedDuration(s string) (int64, error) {
+	neg := strings.HasPrefix(s, "-")
+	d, err := spec.Duration(strings.TrimPrefix(s, "-")).Get()
+	if err != nil || s == "" || s == "-" {
+		return 0, fmt.Errorf("%q is not a duration (use e.g. -5s, 0s, 10s)", s)
+	}
+	ms := d.Milliseconds()
+	if neg {
+		ms = -ms
+	}
+	return ms, nil
+}
+
+// SortedNames lists node names (for stable messages in tests).
+func (g *Graph) SortedNames() []string {
+	var out []string
+	for _, n := range g.Nodes {
+		out = append(out, n.Name)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,323 @@
+// Package state is keyed state and timers for keyed operators, in the two
+// forms Flink's runtime modes need:
+//
+//   - STREAMING (hash form): every key's state lives in a hash map for the
+//     life of the job, with a snapshot/restore interface for checkpoints.
+//     Timers of all keys sit in one priority queue and fire as the watermark
+//     advances.
+//   - BATCH (single-key form): input arrives sorted by key, so only the
+//     current key's state exists. Moving to the next key drops the previous
+//     key's state, which keeps memory flat however large the input is.
+//
+// Operators use the same handles (ValueState, ListState, MapState, Timers)
+// in both modes and never know which form backs them.
+package state
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// Codec converts a state value to and from the engine's dynamic values, so
+// operators may keep typed Go structs in state and still snapshot them.
+// The zero Codec stores dynamic values as they are.
+type Codec struct {
+	ToValue   func(any) any
+	FromValue func(any) (any, error)
+}
+
+type kind int
+
+const (
+	kindValue kind = iota
+	kindList
+	kindMap
+)
+
+type desc struct {
+	name  string
+	kind  kind
+	codec Codec
+}
+
+type entry struct {
+	key   any
+	slots []any
+	used  int // non-nil slots; the entry is removed when it drops to 0
+}
+
+// Keyed holds the keyed state of one operator in one subtask.
+type Keyed struct {
+	batch   bool
+	descs   []desc
+	entries map[string]*entry
+	single  entry // BATCH: the current key's entry, reused
+	cur     *entry
+	curID   string
+	curKey  any
+}
+
+// NewHash returns hash-form state (STREAMING).
+func NewHash() *Keyed { return &Keyed{entries: map[string]*entry{}} }
+
+// NewSingleKey returns single-key state (BATCH, input sorted by key).
+func NewSingleKey() *Keyed { return &Keyed{batch: true} }
+
+// Batch reports whether this is single-key state.
+func (k *Keyed) Batch() bool { return k.batch }
+
+// SetCurrentKey selects the key that state handles read and write. In
+// single-key form a different key drops the previous key's state.
+func (k *Keyed) SetCurrentKey(keyID string, key any) {
+	if keyID == k.curID && k.cur != nil {
+		return
+	}
+	k.curID, k.curKey = keyID, key
+	if k.batch {
+		if k.single.key != nil || k.single.used > 0 {
+			clear(k.single.slots)
+			k.single.used = 0
+		}
+		k.single.key = key
+		k.cur = &k.single
+		return
+	}
+	k.cur = k.entries[keyID]
+}
+
+// CurrentKey is the key selected by SetCurrentKey.
+func (k *Keyed) CurrentKey() any { return k.curKey }
+
+// CurrentKeyID is the encoded current key.
+func (k *Keyed) CurrentKeyID() string { return k.curID }
+
+// Keys returns how many keys hold state (always 0 or 1 in single-key form).
+func (k *Keyed) Keys() int {
+	if k.batch {
+		if k.single.used > 0 {
+			return 1
+		}
+		return 0
+	}
+	return len(k.entries)
+}
+
+func (k *Keyed) register(name string, kd kind, c Codec) int {
+	for _, d := range k.descs {
+		if d.name == name {
+			panic(fmt.Sprintf("state %q registered twice", name))
+		}
+	}
+	k.descs = append(k.descs, desc{name: name, kind: kd, codec: c})
+	return len(k.descs) - 1
+}
+
+func (k *Keyed) get(slot int) any {
+	if k.cur == nil || slot >= len(k.cur.slots) {
+		return nil
+	}
+	return k.cur.slots[slot]
+}
+
+func (k *Keyed) set(slot int, v any) {
+	e := k.cur
+	if e == nil {
+		if v == nil {
+			return
+		}
+		e = &entry{key: k.curKey}
+		k.entries[k.curID] = e
+		k.cur = e
+	}
+	if len(e.slots) < len(k.descs) {
+		e.slots = append(e.slots, make([]any, len(k.descs)-len(e.slots))...)
+	}
+	old := e.slots[slot]
+	e.slots[slot] = v
+	switch {
+	case old == nil && v != nil:
+		e.used++
+	case old != nil && v == nil:
+		e.used--
+		if e.used == 0 && !k.batch {
+			delete(k.entries, k.curID)
+			k.cur = nil
+		}
+	}
+}
+
+// ValueState is one value per key.
+type ValueState struct {
+	k    *Keyed
+	slot int
+}
+
+// Value registers a value state.
+func (k *Keyed) Value(name string, c Codec) ValueState {
+	return ValueState{k, k.register(name, kindValue, c)}
+}
+
+// Get returns the current key's value, or nil.
+func (s ValueState) Get() any { return s.k.get(s.slot) }
+
+// Set replaces the current key's value; nil clears it.
+func (s ValueState) Set(v any) { s.k.set(s.slot, v) }
+
+// Clear removes the current key's value.
+func (s ValueState) Clear() { s.k.set(s.slot, nil) }
+
+// ListState is a list of values per key.
+type ListState struct {
+	k    *Keyed
+	slot int
+}
+
+// List registers a list state.
+func (k *Keyed) List(name string) ListState { return ListState{k, k.register(name, kindList, Codec{})} }
+
+// Get returns the current key's list (do not modify it).
+func (s ListState) Get() []any {
+	l, _ := s.k.get(s.slot).([]any)
+	return l
+}
+
+// Add appends to the current key's list.
+func (s ListState) Add(v any) { s.k.set(s.slot, append(s.Get(), v)) }
+
+// Update replaces the current key's list; an empty list clears it.
+func (s ListState) Update(l []any) {
+	if len(l) == 0 {
+		s.k.set(s.slot, nil)
+		return
+	}
+	s.k.set(s.slot, l)
+}
+
+// Clear removes the current key's list.
+func (s ListState) Clear() { s.k.set(s.slot, nil) }
+
+// MapState is a map of string keys to values per key.
+type MapState struct {
+	k    *Keyed
+	slot int
+}
+
+// Map registers a map state.
+func (k *Keyed) Map(name string) MapState { return MapState{k, k.register(name, kindMap, Codec{})} }
+
+func (s MapState) m() map[string]any {
+	m, _ := s.k.get(s.slot).(map[string]any)
+	return m
+}
+
+// Get looks up one entry of the current key's map.
+func (s MapState) Get(key string) (any, bool) {
+	v, ok := s.m()[key]
+	return v, ok
+}
+
+// Put sets one entry.
+func (s MapState) Put(key string, v any) {
+	m := s.m()
+	if m == nil {
+		m = map[string]any{}
+		s.k.set(s.slot, m)
+	}
+	m[key] = v
+}
+
+// Remove deletes one entry.
+func (s MapState) Remove(key string) {
+	m := s.m()
+	delete(m, key)
+	if len(m) == 0 && m != nil {
+		s.k.set(s.slot, nil)
+	}
+}
+
+// Entries returns the current key's map (do not modify it).
+func (s MapState) Entries() map[string]any { return s.m() }
+
+// Clear removes the current key's map.
+func (s MapState) Clear() { s.k.set(s.slot, nil) }
+
+// Snapshot writes every key's state (hash form) with the value encoding:
+// a list of [keyID, [slot values...]] pairs, slots by registration order
+// and named so a restore can check it matches the operator.
+func (k *Keyed) Snapshot(w io.Writer) error {
+	names := make([]any, len(k.descs))
+	for i, d := range k.descs {
+		names[i] = d.name
+	}
+	entries := make([]any, 0, len(k.entries))
+	for id, e := range k.entries {
+		slots := make([]any, len(k.descs))
+		for i := range slots {
+			if i < len(e.slots) && e.slots[i] != nil {
+				v := e.slots[i]
+				if c := k.descs[i].codec; c.ToValue != nil {
+					v = c.ToValue(v)
+				}
+				slots[i] = v
+			}
+		}
+		entries = append(entries, []any{[]byte(id), slots})
+	}
+	_, err := w.Write(value.Append(nil, []any{names, entries}))
+	return err
+}
+
+// Restore replaces all state with a snapshot written by Snapshot.
+func (k *Keyed) Restore(data []byte) error {
+	v, rest, err := value.Decode(data)
+	if err != nil || len(rest) != 0 {
+		return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
+	}
+	top, ok := v.([]any)
+	if !ok || len(top) != 2 {
+		return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
+	}
+	names, _ := top[0].([]any)
+	if len(names) != len(k.descs) {
+		return fmt.Errorf("state snapshot has %d states, operator has %d", len(names), len(k.descs))
+	}
+	for i, n := range names {
+		if n != k.descs[i].name {
+			return fmt.Errorf("state snapshot has state %v where the operator has %q", n, k.descs[i].name)
+		}
+	}
+	entries, _ := top[1].([]any)
+	k.entries = make(map[string]*entry, len(entries))
+	k.cur, k.curID, k.curKey = nil, "", nil
+	for _, ev := range entries {
+		pair, ok := ev.([]any)
+		if !ok || len(pair) != 2 {
+			return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
+		}
+		id, _ := pair[0].([]byte)
+		slots, _ := pair[1].([]any)
+		key, krest, err := value.Decode(id)
+		if err != nil || len(krest) != 0 || len(slots) != len(k.descs) {
+			return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
+		}
+		e := &entry{key: key, slots: make([]any, len(k.descs))}
+		for i, s := range slots {
+			if s == nil {
+				continue
+			}
+			if c := k.descs[i].codec; c.FromValue != nil {
+				if s, err = c.FromValue(s); err != nil {
+					return fmt.Errorf("state %q: %w", k.descs[i].name, err)
+				}
+			}
+			e.slots[i] = s
+			e.used++
+		}
+		if e.used > 0 {
+			k.entries[string(id)] = e
+		}
+	}
+	return nil
+}

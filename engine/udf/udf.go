@@ -1,0 +1,100 @@
+// Package udf is the Go SDK of flinkjob: for logic CEL cannot express, a user
+// registers named Go functions in their own worker (or CLI) binary, usually
+// from an init function, and refers to them by name in the manifest
+// (`call: name` for a step, `sink: {call: name}` for a sink).
+package udf
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+)
+
+// Func processes one record value and emits zero or more output values.
+// It covers map (emit once), filter (emit the input or not) and flatMap.
+// Values are the engine's dynamic values; do not modify the input in place.
+type Func func(v any, emit func(any)) error
+
+var (
+	mu    sync.RWMutex
+	funcs = map[string]Func{}
+	sinks = map[string]connector.Sink{}
+)
+
+// Register makes fn callable as `call: name`. Registering a name twice panics.
+func Register(name string, fn Func) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := funcs[name]; dup {
+		panic(fmt.Sprintf("udf: function %q registered twice", name))
+	}
+	funcs[name] = fn
+}
+
+// Map registers a one-to-one function.
+func Map(name string, fn func(v any) (any, error)) {
+	Register(name, func(v any, emit func(any)) error {
+		out, err := fn(v)
+		if err == nil {
+			emit(out)
+		}
+		return err
+	})
+}
+
+// Filter registers a predicate.
+func Filter(name string, fn func(v any) (bool, error)) {
+	Register(name, func(v any, emit func(any)) error {
+		keep, err := fn(v)
+		if err == nil && keep {
+			emit(v)
+		}
+		return err
+	})
+}
+
+// RegisterSink makes a sink usable as `sink: {call: name}`.
+func RegisterSink(name string, s connector.Sink) {
+	mu.Lock()
+	defer mu.Unlock()
+	sinks[name] = s
+}
+
+// Lookup returns a registered function.
+func Lookup(name string) (Func, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := funcs[name]
+	return f, ok
+}
+
+// LookupSink returns a registered sink.
+func LookupSink(name string) (connector.Sink, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	s, ok := sinks[name]
+	return s, ok
+}
+
+// Known reports whether a function or sink of that name is registered.
+func Known(name string) bool {
+	mu.RLock()
+	defer mu.RUnlock()
+	_, f := funcs[name]
+	_, s := sinks[name]
+	return f || s
+}
+
+// Names lists registered functions, for error messages.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	var out []string
+	for n := range funcs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

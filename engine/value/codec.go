@@ -1,0 +1,259 @@
+package value
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+)
+
+// The binary encoding: one tag byte, then the payload.
+//
+//	nil, false, true: tag only
+//	int:    zig-zag varint       uint: uvarint        double: 8 bytes little endian
+//	string, bytes: uvarint length + bytes
+//	list:   uvarint count + values
+//	map:    uvarint count + (uvarint key length, key bytes, value) sorted by key
+//
+// Map keys are sorted so that equal values always encode to equal bytes,
+// which lets an encoded key serve as the key's identity (KeyID).
+//
+// Decoding is strict: it accepts only the canonical bytes Append produces
+// (minimal varints, map keys strictly ascending, so no duplicates). Every
+// byte string that decodes therefore re-encodes to itself, and a KeyID read
+// back by DecodeRecord is byte-equal to KeyID of the same key. Without that,
+// a damaged or hand-made file could carry a second spelling of a key, which
+// would split the key's group in hash partitioning, keyed state and sorting.
+const (
+	tagNil byte = iota
+	tagFalse
+	tagTrue
+	tagInt
+	tagUint
+	tagDouble
+	tagString
+	tagBytes
+	tagList
+	tagMap
+)
+
+// maxDepth bounds nesting on decode so hostile input cannot exhaust the stack.
+const maxDepth = 100
+
+// maxPrealloc caps how many list elements or map entries decode reserves
+// up front from a count it has not verified yet. A count is only checked
+// against the bytes that remain, and nested containers share those bytes, so
+// trusting it at every level would let a small hostile input reserve memory
+// many times its size; beyond the cap the container grows as it is filled.
+const maxPrealloc = 1024
+
+// ErrCorrupt is returned for bytes that are not a valid encoding.
+var ErrCorrupt = errors.New("value: corrupt encoding")
+
+// Append appends the encoding of v to b.
+func Append(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, tagNil)
+	case bool:
+		if x {
+			return append(b, tagTrue)
+		}
+		return append(b, tagFalse)
+	case int64:
+		b = append(b, tagInt)
+		return binary.AppendVarint(b, x)
+	case uint64:
+		b = append(b, tagUint)
+		return binary.AppendUvarint(b, x)
+	case float64:
+		b = append(b, tagDouble)
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	case string:
+		b = append(b, tagString)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case []byte:
+		b = append(b, tagBytes)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		return append(b, x...)
+	case []any:
+		b = append(b, tagList)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		for _, e := range x {
+			b = Append(b, e)
+		}
+		return b
+	case map[string]any:
+		b = append(b, tagMap)
+		b = binary.AppendUvarint(b, uint64(len(x)))
+		if len(x) == 1 {
+			for k, e := range x {
+				b = binary.AppendUvarint(b, uint64(len(k)))
+				b = append(b, k...)
+				b = Append(b, e)
+			}
+			return b
+		}
+		var stack [16]string
+		keys := stack[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+			b = Append(b, x[k])
+		}
+		return b
+	default:
+		return Append(b, Normalize(v))
+	}
+}
+
+// Decode decodes one value from the front of b and returns the rest.
+// It never panics: malformed input gives ErrCorrupt.
+func Decode(b []byte) (any, []byte, error) {
+	return decode(b, 0)
+}
+
+func decode(b []byte, depth int) (any, []byte, error) {
+	if len(b) == 0 || depth > maxDepth {
+		return nil, nil, ErrCorrupt
+	}
+	tag, b := b[0], b[1:]
+	switch tag {
+	case tagNil:
+		return nil, b, nil
+	case tagFalse:
+		return false, b, nil
+	case tagTrue:
+		return true, b, nil
+	case tagInt:
+		v, n := binary.Varint(b)
+		if n <= 0 || !minimal(b, n) {
+			return nil, nil, ErrCorrupt
+		}
+		return v, b[n:], nil
+	case tagUint:
+		v, n := binary.Uvarint(b)
+		if n <= 0 || !minimal(b, n) {
+			return nil, nil, ErrCorrupt
+		}
+		return v, b[n:], nil
+	case tagDouble:
+		if len(b) < 8 {
+			return nil, nil, ErrCorrupt
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
+	case tagString, tagBytes:
+		s, rest, err := decodeBytes(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if tag == tagString {
+			return string(s), rest, nil
+		}
+		return append([]byte{}, s...), rest, nil
+	case tagList:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || !minimal(b, k) || n > uint64(len(b)-k) { // every element takes at least one byte
+			return nil, nil, ErrCorrupt
+		}
+		b = b[k:]
+		out := make([]any, 0, min(n, maxPrealloc))
+		for i := uint64(0); i < n; i++ {
+			e, rest, err := decode(b, depth+1)
+			if err != nil {
+				return nil, nil, err
+			}
+			out, b = append(out, e), rest
+		}
+		return out, b, nil
+	case tagMap:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || !minimal(b, k) || n > uint64(len(b)-k)/2 { // every entry takes at least two bytes
+			return nil, nil, ErrCorrupt
+		}
+		b = b[k:]
+		out := make(map[string]any, min(n, maxPrealloc))
+		var prev []byte
+		for i := uint64(0); i < n; i++ {
+			key, rest, err := decodeBytes(b)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Append writes keys in ascending order; anything else (including
+			// a repeated key) is not a canonical encoding.
+			if i > 0 && string(key) <= string(prev) {
+				return nil, nil, fmt.Errorf("%w: map keys out of order", ErrCorrupt)
+			}
+			prev = key
+			var v any
+			v, b, err = decode(rest, depth+1)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[string(key)] = v
+		}
+		return out, b, nil
+	}
+	return nil, nil, fmt.Errorf("%w: unknown tag %d", ErrCorrupt, tag)
+}
+
+func decodeBytes(b []byte) ([]byte, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || !minimal(b, k) || n > uint64(len(b)-k) {
+		return nil, nil, ErrCorrupt
+	}
+	end := k + int(n)
+	return b[k:end], b[end:], nil
+}
+
+// minimal reports whether the n-byte varint at the front of b is in its
+// shortest form. binary.Uvarint also accepts padded forms such as 0x80 0x00
+// for 0; only the shortest one is what AppendUvarint writes, and a longer
+// final byte of zero is the only way to pad.
+func minimal(b []byte, n int) bool {
+	return n == 1 || b[n-1] != 0
+}
+
+// AppendRecord appends a record body: key ID, timestamp and value. The key
+// value itself is not stored; it is decoded from the key ID.
+func AppendRecord(b []byte, r *Record) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r.KeyID)))
+	b = append(b, r.KeyID...)
+	b = binary.AppendVarint(b, r.Ts)
+	return Append(b, r.Value)
+}
+
+// DecodeRecord decodes a record body written by AppendRecord.
+func DecodeRecord(b []byte, r *Record) error {
+	kid, rest, err := decodeBytes(b)
+	if err != nil {
+		return err
+	}
+	ts, n := binary.Varint(rest)
+	if n <= 0 || !minimal(rest, n) {
+		return ErrCorrupt
+	}
+	v, rest, err := Decode(rest[n:])
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(rest))
+	}
+	r.Value, r.Ts = v, ts
+	r.Key, r.KeyID = nil, ""
+	if len(kid) > 0 {
+		k, krest, err := Decode(kid)
+		if err != nil || len(krest) != 0 {
+			return ErrCorrupt
+		}
+		r.Key, r.KeyID = k, string(kid)
+	}
+	return nil
+}
