@@ -153,7 +153,9 @@ const (
 )
 
 // Source reads records. Exactly one of elements, datagen, files is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.elements), has(self.datagen), has(self.files)].filter(x, x).size() == 1",message="a source sets exactly one of elements, datagen, files"
+// The CRD rule can only check datagen against files: elements hold any JSON
+// value, so they have no CEL type; the planner checks the rest.
+// +kubebuilder:validation:XValidation:rule="!(has(self.datagen) && has(self.files))",message="a source sets exactly one of elements, datagen, files"
 type Source struct {
 	// elements are inline records (bounded).
 	// +optional
@@ -252,6 +254,7 @@ type Duration string
 type Aggregate struct {
 	// fields are the aggregations, each writing one output field.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=map
 	// +listMapKey=name
 	Fields []AggregateField `json:"fields"`

@@ -1,0 +1,276 @@
+// Package local is the in-process executor: it runs a whole plan in one
+// process, in either mode. STREAMING runs every subtask of every stage at
+// once as a goroutine, with bounded channels between them (a slow consumer
+// blocks its producers: backpressure). BATCH runs stage after stage; each
+// stage's partitioned output goes to a shuffle.Store in a local directory,
+// which the next stage reads, exactly as workers do through S3.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/shuffle"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/engine/udf"
+)
+
+// Options tune the executor.
+type Options struct {
+	// Env configures connectors (S3, stdout).
+	Env connector.Env
+	// WorkDir holds BATCH shuffle data and sort spills; default a temporary
+	// directory removed at the end.
+	WorkDir string
+	// MaxConcurrent bounds how many BATCH subtasks run at once (default:
+	// all subtasks of a stage). 1 runs the job one subtask at a time.
+	MaxConcurrent int
+	// ChannelCapacity is the number of batches a STREAMING inbox buffers (default 4).
+	ChannelCapacity int
+	// BatchSize is the number of elements per batch (default 512).
+	BatchSize int
+	// SortMemory is each BATCH subtask's sort budget in bytes (default 64 MiB).
+	SortMemory int64
+	// OnSubtask, if set, is called when a subtask starts and ends (tests).
+	OnSubtask func(stage, index int, running bool)
+}
+
+// StageProgress is a stage's live counts.
+type StageProgress struct {
+	Stage       *plan.Stage
+	RecordsIn   int64
+	RecordsOut  int64
+	Done        int // subtasks finished
+	LateDropped int64
+}
+
+// Executor runs one plan.
+type Executor struct {
+	plan     *plan.Plan
+	opts     Options
+	counters [][]*task.Counters
+	done     []int
+	mu       sync.Mutex
+	sinks    map[string]connector.Sink
+	sources  map[string]connector.Source
+}
+
+// New prepares an executor and creates the job's connectors.
+func New(p *plan.Plan, opts Options) (*Executor, error) {
+	if opts.Env.CallSink == nil {
+		opts.Env.CallSink = udf.LookupSink
+	}
+	e := &Executor{plan: p, opts: opts, sinks: map[string]connector.Sink{}, sources: map[string]connector.Source{}}
+	for _, n := range p.Graph.Nodes {
+		switch n.Kind {
+		case plan.KindSource:
+			s, err := connector.NewSource(n.Step.Source, n.Exprs.Datagen, opts.Env)
+			if err != nil {
+				return nil, fmt.Errorf("step %q: %w", n.Name, err)
+			}
+			e.sources[n.Name] = s
+		case plan.KindSink:
+			s, err := connector.NewSink(n.Step.Sink, opts.Env)
+			if err != nil {
+				return nil, fmt.Errorf("step %q: %w", n.Name, err)
+			}
+			e.sinks[n.Name] = s
+		}
+	}
+	e.counters = make([][]*task.Counters, len(p.Stages))
+	e.done = make([]int, len(p.Stages))
+	for i, s := range p.Stages {
+		for j := 0; j < s.Parallelism; j++ {
+			e.counters[i] = append(e.counters[i], &task.Counters{})
+		}
+	}
+	return e, nil
+}
+
+// Sinks returns the job's sink connectors by step name.
+func (e *Executor) Sinks() map[string]connector.Sink { return e.sinks }
+
+// Progress returns every stage's live counts.
+func (e *Executor) Progress() []StageProgress {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]StageProgress, len(e.plan.Stages))
+	for i, s := range e.plan.Stages {
+		out[i].Stage = s
+		out[i].Done = e.done[i]
+		for _, c := range e.counters[i] {
+			out[i].RecordsIn += c.RecordsIn.Load()
+			out[i].RecordsOut += c.RecordsOut.Load()
+			out[i].LateDropped += c.LateDropped.Load()
+		}
+	}
+	return out
+}
+
+func (e *Executor) config(s *plan.Stage, i int) task.Config {
+	return task.Config{Plan: e.plan, Stage: s, Index: i, Sources: e.sources, Sinks: e.sinks,
+		BatchSize: e.opts.BatchSize, SortMemory: e.opts.SortMemory, TempDir: e.opts.WorkDir,
+		Counters: e.counters[s.ID][i]}
+}
+
+func (e *Executor) started(s, i int) {
+	if e.opts.OnSubtask != nil {
+		e.opts.OnSubtask(s, i, true)
+	}
+}
+
+func (e *Executor) finished(s, i int) {
+	e.mu.Lock()
+	e.done[s]++
+	e.mu.Unlock()
+	if e.opts.OnSubtask != nil {
+		e.opts.OnSubtask(s, i, false)
+	}
+}
+
+// Run runs the job to the end (bounded) or until ctx is cancelled.
+func (e *Executor) Run(ctx context.Context) error {
+	var err error
+	if e.plan.Mode == spec.Batch {
+		err = e.runBatch(ctx)
+	} else {
+		err = e.runStreaming(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	for name, s := range e.sinks {
+		if f, ok := s.(connector.Finisher); ok {
+			if err := f.Finish(ctx); err != nil {
+				return fmt.Errorf("step %q: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// chanSender delivers batches to in-process inboxes.
+type chanSender struct{ inboxes [][]chan task.Batch }
+
+func (c chanSender) Send(ctx context.Context, e *plan.Edge, target int, b task.Batch) error {
+	select {
+	case c.inboxes[e.To.ID][target] <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Executor) runStreaming(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	capacity := e.opts.ChannelCapacity
+	if capacity <= 0 {
+		capacity = 4
+	}
+	send := chanSender{inboxes: make([][]chan task.Batch, len(e.plan.Stages))}
+	for _, s := range e.plan.Stages {
+		for i := 0; i < s.Parallelism; i++ {
+			send.inboxes[s.ID] = append(send.inboxes[s.ID], make(chan task.Batch, capacity))
+		}
+	}
+	var wg sync.WaitGroup
+	for _, s := range e.plan.Stages {
+		for i := 0; i < s.Parallelism; i++ {
+			wg.Add(1)
+			go func(s *plan.Stage, i int) {
+				defer wg.Done()
+				e.started(s.ID, i)
+				err := task.RunStreaming(ctx, e.config(s, i), send.inboxes[s.ID][i], send)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				e.finished(s.ID, i)
+			}(s, i)
+		}
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (e *Executor) runBatch(ctx context.Context) error {
+	dir := e.opts.WorkDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "flinkjob-batch-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+		e.opts.WorkDir = d
+	}
+	store := shuffle.LocalStore{Dir: dir}
+	for _, s := range e.plan.Stages {
+		if err := e.RunStage(ctx, s, store); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunStage runs every subtask of one BATCH stage (at most MaxConcurrent at
+// once) and returns the first failure.
+func (e *Executor) RunStage(ctx context.Context, s *plan.Stage, store shuffle.Store) error {
+	limit := e.opts.MaxConcurrent
+	if limit <= 0 || limit > s.Parallelism {
+		limit = s.Parallelism
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < s.Parallelism; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e.started(s.ID, i)
+			_, err := task.RunBatch(ctx, e.config(s, i), store)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			e.finished(s.ID, i)
+		}(i)
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Run plans nothing: it executes p in-process with opts and returns when done.
+func Run(ctx context.Context, p *plan.Plan, opts Options) error {
+	e, err := New(p, opts)
+	if err != nil {
+		return err
+	}
+	return e.Run(ctx)
+}
+
+// Elapsed measures a run (used by the CLI summary).
+func Elapsed(start time.Time) time.Duration { return time.Since(start).Round(time.Millisecond) }

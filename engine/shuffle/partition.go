@@ -1,0 +1,96 @@
+// Package shuffle moves records between stages: partitioners decide which
+// downstream subtask gets a record (hash by key, round robin, broadcast or
+// forward), and the blocking store holds BATCH stages' materialized output
+// (one file per producer subtask and downstream partition, sorted by key
+// where the consumer is keyed, plus a manifest per producer that makes the
+// output count). The worker backs the store with S3; the in-process
+// executor with a local directory.
+package shuffle
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// KeyGroup maps an encoded key to one of plan.MaxParallelism key groups.
+func KeyGroup(keyID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(keyID))
+	return int(h.Sum32() % plan.MaxParallelism)
+}
+
+// SubtaskForKey maps an encoded key to a subtask: key groups are assigned
+// to subtasks in contiguous ranges, as Flink's KeyGroupRangeAssignment.
+func SubtaskForKey(keyID string, parallelism int) int {
+	return KeyGroup(keyID) * parallelism / plan.MaxParallelism
+}
+
+// Partitioner routes the records of one edge from one producer subtask.
+type Partitioner struct {
+	kind spec.Partitioning
+	n    int
+	self int
+	key  *expr.Program
+	next int
+	edge *plan.Edge
+}
+
+// NewPartitioner returns the partitioner of edge e used by producer subtask self.
+func NewPartitioner(e *plan.Edge, self int) *Partitioner {
+	return &Partitioner{kind: e.Partitioning, n: e.To.Parallelism, self: self, key: e.Input.Key, next: self % e.To.Parallelism, edge: e}
+}
+
+// All is returned by Route for records that go to every subtask.
+const All = -1
+
+// Route returns the target subtask of r (or All). For HASH edges it
+// computes and sets r's key.
+func (p *Partitioner) Route(r *value.Record) (int, error) {
+	switch p.kind {
+	case spec.Hash:
+		k, err := p.key.Eval1(r.Value)
+		if err != nil {
+			return 0, fmt.Errorf("keyBy of step %q: %w", p.edge.To.Head().Name, err)
+		}
+		r.WithKey(k)
+		return SubtaskForKey(r.KeyID, p.n), nil
+	case spec.Broadcast:
+		return All, nil
+	case spec.Rebalance:
+		t := p.next
+		p.next++
+		if p.next == p.n {
+			p.next = 0
+		}
+		return t, nil
+	}
+	return p.self, nil
+}
+
+// ChannelBase is the first input channel number of edge e at its consumer:
+// a consumer numbers its channels edge by edge (in input order), one per
+// producer subtask.
+func ChannelBase(e *plan.Edge) int {
+	base := 0
+	for _, in := range e.To.Inputs {
+		if in == e {
+			return base
+		}
+		base += in.From.Parallelism
+	}
+	panic("edge not among its consumer's inputs")
+}
+
+// Channels counts the input channels of a stage.
+func Channels(s *plan.Stage) int {
+	n := 0
+	for _, in := range s.Inputs {
+		n += in.From.Parallelism
+	}
+	return n
+}

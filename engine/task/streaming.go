@@ -1,0 +1,321 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/operator"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/shuffle"
+	"github.com/flinkjob/flinkjob/engine/value"
+	"github.com/flinkjob/flinkjob/engine/watermark"
+)
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// edgeWriter buffers one edge's output per target subtask and sends full
+// batches; watermarks and statuses go to every target in-band.
+type edgeWriter struct {
+	edge    *plan.Edge
+	part    *shuffle.Partitioner
+	channel int
+	bufs    [][]Element
+	size    int
+	send    Sender
+	ctx     context.Context
+}
+
+func (w *edgeWriter) add(target int, el Element) error {
+	w.bufs[target] = append(w.bufs[target], el)
+	if len(w.bufs[target]) >= w.size {
+		return w.flushOne(target)
+	}
+	return nil
+}
+
+func (w *edgeWriter) flushOne(t int) error {
+	if len(w.bufs[t]) == 0 {
+		return nil
+	}
+	b := Batch{Channel: w.channel, Elems: w.bufs[t]}
+	w.bufs[t] = make([]Element, 0, w.size)
+	return w.send.Send(w.ctx, w.edge, t, b)
+}
+
+func (w *edgeWriter) collect(r *value.Record) error {
+	rec := value.Record{Value: r.Value, Ts: r.Ts}
+	t, err := w.part.Route(&rec)
+	if err != nil {
+		return err
+	}
+	if t == shuffle.All {
+		for i := range w.bufs {
+			if err := w.add(i, Element{Kind: KindRecord, Rec: rec}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return w.add(t, Element{Kind: KindRecord, Rec: rec})
+}
+
+func (w *edgeWriter) mark(el Element) error {
+	for i := range w.bufs {
+		if err := w.add(i, el); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *edgeWriter) flush() error {
+	for i := range w.bufs {
+		if err := w.flushOne(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamOutputs fans a chain's output out to the stage's edges.
+type streamOutputs struct {
+	main []*edgeWriter            // edges from the tail's main output
+	side map[string][]*edgeWriter // side outputs by "step/name"
+	all  []*edgeWriter
+}
+
+func newStreamOutputs(ctx context.Context, c *Config, send Sender) *streamOutputs {
+	o := &streamOutputs{side: map[string][]*edgeWriter{}}
+	for _, e := range c.Stage.Outputs {
+		w := &edgeWriter{edge: e, part: shuffle.NewPartitioner(e, c.Index), channel: shuffle.ChannelBase(e) + c.Index,
+			bufs: make([][]Element, e.To.Parallelism), size: c.BatchSize, send: send, ctx: ctx}
+		o.all = append(o.all, w)
+		if e.Output == "" && e.FromNode == c.Stage.Tail() {
+			o.main = append(o.main, w)
+		} else {
+			k := e.FromNode.Name + "/" + e.Output
+			o.side[k] = append(o.side[k], w)
+		}
+	}
+	return o
+}
+
+type writersCollector []*edgeWriter
+
+func (ws writersCollector) Collect(r *value.Record) error {
+	for _, w := range ws {
+		if err := w.collect(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Watermarks of side outputs travel with the main output's (every edge
+// gets every watermark through outputs.mark), so side collectors ignore them.
+func (ws writersCollector) Watermark(int64) error { return nil }
+
+func (o *streamOutputs) mainCollector(counter *Counters) operator.Collector {
+	return countingCollector{next: mainWriters{o}, n: &counter.RecordsOut}
+}
+
+type mainWriters struct{ o *streamOutputs }
+
+func (m mainWriters) Collect(r *value.Record) error { return writersCollector(m.o.main).Collect(r) }
+func (m mainWriters) Watermark(wm int64) error {
+	return m.o.mark(Element{Kind: KindWatermark, Wm: wm})
+}
+
+func (o *streamOutputs) sideCollector(step, name string) operator.Collector {
+	if ws := o.side[step+"/"+name]; len(ws) > 0 {
+		return writersCollector(ws)
+	}
+	return &operator.Discard{}
+}
+
+func (o *streamOutputs) mark(el Element) error {
+	for _, w := range o.all {
+		if err := w.mark(el); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *streamOutputs) flush() error {
+	for _, w := range o.all {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunStreaming runs the subtask in STREAMING mode until its input ends (or
+// ctx is cancelled). inbox delivers the batches of every input channel;
+// source stages have no inbox.
+func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender) (err error) {
+	c.defaults()
+	chain, err := operator.NewChain(c.Stage, c.Plan.Mode, c.Sinks)
+	if err != nil {
+		return err
+	}
+	outs := newStreamOutputs(ctx, &c, send)
+	octx := c.opContext(ctx, outs.sideCollector)
+	var late int64
+	octx.LateDropped = &late
+	var procDeadline int64
+	octx.ProcessingTimerSet = func(ts int64) {
+		if procDeadline == 0 || ts < procDeadline {
+			procDeadline = ts
+		}
+	}
+	defer chain.Close()
+	defer func() { c.Counters.LateDropped.Add(late) }()
+	if err := chain.Open(octx, outs.mainCollector(c.Counters)); err != nil {
+		return err
+	}
+	head := chain.Head()
+
+	if chain.Source != nil {
+		err := readSource(ctx, &c, chain, outs.flush, func(idle bool) error {
+			k := KindActive
+			if idle {
+				k = KindIdle
+			}
+			if err := outs.mark(Element{Kind: k}); err != nil {
+				return err
+			}
+			return outs.flush()
+		})
+		if err != nil {
+			return err
+		}
+		return finishStreaming(&c, chain, outs)
+	}
+
+	nch := shuffle.Channels(c.Stage)
+	inputOf := make([]int, nch)
+	for _, e := range c.Stage.Inputs {
+		base := shuffle.ChannelBase(e)
+		for i := 0; i < e.From.Parallelism; i++ {
+			inputOf[base+i] = e.InputIndex
+		}
+	}
+	valve := watermark.NewValve(nch)
+	open := nch
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	for open > 0 {
+		// Flush what is buffered before waiting: batches fill under load
+		// and go out at once when the input is quiet (low latency).
+		var b Batch
+		var ok bool
+		select {
+		case b, ok = <-inbox:
+		default:
+			if err := outs.flush(); err != nil {
+				return err
+			}
+			if procDeadline != 0 && chain.Keyed != nil {
+				d := time.Duration(procDeadline-c.Now()) * time.Millisecond
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				timerC = timer.C
+			}
+			select {
+			case b, ok = <-inbox:
+			case <-timerC:
+				timerC = nil
+				now := c.Now()
+				procDeadline = 0
+				if err := chain.Keyed.FireProcessingTimers(now); err != nil {
+					return err
+				}
+				if t, ok := nextProcTimer(chain); ok {
+					procDeadline = t
+				}
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%s: inbox closed before every input ended", c.name())
+		}
+		input := inputOf[b.Channel]
+		for i := range b.Elems {
+			el := &b.Elems[i]
+			switch el.Kind {
+			case KindRecord:
+				c.Counters.RecordsIn.Add(1)
+				if err := head.Process(&el.Rec, input); err != nil {
+					return err
+				}
+			case KindWatermark:
+				if wm, adv := valve.Update(b.Channel, el.Wm); adv {
+					c.Counters.Watermark.Store(wm)
+					if err := head.Watermark(wm); err != nil {
+						return err
+					}
+				}
+			case KindIdle, KindActive:
+				if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv {
+					c.Counters.Watermark.Store(wm)
+					if err := head.Watermark(wm); err != nil {
+						return err
+					}
+				}
+			case KindEnd:
+				open--
+				if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv {
+					c.Counters.Watermark.Store(wm)
+					if err := head.Watermark(wm); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if procDeadline != 0 && procDeadline <= c.Now() && chain.Keyed != nil {
+			procDeadline = 0
+			if err := chain.Keyed.FireProcessingTimers(c.Now()); err != nil {
+				return err
+			}
+			if t, ok := nextProcTimer(chain); ok {
+				procDeadline = t
+			}
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+	return finishStreaming(&c, chain, outs)
+}
+
+func nextProcTimer(chain *operator.Chain) (int64, bool) {
+	_, timers := chain.Keyed.State()
+	t, ok := timers.Next(1)
+	return t.Ts, ok
+}
+
+// finishStreaming ends a subtask whose input is exhausted: MaxWatermark
+// (fires every event-time timer), operators finish, and End goes downstream.
+func finishStreaming(c *Config, chain *operator.Chain, outs *streamOutputs) error {
+	c.Counters.Watermark.Store(value.MaxWatermark)
+	if err := chain.Head().Watermark(value.MaxWatermark); err != nil {
+		return err
+	}
+	if err := chain.Finish(); err != nil {
+		return err
+	}
+	if err := outs.mark(Element{Kind: KindEnd}); err != nil {
+		return err
+	}
+	return outs.flush()
+}

@@ -1,0 +1,220 @@
+// Package task runs one subtask (stage S, index i of N) of a plan: it builds
+// the stage's operator chain and drives it from the stage's inputs to its
+// outputs, in either runtime mode:
+//
+//   - STREAMING (RunStreaming): records, watermarks and end-of-input arrive
+//     in-band as batches on one inbox; the task keeps the minimum watermark
+//     over its input channels and sends batches downstream through a Sender,
+//     which blocks when the consumer is slow (backpressure).
+//   - BATCH (RunBatch): inputs are read from a shuffle.Store after the
+//     upstream stages finished; keyed inputs are merged sorted by key and fed
+//     one key at a time (broadcast inputs first, then regular, then keyed);
+//     the output is written, partitioned and sorted where the consumer is
+//     keyed, back to the store with a manifest.
+//
+// The in-process executor and the worker process both use this package; they
+// differ only in the Sender/inbox (channels vs gRPC) and the Store (local
+// directory vs S3).
+package task
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/operator"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// Kind tells what an Element carries.
+type Kind uint8
+
+const (
+	KindRecord Kind = iota
+	KindWatermark
+	// KindIdle and KindActive mark a channel idle or active again.
+	KindIdle
+	KindActive
+	// KindEnd is the last element of a channel.
+	KindEnd
+)
+
+// Element is one item of a channel: a record, a watermark or a status.
+type Element struct {
+	Kind Kind
+	Wm   int64
+	Rec  value.Record
+}
+
+// Batch is what travels between subtasks: elements of one channel, in order.
+type Batch struct {
+	// Channel is the input channel number at the receiver
+	// (shuffle.ChannelBase(edge) + producer subtask).
+	Channel int
+	Elems   []Element
+}
+
+// Sender delivers a batch to subtask target of edge e's consumer stage. It
+// blocks while the consumer is slow; it fails when ctx is done.
+type Sender interface {
+	Send(ctx context.Context, e *plan.Edge, target int, b Batch) error
+}
+
+// Counters are a subtask's live counts, read concurrently for progress.
+type Counters struct {
+	RecordsIn   atomic.Int64
+	RecordsOut  atomic.Int64
+	LateDropped atomic.Int64
+	Watermark   atomic.Int64
+}
+
+// Config describes the subtask to run.
+type Config struct {
+	Plan  *plan.Plan
+	Stage *plan.Stage
+	Index int
+	// Sources and Sinks hold the job's connectors by step name.
+	Sources map[string]connector.Source
+	Sinks   map[string]connector.Sink
+	// BatchSize is the number of elements per batch sent downstream (default 512).
+	BatchSize int
+	// SortMemory is the BATCH sort budget in bytes for this subtask (default 64 MiB).
+	SortMemory int64
+	// TempDir holds BATCH sort spills (default os.TempDir()).
+	TempDir string
+	// Attempt numbers BATCH re-runs (recorded in the manifest).
+	Attempt int
+	// Counters, if set, receive live counts.
+	Counters *Counters
+	// Now returns processing time in ms (default wall clock).
+	Now func() int64
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 512
+	}
+	if c.SortMemory <= 0 {
+		c.SortMemory = 64 << 20
+	}
+	if c.Counters == nil {
+		c.Counters = &Counters{}
+	}
+	if c.Now == nil {
+		c.Now = func() int64 { return time.Now().UnixMilli() }
+	}
+}
+
+func (c *Config) name() string {
+	return fmt.Sprintf("stage %d (%s) subtask %d/%d", c.Stage.ID, c.Stage.Name, c.Index, c.Stage.Parallelism)
+}
+
+// opContext builds the operator context; side outputs route through out.
+func (c *Config) opContext(ctx context.Context, side func(step, name string) operator.Collector) *operator.Context {
+	return &operator.Context{
+		Ctx:                 ctx,
+		Mode:                c.Plan.Mode,
+		Subtask:             c.Index,
+		Parallelism:         c.Stage.Parallelism,
+		BatchProcessingTime: c.Plan.Graph.Job.BatchProcessingTime,
+		Now:                 c.Now,
+		SideOutput:          side,
+	}
+}
+
+// countingCollector counts records leaving the chain's tail.
+type countingCollector struct {
+	next operator.Collector
+	n    *atomic.Int64
+}
+
+func (c countingCollector) Collect(r *value.Record) error {
+	c.n.Add(1)
+	return c.next.Collect(r)
+}
+func (c countingCollector) Watermark(wm int64) error { return c.next.Watermark(wm) }
+
+// readSource drives a source stage: it reads the connector in batches and
+// pushes each value through the chain. In STREAMING it emits the strategy's
+// watermark after every batch and marks the output idle when the source
+// produced nothing for the idleness timeout.
+func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush func() error, setIdle func(bool) error) error {
+	node := c.Stage.Head()
+	src, ok := c.Sources[node.Name]
+	if !ok {
+		return fmt.Errorf("step %q: no source connector was created for it", node.Name)
+	}
+	rd, err := src.Open(ctx, c.Index, c.Stage.Parallelism)
+	if err != nil {
+		return &operator.StepError{Step: node.Name, Err: err}
+	}
+	defer rd.Close()
+	streaming := c.Plan.Mode == spec.Streaming
+	var idleness time.Duration
+	if w := node.Step.Source.Watermarks; streaming && w != nil {
+		idleness, _ = w.Idleness.Get()
+	}
+	var procErr error
+	var n int64
+	emit := func(v any) {
+		if procErr != nil {
+			return
+		}
+		n++
+		r := value.Record{Value: v, Ts: value.NoTimestamp}
+		procErr = chain.Source.Process(&r, 0)
+	}
+	idle := false
+	for {
+		rctx := ctx
+		var cancel context.CancelFunc
+		if idleness > 0 {
+			rctx, cancel = context.WithTimeout(ctx, idleness)
+		}
+		n = 0
+		err := rd.Read(rctx, c.BatchSize, emit)
+		if cancel != nil {
+			cancel()
+		}
+		c.Counters.RecordsIn.Add(n)
+		if procErr != nil {
+			return procErr
+		}
+		if n > 0 && idle {
+			idle = false
+			if err := setIdle(false); err != nil {
+				return err
+			}
+		}
+		if streaming {
+			if err := chain.Source.EmitWatermark(); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			if isEOF(err) {
+				return nil
+			}
+			if idleness > 0 && ctx.Err() == nil && rctx.Err() != nil {
+				if n == 0 && !idle {
+					idle = true
+					if err := setIdle(true); err != nil {
+						return err
+					}
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				continue
+			}
+			return &operator.StepError{Step: node.Name, Err: err}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+}
