@@ -85,6 +85,8 @@ func env(vars []string) (*cel.Env, error) {
 		ext.Math(),
 		ext.Encoders(),
 		ext.Sets(),
+		ext.Regex(),
+		ext.TwoVarComprehensions(),
 		cel.CrossTypeNumericComparisons(true),
 	}
 	for _, v := range vars {

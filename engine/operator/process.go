@@ -19,11 +19,11 @@ import (
 //	broadcast:        new broadcast state (only from a broadcast input)
 type Process struct {
 	keyedBase
-	onElement  *expr.Program
-	onTimerP   *expr.Program
-	inputNames []string
+	onElement   *expr.Program
+	onTimerP    *expr.Program
+	inputNames  []string
 	broadcastIn []bool
-	val        state.ValueState
+	val         state.ValueState
 	// bstate is the subtask's broadcast state: the same on every subtask
 	// because every subtask sees every broadcast record.
 	bstate any

@@ -36,8 +36,17 @@ type errList struct {
 	errs []FieldError
 }
 
+// add records a problem. An identical problem (same path and message) is
+// recorded once: several consumers of one keyBy step, for example, would
+// otherwise each report its bad expression.
 func (l *errList) add(path, format string, args ...any) {
-	l.errs = append(l.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	e := FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	for _, o := range l.errs {
+		if o == e {
+			return
+		}
+	}
+	l.errs = append(l.errs, e)
 }
 
 func (l *errList) err() error {

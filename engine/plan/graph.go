@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -169,14 +170,19 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		el.add("spec", "is empty")
 		return nil, el.err()
 	}
+	switch job.RuntimeMode {
+	case "", spec.Streaming, spec.Batch, spec.Automatic:
+	default:
+		el.add("spec.runtimeMode", "must be STREAMING, BATCH or AUTOMATIC, not %q", job.RuntimeMode)
+	}
 	mode := job.RuntimeMode
 	if opts.Mode != "" {
 		mode = opts.Mode
-	}
-	switch mode {
-	case "", spec.Streaming, spec.Batch, spec.Automatic:
-	default:
-		el.add("spec.runtimeMode", "must be STREAMING, BATCH or AUTOMATIC, not %q", mode)
+		switch mode {
+		case spec.Streaming, spec.Batch, spec.Automatic:
+		default:
+			el.add("options.mode", "the mode override must be STREAMING, BATCH or AUTOMATIC, not %q", mode)
+		}
 	}
 	switch job.BatchProcessingTime {
 	case "", spec.ProcessingTimeFail, spec.ProcessingTimeIgnore:
@@ -202,6 +208,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	all := make([]*Node, len(job.Steps))
 	names := map[string]int{}
 	sideOutputs := map[string]*Node{}
+	var sideOrder []string // side output names in spec order, for deterministic errors
 	for i := range job.Steps {
 		st := &job.Steps[i]
 		n := &Node{Index: i, Name: st.Name, Path: fmt.Sprintf("spec.steps[%d]", i), Step: st}
@@ -220,26 +227,37 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		n.Kind = stepKind(st, n.Path, &el)
 		n.Parallelism = defPar
 		if st.Parallelism != nil {
-			if *st.Parallelism < 1 || *st.Parallelism > 1024 {
+			switch {
+			case n.Kind.Virtual():
+				el.add(n.Path+".parallelism", "a %s step runs no operator of its own, so it has no parallelism; set parallelism on the step that reads it", n.Kind)
+			case *st.Parallelism < 1 || *st.Parallelism > 1024:
 				el.add(n.Path+".parallelism", "must be between 1 and 1024, not %d", *st.Parallelism)
-			} else {
+			default:
 				n.Parallelism = int(*st.Parallelism)
 			}
 		}
 		switch st.Partitioning {
 		case "", spec.Forward, spec.Rebalance, spec.Broadcast:
+		case spec.Hash:
+			el.add(n.Path+".partitioning", "HASH is not written in manifests: set keyBy to partition by key")
 		default:
 			el.add(n.Path+".partitioning", "must be FORWARD, REBALANCE or BROADCAST, not %q", st.Partitioning)
 		}
 		if st.Window != nil && st.Window.LateDataOutput != "" {
 			so := st.Window.LateDataOutput
-			if !nameRE.MatchString(so) {
-				el.add(n.Path+".window.lateDataOutput", "%q must be a lowercase DNS label", so)
+			if !nameRE.MatchString(so) || len(so) > 63 {
+				el.add(n.Path+".window.lateDataOutput", "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", so)
 			}
-			sideOutputs[so] = n
+			if w, dup := sideOutputs[so]; dup {
+				el.add(n.Path+".window.lateDataOutput", "%q is already the lateDataOutput of %s; side outputs need their own names", so, w.Path)
+			} else {
+				sideOutputs[so] = n
+				sideOrder = append(sideOrder, so)
+			}
 		}
 	}
-	for so, n := range sideOutputs {
+	for _, so := range sideOrder {
+		n := sideOutputs[so]
 		if j, clash := names[so]; clash {
 			el.add(n.Path+".window.lateDataOutput", "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
 		}
@@ -253,15 +271,17 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	for i, n := range all {
 		st := n.Step
 		ins := st.Inputs
+		implicit := false
 		if len(ins) == 0 && n.Kind != KindSource {
 			if i == 0 {
 				el.add(n.Path+".inputs", "the first step has no previous step to read; make it a source or name its inputs")
 				continue
 			}
 			ins = []string{all[i-1].Name}
+			implicit = true
 		}
 		if n.Kind == KindSource && len(st.Inputs) > 0 {
-			el.add(n.Path+".inputs", "a source reads no inputs")
+			el.add(n.Path+".inputs", "a source reads no inputs; remove inputs")
 			continue
 		}
 		seen := map[string]bool{}
@@ -278,7 +298,11 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 					continue
 				}
 				if all[k].Kind == KindSink {
-					el.add(p, "%q is a sink and has no output to read", in)
+					if implicit {
+						el.add(n.Path+".inputs", "is empty, so step %q reads the previous step %q, but that is a sink with no output to read; list the step to read in inputs", n.Name, in)
+					} else {
+						el.add(p, "%q is a sink and has no output to read", in)
+					}
 					continue
 				}
 				rawInputs[i] = append(rawInputs[i], rawIn{from: all[k]})
@@ -309,7 +333,11 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 			}
 		}
 		if want != "" {
-			el.add(n.Path+".inputs", "a %s step needs %s, has %d", n.Kind, want, len(ins))
+			if implicit {
+				el.add(n.Path+".inputs", "a %s step needs %s, has 1 (the previous step, read because inputs is empty)", n.Kind, want)
+			} else {
+				el.add(n.Path+".inputs", "a %s step needs %s, has %d", n.Kind, want, len(ins))
+			}
 		}
 	}
 	if len(el.errs) > 0 {
@@ -340,12 +368,29 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		if n.Kind.Virtual() {
 			continue
 		}
+		keyed, bcast := 0, 0
 		for j, r := range rawInputs[n.Index] {
 			in := resolveInput(n, j, r.from, r.output, rawInputs, &el)
 			if in != nil {
 				n.Inputs = append(n.Inputs, in)
 				in.From.Consumers++
+				switch in.Partitioning {
+				case spec.Hash:
+					keyed++
+				case spec.Broadcast:
+					bcast++
+				}
 			}
+		}
+		if n.Kind == KindProcess && keyed == 0 && bcast > 0 && bcast == len(rawInputs[n.Index]) {
+			el.add(n.Path+".process", "a process step is keyed: at least one input must be partitioned by key (set keyBy, or read a keyBy step); all its inputs are broadcast")
+		}
+		if keyed > 0 && n.Parallelism > MaxParallelism {
+			path := "spec.parallelism"
+			if n.Step.Parallelism != nil {
+				path = n.Path + ".parallelism"
+			}
+			el.add(path, "step %q reads keyed input, and keys are spread over %d key groups, so its parallelism can be at most %d, not %d", n.Name, MaxParallelism, MaxParallelism, n.Parallelism)
 		}
 	}
 	// A virtual step nobody reads is a dangling keyBy; say so.
@@ -373,7 +418,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		if n.Kind == KindSource {
 			n.Bounded = sourceBounded(n.Step.Source)
 			if mode == spec.Batch && !n.Bounded {
-				el.add(n.Path+".source", "source %q is unbounded (datagen without count) but runtimeMode is BATCH, which needs every source bounded; set a count or use STREAMING", n.Name)
+				el.add(n.Path+".source", "source %q is unbounded (datagen without count), but the job runs in BATCH mode, which needs every source bounded: set datagen.count, or use STREAMING or AUTOMATIC", n.Name)
 			}
 		}
 	}
@@ -384,11 +429,28 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		}
 	}
 	if !hasSink {
-		el.add("spec.steps", "the job has no sink step; its results would go nowhere")
-	}
-	for _, n := range all {
-		if !n.Kind.Virtual() && n.Kind != KindSink && n.Consumers == 0 && len(el.errs) == 0 {
-			el.add(n.Path, "the output of step %q is not read by any step; end it in a sink", n.Name)
+		el.add("spec.steps", "the job has no sink step; its results would go nowhere: end the dataflow in a sink")
+	} else {
+		// Every operator's main output must be read (a side output may go
+		// unread: late data is then dropped, as in Flink). Without any sink
+		// this would only repeat the error above for every last step.
+		mainReaders := map[*Node]int{}
+		for _, n := range all {
+			for _, in := range n.Inputs {
+				if in.Output == "" {
+					mainReaders[in.From]++
+				}
+			}
+		}
+		for _, n := range all {
+			if n.Kind.Virtual() || n.Kind == KindSink || mainReaders[n] > 0 {
+				continue
+			}
+			if n.Consumers > 0 {
+				el.add(n.Path, "only the side output of step %q is read; its main output is read by no step: end it in a sink (a discard sink drops it)", n.Name)
+			} else {
+				el.add(n.Path, "the output of step %q is not read by any step; end it in a sink", n.Name)
+			}
 		}
 	}
 	if len(el.errs) > 0 {
@@ -482,10 +544,21 @@ func stepKind(st *spec.Step, path string, el *errList) Kind {
 	if st.KeyBy != "" {
 		switch k {
 		case KindReduce, KindAggregate, KindWindow, KindProcess:
+			if st.Partitioning != "" {
+				el.add(path+".partitioning", "a step with keyBy reads its input partitioned by key; remove partitioning")
+			}
 		case KindJoin:
 			el.add(path+".keyBy", "a join keys its inputs with join.leftKey and join.rightKey; remove keyBy")
 		default:
 			el.add(path+".keyBy", "keyBy goes alone on its own step or with reduce, aggregate, window or process, not with %s", k)
+		}
+	}
+	if st.Partitioning != "" {
+		switch k {
+		case KindSource:
+			el.add(path+".partitioning", "a source reads no input, so it has no partitioning; set partitioning on the step that reads the source")
+		case KindJoin:
+			el.add(path+".partitioning", "a join partitions its inputs by join.leftKey and join.rightKey; remove partitioning")
 		}
 	}
 	return k
@@ -540,17 +613,17 @@ func findCycle(all []*Node, deps func(*Node) []*Node) []*Node {
 // (or REBALANCE when parallelism differs), as Flink does.
 func resolveInput(n *Node, idx int, from *Node, output string, raw [][]rawIn, el *errList) *Input {
 	in := &Input{}
-	p := fmt.Sprintf("%s.inputs[%d]", n.Path, idx)
 	// Walk virtual steps.
 	var viaKey *Node
 	var viaPart spec.Partitioning
+	var viaPartNode *Node
 	cur, curOut := from, output
 	for cur.Kind.Virtual() {
 		if cur.Kind == KindKeyBy && viaKey == nil && viaPart == "" {
 			viaKey = cur
 		}
 		if cur.Kind == KindPartition && viaKey == nil && viaPart == "" {
-			viaPart = cur.Step.Partitioning
+			viaPart, viaPartNode = cur.Step.Partitioning, cur
 		}
 		r := raw[cur.Index]
 		if len(r) != 1 {
@@ -588,15 +661,23 @@ func resolveInput(n *Node, idx int, from *Node, output string, raw [][]rawIn, el
 		}
 	}
 	if in.Partitioning == spec.Forward && cur.Parallelism != n.Parallelism {
-		el.add(p, "FORWARD needs equal parallelism, but %q has %d and %q has %d; use REBALANCE", cur.Name, cur.Parallelism, n.Name, n.Parallelism)
+		// FORWARD was declared (the default turns into REBALANCE): point at the declaration.
+		decl := n.Path + ".partitioning"
+		if viaPartNode != nil {
+			decl = viaPartNode.Path + ".partitioning"
+		}
+		el.add(decl, "FORWARD keeps each record in its subtask and needs equal parallelism, but %q has %d and %q has %d; use REBALANCE or make the parallelism equal", cur.Name, cur.Parallelism, n.Name, n.Parallelism)
 	}
 	if n.Kind.Keyed() && in.Partitioning != spec.Hash && !(n.Kind == KindProcess && in.Partitioning == spec.Broadcast) {
-		el.add(p, "%s needs a keyed input: set keyBy on step %q or read from a keyBy step (input %q is %s)", n.Kind, n.Name, from.Name, strings.ToLower(string(in.Partitioning)))
+		el.add(n.Path+"."+string(n.Kind), "%s needs a keyed input, but its input %q arrives %s, not partitioned by key: set keyBy on step %q or read from a keyBy step", n.Kind, from.Name, in.Partitioning, n.Name)
 	}
 	return in
 }
 
 func compileKey(src, path, step string, el *errList) (*expr.Program, string) {
+	if src == "" {
+		return nil, src // a missing join key is reported by compileStep
+	}
 	p, err := expr.Compile(src, expr.Any, expr.Record)
 	if err != nil {
 		el.add(path, "step %q: %v", step, err)
@@ -608,25 +689,40 @@ func compileKey(src, path, step string, el *errList) (*expr.Program, string) {
 func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 	st := n.Step
 	c := func(path, src string, want expr.Want, vars ...string) *expr.Program {
+		if strings.TrimSpace(src) == "" {
+			el.add(path, "is required: a CEL expression")
+			return nil
+		}
 		p, err := expr.Compile(src, want, vars...)
 		if err != nil {
 			el.add(path, "step %q: %v", n.Name, err)
 		}
 		return p
 	}
+	// dur checks a duration; positive marks a required one (a window size, a gap).
 	dur := func(path string, d spec.Duration, positive bool) int64 {
+		if positive && d == "" {
+			el.add(path, "is required (a duration such as 500ms, 5s, 1m)")
+			return 0
+		}
 		v, err := d.Get()
 		if err != nil {
 			el.add(path, "%q is not a duration (use e.g. 500ms, 5s, 1m)", d)
 			return 0
 		}
-		if positive && v <= 0 {
-			el.add(path, "must be a positive duration")
-		}
-		if v < 0 {
-			el.add(path, "must not be negative")
+		switch {
+		case v < 0:
+			el.add(path, "must not be negative, not %q", d)
+		case positive && v < time.Millisecond:
+			el.add(path, "must be at least 1ms (event time counts milliseconds), not %q", d)
 		}
 		return v.Milliseconds()
+	}
+	// unused reports a duration field that the chosen window type does not use.
+	unused := func(path string, d spec.Duration, typ spec.WindowType) {
+		if d != "" {
+			el.add(path, "is not used by %s windows; remove it (or change the window type)", typ)
+		}
 	}
 	switch n.Kind {
 	case KindKeyBy:
@@ -653,14 +749,19 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 		switch w.Type {
 		case spec.Tumbling:
 			dur(wp+".size", w.Size, true)
+			unused(wp+".slide", w.Slide, w.Type)
+			unused(wp+".gap", w.Gap, w.Type)
 		case spec.Sliding:
 			size := dur(wp+".size", w.Size, true)
 			slide := dur(wp+".slide", w.Slide, true)
 			if slide > 0 && size > 0 && size%slide != 0 {
 				el.add(wp+".slide", "a sliding window's size (%s) must be a multiple of its slide (%s)", w.Size, w.Slide)
 			}
+			unused(wp+".gap", w.Gap, w.Type)
 		case spec.Session:
 			dur(wp+".gap", w.Gap, true)
+			unused(wp+".size", w.Size, w.Type)
+			unused(wp+".slide", w.Slide, w.Type)
 		default:
 			el.add(wp+".type", "must be tumbling, sliding or session, not %q", w.Type)
 		}
@@ -689,11 +790,12 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 			switch j.Window.Type {
 			case spec.Tumbling:
 				dur(jp+".window.size", j.Window.Size, true)
+				unused(jp+".window.slide", j.Window.Slide, j.Window.Type)
 			case spec.Sliding:
 				size := dur(jp+".window.size", j.Window.Size, true)
 				slide := dur(jp+".window.slide", j.Window.Slide, true)
 				if slide > 0 && size > 0 && size%slide != 0 {
-					el.add(jp+".window.slide", "size must be a multiple of slide")
+					el.add(jp+".window.slide", "a sliding window's size (%s) must be a multiple of its slide (%s)", j.Window.Size, j.Window.Slide)
 				}
 			default:
 				el.add(jp+".window.type", "a window join supports tumbling or sliding windows, not %q", j.Window.Type)
@@ -701,11 +803,16 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 		default:
 			lo, err1 := ParseSignedDuration(j.Interval.LowerBound)
 			hi, err2 := ParseSignedDuration(j.Interval.UpperBound)
-			if err1 != nil {
-				el.add(jp+".interval.lowerBound", "%v", err1)
-			}
-			if err2 != nil {
-				el.add(jp+".interval.upperBound", "%v", err2)
+			for _, b := range []struct {
+				field, src string
+				err        error
+			}{{"lowerBound", j.Interval.LowerBound, err1}, {"upperBound", j.Interval.UpperBound, err2}} {
+				switch {
+				case b.src == "":
+					el.add(jp+".interval."+b.field, "is required (a duration that may be negative, e.g. -5s, 0s, 10s)")
+				case b.err != nil:
+					el.add(jp+".interval."+b.field, "%v", b.err)
+				}
 			}
 			if err1 == nil && err2 == nil && lo > hi {
 				el.add(jp+".interval", "lowerBound (%s) must not be after upperBound (%s)", j.Interval.LowerBound, j.Interval.UpperBound)
@@ -866,8 +973,9 @@ func compileAggregate(n *Node, path string, a *spec.Aggregate, merging bool, el 
 // ParseSignedDuration parses a duration that may be negative, in ms.
 func ParseSignedDuration(s string) (int64, error) {
 	neg := strings.HasPrefix(s, "-")
-	d, err := spec.Duration(strings.TrimPrefix(s, "-")).Get()
-	if err != nil || s == "" || s == "-" {
+	rest := strings.TrimPrefix(s, "-")
+	d, err := spec.Duration(rest).Get()
+	if err != nil || rest == "" || strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
 		return 0, fmt.Errorf("%q is not a duration (use e.g. -5s, 0s, 10s)", s)
 	}
 	ms := d.Milliseconds()

@@ -1,0 +1,193 @@
+// Command flinkjob works with FlinkJob manifests without a cluster:
+//
+//	flinkjob run -f job.yaml [--mode BATCH] [--parallelism N] [--duration 10s]
+//	flinkjob validate -f job.yaml
+//	flinkjob plan -f job.yaml [--dot] [--mode BATCH]
+//
+// run executes the job on the in-process engine (the embedded default: no
+// cluster, local paths wherever an s3:// path would go), showing progress
+// per stage and a summary at the end. validate applies the same validation
+// as the admission webhook. plan prints the stages the operator would launch.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/udf"
+)
+
+const usage = `flinkjob runs, validates and plans FlinkJob manifests locally.
+
+Usage:
+  flinkjob run -f FILE [--mode STREAMING|BATCH|AUTOMATIC] [--parallelism N] [--duration D] [--quiet]
+  flinkjob validate -f FILE [--mode M]
+  flinkjob plan -f FILE [--mode M] [--dot]
+
+FILE may be "-" for standard input. Exit codes: 0 ok, 1 the job failed,
+2 the manifest or the command line is invalid.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		err = cmdValidate(args[1:], stdout, stderr)
+	case "plan":
+		err = cmdPlan(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "flinkjob: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "flinkjob: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+type common struct {
+	file        string
+	mode        string
+	parallelism int
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.file, "f", "", "the FlinkJob manifest (YAML or JSON; - for stdin)")
+	fs.StringVar(&c.file, "filename", "", "same as -f")
+	fs.StringVar(&c.mode, "mode", "", "override spec.runtimeMode: STREAMING, BATCH or AUTOMATIC")
+	fs.IntVar(&c.parallelism, "parallelism", 0, "override spec.parallelism")
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{2, err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	return nil
+}
+
+// load reads and validates a manifest, returning the job and its plan.
+func (c *common) load() (*Manifest, *plan.Plan, error) {
+	if c.file == "" {
+		return nil, nil, &exitError{2, fmt.Errorf("-f FILE is required")}
+	}
+	m, err := ReadManifest(c.file)
+	if err != nil {
+		return nil, nil, &exitError{2, err}
+	}
+	mode := spec.RuntimeMode(strings.ToUpper(c.mode))
+	switch mode {
+	case "", spec.Streaming, spec.Batch, spec.Automatic:
+	default:
+		return nil, nil, &exitError{2, fmt.Errorf("--mode must be STREAMING, BATCH or AUTOMATIC, not %q", c.mode)}
+	}
+	if c.parallelism < 0 || c.parallelism > 1024 {
+		return nil, nil, &exitError{2, fmt.Errorf("--parallelism must be between 1 and 1024")}
+	}
+	if c.parallelism > 0 {
+		m.Spec.Parallelism = int32(c.parallelism)
+	}
+	p, err := plan.New(&m.Spec.Job, plan.Options{Mode: mode, KnownCalls: udf.Known})
+	if err != nil {
+		return m, nil, &exitError{2, fmt.Errorf("%s: %w", c.file, err)}
+	}
+	return m, p, nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	m, p, err := c.load()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: valid FlinkJob %q (mode %s, %d stages)\n", c.file, m.Name, p.Mode, len(p.Stages))
+	return nil
+}
+
+func cmdPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	dot := fs.Bool("dot", false, "print Graphviz DOT instead of text")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	_, p, err := c.load()
+	if err != nil {
+		return err
+	}
+	if *dot {
+		fmt.Fprint(stdout, p.DOT())
+	} else {
+		fmt.Fprint(stdout, p.String())
+	}
+	return nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	duration := fs.Duration("duration", 0, "stop an unbounded job after this long (0: run until interrupted)")
+	quiet := fs.Bool("quiet", false, "no progress and no summary")
+	workDir := fs.String("work-dir", "", "directory for BATCH shuffle data and sort spills (default: a temporary directory)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	m, p, err := c.load()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now()})
+}

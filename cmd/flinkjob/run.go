@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/plan"
+)
+
+type localRun struct {
+	stdout, stderr io.Writer
+	quiet          bool
+	workDir        string
+	timed          bool // the run stops at --duration: a deadline is a normal end
+	start          time.Time
+}
+
+// clearer is implemented by file sinks: a local run starts from an empty
+// output directory so part files of earlier runs do not mix in.
+type clearer interface {
+	ClearOutput(ctx context.Context) error
+}
+
+func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {
+	env := connector.Env{S3: connector.S3ConfigFromEnv(), Stdout: o.stdout}
+	if st := m.Spec.Storage; st != nil && st.S3 != nil && env.S3.Endpoint == "" {
+		env.S3.Endpoint = st.S3.Endpoint
+		env.S3.Region = st.S3.Region
+	}
+	ex, err := local.New(p, local.Options{Env: env, WorkDir: o.workDir})
+	if err != nil {
+		return err
+	}
+	for name, s := range ex.Sinks() {
+		if c, ok := s.(clearer); ok {
+			if err := c.ClearOutput(ctx); err != nil {
+				return fmt.Errorf("step %q: clearing old output: %w", name, err)
+			}
+		}
+	}
+	if !o.quiet {
+		fmt.Fprintf(o.stderr, "running %q in %s mode: %d stages, %d subtasks\n", m.Name, p.Mode, len(p.Stages), subtasks(p))
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	if !o.quiet {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			showProgress(ex, o.stderr, done)
+		}()
+	}
+	err = ex.Run(ctx)
+	close(done)
+	wg.Wait()
+	if err != nil && o.timed && errors.Is(err, context.DeadlineExceeded) {
+		err = nil // --duration elapsed: an unbounded job stops here by request
+	}
+	if !o.quiet {
+		summary(ex, o.stderr, err, time.Since(o.start))
+	}
+	return err
+}
+
+func subtasks(p *plan.Plan) int {
+	n := 0
+	for _, s := range p.Stages {
+		n += s.Parallelism
+	}
+	return n
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// showProgress prints records in/out per stage twice a second: as a
+// redrawn bar on a terminal, as a plain line every 5 s otherwise (logs).
+func showProgress(ex *local.Executor, w io.Writer, done <-chan struct{}) {
+	tty := isTerminal(w)
+	every := 5 * time.Second
+	if tty {
+		every = 500 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			if tty {
+				fmt.Fprint(w, "\r\033[K")
+			}
+			return
+		case <-t.C:
+			line := progressLine(ex.Progress())
+			if tty {
+				fmt.Fprintf(w, "\r\033[K%s", line)
+			} else {
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+}
+
+func progressLine(ps []local.StageProgress) string {
+	var parts []string
+	for _, p := range ps {
+		const width = 10
+		filled := p.Done * width / max(p.Stage.Parallelism, 1)
+		bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
+		parts = append(parts, fmt.Sprintf("s%d [%s] in %s out %s", p.Stage.ID, bar, human(p.RecordsIn), human(p.RecordsOut)))
+	}
+	return strings.Join(parts, " | ")
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) {
+	status := "succeeded"
+	if err != nil {
+		status = "failed"
+	}
+	fmt.Fprintf(w, "job %s in %s\n", status, elapsed.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tSTEPS\tPARALLELISM\tDONE\tRECORDS IN\tRECORDS OUT\tLATE DROPPED")
+	for _, p := range ex.Progress() {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%d\t%d\t%d\n", p.Stage.ID, p.Stage.Name, p.Stage.Parallelism, p.Done, p.Stage.Parallelism, p.RecordsIn, p.RecordsOut, p.LateDropped)
+	}
+	tw.Flush()
+}
