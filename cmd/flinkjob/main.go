@@ -25,6 +25,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/worker"
 )
 
 const usage = `flinkjob runs, validates and plans FlinkJob manifests locally.
@@ -66,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdValidate(args[1:], stdout, stderr)
 	case "plan":
 		err = cmdPlan(args[1:], stdout, stderr)
+	case "worker":
+		// The CLI doubles as the worker binary, so `run --processes` needs
+		// nothing else installed.
+		return worker.Main(args[1:])
 	default:
 		fmt.Fprintf(stderr, "flinkjob: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -175,6 +180,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 0, "stop an unbounded job after this long (0: run until interrupted)")
 	quiet := fs.Bool("quiet", false, "no progress and no summary")
 	workDir := fs.String("work-dir", "", "directory for BATCH shuffle data and sort spills (default: a temporary directory)")
+	processes := fs.Bool("processes", false, "run every subtask as its own worker process (gRPC between them in STREAMING, the shuffle directory or --shuffle in BATCH)")
+	shuffle := fs.String("shuffle", "", "with --processes: where BATCH stages materialize output (s3://bucket/prefix/ or a directory)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -188,6 +195,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
+	}
+	if *processes {
+		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet)
 	}
 	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now()})
 }

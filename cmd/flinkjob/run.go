@@ -14,6 +14,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
 type localRun struct {
@@ -149,4 +150,49 @@ func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) 
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%d\t%d\t%d\n", p.Stage.ID, p.Stage.Name, p.Stage.Parallelism, p.Done, p.Stage.Parallelism, p.RecordsIn, p.RecordsOut, p.LateDropped)
 	}
 	tw.Flush()
+}
+
+// runProcesses runs the job with one worker process per subtask (this
+// binary's `worker` command), as the operator runs pods.
+func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if shuffleURL == "" {
+		d, err := os.MkdirTemp(workDir, "flinkjob-shuffle-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		shuffleURL = d
+	}
+	env := connector.Env{S3: connector.S3ConfigFromEnv()}
+	for _, n := range p.Graph.Nodes {
+		if n.Kind == plan.KindSink {
+			s, err := connector.NewSink(n.Step.Sink, env)
+			if err != nil {
+				return err
+			}
+			if c, ok := s.(clearer); ok {
+				if err := c.ClearOutput(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	r, err := runner.New(&m.Spec.Job, runner.Options{Worker: exe, Prefix: []string{"worker"}, Mode: p.Mode,
+		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if !quiet {
+		fmt.Fprintf(stderr, "running %q in %s mode as %d worker processes\n", m.Name, p.Mode, subtasks(p))
+	}
+	err = r.Run(ctx)
+	if !quiet && err == nil {
+		fmt.Fprintf(stderr, "job succeeded in %s\n", time.Since(start).Round(time.Millisecond))
+	}
+	return err
 }

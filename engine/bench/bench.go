@@ -26,6 +26,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -142,7 +143,7 @@ func Compare(b *testing.B, c Case) {
 	}
 	name := b.Name()
 	b.Run("handwritten", func(b *testing.B) {
-		r := measure(b, c.Records, func() (Result, error) { return c.Hand(), nil }, want.Count)
+		r := measure(b, "handwritten", c.Records, func() (Result, error) { return c.Hand(), nil }, want.Count)
 		handMu.Lock()
 		handRate[name] = r
 		handMu.Unlock()
@@ -155,7 +156,7 @@ func Compare(b *testing.B, c Case) {
 		if got != want {
 			b.Fatalf("engine produced %v, hand-written loop %v", got, want)
 		}
-		r := measure(b, c.Records, func() (Result, error) { return c.Engine(false) }, want.Count)
+		r := measure(b, "engine", c.Records, func() (Result, error) { return c.Engine(false) }, want.Count)
 		handMu.Lock()
 		h, ok := handRate[name]
 		handMu.Unlock()
@@ -169,8 +170,12 @@ func Compare(b *testing.B, c Case) {
 }
 
 // measure times b.N runs of fn over records records each and reports the
-// per-record metrics.
-func measure(b *testing.B, records int, fn func() (Result, error), wantCount int64) rates {
+// per-record metrics. The timed runs carry the pprof label bench=<side> (so
+// do the goroutines they start), so a CPU profile can leave out the setup:
+// go tool pprof -tagfocus=bench=engine.
+func measure(b *testing.B, side string, records int, fn func() (Result, error), wantCount int64) rates {
+	defer pprof.SetGoroutineLabels(context.Background())
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("bench", side)))
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)

@@ -27,8 +27,9 @@ import (
 //     dropping data would make BATCH and STREAMING results differ from the
 //     input without anyone noticing.
 //   - csv:   a map from column name to cell. Names come from the header line
-//     when csv.header is set (each file has its own), else from
-//     csv.columns, else c0, c1, .... Cells stay strings: guessing numbers
+//     when csv.header is set (each file has its own; csv.columns is then
+//     ignored), else from csv.columns (rows must have exactly that many
+//     cells), else c0, c1, .... Cells stay strings: guessing numbers
 //     would make "007" or "1e3" change meaning depending on the data, so
 //     conversion is left to an explicit map step (CEL int(), double()).
 //
@@ -115,12 +116,15 @@ func (s *fileSource) Open(ctx context.Context, index, parallelism int) (Reader, 
 	for i := index; i < len(all); i += parallelism {
 		mine = append(mine, all[i])
 	}
-	return &fileReader{src: s, files: mine}, nil
+	return &fileReader{src: s, ctx: ctx, files: mine}, nil
 }
 
 // fileReader reads its share of files one after the other, keeping one open.
+// Files are opened with the ctx of Open, not of Read: an S3 object streams
+// across many Read calls, so it must live as long as the reader.
 type fileReader struct {
 	src   *fileSource
+	ctx   context.Context
 	files []FileInfo
 	next  int
 	rc    io.ReadCloser
@@ -144,7 +148,7 @@ func (r *fileReader) Read(ctx context.Context, max int, emit func(v any)) error 
 			if r.next == len(r.files) {
 				return io.EOF
 			}
-			if err := r.openNext(ctx); err != nil {
+			if err := r.openNext(); err != nil {
 				return err
 			}
 		}
@@ -162,11 +166,11 @@ func (r *fileReader) Read(ctx context.Context, max int, emit func(v any)) error 
 	return nil
 }
 
-func (r *fileReader) openNext(ctx context.Context) error {
+func (r *fileReader) openNext() error {
 	f := r.files[r.next]
 	r.next++
 	url := r.src.loc.URL(f.Name)
-	rc, err := r.src.loc.Open(ctx, f.Name)
+	rc, err := r.src.loc.Open(r.ctx, f.Name)
 	if err != nil {
 		return fmt.Errorf("files source: %w", err)
 	}

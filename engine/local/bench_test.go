@@ -138,7 +138,7 @@ func intValue(v any) int64 { i, _ := v.(int64); return i }
 // the hand-written loop calls the same functions, so the ratio is the
 // engine's per-record overhead.
 func BenchmarkStatelessGo(b *testing.B) {
-	const n = 500_000
+	const n = 200_000
 	in := benchInput(n)
 	job := benchJob(in, spec.Source{}, "bench-stateless-go",
 		spec.Step{Name: "enrich", Call: "bench-enrich"},
@@ -184,7 +184,7 @@ func handStateless(vals []any) (r bench.Result) {
 
 // a'. The same chain in CEL: the ratio shows what CEL evaluation costs.
 func BenchmarkStatelessCEL(b *testing.B) {
-	const n = 200_000
+	const n = 100_000
 	in := benchInput(n)
 	job := benchJob(in, spec.Source{}, "bench-stateless-cel",
 		spec.Step{Name: "enrich", Map: "{'id': record.id, 'v': record.v * 3 + 1}"},
@@ -214,7 +214,7 @@ func handRollingSum(vals []any) (r bench.Result) {
 // b. Keyed rolling reduce (STREAMING): sum per key over 10k keys; every
 // record emits the key's updated sum.
 func BenchmarkKeyedReduce(b *testing.B) {
-	const n = 200_000
+	const n = 100_000
 	in := benchInput(n)
 	job := benchJob(in, spec.Source{}, "bench-keyed-reduce",
 		spec.Step{Name: "sum", KeyBy: "record.k", Reduce: "{'k': acc.k, 'v': acc.v + record.v}"})
@@ -243,7 +243,7 @@ func BenchmarkKeyedAggregateSum(b *testing.B) {
 // c. Tumbling event-time window (1s) counting per key (1k keys), bounded
 // out-of-orderness 100ms: ~10 records per key and window.
 func BenchmarkWindowCount(b *testing.B) {
-	const n = 500_000
+	const n = 200_000
 	const size, bound = 1000, 100
 	in := benchInput(n)
 	job := benchJob(in, spec.Source{Timestamp: "record.ts", Watermarks: &spec.Watermarks{MaxOutOfOrderness: "100ms"}},
@@ -302,7 +302,7 @@ func BenchmarkWindowCount(b *testing.B) {
 // into the local shuffle store, the reduce stage reads it back and emits
 // one sum per key. The hand-written loop is a hash aggregation.
 func BenchmarkBatchSortReduce(b *testing.B) {
-	const n = 500_000
+	const n = 100_000
 	in := benchInput(n)
 	job := benchJob(in, spec.Source{}, "bench-batch-reduce",
 		spec.Step{Name: "sum", KeyBy: "record.k", Reduce: "{'k': acc.k, 'v': acc.v + record.v}"})

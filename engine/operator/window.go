@@ -250,8 +250,16 @@ func (o *Window) addSession(ws *winSet, r *value.Record) (bool, error) {
 	return true, nil
 }
 
+// registerTimers sets the window's trigger timer (at its max timestamp)
+// and, with allowed lateness, its cleanup timer. A window created when the
+// watermark has already passed its end (a late record within the allowed
+// lateness) fires at once in Process, as Flink's EventTimeTrigger.onElement
+// does, so it gets no trigger timer: one would fire it a second time, with
+// the same contents, at the next watermark.
 func (o *Window) registerTimers(w *win) {
-	o.timers.Register(state.EventTime, w.maxTs())
+	if w.maxTs() > o.wm {
+		o.timers.Register(state.EventTime, w.maxTs())
+	}
 	if o.lateness > 0 {
 		o.timers.Register(state.EventTime, w.maxTs()+o.lateness)
 	}

@@ -10,6 +10,7 @@
 package plan
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"sort"
@@ -112,9 +113,9 @@ type rawIn struct {
 
 // Graph is a validated job.
 type Graph struct {
-	Job   *spec.Job
-	Mode  spec.RuntimeMode // resolved: STREAMING or BATCH
-	Nodes []*Node          // real nodes in topological order
+	Job    *spec.Job
+	Mode   spec.RuntimeMode // resolved: STREAMING or BATCH
+	Nodes  []*Node          // real nodes in topological order
 	byName map[string]*Node
 }
 
@@ -220,7 +221,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 			el.add(n.Path+".name", "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", st.Name)
 		}
 		if j, dup := names[st.Name]; dup && st.Name != "" {
-			el.add(n.Path+".name", "%q is already the name of spec.steps[%d]", st.Name, j)
+			el.add(n.Path+".name", "%q is already the name of spec.steps[%d]; step names must be unique", st.Name, j)
 		} else {
 			names[st.Name] = i
 		}
@@ -316,28 +317,28 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 				el.add(p, "no step or side output is named %q", in)
 			}
 		}
-		want := ""
+		want, hint := "", ""
 		switch n.Kind {
 		case KindJoin:
 			if len(ins) != 2 {
-				want = "exactly 2 inputs (left, right)"
+				want, hint = "exactly 2 inputs (left, right)", "list them in inputs"
 			}
 		case KindUnion:
 			if len(ins) < 2 {
-				want = "at least 2 inputs"
+				want, hint = "at least 2 inputs", "list them in inputs"
 			}
 		case KindProcess, KindSource:
 		default:
 			if len(ins) > 1 {
-				want = "exactly 1 input; use a union step to merge streams"
+				want, hint = "exactly 1 input", "use a union step to merge streams"
 			}
 		}
 		if want != "" {
+			has := fmt.Sprint(len(ins))
 			if implicit {
-				el.add(n.Path+".inputs", "a %s step needs %s, has 1 (the previous step, read because inputs is empty)", n.Kind, want)
-			} else {
-				el.add(n.Path+".inputs", "a %s step needs %s, has %d", n.Kind, want, len(ins))
+				has = "1 (the previous step, read because inputs is empty)"
 			}
+			el.add(n.Path+".inputs", "a %s step needs %s, has %s; %s", n.Kind, want, has, hint)
 		}
 	}
 	if len(el.errs) > 0 {
@@ -405,7 +406,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 				}
 			}
 			if !used {
-				el.add(n.Path, "step %q only partitions its input (%s) but no step reads it", n.Name, n.Kind)
+				el.add(n.Path, "step %q only partitions its input (%s) but no step reads it; name it in the inputs of the step that needs it, or remove it", n.Name, n.Kind)
 			}
 		}
 	}
@@ -778,10 +779,10 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 		j := st.Join
 		jp := n.Path + ".join"
 		if j.LeftKey == "" {
-			el.add(jp+".leftKey", "is required")
+			el.add(jp+".leftKey", "is required: a CEL expression giving the key of a left `record`")
 		}
 		if j.RightKey == "" {
-			el.add(jp+".rightKey", "is required")
+			el.add(jp+".rightKey", "is required: a CEL expression giving the key of a right `record`")
 		}
 		switch {
 		case (j.Window == nil) == (j.Interval == nil):
@@ -845,7 +846,9 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 	if s.Elements != nil {
 		kinds++
 		for i, e := range s.Elements {
-			if _, err := value.FromJSON(e.Raw); err != nil {
+			if len(bytes.TrimSpace(e.Raw)) == 0 {
+				el.add(fmt.Sprintf("%s.elements[%d]", sp, i), "is empty; write a JSON value (null for no value)")
+			} else if _, err := value.FromJSON(e.Raw); err != nil {
 				el.add(fmt.Sprintf("%s.elements[%d]", sp, i), "is not valid JSON: %v", err)
 			}
 		}

@@ -1,0 +1,122 @@
+package exchange
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+	"net"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/flinkjob/flinkjob/engine/task"
+)
+
+const serviceName = "flinkjob.exchange.v1.Exchange"
+
+// header opens every stream: who it is for and which channel it carries.
+type header struct {
+	Stage   int `json:"stage"`
+	Subtask int `json:"subtask"`
+	Channel int `json:"channel"`
+}
+
+// Server receives the input channels of one subtask.
+type Server struct {
+	stage, subtask int
+	inbox          chan task.Batch
+	grpc           *grpc.Server
+	BytesIn        atomic.Int64
+}
+
+// WindowSize is the HTTP/2 flow-control window per stream and connection.
+// A fixed window (no BDP growth) bounds what a fast producer can push
+// ahead of a slow consumer.
+const WindowSize = 1 << 20
+
+// NewServer returns a server delivering batches for stage/subtask into an
+// inbox of the given capacity (in batches).
+func NewServer(stage, subtask, capacity int) *Server {
+	s := &Server{stage: stage, subtask: subtask, inbox: make(chan task.Batch, capacity)}
+	s.grpc = grpc.NewServer(
+		grpc.InitialWindowSize(WindowSize),
+		grpc.InitialConnWindowSize(WindowSize),
+		grpc.MaxRecvMsgSize(64<<20),
+	)
+	s.grpc.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName,
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Push",
+			Handler:       func(_ any, st grpc.ServerStream) error { return s.push(st) },
+			ClientStreams: true,
+		}},
+	}, s)
+	return s
+}
+
+// Inbox is where received batches arrive, in order per channel.
+func (s *Server) Inbox() <-chan task.Batch { return s.inbox }
+
+// Serve accepts connections on l until Stop.
+func (s *Server) Serve(l net.Listener) error { return s.grpc.Serve(l) }
+
+// Stop closes the server, first letting open streams finish (the senders
+// wait for the acknowledgement that ends each stream), at most for grace.
+func (s *Server) Stop(grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.grpc.Stop()
+	}
+}
+
+func (s *Server) push(st grpc.ServerStream) error {
+	var f frame
+	if err := st.RecvMsg(&f); err != nil {
+		return err
+	}
+	var h header
+	if err := json.Unmarshal(f.b, &h); err != nil {
+		return status.Errorf(codes.InvalidArgument, "bad stream header: %v", err)
+	}
+	if h.Stage != s.stage || h.Subtask != s.subtask {
+		return status.Errorf(codes.FailedPrecondition, "this worker runs stage %d subtask %d, not stage %d subtask %d", s.stage, s.subtask, h.Stage, h.Subtask)
+	}
+	ctx := st.Context()
+	for {
+		if err := st.RecvMsg(&f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return st.SendMsg(&frame{})
+			}
+			return err
+		}
+		s.BytesIn.Add(int64(len(f.b)))
+		b, err := DecodeBatch(f.b)
+		if err != nil {
+			return status.Errorf(codes.DataLoss, "channel %d: %v", h.Channel, err)
+		}
+		if b.Channel != h.Channel {
+			return status.Errorf(codes.InvalidArgument, "batch for channel %d on the stream of channel %d", b.Channel, h.Channel)
+		}
+		select {
+		case s.inbox <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Describe is for logs.
+func (s *Server) Describe() string {
+	return fmt.Sprintf("exchange server for stage %d subtask %d", s.stage, s.subtask)
+}

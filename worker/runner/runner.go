@@ -1,0 +1,270 @@
+// Package runner runs a job as separate worker processes on this machine,
+// the way the operator runs it as pods: in STREAMING every subtask of every
+// stage starts at once and they exchange records over gRPC on loopback; in
+// BATCH stages run one after another, each subtask reading and writing its
+// materialized partitions in a shuffle store (S3 through MinIO, or a
+// directory). Tests use it to prove the worker with real processes, and
+// `flinkjob run --processes` uses it too.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+)
+
+// Options configure a run.
+type Options struct {
+	// Worker is the worker binary; Prefix comes before the worker flags
+	// (e.g. ["worker"] when Worker is the flinkjob CLI).
+	Worker string
+	Prefix []string
+	// Mode overrides the job's runtime mode.
+	Mode spec.RuntimeMode
+	// ShuffleURL is where BATCH stages materialize output (s3://... or a dir).
+	ShuffleURL string
+	// Env is added to every worker's environment (S3 credentials, ...).
+	Env []string
+	// Dir holds the job file and peers file; default a temp dir.
+	Dir string
+	// Stdout receives the workers' standard output (print sinks).
+	Stdout io.Writer
+	// Stderr receives the workers' logs; default discarded (but kept for errors).
+	Stderr io.Writer
+	// Retries re-runs a failed BATCH subtask up to this many times.
+	Retries int
+	// MaxConcurrent bounds BATCH subtasks running at once (0: a whole stage).
+	MaxConcurrent int
+	// OnStart is called after each worker process starts (tests kill some).
+	OnStart func(stage, index, attempt int, p *os.Process)
+	// Args are extra worker flags.
+	Args []string
+}
+
+// Runner runs one job.
+type Runner struct {
+	opts    Options
+	plan    *plan.Plan
+	jobFile string
+	mu      sync.Mutex
+}
+
+// New plans the job and writes the job file workers read.
+func New(job *spec.Job, opts Options) (*Runner, error) {
+	p, err := plan.New(job, plan.Options{Mode: opts.Mode})
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		d, err := os.MkdirTemp("", "flinkjob-run-*")
+		if err != nil {
+			return nil, err
+		}
+		opts.Dir = d
+	}
+	b, err := json.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	jf := filepath.Join(opts.Dir, "job.json")
+	if err := os.WriteFile(jf, b, 0o644); err != nil {
+		return nil, err
+	}
+	return &Runner{opts: opts, plan: p, jobFile: jf}, nil
+}
+
+// Plan is the job's plan.
+func (r *Runner) Plan() *plan.Plan { return r.plan }
+
+// Run runs the job to the end, then finalizes its sinks.
+func (r *Runner) Run(ctx context.Context) error {
+	var err error
+	if r.plan.Mode == spec.Batch {
+		err = r.runBatch(ctx)
+	} else {
+		err = r.runStreaming(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return r.start(ctx, -1, 0, 0, []string{"--finalize"}).wait()
+}
+
+type proc struct {
+	stage, index int
+	cmd          *exec.Cmd
+	stderr       *bytes.Buffer
+	err          error
+}
+
+func (p *proc) wait() error {
+	if p.err != nil {
+		return p.err
+	}
+	if err := p.cmd.Wait(); err != nil {
+		msg := p.stderr.String()
+		if len(msg) > 4000 {
+			msg = "..." + msg[len(msg)-4000:]
+		}
+		return fmt.Errorf("worker stage %d subtask %d: %v\n%s", p.stage, p.index, err, msg)
+	}
+	return nil
+}
+
+func (r *Runner) start(ctx context.Context, stage, index, attempt int, extra []string) *proc {
+	args := append(append([]string{}, r.opts.Prefix...), "--job", r.jobFile, "--mode", string(r.plan.Mode),
+		"--stage", strconv.Itoa(max(stage, 0)), "--index", strconv.Itoa(index), "--attempt", strconv.Itoa(attempt),
+		"--http", "", "--termination-log", filepath.Join(r.opts.Dir, fmt.Sprintf("term-%d-%d-%d.json", stage, index, attempt)))
+	if r.opts.ShuffleURL != "" {
+		args = append(args, "--shuffle", r.opts.ShuffleURL)
+	}
+	args = append(args, r.opts.Args...)
+	args = append(args, extra...)
+	cmd := exec.CommandContext(ctx, r.opts.Worker, args...)
+	cmd.Env = append(os.Environ(), r.opts.Env...)
+	p := &proc{stage: stage, index: index, cmd: cmd, stderr: &bytes.Buffer{}}
+	cmd.Stdout = r.opts.Stdout
+	if cmd.Stdout == nil {
+		cmd.Stdout = io.Discard
+	}
+	var errw io.Writer = p.stderr
+	if r.opts.Stderr != nil {
+		errw = io.MultiWriter(p.stderr, r.opts.Stderr)
+	}
+	cmd.Stderr = &lockedWriter{w: errw}
+	if err := cmd.Start(); err != nil {
+		p.err = err
+		return p
+	}
+	if r.opts.OnStart != nil && stage >= 0 {
+		r.opts.OnStart(stage, index, attempt, cmd.Process)
+	}
+	return p
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// freePort finds a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (r *Runner) runStreaming(ctx context.Context) error {
+	peers := map[string]string{}
+	listen := map[string]string{}
+	for _, s := range r.plan.Stages {
+		if len(s.Inputs) == 0 {
+			continue
+		}
+		for i := 0; i < s.Parallelism; i++ {
+			port, err := freePort()
+			if err != nil {
+				return err
+			}
+			k := fmt.Sprintf("%d/%d", s.ID, i)
+			peers[k] = fmt.Sprintf("127.0.0.1:%d", port)
+			listen[k] = peers[k]
+		}
+	}
+	b, _ := json.Marshal(peers)
+	pf := filepath.Join(r.opts.Dir, "peers.json")
+	if err := os.WriteFile(pf, b, 0o644); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var procs []*proc
+	for _, s := range r.plan.Stages {
+		for i := 0; i < s.Parallelism; i++ {
+			extra := []string{"--peers", pf}
+			if a, ok := listen[fmt.Sprintf("%d/%d", s.ID, i)]; ok {
+				extra = append(extra, "--listen", a)
+			}
+			procs = append(procs, r.start(ctx, s.ID, i, 0, extra))
+		}
+	}
+	// Any failure stops the whole job, as STREAMING restarts all stages.
+	errs := make(chan error, len(procs))
+	for _, p := range procs {
+		go func(p *proc) { errs <- p.wait() }(p)
+	}
+	var first error
+	for range procs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+func (r *Runner) runBatch(ctx context.Context) error {
+	for _, s := range r.plan.Stages {
+		if err := r.RunStage(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunStage runs every subtask of a BATCH stage, re-running failed ones
+// (alone, from the materialized inputs) up to Retries times.
+func (r *Runner) RunStage(ctx context.Context, s *plan.Stage) error {
+	limit := r.opts.MaxConcurrent
+	if limit <= 0 || limit > s.Parallelism {
+		limit = s.Parallelism
+	}
+	sem := make(chan struct{}, limit)
+	errs := make([]error, s.Parallelism)
+	var wg sync.WaitGroup
+	for i := 0; i < s.Parallelism; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for attempt := 0; ; attempt++ {
+				err := r.start(ctx, s.ID, i, attempt, nil).wait()
+				if err == nil || attempt >= r.opts.Retries || ctx.Err() != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
