@@ -28,6 +28,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/shuffle"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/task"
 	"github.com/flinkjob/flinkjob/engine/udf"
@@ -216,23 +217,33 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			capacity = 8
 		}
 		srv := exchange.NewServer(st.ID, cfg.Index, capacity)
-		l, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return res, fmt.Errorf("exchange listen on %q: %w", cfg.Listen, err)
+		srv.Channels = shuffle.Channels(st)
+		l, lerr := net.Listen("tcp", cfg.Listen)
+		if lerr != nil {
+			return res, fmt.Errorf("exchange listen on %q: %w", cfg.Listen, lerr)
 		}
 		go srv.Serve(l)
-		defer srv.Stop(10 * time.Second)
+		defer func() {
+			// After a success every stream has ended; after a failure
+			// upstream handlers may be blocked on the inbox nobody reads,
+			// and waiting for them would only delay the exit.
+			grace := 10 * time.Second
+			if err != nil {
+				grace = 0
+			}
+			srv.Stop(grace)
+		}()
 		inbox = srv.Inbox()
-		m.bytesIn = &srv.BytesIn
+		m.bytesIn.Store(&srv.BytesIn)
 	}
 	client := exchange.NewClient(cfg.resolver())
 	defer client.Close()
-	m.client = client
+	m.client.Store(client)
 	ready.Store(true)
 	err = task.RunStreaming(ctx, tc, inbox, client)
 	res.BytesOut = client.BytesOut.Load()
-	if m.bytesIn != nil {
-		res.BytesIn = m.bytesIn.Load()
+	if b := m.bytesIn.Load(); b != nil {
+		res.BytesIn = b.Load()
 	}
 	return res, err
 }
@@ -271,8 +282,10 @@ func writeTermination(path string, r Result) {
 
 type metrics struct {
 	registry *prometheus.Registry
-	client   *exchange.Client
-	bytesIn  *atomic.Int64
+	// client and bytesIn appear once the exchange is set up, while
+	// /metrics may already be scraped.
+	client  atomic.Pointer[exchange.Client]
+	bytesIn atomic.Pointer[atomic.Int64]
 }
 
 func newMetrics(c *task.Counters) *metrics {
@@ -288,24 +301,24 @@ func newMetrics(c *task.Counters) *metrics {
 			func() float64 { return float64(c.Watermark.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_bytes_in_total", Help: "Bytes received over the exchange."},
 			func() float64 {
-				if m.bytesIn == nil {
-					return 0
+				if b := m.bytesIn.Load(); b != nil {
+					return float64(b.Load())
 				}
-				return float64(m.bytesIn.Load())
+				return 0
 			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_bytes_out_total", Help: "Bytes sent over the exchange."},
 			func() float64 {
-				if m.client == nil {
-					return 0
+				if c := m.client.Load(); c != nil {
+					return float64(c.BytesOut.Load())
 				}
-				return float64(m.client.BytesOut.Load())
+				return 0
 			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_backpressured_seconds_total", Help: "Time spent blocked sending downstream (backpressure)."},
 			func() float64 {
-				if m.client == nil {
-					return 0
+				if c := m.client.Load(); c != nil {
+					return time.Duration(c.Blocked.Load()).Seconds()
 				}
-				return time.Duration(m.client.Blocked.Load()).Seconds()
+				return 0
 			}),
 	)
 	return m

@@ -362,8 +362,9 @@ const (
 	ConditionPlanned = "Planned"
 	// ConditionRunning is True while worker pods are running.
 	ConditionRunning = "Running"
-	// ConditionComplete is True when the job succeeded.
-	ConditionComplete = "Complete"
+	// ConditionSucceeded is True when the job succeeded, so
+	// `kubectl wait --for=condition=Succeeded fj/NAME` waits for it.
+	ConditionSucceeded = "Succeeded"
 	// ConditionFailed is True when the job failed.
 	ConditionFailed = "Failed"
 	// ConditionSuspended is True while the job is suspended.
@@ -405,7 +406,7 @@ type FlinkJobStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions are the latest observations of the job (Planned, Running,
-	// Complete, Failed, Suspended).
+	// Succeeded, Failed, Suspended).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -420,6 +421,21 @@ type FlinkJobStatus struct {
 	// finishTime is when the job succeeded or failed.
 	// +optional
 	FinishTime *metav1.Time `json:"finishTime,omitempty"`
+
+	// restarts counts recoveries from failures: STREAMING restarts every
+	// stage's pods together; BATCH re-runs single failed subtasks.
+	// +optional
+	Restarts int32 `json:"restarts,omitempty"`
+
+	// attempt numbers the current set of STREAMING worker pods; it grows on
+	// every restart and every resume, so new pods never clash with old ones.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+
+	// lastFailureTime is when the latest worker failure was seen; restarts
+	// wait the restart strategy's delay from it.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
 
 	// message is a human-readable explanation of the phase.
 	// +optional

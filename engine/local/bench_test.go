@@ -5,6 +5,8 @@ package local_test
 //
 //	go test ./engine/local -run '^$' -bench . -benchtime 1x   # quick
 //	go test ./engine/local -run '^$' -bench Stateless          # one case
+//	go test ./engine/local -run '^$' -bench 'Window/engine' -cpuprofile cpu.out
+//	go tool pprof -tagfocus=bench=engine local.test cpu.out   # timed runs only
 //
 // Every job runs at parallelism 1 so the comparison is per core (STREAMING
 // still runs one goroutine per stage: see records/cpu-s). The source is an
@@ -69,14 +71,19 @@ func benchInput(n int) bench.Input {
 
 // The per-record logic of the stateless chain, as plain Go functions: the
 // `call:` steps run them through udf, the hand-written loop calls them directly.
+// They are not inlined so that both sides pay the same for them (inlined
+// into the loop, the map benchEnrich builds would not escape).
 
+//go:noinline
 func benchEnrich(v any) (any, error) {
 	m := v.(map[string]any)
 	return map[string]any{"id": m["id"], "v": m["v"].(int64)*3 + 1}, nil
 }
 
+//go:noinline
 func benchKeepEven(v any) (bool, error) { return v.(map[string]any)["v"].(int64)%2 == 0, nil }
 
+//go:noinline
 func benchProject(v any) (any, error) {
 	m := v.(map[string]any)
 	return m["v"].(int64) + m["id"].(int64), nil

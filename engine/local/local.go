@@ -126,10 +126,14 @@ func (e *Executor) started(s, i int) {
 	}
 }
 
-func (e *Executor) finished(s, i int) {
-	e.mu.Lock()
-	e.done[s]++
-	e.mu.Unlock()
+// finished reports a subtask's end, failed or not: OnSubtask sees every
+// start matched by an end. Only successes count as done.
+func (e *Executor) finished(s, i int, ok bool) {
+	if ok {
+		e.mu.Lock()
+		e.done[s]++
+		e.mu.Unlock()
+	}
 	if e.opts.OnSubtask != nil {
 		e.opts.OnSubtask(s, i, false)
 	}
@@ -189,11 +193,10 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 				defer wg.Done()
 				e.started(s.ID, i)
 				err := task.RunStreaming(ctx, e.config(s, i), send.inboxes[s.ID][i], send)
+				e.finished(s.ID, i, err == nil)
 				if err != nil {
 					cancel(err)
-					return
 				}
-				e.finished(s.ID, i)
 			}(s, i)
 		}
 	}
@@ -249,11 +252,10 @@ func (e *Executor) RunStage(ctx context.Context, s *plan.Stage, store shuffle.St
 			defer func() { <-sem }()
 			e.started(s.ID, i)
 			_, err := task.RunBatch(ctx, e.config(s, i), store)
+			e.finished(s.ID, i, err == nil)
 			if err != nil {
 				cancel(err)
-				return
 			}
-			e.finished(s.ID, i)
 		}(i)
 	}
 	wg.Wait()

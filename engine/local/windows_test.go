@@ -2,12 +2,15 @@ package local_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // Known-answer tests for event-time windows. STREAMING runs with
@@ -432,6 +435,128 @@ steps:
 	c = run(t, job, spec.Batch, oneByOne)
 	sameMultiset(t, "batch", c, "out",
 		`{"key":"a","windowStart":0,"windowEnd":15,"n":3}`,
+		`{"key":"a","windowStart":25,"windowEnd":35,"n":1}`,
+		`{"key":"a","windowStart":40,"windowEnd":50,"n":1}`)
+}
+
+// Idleness: a source that stops producing is marked idle after the
+// configured time and no longer holds back the watermark, so windows fire
+// while the job runs. Without idleness the quiet source's watermark (-1)
+// holds every window back until the end of input, which an unbounded job
+// never reaches.
+func TestIdleSourceDoesNotHoldBackWatermark(t *testing.T) {
+	const job = `
+parallelism: 1
+steps:
+  - name: quiet
+    source:
+      datagen: {value: "{'src': 'quiet', 'ts': 0}", ratePerSecond: 1}
+      timestamp: record.ts
+      watermarks: {maxOutOfOrderness: 0s%s}
+  - name: busy
+    source:
+      datagen: {value: "{'src': 'busy', 'ts': seq * 10}", ratePerSecond: 1000}
+      timestamp: record.ts
+      watermarks: {maxOutOfOrderness: 0s}
+  - name: both
+    inputs: [quiet, busy]
+    union: {}
+  - name: win
+    keyBy: record.src
+    window: {type: tumbling, size: 100ms, aggregate: {fields: [{name: "n", count: true}]}}
+  - name: out
+    sink: {call: out}
+`
+	runFor := func(idleness string, until func([]value.Record) bool, max time.Duration) []value.Record {
+		out := &stampedSink{}
+		p := newPlan(t, sprintf(job, idleness), spec.Streaming)
+		ctx, cancel := context.WithTimeout(context.Background(), max)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			done <- local.Run(ctx, p, local.Options{Env: connector.Env{CallSink: sinks(map[string]connector.Sink{"out": out})}})
+		}()
+		for ctx.Err() == nil && !until(out.records()) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("run: %v", err)
+		}
+		return out.records()
+	}
+	// Without idleness: nothing fires within 300ms (the busy source is at
+	// event time ~3000 by then).
+	if recs := runFor("", func([]value.Record) bool { return false }, 300*time.Millisecond); len(recs) != 0 {
+		t.Errorf("without idleness, windows fired: %v", recs)
+	}
+	// With idleness 50ms: busy windows fire, and the quiet source's one
+	// record (ts 0) is counted in its [0,100) window.
+	recs := runFor(", idleness: 50ms", func(r []value.Record) bool {
+		busy, quiet := false, false
+		for _, x := range r {
+			m := x.Value.(map[string]any)
+			busy = busy || m["key"] == "busy"
+			quiet = quiet || m["key"] == "quiet"
+		}
+		return busy && quiet
+	}, 10*time.Second)
+	got := map[string]map[string]any{}
+	for _, r := range recs {
+		m := r.Value.(map[string]any)
+		if m["windowStart"] == int64(0) {
+			got[m["key"].(string)] = m
+		}
+	}
+	if got["busy"] == nil || got["busy"]["n"] != int64(10) {
+		t.Errorf("busy [0,100): %v, want n=10 (ts 0..90)", got["busy"])
+	}
+	if got["quiet"] == nil || got["quiet"]["n"].(int64) < 1 {
+		t.Errorf("quiet [0,100): %v, want at least its first record", got["quiet"])
+	}
+}
+
+// Timers are per key and time, so two windows of a key can share one: here
+// the cleanup time of session [0,15) (14 + 20) is the trigger time of
+// session [25,35) (34). Merging [0,15) away must not cancel [25,35)'s
+// firing.
+//
+//	gap 10ms, lateness 20ms, bound 0:
+//	a@0  -> [0,10)                     wm -1
+//	a@25 -> [25,35)                    wm 24: fires [0,10) (n1)
+//	a@5  -> [0,15): 14 <= 24, fires now (n2); cleanup at 34
+//	a@6  -> [0,16): fires now (n3); cleanup at 35 (the one at 34 is now [0,15)'s, gone)
+//	a@40 -> [40,50)                    wm 39: fires [25,35) (n1) at 34; [0,16) cleaned at 35
+//	end                                fires [40,50) (n1)
+func TestSessionMergeKeepsSharedTimer(t *testing.T) {
+	const job = `
+parallelism: 1
+steps:
+  - name: src
+    source:
+      elements: [{k: a, ts: 0}, {k: a, ts: 25}, {k: a, ts: 5}, {k: a, ts: 6}, {k: a, ts: 40}]
+      timestamp: record.ts
+      watermarks: {maxOutOfOrderness: 0s}
+  - name: sessions
+    keyBy: record.k
+    window:
+      type: session
+      gap: 10ms
+      allowedLateness: 20ms
+      aggregate: {fields: [{name: "n", count: true}]}
+  - name: out
+    sink: {call: out}
+`
+	c := run(t, job, spec.Streaming, oneByOne)
+	sameSequence(t, "streaming", c, "out",
+		`{"key":"a","windowStart":0,"windowEnd":10,"n":1}`,
+		`{"key":"a","windowStart":0,"windowEnd":15,"n":2}`,
+		`{"key":"a","windowStart":0,"windowEnd":16,"n":3}`,
+		`{"key":"a","windowStart":25,"windowEnd":35,"n":1}`,
+		`{"key":"a","windowStart":40,"windowEnd":50,"n":1}`)
+	c = run(t, job, spec.Batch, oneByOne)
+	sameMultiset(t, "batch", c, "out",
+		`{"key":"a","windowStart":0,"windowEnd":16,"n":3}`,
 		`{"key":"a","windowStart":25,"windowEnd":35,"n":1}`,
 		`{"key":"a","windowStart":40,"windowEnd":50,"n":1}`)
 }

@@ -115,10 +115,12 @@ func (o *WindowJoin) Process(r *value.Record, input int) error {
 	if s == nil {
 		s = &joinWins{}
 	}
+	placed := false
 	_ = o.asg.assign(r.Ts, func(start, end int64) error {
 		if end-1 <= o.wm {
 			return nil // late: the window has fired
 		}
+		placed = true
 		var w *joinWin
 		for _, x := range s.ws {
 			if x.start == start {
@@ -139,6 +141,11 @@ func (o *WindowJoin) Process(r *value.Record, input int) error {
 	})
 	if len(s.ws) > 0 {
 		o.wins.Set(s)
+	}
+	if !placed && o.ctx.LateDropped != nil {
+		// Too late for every window: dropped, and counted like the
+		// window and interval join operators' late records.
+		*o.ctx.LateDropped++
 	}
 	return nil
 }

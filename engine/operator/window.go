@@ -231,12 +231,12 @@ func (o *Window) addSession(ws *winSet, r *value.Record) (bool, error) {
 			return false, err
 		}
 		ws.remove(w)
-		if w.end != nw.end {
-			o.timers.Delete(state.EventTime, w.maxTs())
-			if o.lateness > 0 {
-				o.timers.Delete(state.EventTime, w.maxTs()+o.lateness)
-			}
-		}
+		// The merged-away window's timers are left to fire: timers are
+		// per key and time, not per window, so one of them may also be
+		// another live window's trigger or cleanup timer (e.g. this
+		// window's end + lateness == the next session's end), and
+		// deleting it would lose that window. A timer whose window is
+		// gone finds nothing to fire or clean up in fire().
 	}
 	if acc, err = o.agg.add(acc, r); err != nil {
 		return false, err

@@ -676,8 +676,9 @@ func resolveInput(n *Node, idx int, from *Node, output string, raw [][]rawIn, el
 }
 
 func compileKey(src, path, step string, el *errList) (*expr.Program, string) {
-	if src == "" {
-		return nil, src // a missing join key is reported by compileStep
+	if strings.TrimSpace(src) == "" {
+		el.add(path, "is required: a CEL expression giving the key of `record`")
+		return nil, src
 	}
 	p, err := expr.Compile(src, expr.Any, expr.Record)
 	if err != nil {
@@ -727,7 +728,9 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 	}
 	switch n.Kind {
 	case KindKeyBy:
-		c(n.Path+".keyBy", st.KeyBy, expr.Any, expr.Record)
+		// Compiled here too so a keyBy step nobody reads is still checked;
+		// resolveInput reports the same error once (errList drops repeats).
+		compileKey(st.KeyBy, n.Path+".keyBy", n.Name, el)
 	case KindSource:
 		compileSource(n, el, c, dur)
 	case KindMap:
@@ -778,12 +781,8 @@ func compileStep(g *Graph, n *Node, el *errList, opts Options) {
 	case KindJoin:
 		j := st.Join
 		jp := n.Path + ".join"
-		if j.LeftKey == "" {
-			el.add(jp+".leftKey", "is required: a CEL expression giving the key of a left `record`")
-		}
-		if j.RightKey == "" {
-			el.add(jp+".rightKey", "is required: a CEL expression giving the key of a right `record`")
-		}
+		// leftKey and rightKey are compiled (or reported missing) with the
+		// join's input edges, in resolveInput.
 		switch {
 		case (j.Window == nil) == (j.Interval == nil):
 			el.add(jp, "set exactly one of window (a window join) and interval (an interval join)")

@@ -52,7 +52,8 @@ type Edge struct {
 	// InputIndex is which input of To's head this edge feeds (0 = first).
 	InputIndex   int
 	Partitioning spec.Partitioning
-	// Key is set for HASH edges; the producer evaluates it per record.
+	// Input is the head's input this edge carries; its Key is set for HASH
+	// edges and the producer evaluates it per record.
 	Input *Input
 }
 

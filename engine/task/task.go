@@ -160,15 +160,24 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 	}
 	var procErr error
 	var n int64
+	idle := false
 	emit := func(v any) {
 		if procErr != nil {
 			return
+		}
+		if idle {
+			// Active again: say so before the record, as Flink's
+			// WatermarksWithIdleness does, so downstream valves count
+			// this channel again before they see its data.
+			idle = false
+			if procErr = setIdle(false); procErr != nil {
+				return
+			}
 		}
 		n++
 		r := value.Record{Value: v, Ts: value.NoTimestamp}
 		procErr = chain.Source.Process(&r, 0)
 	}
-	idle := false
 	for {
 		rctx := ctx
 		var cancel context.CancelFunc
@@ -183,12 +192,6 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 		c.Counters.RecordsIn.Add(n)
 		if procErr != nil {
 			return procErr
-		}
-		if n > 0 && idle {
-			idle = false
-			if err := setIdle(false); err != nil {
-				return err
-			}
 		}
 		if streaming {
 			if err := chain.Source.EmitWatermark(); err != nil {

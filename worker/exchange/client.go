@@ -118,6 +118,8 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	// one to the connection after SendMsg returns.
 	buf := AppendBatch(make([]byte, 0, c.sizeHint), &b)
 	c.sizeHint = max(c.sizeHint, len(buf))
+	// The stream lives in the context of the first Send; a later call's
+	// ctx must end a Send blocked by backpressure too.
 	start := time.Now()
 	err := s.cs.SendMsg(&frame{b: buf})
 	c.Blocked.Add(int64(time.Since(start)))

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 	"net"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,6 +32,13 @@ type Server struct {
 	inbox          chan task.Batch
 	grpc           *grpc.Server
 	BytesIn        atomic.Int64
+	// Channels is the number of input channels of the subtask; set it
+	// before Serve. Streams for a channel outside [0, Channels) are refused
+	// (the task indexes its per-channel state by it). 0 leaves it unchecked.
+	Channels int
+
+	mu     sync.Mutex
+	opened map[int]bool // channels that have had a stream
 }
 
 // WindowSize is the HTTP/2 flow-control window per stream and connection.
@@ -41,7 +49,7 @@ const WindowSize = 1 << 20
 // NewServer returns a server delivering batches for stage/subtask into an
 // inbox of the given capacity (in batches).
 func NewServer(stage, subtask, capacity int) *Server {
-	s := &Server{stage: stage, subtask: subtask, inbox: make(chan task.Batch, capacity)}
+	s := &Server{stage: stage, subtask: subtask, inbox: make(chan task.Batch, capacity), opened: map[int]bool{}}
 	s.grpc = grpc.NewServer(
 		grpc.InitialWindowSize(WindowSize),
 		grpc.InitialConnWindowSize(WindowSize),
@@ -91,6 +99,18 @@ func (s *Server) push(st grpc.ServerStream) error {
 	}
 	if h.Stage != s.stage || h.Subtask != s.subtask {
 		return status.Errorf(codes.FailedPrecondition, "this worker runs stage %d subtask %d, not stage %d subtask %d", s.stage, s.subtask, h.Stage, h.Subtask)
+	}
+	if h.Channel < 0 || (s.Channels > 0 && h.Channel >= s.Channels) {
+		return status.Errorf(codes.InvalidArgument, "channel %d does not exist: stage %d subtask %d has %d input channels", h.Channel, s.stage, s.subtask, s.Channels)
+	}
+	// One stream per channel for the life of the subtask: a second one
+	// would deliver the channel's records twice, or after its end.
+	s.mu.Lock()
+	dup := s.opened[h.Channel]
+	s.opened[h.Channel] = true
+	s.mu.Unlock()
+	if dup {
+		return status.Errorf(codes.AlreadyExists, "channel %d of stage %d subtask %d already had a stream", h.Channel, s.stage, s.subtask)
 	}
 	ctx := st.Context()
 	for {

@@ -47,9 +47,14 @@ type Options struct {
 	// MaxConcurrent bounds BATCH subtasks running at once (0: a whole stage).
 	MaxConcurrent int
 	// OnStart is called after each worker process starts (tests kill some).
+	// BATCH stages start their subtasks from several goroutines, so it must
+	// be safe for concurrent use.
 	OnStart func(stage, index, attempt int, p *os.Process)
-	// Args are extra worker flags.
+	// Args are extra worker flags, given to every worker.
 	Args []string
+	// ArgsFor, if set, gives extra flags for one worker (after Args), e.g.
+	// a --http address of its own. It is not called for the finalize step.
+	ArgsFor func(stage, index, attempt int) []string
 }
 
 // Runner runs one job.
@@ -57,7 +62,9 @@ type Runner struct {
 	opts    Options
 	plan    *plan.Plan
 	jobFile string
-	mu      sync.Mutex
+	// stdout and stderr serialize the workers' output into Options.Stdout
+	// and Options.Stderr, one whole line at a time.
+	stdout, stderr *lockedWriter
 }
 
 // New plans the job and writes the job file workers read.
@@ -81,7 +88,14 @@ func New(job *spec.Job, opts Options) (*Runner, error) {
 	if err := os.WriteFile(jf, b, 0o644); err != nil {
 		return nil, err
 	}
-	return &Runner{opts: opts, plan: p, jobFile: jf}, nil
+	r := &Runner{opts: opts, plan: p, jobFile: jf}
+	if opts.Stdout != nil {
+		r.stdout = &lockedWriter{w: opts.Stdout}
+	}
+	if opts.Stderr != nil {
+		r.stderr = &lockedWriter{w: opts.Stderr}
+	}
+	return r, nil
 }
 
 // Plan is the job's plan.
@@ -105,6 +119,7 @@ type proc struct {
 	stage, index int
 	cmd          *exec.Cmd
 	stderr       *bytes.Buffer
+	lines        []*lineWriter // flushed once the process has ended
 	err          error
 }
 
@@ -112,7 +127,11 @@ func (p *proc) wait() error {
 	if p.err != nil {
 		return p.err
 	}
-	if err := p.cmd.Wait(); err != nil {
+	err := p.cmd.Wait()
+	for _, l := range p.lines {
+		l.flush()
+	}
+	if err != nil {
 		msg := p.stderr.String()
 		if len(msg) > 4000 {
 			msg = "..." + msg[len(msg)-4000:]
@@ -130,19 +149,29 @@ func (r *Runner) start(ctx context.Context, stage, index, attempt int, extra []s
 		args = append(args, "--shuffle", r.opts.ShuffleURL)
 	}
 	args = append(args, r.opts.Args...)
+	if r.opts.ArgsFor != nil && stage >= 0 {
+		args = append(args, r.opts.ArgsFor(stage, index, attempt)...)
+	}
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, r.opts.Worker, args...)
 	cmd.Env = append(os.Environ(), r.opts.Env...)
 	p := &proc{stage: stage, index: index, cmd: cmd, stderr: &bytes.Buffer{}}
-	cmd.Stdout = r.opts.Stdout
-	if cmd.Stdout == nil {
-		cmd.Stdout = io.Discard
+	// Every worker writes into the same Stdout and Stderr from its own
+	// copying goroutine: whole lines go through one lock per writer, so
+	// workers neither race nor interleave within a line.
+	cmd.Stdout = io.Discard
+	if r.stdout != nil {
+		l := &lineWriter{w: r.stdout}
+		p.lines = append(p.lines, l)
+		cmd.Stdout = l
 	}
 	var errw io.Writer = p.stderr
-	if r.opts.Stderr != nil {
-		errw = io.MultiWriter(p.stderr, r.opts.Stderr)
+	if r.stderr != nil {
+		l := &lineWriter{w: r.stderr}
+		p.lines = append(p.lines, l)
+		errw = io.MultiWriter(p.stderr, l)
 	}
-	cmd.Stderr = &lockedWriter{w: errw}
+	cmd.Stderr = errw
 	if err := cmd.Start(); err != nil {
 		p.err = err
 		return p
@@ -162,6 +191,32 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// lineWriter passes whole lines on to w and keeps a partial last line
+// until it is completed or flushed (when the process has ended).
+type lineWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	l.buf = append(l.buf, b...)
+	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
+		_, err := l.w.Write(l.buf[:i+1])
+		l.buf = append(l.buf[:0], l.buf[i+1:]...)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+func (l *lineWriter) flush() {
+	if len(l.buf) > 0 {
+		_, _ = l.w.Write(l.buf)
+		l.buf = l.buf[:0]
+	}
 }
 
 // freePort finds a free loopback port.

@@ -1,0 +1,161 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flinkjob/flinkjob/api/v1alpha1"
+	"github.com/flinkjob/flinkjob/engine/spec"
+)
+
+// runStreaming keeps the pods of every stage up at once. Any failed pod
+// restarts them all (records in flight between stages are lost with the
+// pods; checkpoints make that exactly-once in a later version), after the
+// restart strategy's delay, with a new attempt number so new pods never
+// share names or DNS with old ones. A bounded job whose pods all succeed
+// finalizes its sinks and succeeds.
+func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
+	job := s.job
+	attempt := int(job.Status.Attempt)
+	var current, stale []*corev1.Pod
+	for i := range s.pods {
+		p := &s.pods[i]
+		if p.Labels[LabelRole] != RoleWorker {
+			continue
+		}
+		if labelInt(p, LabelAttempt) == attempt {
+			current = append(current, p)
+		} else {
+			stale = append(stale, p)
+		}
+	}
+	for _, p := range stale {
+		if err := r.deletePod(ctx, p); err != nil {
+			return err
+		}
+	}
+
+	// A failure restarts everything.
+	for _, p := range current {
+		if p.Status.Phase != corev1.PodFailed {
+			continue
+		}
+		stage := labelInt(p, LabelStage)
+		msg := fmt.Sprintf("stage %d subtask %d failed: %s", stage, labelInt(p, LabelIndex), failureMessage(p))
+		if stage >= 0 && stage < len(job.Status.Stages) {
+			job.Status.Stages[stage].SubtasksFailed = 1
+		}
+		if policyOf(job).exhausted(job.Status.Restarts) {
+			for _, q := range current {
+				if err := r.deletePod(ctx, q); err != nil {
+					return err
+				}
+			}
+			return r.fail(s, "WorkerFailed", msg+"; restart attempts exhausted")
+		}
+		r.noteFailure(job)
+		if left := r.waitLeft(job); left > 0 {
+			for _, q := range current {
+				if err := r.deletePod(ctx, q); err != nil {
+					return err
+				}
+			}
+			s.requeue = left
+			r.setPhase(s, v1alpha1.PhaseRunning, "Restarting", msg+fmt.Sprintf("; restarting all stages in %s", left.Round(time.Millisecond)))
+			return nil
+		}
+		job.Status.Restarts++
+		job.Status.Attempt++
+		job.Status.LastFailureTime = nil
+		restartsTotal.WithLabelValues(string(spec.Streaming)).Inc()
+		r.event(job, corev1.EventTypeWarning, "Restarting", msg+fmt.Sprintf("; restarting every stage (restart %d)", job.Status.Restarts))
+		for _, q := range current {
+			if err := r.deletePod(ctx, q); err != nil {
+				return err
+			}
+		}
+		s.requeue = time.Millisecond
+		return nil
+	}
+	// New pods wait until the old ones are gone: they share host names.
+	if len(stale) > 0 && len(current) == 0 {
+		s.requeue = time.Second
+		return nil
+	}
+
+	now := metav1.NewTime(r.now())
+	if job.Status.StartTime == nil {
+		job.Status.StartTime = &now
+	}
+	allSucceeded := true
+	for _, pst := range s.plan.Stages {
+		st := &job.Status.Stages[pst.ID]
+		var running, succeeded int32
+		var in, out int64
+		for i := 0; i < pst.Parallelism; i++ {
+			var pod *corev1.Pod
+			for _, p := range current {
+				if labelInt(p, LabelStage) == pst.ID && labelInt(p, LabelIndex) == i {
+					pod = p
+				}
+			}
+			if pod == nil {
+				if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Streaming, pst.ID, i, attempt)); err != nil {
+					return err
+				}
+				allSucceeded = false
+				continue
+			}
+			switch pod.Status.Phase {
+			case corev1.PodSucceeded:
+				succeeded++
+				_, res := terminated(pod)
+				in += res.RecordsIn
+				out += res.RecordsOut
+			case corev1.PodRunning:
+				running++
+				allSucceeded = false
+			default:
+				allSucceeded = false
+			}
+		}
+		st.SubtasksRunning, st.SubtasksSucceeded, st.SubtasksFailed = running, succeeded, 0
+		st.Attempts = job.Status.Attempt + 1
+		st.RecordsIn, st.RecordsOut = in, out
+		switch {
+		case succeeded == int32(pst.Parallelism):
+			if st.Phase != v1alpha1.StageSucceeded {
+				st.Phase, st.FinishTime = v1alpha1.StageSucceeded, &now
+				if st.StartTime != nil {
+					stageDuration.WithLabelValues(string(spec.Streaming)).Observe(now.Sub(st.StartTime.Time).Seconds())
+				}
+			}
+		case running+succeeded == int32(pst.Parallelism):
+			if st.Phase != v1alpha1.StageRunning {
+				st.Phase, st.StartTime = v1alpha1.StageRunning, &now
+			}
+		default:
+			st.Phase = v1alpha1.StagePending
+		}
+	}
+	if allSucceeded {
+		return r.runFinalize(ctx, s)
+	}
+	allUp := true
+	for _, st := range job.Status.Stages {
+		if st.Phase == v1alpha1.StagePending {
+			allUp = false
+		}
+	}
+	if allUp {
+		setCondition(job, v1alpha1.ConditionRunning, metav1.ConditionTrue, "AllStagesRunning", "every stage's subtasks are running")
+		r.setPhase(s, v1alpha1.PhaseRunning, "Running", fmt.Sprintf("all %d stages running", len(job.Status.Stages)))
+	} else if job.Status.Phase != v1alpha1.PhaseRunning {
+		r.setPhase(s, v1alpha1.PhasePending, "Launching", "waiting for every stage's pods to run")
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package testminio_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/internal/testminio"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testminio.Stop()
+	os.Exit(code)
+}
+
+func TestStartWriteRead(t *testing.T) {
+	cfg := testminio.Start(t)
+	if again := testminio.Start(t); again != cfg {
+		t.Fatalf("second Start gave %+v, first %+v: want one server per process", again, cfg)
+	}
+	bucket := testminio.Bucket(t, cfg)
+	testminio.EnsureBucket(t, cfg, bucket) // idempotent
+	ctx := context.Background()
+	loc, err := connector.ParseLocation("s3://"+bucket+"/dir/", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := loc.Create(ctx, "hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("hello, minio")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := loc.Open(ctx, "hello.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	if string(b) != "hello, minio" {
+		t.Fatalf("read back %q", b)
+	}
+	// Env hands the same server to worker processes.
+	for _, kv := range testminio.Env(cfg) {
+		k, v, _ := cut(kv)
+		t.Setenv(k, v)
+	}
+	if got := connector.S3ConfigFromEnv(); got.Endpoint != cfg.Endpoint || got.AccessKey != cfg.AccessKey || got.SecretKey != cfg.SecretKey {
+		t.Fatalf("S3ConfigFromEnv after Env: %+v, want %+v", got, cfg)
+	}
+}
+
+func cut(kv string) (string, string, bool) {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}

@@ -1,0 +1,130 @@
+package exchange
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// sampleBatch has one element of every kind and records of every value type.
+func sampleBatch() task.Batch {
+	keyed := value.Record{Value: map[string]any{"word": "flink", "n": int64(3)}, Ts: 1700000000000}
+	keyed.WithKey("flink")
+	return task.Batch{Channel: 7, Elems: []task.Element{
+		{Kind: task.KindRecord, Rec: value.Record{Value: nil, Ts: value.NoTimestamp}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: true, Ts: 0}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: int64(-42), Ts: -5}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: uint64(math.MaxUint64), Ts: 1}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: 2.5, Ts: 2}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: "héllo", Ts: 3}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: []byte{0, 1, 255}, Ts: 4}},
+		{Kind: task.KindRecord, Rec: value.Record{Value: []any{int64(1), "two", []any{}, map[string]any{}}, Ts: 5}},
+		{Kind: task.KindRecord, Rec: keyed},
+		{Kind: task.KindWatermark, Wm: value.MinWatermark},
+		{Kind: task.KindWatermark, Wm: -1},
+		{Kind: task.KindWatermark, Wm: 123456789},
+		{Kind: task.KindIdle},
+		{Kind: task.KindActive},
+		{Kind: task.KindWatermark, Wm: value.MaxWatermark},
+		{Kind: task.KindEnd},
+	}}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, b := range []task.Batch{
+		sampleBatch(),
+		{Channel: 0, Elems: []task.Element{}},
+		{Channel: 1 << 40, Elems: []task.Element{{Kind: task.KindEnd}}},
+	} {
+		enc := AppendBatch(nil, &b)
+		got, err := DecodeBatch(enc)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if !reflect.DeepEqual(got, b) {
+			t.Fatalf("round trip:\n got %#v\nwant %#v", got, b)
+		}
+		// AppendBatch appends: a prefix is kept.
+		if again := AppendBatch([]byte("xy"), &got); !bytes.Equal(again[2:], enc) || string(again[:2]) != "xy" {
+			t.Fatalf("re-encoding differs")
+		}
+	}
+}
+
+func TestRawCodec(t *testing.T) {
+	c := rawCodec{}
+	b, err := c.Marshal(&frame{b: []byte("abc")})
+	if err != nil || string(b) != "abc" {
+		t.Fatalf("Marshal: %q %v", b, err)
+	}
+	var f frame
+	src := []byte("data")
+	if err := c.Unmarshal(src, &f); err != nil || string(f.b) != "data" {
+		t.Fatalf("Unmarshal: %q %v", f.b, err)
+	}
+	src[0] = 'X' // gRPC may reuse its buffer: the frame must own a copy
+	if string(f.b) != "data" {
+		t.Fatalf("Unmarshal aliases its input: %q", f.b)
+	}
+	if _, err := c.Marshal("not a frame"); err == nil {
+		t.Fatal("Marshal of a non-frame succeeded")
+	}
+	if err := c.Unmarshal(nil, new(int)); err == nil {
+		t.Fatal("Unmarshal into a non-frame succeeded")
+	}
+}
+
+func TestDecodeBatchRejectsDamage(t *testing.T) {
+	b := sampleBatch()
+	enc := AppendBatch(nil, &b)
+	// Every strict prefix is incomplete: an error, never a panic.
+	for n := 0; n < len(enc); n++ {
+		if _, err := DecodeBatch(enc[:n]); err == nil {
+			t.Fatalf("prefix of %d/%d bytes decoded", n, len(enc))
+		}
+	}
+	if _, err := DecodeBatch(append(append([]byte{}, enc...), 0)); !errors.Is(err, value.ErrCorrupt) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+	bad := AppendBatch(nil, &task.Batch{Channel: 1, Elems: []task.Element{{Kind: task.KindEnd}}})
+	bad[len(bad)-1] = 99
+	if _, err := DecodeBatch(bad); !errors.Is(err, value.ErrCorrupt) {
+		t.Fatalf("unknown element kind: %v", err)
+	}
+	// A count larger than the bytes that follow must not allocate it.
+	huge := []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	if _, err := DecodeBatch(huge); !errors.Is(err, value.ErrCorrupt) {
+		t.Fatalf("huge count: %v", err)
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	b := sampleBatch()
+	f.Add(AppendBatch(nil, &b))
+	f.Add(AppendBatch(nil, &task.Batch{}))
+	f.Add(AppendBatch(nil, &task.Batch{Channel: 3, Elems: []task.Element{{Kind: task.KindWatermark, Wm: 5}, {Kind: task.KindEnd}}}))
+	f.Add([]byte{})
+	f.Add([]byte{0x80})
+	f.Add([]byte{0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := DecodeBatch(data)
+		if err != nil {
+			return
+		}
+		// What decodes re-encodes to something that decodes, and from
+		// there the encoding is stable (bytes, so NaN compares too).
+		enc := AppendBatch(nil, &got)
+		again, err := DecodeBatch(enc)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v", err)
+		}
+		if enc2 := AppendBatch(nil, &again); !bytes.Equal(enc, enc2) {
+			t.Fatalf("unstable round trip:\n%x\n%x", enc, enc2)
+		}
+	})
+}
