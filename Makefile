@@ -3,8 +3,9 @@
 #   make build       the binaries into bin/ (flinkjob CLI)
 #   make test        everything a fresh machine can check on its own: lint,
 #                    generated code up to date, CRD accepted by the apiserver's
-#                    own validation, unit and integration tests (MinIO is built
-#                    and started by the tests that need it)
+#                    own validation, the Helm chart, unit and integration tests
+#                    against a real MinIO and a real kube-apiserver + etcd
+#                    (all built from source into bin/ on first use)
 #   make generate    deep copy functions (controller-gen)
 #   make manifests   the CRD (controller-gen)
 #   make lint        go vet and gofmt
@@ -17,7 +18,7 @@ PKGS    := ./...
 include Makefile.codegen.mk
 include Makefile.minio.mk
 
-.PHONY: all build test test-go lint fmt bench run-sample
+.PHONY: all build test test-go lint fmt bench run-sample envtest chart-check
 
 all: build
 
@@ -25,12 +26,21 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: lint verify-codegen verify-crd test-go
+test: lint verify-codegen verify-crd chart-check test-go
+
+# envtest's kube-apiserver and etcd, built from the Go module proxy into bin/.
+envtest:
+	hack/envtest.sh install
+
+# helm lint/template of the chart; its CRDs and RBAC equal config/.
+chart-check:
+	hack/chart-check.sh
 
 # One MinIO (built from source by hack/minio.sh) serves every package's S3
 # tests; it is stopped by PID whatever the tests' outcome.
-test-go: minio-install
+test-go: minio-install envtest
 	@hack/minio.sh start >/dev/null; eval "$$(hack/minio.sh env)"; \
+	export KUBEBUILDER_ASSETS="$$(hack/envtest.sh path)"; \
 	$(GO) test -count=1 -timeout 20m $(PKGS); rc=$$?; \
 	hack/minio.sh stop; exit $$rc
 

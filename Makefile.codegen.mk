@@ -16,6 +16,7 @@ CONTROLLER_GEN ?= $(CODEGEN_BIN)/controller-gen
 # that define CRDs.
 CODEGEN_OBJECT_PATHS ?= ./api/... ./engine/spec/...
 CODEGEN_CRD_PATHS    ?= ./api/...
+CODEGEN_RBAC_PATHS   ?= ./controllers/... ./cmd/manager/...
 CRD_OUTPUT_DIR       ?= config/crd/bases
 
 .PHONY: controller-gen generate manifests verify-codegen verify-crd
@@ -30,6 +31,12 @@ manifests: controller-gen ## Generate the CRD YAML into config/crd/bases.
 	@mkdir -p $(CRD_OUTPUT_DIR)
 	@rm -f $(CRD_OUTPUT_DIR)/*.yaml
 	$(CONTROLLER_GEN) crd $(addprefix paths=,$(CODEGEN_CRD_PATHS)) output:crd:artifacts:config=$(CRD_OUTPUT_DIR)
+	$(CONTROLLER_GEN) rbac:roleName=manager-role webhook $(addprefix paths=,$(CODEGEN_RBAC_PATHS)) \
+		output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	@# The Helm chart ships the same CRDs and RBAC rules.
+	@rm -f charts/flinkjob-operator/crds/*.yaml
+	cp $(CRD_OUTPUT_DIR)/*.yaml charts/flinkjob-operator/crds/
+	cp config/rbac/role.yaml charts/flinkjob-operator/rbac/role.yaml
 
 verify-codegen: controller-gen ## Fail if generated files are stale (works on untracked files too).
 	@MAKE="$(MAKE)" CODEGEN_MAKEFILE="$(CODEGEN_ROOT)/Makefile.codegen.mk" \

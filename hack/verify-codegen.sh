@@ -13,11 +13,13 @@ MAKE="${MAKE:-make}"
 CODEGEN_MAKEFILE="${CODEGEN_MAKEFILE:-Makefile.codegen.mk}"
 
 # The generated files: every zz_generated.deepcopy.go under the object paths
-# and every CRD under config/crd/bases.
+# every CRD under config/crd/bases, the RBAC role and the webhook manifest.
 generated_files() {
 	{
 		find api engine/spec -name zz_generated.deepcopy.go -type f 2>/dev/null || true
 		find config/crd/bases -name '*.yaml' -type f 2>/dev/null || true
+		ls config/rbac/role.yaml config/webhook/manifests.yaml 2>/dev/null || true
+		find charts/flinkjob-operator/crds charts/flinkjob-operator/rbac -name '*.yaml' -type f 2>/dev/null || true
 	} | LC_ALL=C sort
 }
 
