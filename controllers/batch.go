@@ -28,29 +28,35 @@ func (r *FlinkJobReconciler) runBatch(ctx context.Context, s *state) error {
 	}
 	// Pods of finished stages go, so only the current stage's pods exist
 	// (FLIP-134: a parallelism-1 job has one worker pod at a time).
+	oldPods := false
 	for i := range s.pods {
 		p := &s.pods[i]
 		if p.Labels[LabelRole] == RoleWorker && (cur < 0 || labelInt(p, LabelStage) < cur) {
+			oldPods = true
 			if err := r.deletePod(ctx, p); err != nil {
 				return err
 			}
 		}
 	}
 	if cur < 0 {
+		// The finalize pod, too, waits for the last stage's pods to be gone.
+		if oldPods {
+			s.requeue = time.Second
+			return nil
+		}
 		return r.runFinalize(ctx, s)
 	}
 	pst := s.plan.Stages[cur]
 	st := &job.Status.Stages[cur]
 	if st.Phase == v1alpha1.StagePending {
 		// Wait for earlier stages' pods to be gone before starting this one.
-		for i := range s.pods {
-			if p := &s.pods[i]; p.Labels[LabelRole] == RoleWorker && labelInt(p, LabelStage) < cur {
-				s.requeue = time.Second
-				return nil
-			}
+		if oldPods {
+			s.requeue = time.Second
+			return nil
 		}
 		now := metav1.NewTime(r.now())
-		st.Phase, st.StartTime, st.Attempts = v1alpha1.StageRunning, &now, 1
+		st.Phase, st.StartTime = v1alpha1.StageRunning, &now
+		st.Attempts++
 		if job.Status.StartTime == nil {
 			job.Status.StartTime = &now
 		}
@@ -60,37 +66,35 @@ func (r *FlinkJobReconciler) runBatch(ctx context.Context, s *state) error {
 	var in, out int64
 	for i := 0; i < pst.Parallelism; i++ {
 		pods := s.subtaskPods(cur, i)
-		var done *corev1.Pod
-		for _, p := range pods {
-			if p.Status.Phase == corev1.PodSucceeded {
-				done = p
-			}
-		}
-		if done != nil {
+		if done := succeededPod(pods); done != nil {
 			succeeded++
 			_, res := terminated(done)
 			in += res.RecordsIn
 			out += res.RecordsOut
 			continue
 		}
-		if len(pods) == 0 {
-			if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Batch, cur, i, 0)); err != nil {
+		// Pods being deleted (by a suspend, say) no longer count, but
+		// their names stay taken until they are gone.
+		live := alivePods(pods)
+		if len(live) == 0 {
+			if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Batch, cur, i, nextAttempt(pods))); err != nil {
 				return err
 			}
 			running++
 			continue
 		}
-		last := pods[len(pods)-1]
+		last := live[len(live)-1]
 		if last.Status.Phase != corev1.PodFailed {
 			running++
 			continue
 		}
 		failed++
-		attempt := labelInt(last, LabelAttempt)
 		pol := policyOf(job)
 		if pol.exhausted(job.Status.Restarts) {
-			msg := fmt.Sprintf("stage %d (%s) subtask %d failed after %d attempts: %s", cur, st.Name, i, attempt+1, failureMessage(last))
+			msg := fmt.Sprintf("stage %d (%s) subtask %d failed and the restart strategy allows no more restarts (%d used): %s",
+				cur, st.Name, i, job.Status.Restarts, failureMessage(last))
 			st.Phase = v1alpha1.StageFailed
+			st.SubtasksFailed = failed
 			return r.fail(s, "SubtaskFailed", msg)
 		}
 		r.noteFailure(job)
@@ -102,8 +106,9 @@ func (r *FlinkJobReconciler) runBatch(ctx context.Context, s *state) error {
 		job.Status.LastFailureTime = nil
 		st.Attempts++
 		restartsTotal.WithLabelValues(string(spec.Batch)).Inc()
-		r.event(job, corev1.EventTypeWarning, "SubtaskRestarted", fmt.Sprintf("stage %d subtask %d failed (%s); re-running it alone (attempt %d)", cur, i, failureMessage(last), attempt+2))
-		if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Batch, cur, i, attempt+1)); err != nil {
+		next := nextAttempt(pods)
+		r.event(job, corev1.EventTypeWarning, "SubtaskRestarted", fmt.Sprintf("stage %d subtask %d failed (%s); re-running it alone (attempt %d)", cur, i, failureMessage(last), next))
+		if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Batch, cur, i, next)); err != nil {
 			return err
 		}
 	}
@@ -144,34 +149,35 @@ func (r *FlinkJobReconciler) runBatch(ctx context.Context, s *state) error {
 func (r *FlinkJobReconciler) runFinalize(ctx context.Context, s *state) error {
 	job := s.job
 	pods := s.rolePods(RoleFinalize)
-	if len(pods) == 0 {
-		return r.createIfMissing(ctx, r.finalizePod(job, s.plan.Mode, 0))
-	}
-	last := pods[len(pods)-1]
-	switch last.Status.Phase {
-	case corev1.PodSucceeded:
-		if err := r.deletePod(ctx, last); err != nil {
+	if done := succeededPod(pods); done != nil {
+		if err := r.deletePod(ctx, done); err != nil {
 			return err
 		}
 		setCondition(job, v1alpha1.ConditionRunning, metav1.ConditionFalse, "Finished", "all stages finished")
 		setCondition(job, v1alpha1.ConditionSucceeded, metav1.ConditionTrue, "Succeeded", "every stage succeeded and the sinks were committed")
 		r.setPhase(s, v1alpha1.PhaseSucceeded, "Succeeded", "every stage succeeded and the sinks were committed")
 		return nil
-	case corev1.PodFailed:
-		attempt := labelInt(last, LabelAttempt)
-		if policyOf(job).exhausted(job.Status.Restarts) {
-			return r.fail(s, "FinalizeFailed", "committing the sinks failed: "+failureMessage(last))
-		}
-		r.noteFailure(job)
-		if left := r.waitLeft(job); left > 0 {
-			s.requeue = left
-			return nil
-		}
-		job.Status.Restarts++
-		job.Status.LastFailureTime = nil
-		return r.createIfMissing(ctx, r.finalizePod(job, s.plan.Mode, attempt+1))
 	}
-	return nil
+	live := alivePods(pods)
+	if len(live) == 0 {
+		return r.createIfMissing(ctx, r.finalizePod(job, s.plan.Mode, nextAttempt(pods)))
+	}
+	last := live[len(live)-1]
+	if last.Status.Phase != corev1.PodFailed {
+		return nil
+	}
+	if policyOf(job).exhausted(job.Status.Restarts) {
+		return r.fail(s, "FinalizeFailed", "committing the sinks failed: "+failureMessage(last))
+	}
+	r.noteFailure(job)
+	if left := r.waitLeft(job); left > 0 {
+		s.requeue = left
+		return nil
+	}
+	job.Status.Restarts++
+	job.Status.LastFailureTime = nil
+	r.event(job, corev1.EventTypeWarning, "FinalizeRestarted", "committing the sinks failed ("+failureMessage(last)+"); retrying")
+	return r.createIfMissing(ctx, r.finalizePod(job, s.plan.Mode, nextAttempt(pods)))
 }
 
 // fail ends the job: status says why, an Event too.

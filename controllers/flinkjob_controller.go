@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,9 +50,18 @@ const Finalizer = "flinkjob.io/cleanup"
 // All state lives in the FlinkJob's status and in labelled pods, so a
 // restarted manager picks up where it left off; creating an existing pod is
 // a no-op.
+//
+// The job and its pods are read from the API server, not the informer
+// cache: every decision (start the next stage, retry a subtask, give up)
+// depends on the pods this reconciler just created or deleted, and a cache
+// that has not seen them yet would retry a subtask twice or fail a job
+// whose retry is already running. Watches still come from the cache.
 type FlinkJobReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// APIReader reads the job and its pods uncached; SetupWithManager sets
+	// it to the manager's API reader. Nil means Client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// WorkerImage is used when spec.image is empty.
 	WorkerImage string
 	// Storage reads output manifests and removes intermediate data.
@@ -72,6 +82,9 @@ type FlinkJobReconciler struct {
 func (r *FlinkJobReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.FlinkJob{}).
@@ -96,7 +109,7 @@ type state struct {
 func (r *FlinkJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	job := &v1alpha1.FlinkJob{}
-	if err := r.Get(ctx, req.NamespacedName, job); err != nil {
+	if err := r.reader().Get(ctx, req.NamespacedName, job); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !job.DeletionTimestamp.IsZero() {
@@ -168,6 +181,14 @@ func (r *FlinkJobReconciler) phaseValidate(ctx context.Context, s *state) error 
 		return nil
 	}
 	s.plan = p
+	if job.Status.Phase != "" && len(job.Status.Stages) != len(p.Stages) {
+		// The dataflow was edited while the job ran: its progress no
+		// longer maps onto the new plan (and indexing it would panic).
+		msg := fmt.Sprintf("the dataflow changed while the job ran: it now plans %d stages, the job started with %d; create a new FlinkJob to run the new dataflow",
+			len(p.Stages), len(job.Status.Stages))
+		s.plan = nil
+		return r.fail(s, "SpecChanged", msg)
+	}
 	if job.Status.Phase == "" {
 		job.Status.ResolvedMode = p.Mode
 		job.Status.Stages = nil
@@ -224,6 +245,9 @@ func (r *FlinkJobReconciler) phaseSuspended(ctx context.Context, s *state) error
 				st.SubtasksRunning = 0
 			}
 		}
+		// A restart that was waiting for its delay is moot: resuming
+		// starts fresh pods anyway.
+		s.job.Status.LastFailureTime = nil
 		setCondition(s.job, v1alpha1.ConditionRunning, metav1.ConditionFalse, "Suspended", "spec.suspend is true")
 		setCondition(s.job, v1alpha1.ConditionSuspended, metav1.ConditionTrue, "Suspended", "spec.suspend is true: worker pods deleted")
 		r.setPhase(s, v1alpha1.PhaseSuspended, "Suspended", "spec.suspend is true: worker pods deleted")
@@ -274,14 +298,36 @@ func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.Fl
 		}
 	}
 	if r.Storage != nil && job.Spec.Storage != nil && job.Spec.Storage.S3 != nil {
-		if err := r.Storage.DeleteJobData(ctx, job); err != nil {
+		err := r.Storage.DeleteJobData(ctx, job)
+		var noCreds *CredentialsNotFoundError
+		switch {
+		case errors.As(err, &noCreds):
+			// The Secret went first (a namespace being deleted removes
+			// everything at once): without credentials the data cannot
+			// be reached, and waiting would hold the job, and its
+			// namespace, forever.
+			r.event(job, corev1.EventTypeWarning, "CleanupSkipped", fmt.Sprintf(
+				"intermediate data under %s left in place: %v", shuffleURL(job), err))
+		case err != nil:
 			r.event(job, corev1.EventTypeWarning, "CleanupFailed", "removing intermediate data: "+err.Error())
 			return err
 		}
 	}
 	patch := client.MergeFrom(job.DeepCopy())
 	controllerutil.RemoveFinalizer(job, Finalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, job, patch))
+	if err := r.Patch(ctx, job, patch); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	forgetPhase(job.UID)
+	return nil
+}
+
+// reader is where the job and its pods are read: the API server when set.
+func (r *FlinkJobReconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 func (r *FlinkJobReconciler) now() time.Time {
@@ -322,16 +368,32 @@ func orNew(p v1alpha1.Phase) string {
 	return string(p)
 }
 
+// maxEventNote is the longest note events.k8s.io/v1 accepts; a longer one
+// (a worker's error can be 4 KiB) makes the API server drop the Event.
+const maxEventNote = 1024
+
 func (r *FlinkJobReconciler) event(job *v1alpha1.FlinkJob, typ, reason, msg string) {
+	msg = truncate(msg, maxEventNote)
 	if r.Recorder != nil {
 		r.Recorder.Eventf(job, nil, typ, reason, reason, "%s", msg)
 	}
 }
 
-func setCondition(job *v1alpha1.FlinkJob, typ string, status metav1.ConditionStatus, reason, msg string) {
-	if len(msg) > 32000 {
-		msg = msg[:32000]
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	const ell = "..."
+	cut := n - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
+}
+
+func setCondition(job *v1alpha1.FlinkJob, typ string, status metav1.ConditionStatus, reason, msg string) {
+	msg = truncate(msg, 32000)
 	meta.SetStatusCondition(&job.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason,
 		Message: msg, ObservedGeneration: job.Generation})
 }

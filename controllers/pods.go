@@ -42,10 +42,10 @@ func (r *FlinkJobReconciler) createIfMissing(ctx context.Context, obj client.Obj
 	return err
 }
 
-// listPods reads the job's pods (from the cache).
+// listPods reads the job's pods from the API server (see APIReader).
 func (r *FlinkJobReconciler) listPods(ctx context.Context, s *state) error {
 	var list corev1.PodList
-	if err := r.List(ctx, &list, client.InNamespace(s.job.Namespace), client.MatchingLabels{LabelJob: s.job.Name}); err != nil {
+	if err := r.reader().List(ctx, &list, client.InNamespace(s.job.Namespace), client.MatchingLabels{LabelJob: s.job.Name}); err != nil {
 		return err
 	}
 	s.pods = list.Items
@@ -90,6 +90,41 @@ func (s *state) rolePods(role string) []*corev1.Pod {
 	}
 	sort.Slice(out, func(i, j int) bool { return labelInt(out[i], LabelAttempt) < labelInt(out[j], LabelAttempt) })
 	return out
+}
+
+// succeededPod returns a pod that succeeded, if any: its output counts even
+// when the pod is being deleted.
+func succeededPod(pods []*corev1.Pod) *corev1.Pod {
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodSucceeded {
+			return p
+		}
+	}
+	return nil
+}
+
+// alivePods drops the pods being deleted.
+func alivePods(pods []*corev1.Pod) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, p := range pods {
+		if p.DeletionTimestamp.IsZero() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nextAttempt is the attempt number of a new pod for a subtask (or the
+// finalize step): one past every attempt still around, so its name never
+// clashes with a pod that is still terminating.
+func nextAttempt(pods []*corev1.Pod) int {
+	next := 0
+	for _, p := range pods {
+		if a := labelInt(p, LabelAttempt); a >= next {
+			next = a + 1
+		}
+	}
+	return next
 }
 
 // terminationResult is what a worker writes to its termination message.

@@ -133,6 +133,10 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 	}
 	if s := job.Spec.Storage; s != nil && s.S3 != nil {
 		env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_ENDPOINT", Value: s.S3.Endpoint})
+		if !strings.Contains(s.S3.Endpoint, "://") {
+			// A bare host[:port] is HTTPS (an explicit scheme decides itself).
+			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_SECURE", Value: strconv.FormatBool(s3Secure(s.S3.Endpoint))})
+		}
 		if s.S3.Region != "" {
 			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_REGION", Value: s.S3.Region})
 		}

@@ -39,7 +39,10 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		}
 	}
 
-	// A failure restarts everything.
+	// A failure cancels every stage: the current pods become stale (a new
+	// attempt number) and go at once; the new set starts once the restart
+	// strategy's delay has passed since the failure (lastFailureTime marks
+	// the pending restart).
 	for _, p := range current {
 		if p.Status.Phase != corev1.PodFailed {
 			continue
@@ -49,37 +52,31 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		if stage >= 0 && stage < len(job.Status.Stages) {
 			job.Status.Stages[stage].SubtasksFailed = 1
 		}
-		if policyOf(job).exhausted(job.Status.Restarts) {
-			for _, q := range current {
-				if err := r.deletePod(ctx, q); err != nil {
-					return err
-				}
-			}
-			return r.fail(s, "WorkerFailed", msg+"; restart attempts exhausted")
-		}
-		r.noteFailure(job)
-		if left := r.waitLeft(job); left > 0 {
-			for _, q := range current {
-				if err := r.deletePod(ctx, q); err != nil {
-					return err
-				}
-			}
-			s.requeue = left
-			r.setPhase(s, v1alpha1.PhaseRunning, "Restarting", msg+fmt.Sprintf("; restarting all stages in %s", left.Round(time.Millisecond)))
-			return nil
-		}
-		job.Status.Restarts++
-		job.Status.Attempt++
-		job.Status.LastFailureTime = nil
-		restartsTotal.WithLabelValues(string(spec.Streaming)).Inc()
-		r.event(job, corev1.EventTypeWarning, "Restarting", msg+fmt.Sprintf("; restarting every stage (restart %d)", job.Status.Restarts))
 		for _, q := range current {
 			if err := r.deletePod(ctx, q); err != nil {
 				return err
 			}
 		}
-		s.requeue = time.Millisecond
+		if policyOf(job).exhausted(job.Status.Restarts) {
+			return r.fail(s, "WorkerFailed", msg+"; restart attempts exhausted")
+		}
+		job.Status.Attempt++
+		job.Status.LastFailureTime = nil
+		r.noteFailure(job)
+		wait := r.waitLeft(job)
+		r.event(job, corev1.EventTypeWarning, "Restarting", msg+fmt.Sprintf("; restarting every stage in %s (restart %d)", wait.Round(time.Millisecond), job.Status.Restarts+1))
+		r.setPhase(s, v1alpha1.PhaseRunning, "Restarting", msg+fmt.Sprintf("; restarting every stage in %s", wait.Round(time.Millisecond)))
+		s.requeue = minPositive(wait, time.Millisecond)
 		return nil
+	}
+	if job.Status.LastFailureTime != nil {
+		if left := r.waitLeft(job); left > 0 {
+			s.requeue = left
+			return nil
+		}
+		job.Status.Restarts++
+		job.Status.LastFailureTime = nil
+		restartsTotal.WithLabelValues(string(spec.Streaming)).Inc()
 	}
 	// New pods wait until the old ones are gone: they share host names.
 	if len(stale) > 0 && len(current) == 0 {

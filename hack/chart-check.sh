@@ -9,10 +9,14 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 HELM="${REPO_ROOT}/bin/helm"
 CHART="${REPO_ROOT}/charts/flinkjob-operator"
 
-if ! [[ -x "${HELM}" ]] || ! "${HELM}" version --template '{{.Version}}' 2>/dev/null | grep -qx "${HELM_VERSION}"; then
+# A go-installed helm reports only its minor version, so a stamp file
+# records which exact version bin/helm is.
+STAMP="${REPO_ROOT}/bin/.helm.version"
+if ! [[ -x "${HELM}" && -f "${STAMP}" && "$(cat "${STAMP}")" == "${HELM_VERSION}" ]]; then
 	echo "chart-check.sh: installing helm ${HELM_VERSION} into bin/" >&2
 	mkdir -p "${REPO_ROOT}/bin"
 	(cd "${REPO_ROOT}/bin" && GOBIN="${REPO_ROOT}/bin" go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}")
+	echo "${HELM_VERSION}" > "${STAMP}"
 fi
 
 fail() { echo "chart-check.sh: $*" >&2; exit 1; }

@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -66,6 +69,15 @@ type Program struct {
 	src   string
 	names []string
 	prg   cel.Program
+	// limited says the runtime cost limit is enforced: the compile-time
+	// estimate could not rule out exceeding DefaultCostLimit.
+	limited bool
+	// costMax is the compile-time cost estimate's upper bound.
+	costMax uint64
+	// pathVar >= 0 marks a plain field path (names[pathVar].path[0]...),
+	// evaluated with map lookups instead of CEL; -1 otherwise.
+	pathVar int
+	path    []string
 }
 
 // Source returns the expression text.
@@ -139,11 +151,97 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	if bad {
 		return nil, fmt.Errorf("CEL expression %q has type %s, want %s", src, out, wantName(want))
 	}
-	prg, err := e.Program(ast, cel.CostLimit(DefaultCostLimit), cel.EvalOptions(cel.OptOptimize))
+	// Tracking cost at run time wraps every node and costs a tracker per
+	// evaluation, so it is enabled only when the compile-time estimate
+	// says the limit could be reached: in practice, comprehensions over
+	// input data (or nested ones over literals).
+	p := &Program{src: src, names: vars, pathVar: -1}
+	p.limited = true
+	if est, err := e.EstimateCost(ast, sizeEstimator{}); err == nil {
+		p.costMax = est.Max
+		p.limited = est.Max > DefaultCostLimit
+	}
+	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if p.limited {
+		popts = append(popts, cel.CostLimit(DefaultCostLimit))
+	}
+	prg, err := e.Program(ast, popts...)
 	if err != nil {
 		return nil, fmt.Errorf("CEL expression %q: %v", src, err)
 	}
-	return &Program{src: src, names: vars, prg: prg}, nil
+	p.prg = prg
+	p.pathVar, p.path = fieldPath(ast.NativeRep().Expr(), vars)
+	return p, nil
+}
+
+// inputSizeBound is the size (string/bytes length, list/map entries)
+// assumed at compile time for values whose size CEL cannot know: record
+// fields and other variables. It is large enough that any comprehension
+// over input data is estimated above DefaultCostLimit (at least one cost
+// unit per iteration), so such expressions keep the runtime limit, and
+// small enough that a few linear string operations (0.1 unit per byte)
+// stay well below it.
+const inputSizeBound = 1 << 20
+
+// sizeEstimator gives every value of unknown size inputSizeBound.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+	return &checker.SizeEstimate{Min: 0, Max: inputSizeBound}
+}
+
+func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+// fieldPath recognizes an expression that is only a variable followed by
+// field selections (record, record.a, acc.x.y): it returns the variable's
+// index in vars and the field names, or -1.
+func fieldPath(e celast.Expr, vars []string) (int, []string) {
+	var rev []string
+	for e.Kind() == celast.SelectKind {
+		sel := e.AsSelect()
+		if sel.IsTestOnly() {
+			return -1, nil
+		}
+		rev = append(rev, sel.FieldName())
+		e = sel.Operand()
+	}
+	if e.Kind() != celast.IdentKind {
+		return -1, nil
+	}
+	name := e.AsIdent()
+	for i, v := range vars {
+		if v == name {
+			path := make([]string, len(rev))
+			for j, f := range rev {
+				path[len(rev)-1-j] = f
+			}
+			return i, path
+		}
+	}
+	return -1, nil
+}
+
+// evalPath evaluates a plain field path with map lookups. It reports false
+// when the value is not one CEL would hand back unchanged (a missing key,
+// a non-map operand, a non-normalized value): the caller then evaluates
+// with CEL, which gives the same result or error as before.
+func (p *Program) evalPath(v any) (any, bool) {
+	for _, f := range p.path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[f]; !ok {
+			return nil, false
+		}
+	}
+	switch v.(type) {
+	case nil, bool, int64, uint64, float64, string, []byte, []any, map[string]any:
+		return v, true
+	}
+	return nil, false
 }
 
 func wantName(w Want) string {
@@ -184,34 +282,78 @@ func (a *activation) ResolveName(name string) (any, bool) {
 
 func (a *activation) Parent() interpreter.Activation { return nil }
 
+// actPool recycles activations: passed to CEL as an interface, an
+// activation would otherwise escape to the heap on every evaluation.
+var actPool = sync.Pool{New: func() any { return new(activation) }}
+
+func getAct(names []string) *activation {
+	act := actPool.Get().(*activation)
+	act.names = names
+	return act
+}
+
+func putAct(act *activation) {
+	*act = activation{}
+	actPool.Put(act)
+}
+
 // Eval evaluates with the variables' values in the order given to Compile.
 func (p *Program) Eval(vals ...any) (any, error) {
-	v, err := p.EvalVal(vals...)
+	if p.pathVar >= 0 && p.pathVar < len(vals) {
+		if v, ok := p.evalPath(vals[p.pathVar]); ok {
+			return v, nil
+		}
+	}
+	act := getAct(p.names)
+	n := copy(act.vals[:], vals)
+	if n < len(vals) {
+		act.more = vals[n:]
+	}
+	out, err := p.run(act)
+	putAct(act)
 	if err != nil {
 		return nil, err
 	}
-	return ToNative(v)
+	return ToNative(out)
 }
 
 // Eval1 is Eval for one variable without the variadic slice.
 func (p *Program) Eval1(v0 any) (any, error) {
-	act := activation{names: p.names}
+	if p.pathVar == 0 {
+		if v, ok := p.evalPath(v0); ok {
+			return v, nil
+		}
+	}
+	act := getAct(p.names)
 	act.vals[0] = v0
-	out, _, err := p.prg.Eval(&act)
+	out, err := p.run(act)
+	putAct(act)
 	if err != nil {
-		return nil, p.evalErr(err)
+		return nil, err
 	}
 	return ToNative(out)
 }
 
 // EvalBool evaluates a one-variable predicate.
 func (p *Program) EvalBool(v0 any) (bool, error) {
-	act := activation{names: p.names}
-	act.vals[0] = v0
-	out, _, err := p.prg.Eval(&act)
-	if err != nil {
-		return false, p.evalErr(err)
+	if p.pathVar == 0 {
+		if v, ok := p.evalPath(v0); ok {
+			if b, ok := v.(bool); ok {
+				return b, nil
+			}
+		}
 	}
+	act := getAct(p.names)
+	act.vals[0] = v0
+	out, err := p.run(act)
+	putAct(act)
+	if err != nil {
+		return false, err
+	}
+	return p.toBool(out)
+}
+
+func (p *Program) toBool(out ref.Val) (bool, error) {
 	b, ok := out.(types.Bool)
 	if !ok {
 		return false, fmt.Errorf("CEL expression %q returned %s, want bool", p.src, out.Type().TypeName())
@@ -221,16 +363,125 @@ func (p *Program) EvalBool(v0 any) (bool, error) {
 
 // EvalVal evaluates and returns the CEL value.
 func (p *Program) EvalVal(vals ...any) (ref.Val, error) {
-	act := activation{names: p.names}
+	act := getAct(p.names)
 	n := copy(act.vals[:], vals)
 	if n < len(vals) {
 		act.more = vals[n:]
 	}
-	out, _, err := p.prg.Eval(&act)
+	out, err := p.run(act)
+	putAct(act)
+	return out, err
+}
+
+func (p *Program) run(act *activation) (ref.Val, error) {
+	out, _, err := p.prg.Eval(act)
 	if err != nil {
 		return nil, p.evalErr(err)
 	}
 	return out, nil
+}
+
+// Evaluator evaluates one Program from one goroutine (an operator of a
+// subtask), reusing one activation for every evaluation. It is not safe
+// for concurrent use; the Program it comes from is.
+type Evaluator struct {
+	p   *Program
+	act activation
+}
+
+// Evaluator returns a new single-goroutine evaluator of p.
+func (p *Program) Evaluator() *Evaluator {
+	return &Evaluator{p: p, act: activation{names: p.names}}
+}
+
+// Program returns the program being evaluated.
+func (e *Evaluator) Program() *Program { return e.p }
+
+// Source returns the expression text.
+func (e *Evaluator) Source() string { return e.p.src }
+
+func (e *Evaluator) run() (ref.Val, error) {
+	out, _, err := e.p.prg.Eval(&e.act)
+	e.act.vals = [4]any{}
+	e.act.more = nil
+	if err != nil {
+		return nil, e.p.evalErr(err)
+	}
+	return out, nil
+}
+
+// Eval1 is Program.Eval1.
+func (e *Evaluator) Eval1(v0 any) (any, error) {
+	p := e.p
+	if p.pathVar == 0 {
+		if v, ok := p.evalPath(v0); ok {
+			return v, nil
+		}
+	}
+	e.act.vals[0] = v0
+	out, err := e.run()
+	if err != nil {
+		return nil, err
+	}
+	return ToNative(out)
+}
+
+// Eval2 is Program.Eval with two variables.
+func (e *Evaluator) Eval2(v0, v1 any) (any, error) {
+	p := e.p
+	switch p.pathVar {
+	case 0:
+		if v, ok := p.evalPath(v0); ok {
+			return v, nil
+		}
+	case 1:
+		if v, ok := p.evalPath(v1); ok {
+			return v, nil
+		}
+	}
+	e.act.vals[0], e.act.vals[1] = v0, v1
+	out, err := e.run()
+	if err != nil {
+		return nil, err
+	}
+	return ToNative(out)
+}
+
+// Eval is Program.Eval.
+func (e *Evaluator) Eval(vals ...any) (any, error) {
+	p := e.p
+	if p.pathVar >= 0 && p.pathVar < len(vals) {
+		if v, ok := p.evalPath(vals[p.pathVar]); ok {
+			return v, nil
+		}
+	}
+	n := copy(e.act.vals[:], vals)
+	if n < len(vals) {
+		e.act.more = vals[n:]
+	}
+	out, err := e.run()
+	if err != nil {
+		return nil, err
+	}
+	return ToNative(out)
+}
+
+// EvalBool is Program.EvalBool.
+func (e *Evaluator) EvalBool(v0 any) (bool, error) {
+	p := e.p
+	if p.pathVar == 0 {
+		if v, ok := p.evalPath(v0); ok {
+			if b, ok := v.(bool); ok {
+				return b, nil
+			}
+		}
+	}
+	e.act.vals[0] = v0
+	out, err := e.run()
+	if err != nil {
+		return false, err
+	}
+	return p.toBool(out)
 }
 
 func (p *Program) evalErr(err error) error {

@@ -254,8 +254,7 @@ func (o *Rolling) emit(acc any, ts int64) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	out := value.Record{Value: v, Ts: ts}
-	return o.out.Collect(&out)
+	return o.base.emit(v, ts)
 }
 
 func (o *Rolling) emitFinal() error {

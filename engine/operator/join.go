@@ -167,8 +167,7 @@ func (o *WindowJoin) fire(t state.Timer) error {
 				if err != nil {
 					return err
 				}
-				out := value.Record{Value: v, Ts: w.end - 1}
-				if err := o.out.Collect(&out); err != nil {
+				if err := o.base.emit(v, w.end-1); err != nil {
 					return err
 				}
 			}
@@ -247,8 +246,7 @@ func (o *IntervalJoin) Process(r *value.Record, input int) error {
 		if err != nil {
 			return o.fail(err)
 		}
-		out := value.Record{Value: v, Ts: max(r.Ts, x.ts)}
-		if err := o.out.Collect(&out); err != nil {
+		if err := o.base.emit(v, max(r.Ts, x.ts)); err != nil {
 			return err
 		}
 	}

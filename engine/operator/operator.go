@@ -100,6 +100,24 @@ type base struct {
 	name string
 	ctx  *Context
 	out  Collector
+	// rec is the record emit hands downstream, reused for every record:
+	// collectors copy what they keep (edge writers copy the fields, BATCH
+	// writers encode, sinks own nothing after Write returns, operators
+	// keep values, never the *Record), so one per operator is enough and
+	// saves a heap allocation per record.
+	rec value.Record
+}
+
+// emit sends a new record (value v at ts, no key) downstream.
+func (b *base) emit(v any, ts int64) error {
+	b.rec = value.Record{Value: v, Ts: ts}
+	return b.out.Collect(&b.rec)
+}
+
+// emitTo is emit to another collector (a side output).
+func (b *base) emitTo(c Collector, v any, ts int64) error {
+	b.rec = value.Record{Value: v, Ts: ts}
+	return c.Collect(&b.rec)
 }
 
 func (b *base) Open(ctx *Context, out Collector) error {

@@ -120,8 +120,7 @@ func (o *Process) apply(res any, ts int64, broadcast bool) error {
 			return o.fail(fmt.Errorf("emit must be a list, got %s", value.TypeName(v)))
 		}
 		for _, e := range list {
-			out := value.Record{Value: e, Ts: ts}
-			if err := o.out.Collect(&out); err != nil {
+			if err := o.base.emit(e, ts); err != nil {
 				return err
 			}
 		}

@@ -14,43 +14,62 @@ import (
 type Map struct {
 	base
 	prog *expr.Program
+	ev   *expr.Evaluator
+}
+
+func (m *Map) Open(ctx *Context, out Collector) error {
+	m.base.Open(ctx, out)
+	m.ev = m.prog.Evaluator()
+	return nil
 }
 
 func (m *Map) Process(r *value.Record, _ int) error {
-	v, err := m.prog.Eval1(r.Value)
+	v, err := m.ev.Eval1(r.Value)
 	if err != nil {
 		return m.fail(err)
 	}
-	out := value.Record{Value: v, Ts: r.Ts}
-	return m.out.Collect(&out)
+	return m.emit(v, r.Ts)
 }
 
 // Filter keeps records for which a CEL predicate holds.
 type Filter struct {
 	base
 	prog *expr.Program
+	ev   *expr.Evaluator
+}
+
+func (f *Filter) Open(ctx *Context, out Collector) error {
+	f.base.Open(ctx, out)
+	f.ev = f.prog.Evaluator()
+	return nil
 }
 
 func (f *Filter) Process(r *value.Record, _ int) error {
-	ok, err := f.prog.EvalBool(r.Value)
+	ok, err := f.ev.EvalBool(r.Value)
 	if err != nil {
 		return f.fail(err)
 	}
 	if !ok {
 		return nil
 	}
-	out := value.Record{Value: r.Value, Ts: r.Ts}
-	return f.out.Collect(&out)
+	return f.emit(r.Value, r.Ts)
 }
 
 // FlatMap emits each element of the list a CEL expression returns.
 type FlatMap struct {
 	base
 	prog *expr.Program
+	ev   *expr.Evaluator
+}
+
+func (f *FlatMap) Open(ctx *Context, out Collector) error {
+	f.base.Open(ctx, out)
+	f.ev = f.prog.Evaluator()
+	return nil
 }
 
 func (f *FlatMap) Process(r *value.Record, _ int) error {
-	v, err := f.prog.Eval1(r.Value)
+	v, err := f.ev.Eval1(r.Value)
 	if err != nil {
 		return f.fail(err)
 	}
@@ -59,8 +78,7 @@ func (f *FlatMap) Process(r *value.Record, _ int) error {
 		return f.fail(fmt.Errorf("flatMap expression %q returned %s, want a list", f.prog.Source(), value.TypeName(v)))
 	}
 	for _, e := range list {
-		out := value.Record{Value: e, Ts: r.Ts}
-		if err := f.out.Collect(&out); err != nil {
+		if err := f.emit(e, r.Ts); err != nil {
 			return err
 		}
 	}
@@ -76,14 +94,15 @@ type Call struct {
 	emit func(any)
 }
 
+func (c *Call) emit1(v any, ts int64) error { return c.base.emit(v, ts) }
+
 func (c *Call) Open(ctx *Context, out Collector) error {
 	c.base.Open(ctx, out)
 	c.emit = func(v any) {
 		if c.err != nil {
 			return
 		}
-		rec := value.Record{Value: value.Normalize(v), Ts: c.ts}
-		c.err = c.out.Collect(&rec)
+		c.err = c.emit1(value.Normalize(v), c.ts)
 	}
 	return nil
 }
@@ -103,8 +122,7 @@ func (c *Call) Process(r *value.Record, _ int) error {
 type Union struct{ base }
 
 func (u *Union) Process(r *value.Record, _ int) error {
-	out := value.Record{Value: r.Value, Ts: r.Ts}
-	return u.out.Collect(&out)
+	return u.emit(r.Value, r.Ts)
 }
 
 // Source is the head of a source stage: it stamps each record with its
@@ -113,6 +131,7 @@ func (u *Union) Process(r *value.Record, _ int) error {
 type Source struct {
 	base
 	tsProg *expr.Program
+	tsEv   *expr.Evaluator
 	gen    *watermark.Generator // nil when the job has no watermark strategy or in BATCH
 	last   int64
 }
@@ -120,12 +139,15 @@ type Source struct {
 func (s *Source) Open(ctx *Context, out Collector) error {
 	s.base.Open(ctx, out)
 	s.last = value.MinWatermark
+	if s.tsProg != nil {
+		s.tsEv = s.tsProg.Evaluator()
+	}
 	return nil
 }
 
 func (s *Source) Process(r *value.Record, _ int) error {
 	if s.tsProg != nil {
-		v, err := s.tsProg.Eval1(r.Value)
+		v, err := s.tsEv.Eval1(r.Value)
 		if err != nil {
 			return s.fail(err)
 		}

@@ -267,8 +267,7 @@ func (o *Window) registerTimers(w *win) {
 
 func (o *Window) dropLate(r *value.Record) error {
 	if o.late != nil {
-		out := value.Record{Value: r.Value, Ts: r.Ts}
-		return o.late.Collect(&out)
+		return o.emitTo(o.late, r.Value, r.Ts)
 	}
 	if o.ctx.LateDropped != nil {
 		*o.ctx.LateDropped++
@@ -309,6 +308,5 @@ func (o *Window) emit(w *win) error {
 	if err != nil {
 		return err
 	}
-	out := value.Record{Value: v, Ts: w.maxTs()}
-	return o.out.Collect(&out)
+	return o.base.emit(v, w.maxTs())
 }
