@@ -18,7 +18,7 @@ PKGS    := ./...
 include Makefile.codegen.mk
 include Makefile.minio.mk
 
-.PHONY: all build test test-go lint fmt bench run-sample envtest chart-check
+.PHONY: all build test test-go lint fmt bench run-sample envtest chart-check scale
 
 all: build
 
@@ -57,3 +57,7 @@ bench:
 
 run-sample:
 	$(GO) run ./cmd/flinkjob run -f config/samples/wordcount-batch.yaml
+
+# The scale run: 500 FlinkJobs against a real kube-apiserver (envtest).
+scale: envtest
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh path)" $(GO) run ./hack/scale -jobs 500

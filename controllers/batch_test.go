@@ -132,8 +132,9 @@ var _ = Describe("BATCH", func() {
 		Eventually(workerNames(ctx, job, 1)).WithTimeout(5 * time.Second).Should(ContainElement(retry))
 		Expect(time.Since(failedAt)).To(BeNumerically(">=", 900*time.Millisecond), "the 1s restart delay")
 
+		// The status is written after the pod is created.
+		Eventually(status(ctx, job)).Should(HaveField("Restarts", int32(1)))
 		st := status(ctx, job)(Default)
-		Expect(st.Restarts).To(Equal(int32(1)))
 		Expect(st.Stages[0].Phase).To(Equal(v1alpha1.StageSucceeded), "earlier stages are not rerun")
 		Expect(st.Stages[1].Attempts).To(Equal(int32(2)))
 		Expect(workers(ctx, job, 0)).To(BeEmpty())
@@ -145,7 +146,7 @@ var _ = Describe("BATCH", func() {
 		By("failing the retry too: a second restart")
 		fail(ctx, workers(ctx, job, 1)[2], "boom: disk full")
 		Eventually(workerNames(ctx, job, 1)).WithTimeout(5 * time.Second).Should(ContainElement(podName(job, 1, 1, 2)))
-		Expect(status(ctx, job)(Default).Restarts).To(Equal(int32(2)))
+		Eventually(status(ctx, job)).Should(HaveField("Restarts", int32(2)))
 
 		By("failing once more: the restart strategy gives up")
 		var third corev1.Pod

@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -298,7 +296,9 @@ func kubelet(ctx context.Context, name, ns string, phase corev1.PodPhase, exitCo
 	})).To(Succeed())
 }
 
-func run(ctx context.Context, p corev1.Pod) { kubelet(ctx, p.Name, p.Namespace, corev1.PodRunning, 0, "") }
+func run(ctx context.Context, p corev1.Pod) {
+	kubelet(ctx, p.Name, p.Namespace, corev1.PodRunning, 0, "")
+}
 
 // succeed ends a pod as a worker that read 10 records and wrote 5.
 func succeed(ctx context.Context, p corev1.Pod) {
@@ -513,7 +513,3 @@ func envOf(p corev1.Pod) map[string]string {
 	}
 	return out
 }
-
-func since(t time.Time) time.Duration { return time.Since(t) }
-
-func describe(job *v1alpha1.FlinkJob) string { return fmt.Sprintf("%s/%s", job.Namespace, job.Name) }

@@ -74,9 +74,18 @@ func (r *FlinkJobReconciler) waitLeft(job *v1alpha1.FlinkJob) time.Duration {
 	return due.Sub(r.now())
 }
 
+// noteFailure records when a failure was seen, unless a restart is already
+// waiting. The status stores whole seconds (metav1.Time), so the time is
+// rounded up: rounding down would cut up to a second off the restart
+// delay (all of a 1s fixed delay).
 func (r *FlinkJobReconciler) noteFailure(job *v1alpha1.FlinkJob) {
 	if job.Status.LastFailureTime == nil {
-		t := metav1.NewTime(r.now())
-		job.Status.LastFailureTime = &t
+		now := r.now()
+		t := now.Truncate(time.Second)
+		if t.Before(now) {
+			t = t.Add(time.Second)
+		}
+		mt := metav1.NewTime(t)
+		job.Status.LastFailureTime = &mt
 	}
 }

@@ -52,12 +52,17 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		if stage >= 0 && stage < len(job.Status.Stages) {
 			job.Status.Stages[stage].SubtasksFailed = 1
 		}
+		exhausted := policyOf(job).exhausted(job.Status.Restarts)
 		for _, q := range current {
+			// A failed job keeps its finished pods for their logs.
+			if exhausted && (q.Status.Phase == corev1.PodFailed || q.Status.Phase == corev1.PodSucceeded) {
+				continue
+			}
 			if err := r.deletePod(ctx, q); err != nil {
 				return err
 			}
 		}
-		if policyOf(job).exhausted(job.Status.Restarts) {
+		if exhausted {
 			return r.fail(s, "WorkerFailed", msg+"; restart attempts exhausted")
 		}
 		job.Status.Attempt++

@@ -79,6 +79,10 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func(ctx SpecContext) {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true), zap.Level(zapLevel())))
+	// Restart delays are whole seconds once stored (metav1.Time), and CI
+	// machines are slow: give every Eventually room.
+	SetDefaultEventuallyTimeout(10 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	var err error
 	repoRoot, err = filepath.Abs("..")
 	Expect(err).NotTo(HaveOccurred())
@@ -93,7 +97,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	minio, err = startTestMinio()
 	Expect(err).NotTo(HaveOccurred())
 	s3cfg = minio.cfg
-	Expect(connector.EnsureBucket(ctx, s3cfg, testBucket)).To(Succeed())
+	// MinIO answers its liveness probe before it serves requests
+	// ("Server not initialized yet").
+	Eventually(func() error { return connector.EnsureBucket(ctx, s3cfg, testBucket) }).
+		WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 
 	By("starting kube-apiserver and etcd with the CRD and the webhook configuration")
 	hooks, err := webhookConfigurations(filepath.Join(repoRoot, "config", "webhook", "manifests.yaml"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
@@ -31,6 +32,11 @@ type commitOnClose struct{ w connector.FileWriter }
 
 func (c commitOnClose) Write(p []byte) (int, error) { return c.w.Write(p) }
 func (c commitOnClose) Close() error                { return c.w.Commit() }
+
+// Abort discards the partition (an aborted multipart upload on S3, the
+// temp file locally); a failing producer should call it rather than leave
+// the upload to die with the process.
+func (c commitOnClose) Abort() { c.w.Abort() }
 
 func (s *LocationStore) Create(ctx context.Context, edge, partition, producer int) (io.WriteCloser, error) {
 	w, err := s.Loc.Create(ctx, shuffle.PartitionPath(edge, partition, producer))
@@ -77,4 +83,18 @@ func (s *LocationStore) Manifest(ctx context.Context, stage, producer int) (shuf
 		return m, err
 	}
 	return m, json.Unmarshal(buf.Bytes(), &m)
+}
+
+// noStore is the store of a BATCH stage that has no shuffle (a job of one
+// stage) run without a shuffle location: such a stage reads and writes no
+// partitions, so only its manifest arrives, and nobody reads it.
+type noStore struct{}
+
+var errNoStore = errors.New("no shuffle location: give --shuffle (s3://bucket/prefix/ or a directory)")
+
+func (noStore) Create(context.Context, int, int, int) (io.WriteCloser, error) { return nil, errNoStore }
+func (noStore) Open(context.Context, int, int, int) (io.ReadCloser, error)    { return nil, errNoStore }
+func (noStore) Commit(context.Context, int, int, shuffle.Manifest) error      { return nil }
+func (noStore) Manifest(context.Context, int, int) (shuffle.Manifest, error) {
+	return shuffle.Manifest{}, shuffle.ErrNoManifest
 }

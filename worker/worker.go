@@ -201,9 +201,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		if cfg.ShuffleURL == "" && (len(st.Inputs) > 0 || len(st.Outputs) > 0) {
 			return res, fmt.Errorf("a BATCH stage with shuffles needs --shuffle (s3://bucket/prefix/ or a directory)")
 		}
-		store, err := NewLocationStore(cfg.ShuffleURL, cfg.S3)
-		if err != nil {
-			return res, err
+		var store shuffle.Store = noStore{}
+		if cfg.ShuffleURL != "" {
+			ls, err := NewLocationStore(cfg.ShuffleURL, cfg.S3)
+			if err != nil {
+				return res, err
+			}
+			store = ls
 		}
 		ready.Store(true)
 		_, err = task.RunBatch(ctx, tc, store)
@@ -271,10 +275,13 @@ func writeTermination(path string, r Result) {
 	if path == "" {
 		return
 	}
+	// Kubernetes keeps at most 4 KiB of a termination message. The cut is
+	// made on the encoded size: escaping can make the JSON of an error
+	// several times its length (a control byte takes six).
+	msg := r.Error
 	b, _ := json.Marshal(r)
-	// Kubernetes keeps at most 4 KiB of a termination message.
-	if len(b) > 4000 {
-		r.Error = r.Error[:min(len(r.Error), 3000)] + "..."
+	for n := min(len(msg), 3000); len(b) > 4000 && n > 0; n /= 2 {
+		r.Error = strings.ToValidUTF8(msg[:n], "") + "..."
 		b, _ = json.Marshal(r)
 	}
 	_ = os.WriteFile(path, b, 0o644)

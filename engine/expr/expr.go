@@ -78,6 +78,9 @@ type Program struct {
 	// evaluated with map lookups instead of CEL; -1 otherwise.
 	pathVar int
 	path    []string
+	// fast, when set, evaluates the expression natively (see fast.go),
+	// falling back to CEL where it cannot tell the result.
+	fast fastFn
 }
 
 // Source returns the expression text.
@@ -171,6 +174,9 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	}
 	p.prg = prg
 	p.pathVar, p.path = fieldPath(ast.NativeRep().Expr(), vars)
+	if !p.limited && p.pathVar < 0 {
+		p.fast = compileFast(ast.NativeRep().Expr(), vars)
+	}
 	return p, nil
 }
 
@@ -309,6 +315,12 @@ func (p *Program) Eval(vals ...any) (any, error) {
 	if n < len(vals) {
 		act.more = vals[n:]
 	}
+	if p.fast != nil {
+		if v, ok := p.fast(act); ok {
+			putAct(act)
+			return v, nil
+		}
+	}
 	out, err := p.run(act)
 	putAct(act)
 	if err != nil {
@@ -326,6 +338,12 @@ func (p *Program) Eval1(v0 any) (any, error) {
 	}
 	act := getAct(p.names)
 	act.vals[0] = v0
+	if p.fast != nil {
+		if v, ok := p.fast(act); ok {
+			putAct(act)
+			return v, nil
+		}
+	}
 	out, err := p.run(act)
 	putAct(act)
 	if err != nil {
@@ -345,6 +363,14 @@ func (p *Program) EvalBool(v0 any) (bool, error) {
 	}
 	act := getAct(p.names)
 	act.vals[0] = v0
+	if p.fast != nil {
+		if v, ok := p.fast(act); ok {
+			if b, ok := v.(bool); ok {
+				putAct(act)
+				return b, nil
+			}
+		}
+	}
 	out, err := p.run(act)
 	putAct(act)
 	if err != nil {
@@ -400,6 +426,20 @@ func (e *Evaluator) Program() *Program { return e.p }
 // Source returns the expression text.
 func (e *Evaluator) Source() string { return e.p.src }
 
+// tryFast runs the fast evaluator on the activation's values, clearing
+// them when it succeeds.
+func (e *Evaluator) tryFast() (any, bool) {
+	if e.p.fast == nil {
+		return nil, false
+	}
+	v, ok := e.p.fast(&e.act)
+	if ok {
+		e.act.vals = [4]any{}
+		e.act.more = nil
+	}
+	return v, ok
+}
+
 func (e *Evaluator) run() (ref.Val, error) {
 	out, _, err := e.p.prg.Eval(&e.act)
 	e.act.vals = [4]any{}
@@ -419,6 +459,9 @@ func (e *Evaluator) Eval1(v0 any) (any, error) {
 		}
 	}
 	e.act.vals[0] = v0
+	if v, ok := e.tryFast(); ok {
+		return v, nil
+	}
 	out, err := e.run()
 	if err != nil {
 		return nil, err
@@ -440,6 +483,9 @@ func (e *Evaluator) Eval2(v0, v1 any) (any, error) {
 		}
 	}
 	e.act.vals[0], e.act.vals[1] = v0, v1
+	if v, ok := e.tryFast(); ok {
+		return v, nil
+	}
 	out, err := e.run()
 	if err != nil {
 		return nil, err
@@ -459,6 +505,9 @@ func (e *Evaluator) Eval(vals ...any) (any, error) {
 	if n < len(vals) {
 		e.act.more = vals[n:]
 	}
+	if v, ok := e.tryFast(); ok {
+		return v, nil
+	}
 	out, err := e.run()
 	if err != nil {
 		return nil, err
@@ -477,6 +526,12 @@ func (e *Evaluator) EvalBool(v0 any) (bool, error) {
 		}
 	}
 	e.act.vals[0] = v0
+	if v, ok := e.tryFast(); ok {
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+		e.act.vals[0] = v0 // tryFast cleared it
+	}
 	out, err := e.run()
 	if err != nil {
 		return false, err

@@ -291,3 +291,40 @@ func TestEvaluatorReuse(t *testing.T) {
 		t.Fatalf("got %v, %v", v, err)
 	}
 }
+
+func BenchmarkEvaluatorMap(b *testing.B) {
+	p, _ := Compile("{'word': record.word, 'n': record.n * 2}", Any, Record)
+	ev := p.Evaluator()
+	in := map[string]any{"word": "flink", "n": int64(300)}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ev.Eval1(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEvalMapCEL is BenchmarkEvalMap through CEL's interpreter (an
+// expression the fast evaluator does not compile).
+func BenchmarkEvalMapCEL(b *testing.B) {
+	p, _ := Compile("{'word': record.word, 'n': record.n * 2, 'in': 'a' in record.tags}", Any, Record)
+	in := map[string]any{"word": "flink", "n": int64(300), "tags": []any{"a"}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Eval1(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEvaluatorFilter(b *testing.B) {
+	p, _ := Compile("record.n % 2 == 0", Bool, Record)
+	ev := p.Evaluator()
+	in := map[string]any{"word": "flink", "n": int64(3)}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ev.EvalBool(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -67,6 +67,41 @@ type Iterator interface {
 	Close() error
 }
 
+// EncodedIterator is implemented by the iterators of this package (a
+// Sorter's, Merge's and NewReaderIterator's): NextEncoded returns the next
+// record's body as value.AppendRecord encoded it, without decoding it, for
+// callers that only forward records (value.RecordWriter.WriteEncoded). The
+// body is valid until the next call. Do not mix Next and NextEncoded on
+// one iterator.
+type EncodedIterator interface {
+	Iterator
+	NextEncoded() ([]byte, bool, error)
+}
+
+// Encoded returns it as an EncodedIterator: it itself when it is one, else
+// an adapter that decodes and re-encodes.
+func Encoded(it Iterator) EncodedIterator {
+	if e, ok := it.(EncodedIterator); ok {
+		return e
+	}
+	return &reencoder{Iterator: it}
+}
+
+type reencoder struct {
+	Iterator
+	rec value.Record
+	buf []byte
+}
+
+func (r *reencoder) NextEncoded() ([]byte, bool, error) {
+	ok, err := r.Next(&r.rec)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	r.buf = value.AppendRecord(r.buf[:0], &r.rec)
+	return r.buf, true, nil
+}
+
 // entry indexes one encoded record in the arena. It keeps the sort key
 // (key ID position and timestamp) so sorting never decodes a record, and
 // koff doubles as arrival order because the arena only grows between spills.
@@ -344,13 +379,14 @@ func (s *Sorter) mergeGroup(group []string) error {
 		return err
 	}
 	w := value.NewRecordWriter(f)
-	var rec value.Record
+	em := m.(EncodedIterator) // runs merge without decoding
 	for {
 		var ok bool
-		if ok, err = m.Next(&rec); err != nil || !ok {
+		var body []byte
+		if body, ok, err = em.NextEncoded(); err != nil || !ok {
 			break
 		}
-		if err = w.Write(&rec); err != nil {
+		if err = w.WriteEncoded(body); err != nil {
 			break
 		}
 	}
@@ -409,6 +445,10 @@ type sortedIterator struct {
 	s *Sorter
 }
 
+func (it *sortedIterator) NextEncoded() ([]byte, bool, error) {
+	return it.Iterator.(EncodedIterator).NextEncoded()
+}
+
 func (it *sortedIterator) Close() error {
 	err := it.Iterator.Close()
 	return errors.Join(err, it.s.removeAll())
@@ -431,6 +471,15 @@ func (it *memIterator) Next(rec *value.Record) (bool, error) {
 		return false, fmt.Errorf("extsort: %w", err)
 	}
 	return true, nil
+}
+
+func (it *memIterator) NextEncoded() ([]byte, bool, error) {
+	if it.i >= len(it.entries) {
+		return nil, false, nil
+	}
+	start, end := it.entries[it.i].body()
+	it.i++
+	return it.arena[start:end], true, nil
 }
 
 func (it *memIterator) Close() error {
@@ -464,6 +513,22 @@ func (it *readerIterator) Next(rec *value.Record) (bool, error) {
 		return false, nil
 	default:
 		return false, err
+	}
+}
+
+func (it *readerIterator) NextEncoded() ([]byte, bool, error) {
+	if it.done {
+		return nil, false, nil
+	}
+	body, err := it.r.ReadEncoded()
+	switch err {
+	case nil:
+		return body, true, nil
+	case io.EOF:
+		it.done = true
+		return nil, false, nil
+	default:
+		return nil, false, err
 	}
 }
 

@@ -1,7 +1,9 @@
 package extsort
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -37,6 +39,12 @@ func Merge(inputs []Iterator) Iterator {
 type cursor struct {
 	it  Iterator
 	rec value.Record // the input's current record, while in the heap
+	// In encoded mode (NextEncoded): the input's current body, with its
+	// key ID and timestamp read from its front.
+	enc  EncodedIterator
+	body []byte
+	key  []byte
+	ts   int64
 }
 
 // mergeIterator is a k-way merge over a binary min-heap of input indexes,
@@ -50,11 +58,22 @@ type mergeIterator struct {
 	last    int // index of the input whose record was handed out last, or -1
 	err     error
 	closed  bool
+	encoded bool // NextEncoded is in use
 }
 
 // less orders inputs by their current record: KeyID bytes (Go compares
 // strings bytewise), then Ts, then input index.
 func (m *mergeIterator) less(i, j int) bool {
+	if m.encoded {
+		a, b := &m.cursors[i], &m.cursors[j]
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c < 0
+		}
+		if a.ts != b.ts {
+			return a.ts < b.ts
+		}
+		return i < j
+	}
 	a, b := &m.cursors[i].rec, &m.cursors[j].rec
 	if a.KeyID != b.KeyID {
 		return a.KeyID < b.KeyID
@@ -90,6 +109,9 @@ func (m *mergeIterator) Next(rec *value.Record) (bool, error) {
 	}
 	if m.closed {
 		return false, errClosed
+	}
+	if m.encoded {
+		return false, errors.New("extsort: Next after NextEncoded")
 	}
 	if !m.started {
 		m.started = true
@@ -134,6 +156,75 @@ func (m *mergeIterator) Next(rec *value.Record) (bool, error) {
 	return true, nil
 }
 
+// advanceEncoded reads input i's next body; false at its end.
+func (m *mergeIterator) advanceEncoded(i int) (bool, error) {
+	c := &m.cursors[i]
+	body, ok, err := c.enc.NextEncoded()
+	if err != nil || !ok {
+		c.body, c.key = nil, nil
+		return false, err
+	}
+	key, ts, err := value.RecordKeyTs(body)
+	if err != nil {
+		return false, fmt.Errorf("extsort: %w", err)
+	}
+	c.body, c.key, c.ts = body, key, ts
+	return true, nil
+}
+
+// NextEncoded implements EncodedIterator: the same merge over encoded
+// bodies, comparing the key ID bytes and timestamps at their fronts. A
+// body handed out stays valid until the next call, because only its input
+// is read again then.
+func (m *mergeIterator) NextEncoded() ([]byte, bool, error) {
+	if m.err != nil {
+		return nil, false, m.err
+	}
+	if m.closed {
+		return nil, false, errClosed
+	}
+	if !m.started {
+		m.started, m.encoded = true, true
+		for i := range m.cursors {
+			m.cursors[i].enc = Encoded(m.cursors[i].it)
+			ok, err := m.advanceEncoded(i)
+			if err != nil {
+				m.err = err
+				return nil, false, err
+			}
+			if ok {
+				m.heap = append(m.heap, i)
+			}
+		}
+		for i := len(m.heap)/2 - 1; i >= 0; i-- {
+			m.down(i)
+		}
+	} else if !m.encoded {
+		return nil, false, errors.New("extsort: NextEncoded after Next")
+	} else if m.last >= 0 {
+		i := m.last
+		m.last = -1
+		ok, err := m.advanceEncoded(i)
+		if err != nil {
+			m.err = err
+			return nil, false, err
+		}
+		if !ok {
+			n := len(m.heap) - 1
+			m.heap[0] = m.heap[n]
+			m.heap = m.heap[:n]
+		}
+		if len(m.heap) > 0 {
+			m.down(0)
+		}
+	}
+	if len(m.heap) == 0 {
+		return nil, false, nil
+	}
+	m.last = m.heap[0]
+	return m.cursors[m.last].body, true, nil
+}
+
 func (m *mergeIterator) Close() error {
 	if m.closed {
 		return nil
@@ -143,6 +234,7 @@ func (m *mergeIterator) Close() error {
 	for i := range m.cursors {
 		errs = append(errs, m.cursors[i].it.Close())
 		m.cursors[i].rec = value.Record{}
+		m.cursors[i].body, m.cursors[i].key = nil, nil
 	}
 	m.heap = nil
 	return errors.Join(errs...)
@@ -155,3 +247,5 @@ type emptyIterator struct{}
 
 func (emptyIterator) Next(*value.Record) (bool, error) { return false, nil }
 func (emptyIterator) Close() error                     { return nil }
+
+func (emptyIterator) NextEncoded() ([]byte, bool, error) { return nil, false, nil }

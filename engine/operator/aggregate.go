@@ -21,7 +21,9 @@ type aggregator interface {
 }
 
 // reducer folds records with a CEL expression over `acc` and `record`.
-type reducer struct{ prog *expr.Program }
+type reducer struct{ ev *expr.Evaluator }
+
+func newReducer(p *expr.Program) reducer { return reducer{p.Evaluator()} }
 
 func (reducer) create() (any, error) { return nil, nil }
 
@@ -29,7 +31,7 @@ func (f reducer) add(acc any, r *value.Record) (any, error) {
 	if acc == nil {
 		return r.Value, nil
 	}
-	return f.prog.Eval(acc, r.Value)
+	return f.ev.Eval2(acc, r.Value)
 }
 
 func (f reducer) merge(a, b any) (any, error) {
@@ -39,14 +41,63 @@ func (f reducer) merge(a, b any) (any, error) {
 	case b == nil:
 		return a, nil
 	}
-	return f.prog.Eval(a, b)
+	return f.ev.Eval2(a, b)
 }
 
 func (reducer) result(acc any, _ map[string]any) (any, error) { return acc, nil }
 
 // fields computes the named aggregations of an aggregate step. The
 // accumulator is a []any with one slot per field.
-type fields struct{ fs []plan.AggField }
+type fields struct {
+	fs []plan.AggField
+	// Per-subtask evaluators of the fields' Arg and Add programs.
+	args, adds []*expr.Evaluator
+	kinds      []aggKind // fs[i].Kind, decoded once
+}
+
+type aggKind uint8
+
+const (
+	aggCount aggKind = iota
+	aggSum
+	aggMin
+	aggMax
+	aggAvg
+	aggAccumulator
+	aggOther
+)
+
+func kindOf(k string) aggKind {
+	switch k {
+	case "count":
+		return aggCount
+	case "sum":
+		return aggSum
+	case "min":
+		return aggMin
+	case "max":
+		return aggMax
+	case "avg":
+		return aggAvg
+	case "accumulator":
+		return aggAccumulator
+	}
+	return aggOther
+}
+
+func newFields(fs []plan.AggField) fields {
+	a := fields{fs: fs, args: make([]*expr.Evaluator, len(fs)), adds: make([]*expr.Evaluator, len(fs)), kinds: make([]aggKind, len(fs))}
+	for i, f := range fs {
+		a.kinds[i] = kindOf(f.Kind)
+		if f.Arg != nil {
+			a.args[i] = f.Arg.Evaluator()
+		}
+		if f.Add != nil {
+			a.adds[i] = f.Add.Evaluator()
+		}
+	}
+	return a
+}
 
 func (a fields) create() (any, error) {
 	acc := make([]any, len(a.fs))
@@ -71,20 +122,20 @@ func (a fields) add(accAny any, r *value.Record) (any, error) {
 	acc := accAny.([]any)
 	for i, f := range a.fs {
 		var arg any
-		if f.Arg != nil {
-			v, err := f.Arg.Eval1(r.Value)
+		if ev := a.args[i]; ev != nil {
+			v, err := ev.Eval1(r.Value)
 			if err != nil {
 				return nil, fmt.Errorf("aggregate field %q: %w", f.Name, err)
 			}
 			arg = v
 		}
 		var err error
-		switch f.Kind {
-		case "count":
+		switch kind := a.kinds[i]; kind {
+		case aggCount:
 			acc[i] = acc[i].(int64) + 1
-		case "sum":
+		case aggSum:
 			acc[i], err = addNumbers(acc[i], arg)
-		case "min", "max":
+		case aggMin, aggMax:
 			if arg == nil {
 				continue
 			}
@@ -95,25 +146,27 @@ func (a fields) add(accAny any, r *value.Record) (any, error) {
 			c, cerr := value.Compare(arg, acc[i])
 			if cerr != nil {
 				err = cerr
-			} else if (f.Kind == "min" && c < 0) || (f.Kind == "max" && c > 0) {
+			} else if (kind == aggMin && c < 0) || (kind == aggMax && c > 0) {
 				acc[i] = arg
 			}
-		case "avg":
+		case aggAvg:
 			x, ok := value.ToFloat(arg)
 			if !ok {
 				err = fmt.Errorf("avg needs a number, got %s", value.TypeName(arg))
 				break
 			}
-			p := acc[i].([]any)
-			acc[i] = []any{p[0].(float64) + x, p[1].(int64) + 1}
-		case "accumulator":
-			acc[i], err = f.Add.Eval(acc[i], r.Value)
+			p := acc[i].([]any) // this accumulator's own pair: update in place
+			p[0], p[1] = p[0].(float64)+x, p[1].(int64)+1
+		case aggAccumulator:
+			acc[i], err = a.adds[i].Eval2(acc[i], r.Value)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("aggregate field %q: %w", f.Name, err)
 		}
 	}
-	return acc, nil
+	// The slots were updated in place: hand back the interface we got
+	// (boxing acc again would allocate a slice header per record).
+	return accAny, nil
 }
 
 func (a fields) merge(x, y any) (any, error) {

@@ -102,29 +102,29 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 	case plan.KindUnion:
 		return &Union{base: b}, nil
 	case plan.KindReduce:
-		return &Rolling{keyedBase: keyedBase{base: b}, agg: reducer{n.Exprs.Main}}, nil
+		return &Rolling{keyedBase: keyedBase{base: b}, agg: newReducer(n.Exprs.Main)}, nil
 	case plan.KindAggregate:
-		return &Rolling{keyedBase: keyedBase{base: b}, agg: fields{n.Exprs.Agg}, isAgg: true}, nil
+		return &Rolling{keyedBase: keyedBase{base: b}, agg: newFields(n.Exprs.Agg), isAgg: true}, nil
 	case plan.KindWindow:
 		w := st.Window
 		o := &Window{keyedBase: keyedBase{base: b}, step: n.Name, lateName: w.LateDataOutput,
 			asg:      assigner{typ: w.Type, size: w.Size.Millis(), slide: w.Slide.Millis(), gap: w.Gap.Millis()},
 			lateness: w.AllowedLateness.Millis()}
 		if w.Aggregate != nil {
-			o.agg, o.isAgg = fields{n.Exprs.Agg}, true
+			o.agg, o.isAgg = newFields(n.Exprs.Agg), true
 		} else {
-			o.agg = reducer{n.Exprs.Main}
+			o.agg = newReducer(n.Exprs.Main)
 		}
 		return o, nil
 	case plan.KindJoin:
 		j := st.Join
 		if j.Window != nil {
-			return &WindowJoin{keyedBase: keyedBase{base: b}, j: joiner{n.Exprs.Select},
+			return &WindowJoin{keyedBase: keyedBase{base: b}, j: newJoiner(n.Exprs.Select),
 				asg: assigner{typ: j.Window.Type, size: j.Window.Size.Millis(), slide: j.Window.Slide.Millis()}}, nil
 		}
 		lo, _ := plan.ParseSignedDuration(j.Interval.LowerBound)
 		hi, _ := plan.ParseSignedDuration(j.Interval.UpperBound)
-		return &IntervalJoin{keyedBase: keyedBase{base: b}, lower: lo, upper: hi, j: joiner{n.Exprs.Select}}, nil
+		return &IntervalJoin{keyedBase: keyedBase{base: b}, lower: lo, upper: hi, j: newJoiner(n.Exprs.Select)}, nil
 	case plan.KindProcess:
 		p := &Process{keyedBase: keyedBase{base: b}, onElement: n.Exprs.OnElement, onTimerP: n.Exprs.OnTimer}
 		for _, in := range n.Inputs {

@@ -79,7 +79,14 @@ var joinWinsCodec = state.Codec{
 
 // joiner builds join output from a pair.
 type joiner struct {
-	sel *expr.Program
+	sel *expr.Evaluator // nil: {left, right}
+}
+
+func newJoiner(p *expr.Program) joiner {
+	if p == nil {
+		return joiner{}
+	}
+	return joiner{p.Evaluator()}
 }
 
 func (j joiner) pair(l, r, key any) (any, error) {

@@ -23,6 +23,8 @@ type Process struct {
 	onTimerP    *expr.Program
 	inputNames  []string
 	broadcastIn []bool
+	elemEv      *expr.Evaluator
+	timerEv     *expr.Evaluator // nil without onTimer
 	val         state.ValueState
 	// bstate is the subtask's broadcast state: the same on every subtask
 	// because every subtask sees every broadcast record.
@@ -33,6 +35,10 @@ func (o *Process) Open(ctx *Context, out Collector) error {
 	o.openKeyed(ctx, out)
 	o.val = o.st.Value("state", state.Codec{})
 	o.onTimer = o.timer
+	o.elemEv = o.onElement.Evaluator()
+	if o.onTimerP != nil {
+		o.timerEv = o.onTimerP.Evaluator()
+	}
 	return nil
 }
 
@@ -49,7 +55,7 @@ func (o *Process) Process(r *value.Record, input int) error {
 	} else {
 		ts = int64(0)
 	}
-	res, err := o.onElement.Eval(r.Value, key, st, ts, o.inputNames[input], o.wm, o.bstate)
+	res, err := o.elemEv.Eval(r.Value, key, st, ts, o.inputNames[input], o.wm, o.bstate)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -60,7 +66,7 @@ func (o *Process) timer(t state.Timer) error {
 	if o.onTimerP == nil {
 		return nil
 	}
-	res, err := o.onTimerP.Eval(t.Key, o.val.Get(), t.Ts, t.Domain.String(), o.wm, o.bstate)
+	res, err := o.timerEv.Eval(t.Key, o.val.Get(), t.Ts, t.Domain.String(), o.wm, o.bstate)
 	if err != nil {
 		return err
 	}

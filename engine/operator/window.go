@@ -156,52 +156,70 @@ func (o *Window) Process(r *value.Record, _ int) error {
 		return o.fail(fmt.Errorf("a window needs event time, but the record has no timestamp: set source.timestamp on the source"))
 	}
 	o.setKey(r)
-	ws := o.set()
+	cur, _ := o.wins.Get().(*winSet)
+	ws := cur
+	if ws == nil {
+		ws = &winSet{}
+	}
 	var err error
 	var placed bool
-	if o.asg.typ == spec.Session {
+	switch o.asg.typ {
+	case spec.Session:
 		placed, err = o.addSession(ws, r)
-	} else {
+	case spec.Tumbling:
+		// assign's single window, without the callback.
+		s := windowStart(r.Ts, o.asg.size)
+		placed, err = o.addTo(ws, r, s, s+o.asg.size)
+	default:
 		err = o.asg.assign(r.Ts, func(start, end int64) error {
-			w := ws.find(start, end)
-			if w == nil {
-				w = &win{start: start, end: end}
-				if o.isLate(w) {
-					return nil
-				}
-				acc, err := o.agg.create()
-				if err != nil {
-					return err
-				}
-				w.acc = acc
-				ws.insert(w)
-				o.registerTimers(w)
-			}
-			placed = true
-			acc, err := o.agg.add(w.acc, r)
-			if err != nil {
-				return err
-			}
-			w.acc = acc
-			if w.maxTs() <= o.wm {
-				// A late record within the allowed lateness: fire again now.
-				return o.emit(w)
-			}
-			return nil
+			ok, err := o.addTo(ws, r, start, end)
+			placed = placed || ok
+			return err
 		})
 	}
 	if err != nil {
 		return o.fail(err)
 	}
 	if len(ws.ws) > 0 {
-		o.wins.Set(ws)
-	} else {
+		if ws != cur {
+			o.wins.Set(ws)
+		}
+	} else if cur != nil {
 		o.wins.Clear()
 	}
 	if !placed {
 		return o.dropLate(r)
 	}
 	return nil
+}
+
+// addTo adds r to the key's window [start, end), creating it unless it is
+// late; it reports whether r was placed.
+func (o *Window) addTo(ws *winSet, r *value.Record, start, end int64) (bool, error) {
+	w := ws.find(start, end)
+	if w == nil {
+		w = &win{start: start, end: end}
+		if o.isLate(w) {
+			return false, nil
+		}
+		acc, err := o.agg.create()
+		if err != nil {
+			return false, err
+		}
+		w.acc = acc
+		ws.insert(w)
+		o.registerTimers(w)
+	}
+	acc, err := o.agg.add(w.acc, r)
+	if err != nil {
+		return true, err
+	}
+	w.acc = acc
+	if w.maxTs() <= o.wm {
+		// A late record within the allowed lateness: fire again now.
+		return true, o.emit(w)
+	}
+	return true, nil
 }
 
 func (o *Window) addSession(ws *winSet, r *value.Record) (bool, error) {
@@ -279,10 +297,14 @@ func (o *Window) dropLate(r *value.Record) error {
 // whose cleanup time (end + allowed lateness) it is are dropped.
 func (o *Window) fire(t state.Timer) error {
 	ws := o.set()
-	var keep []*win
-	for _, w := range ws.ws {
+	// Filter in place: the set keeps its backing array for the key's
+	// next windows.
+	keep := ws.ws[:0]
+	for i, w := range ws.ws {
 		if w.maxTs() == t.Ts {
 			if err := o.emit(w); err != nil {
+				// Keep the windows not yet looked at, as before.
+				ws.ws = append(keep, ws.ws[i:]...)
 				return err
 			}
 		}
@@ -290,6 +312,7 @@ func (o *Window) fire(t state.Timer) error {
 			keep = append(keep, w)
 		}
 	}
+	clear(ws.ws[len(keep):])
 	ws.ws = keep
 	if len(keep) == 0 {
 		o.wins.Clear()

@@ -9,7 +9,6 @@ package shuffle
 
 import (
 	"fmt"
-	"hash/fnv"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -17,11 +16,16 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// KeyGroup maps an encoded key to one of plan.MaxParallelism key groups.
+// KeyGroup maps an encoded key to one of plan.MaxParallelism key groups
+// (32-bit FNV-1a of the key ID).
 func KeyGroup(keyID string) int {
-	h := fnv.New32a()
-	h.Write([]byte(keyID))
-	return int(h.Sum32() % plan.MaxParallelism)
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := 0; i < len(keyID); i++ {
+		h ^= uint32(keyID[i])
+		h *= prime32
+	}
+	return int(h % plan.MaxParallelism)
 }
 
 // SubtaskForKey maps an encoded key to a subtask: key groups are assigned
@@ -36,13 +40,42 @@ type Partitioner struct {
 	n    int
 	self int
 	key  *expr.Program
+	ev   *expr.Evaluator // key's evaluator: a Partitioner has one user
+	buf  []byte          // the key's encoding, before it becomes KeyID
+	// ids caches recent key IDs by a hash of their bytes, so records of a
+	// key seen lately share its KeyID string instead of allocating one.
+	ids  *[keyIDCacheSize]string
 	next int
 	edge *plan.Edge
 }
 
 // NewPartitioner returns the partitioner of edge e used by producer subtask self.
 func NewPartitioner(e *plan.Edge, self int) *Partitioner {
-	return &Partitioner{kind: e.Partitioning, n: e.To.Parallelism, self: self, key: e.Input.Key, next: self % e.To.Parallelism, edge: e}
+	p := &Partitioner{kind: e.Partitioning, n: e.To.Parallelism, self: self, key: e.Input.Key, next: self % e.To.Parallelism, edge: e}
+	if p.key != nil {
+		p.ev = p.key.Evaluator()
+		p.ids = new([keyIDCacheSize]string)
+	}
+	return p
+}
+
+const keyIDCacheSize = 4096 // a power of two
+
+// keyID returns string(b), from the cache when it holds it.
+func (p *Partitioner) keyID(b []byte) string {
+	if len(b) > 64 {
+		return string(b) // long keys: hashing costs about what copying does
+	}
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	slot := &p.ids[h&(keyIDCacheSize-1)]
+	if *slot != string(b) {
+		*slot = string(b)
+	}
+	return *slot
 }
 
 // All is returned by Route for records that go to every subtask.
@@ -53,11 +86,19 @@ const All = -1
 func (p *Partitioner) Route(r *value.Record) (int, error) {
 	switch p.kind {
 	case spec.Hash:
-		k, err := p.key.Eval1(r.Value)
+		k, err := p.ev.Eval1(r.Value)
 		if err != nil {
 			return 0, fmt.Errorf("keyBy of step %q: %w", p.edge.To.Head().Name, err)
 		}
-		r.WithKey(k)
+		// r.WithKey(k), encoding through a reused buffer.
+		p.buf = value.Append(p.buf[:0], k)
+		r.Key, r.KeyID = k, p.keyID(p.buf)
+		if cap(p.buf) > 4096 {
+			p.buf = nil
+		}
+		if p.n == 1 {
+			return 0, nil
+		}
 		return SubtaskForKey(r.KeyID, p.n), nil
 	case spec.Broadcast:
 		return All, nil

@@ -1,9 +1,9 @@
 package state
 
 import (
-	"container/heap"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -31,113 +31,250 @@ type Timer struct {
 	Domain Domain
 }
 
+// timerQueue holds one domain's timers, grouped by timestamp: a bucket per
+// distinct timestamp listing the keys with a timer then, and a min-heap of
+// the bucket timestamps. Many keys usually share a timestamp (every key's
+// window ends at the same time), so firing walks a bucket's keys in order
+// instead of popping a heap entry per timer, and registering appends to a
+// bucket instead of sifting through a heap of (timestamp, key) pairs.
+type timerQueue struct {
+	set     map[timerID]any // registered timers -> key
+	times   []int64         // min-heap of the timestamps in buckets
+	buckets map[int64]*timerBucket
+	last    *timerBucket   // the bucket used last (registrations cluster)
+	first   *timerBucket   // the bucket of times[0], once looked up
+	free    []*timerBucket // emptied buckets kept for reuse
+}
+
 type timerID struct {
+	ts    int64
+	keyID string
+}
+
+// timerBucket is the key IDs with a timer at one timestamp. Timers fire in
+// key ID order: ids[pos:] is that order once sorted, which happens when the
+// bucket is first looked at by Next or PopDue; later registrations are
+// inserted in place. It may hold IDs whose timer was deleted (or that were
+// registered twice around a deletion): set says which are registered, and
+// the others are skipped.
+type timerBucket struct {
 	ts     int64
-	keyID  string
-	domain Domain
+	ids    []string
+	pos    int
+	sorted bool
+	next   any // the key of ids[pos], as found by head
 }
 
-type timerHeap []Timer
+func (b *timerBucket) recycle() {
+	clear(b.ids)
+	b.ids, b.pos, b.sorted, b.next = b.ids[:0], 0, false, nil
+}
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if h[i].Ts != h[j].Ts {
-		return h[i].Ts < h[j].Ts
+func (q *timerQueue) bucket(ts int64) *timerBucket {
+	if b := q.last; b != nil && b.ts == ts {
+		return b
 	}
-	return h[i].KeyID < h[j].KeyID
+	b := q.buckets[ts]
+	if b == nil {
+		if n := len(q.free); n > 0 {
+			b = q.free[n-1]
+			q.free = q.free[:n-1]
+		} else {
+			b = &timerBucket{}
+		}
+		b.ts = ts
+		if q.buckets == nil {
+			q.buckets = map[int64]*timerBucket{}
+		}
+		q.buckets[ts] = b
+		q.pushTime(ts)
+	}
+	q.last = b
+	return b
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(Timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
+
+func (q *timerQueue) add(ts int64, keyID string, key any) {
+	id := timerID{ts, keyID}
+	if _, ok := q.set[id]; ok {
+		return
+	}
+	if q.set == nil {
+		q.set = map[timerID]any{}
+	}
+	q.set[id] = key
+	b := q.bucket(ts)
+	if b.sorted {
+		i, _ := slices.BinarySearch(b.ids[b.pos:], keyID)
+		b.ids = slices.Insert(b.ids, b.pos+i, keyID)
+	} else {
+		b.ids = append(b.ids, keyID)
+	}
+}
+
+// head returns the earliest bucket, sorted, with its next ID registered;
+// nil when the queue is empty.
+func (q *timerQueue) head() *timerBucket {
+	for len(q.times) > 0 {
+		b := q.first
+		if b == nil || b.ts != q.times[0] {
+			b = q.buckets[q.times[0]]
+			q.first = b
+		}
+		if !b.sorted {
+			slices.Sort(b.ids)
+			b.sorted = true
+		}
+		for ; b.pos < len(b.ids); b.pos++ {
+			if key, ok := q.set[timerID{b.ts, b.ids[b.pos]}]; ok {
+				b.next = key
+				return b
+			}
+		}
+		q.dropHead(b)
+	}
+	return nil
+}
+
+// dropHead removes the earliest bucket, which has no timers left.
+func (q *timerQueue) dropHead(b *timerBucket) {
+	q.popTime()
+	delete(q.buckets, b.ts)
+	if q.last == b {
+		q.last = nil
+	}
+	q.first = nil
+	b.recycle()
+	q.free = append(q.free, b)
+}
+
+func (q *timerQueue) reset() {
+	for _, b := range q.buckets {
+		b.recycle()
+		q.free = append(q.free, b)
+	}
+	clear(q.buckets)
+	clear(q.set)
+	q.times = q.times[:0]
+	q.last, q.first = nil, nil
+}
+
+func (q *timerQueue) pushTime(ts int64) {
+	h := append(q.times, ts)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p] <= h[i] {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+	q.times = h
+}
+
+func (q *timerQueue) popTime() {
+	h := q.times
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && h[r] < h[l] {
+			c = r
+		}
+		if h[i] <= h[c] {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	q.times = h
 }
 
 // Timers is a keyed operator's timer service: timers are per key and per
 // timestamp (registering the same one twice keeps one), fire in timestamp
-// order, and may be deleted.
+// order (keys of one timestamp in key ID order), and may be deleted.
 type Timers struct {
-	k       *Keyed
-	queues  [2]timerHeap
-	set     map[timerID]struct{}
-	deleted map[timerID]struct{}
+	k      *Keyed
+	queues [2]timerQueue
 }
 
 // NewTimers returns the timer service for the keys of k.
 func NewTimers(k *Keyed) *Timers {
-	return &Timers{k: k, set: map[timerID]struct{}{}, deleted: map[timerID]struct{}{}}
+	return &Timers{k: k}
 }
 
 // Register adds a timer for the current key.
 func (t *Timers) Register(d Domain, ts int64) {
-	id := timerID{ts, t.k.curID, d}
-	if _, ok := t.set[id]; ok {
-		delete(t.deleted, id)
-		return
-	}
-	t.set[id] = struct{}{}
-	heap.Push(&t.queues[d], Timer{Ts: ts, KeyID: t.k.curID, Key: t.k.curKey, Domain: d})
+	t.queues[d].add(ts, t.k.curID, t.k.curKey)
 }
 
-// Delete removes a timer of the current key (lazily: it is skipped when due).
+// Delete removes a timer of the current key.
 func (t *Timers) Delete(d Domain, ts int64) {
-	id := timerID{ts, t.k.curID, d}
-	if _, ok := t.set[id]; ok {
-		t.deleted[id] = struct{}{}
-	}
+	delete(t.queues[d].set, timerID{ts, t.k.curID})
 }
 
 // Pending counts registered timers in a domain.
-func (t *Timers) Pending(d Domain) int { return t.queues[d].Len() }
+func (t *Timers) Pending(d Domain) int { return len(t.queues[d].set) }
 
 // Next returns the earliest timer of a domain without removing it.
 func (t *Timers) Next(d Domain) (Timer, bool) {
-	for t.queues[d].Len() > 0 {
-		top := t.queues[d][0]
-		id := timerID{top.Ts, top.KeyID, d}
-		if _, del := t.deleted[id]; del {
-			heap.Pop(&t.queues[d])
-			delete(t.deleted, id)
-			delete(t.set, id)
-			continue
-		}
-		return top, true
+	b := t.queues[d].head()
+	if b == nil {
+		return Timer{}, false
 	}
-	return Timer{}, false
+	return Timer{Ts: b.ts, KeyID: b.ids[b.pos], Key: b.next, Domain: d}, true
 }
 
 // PopDue removes and returns the earliest timer with Ts <= upTo, selecting
 // its key as the current key so the firing operator sees that key's state.
 func (t *Timers) PopDue(d Domain, upTo int64) (Timer, bool) {
-	top, ok := t.Next(d)
-	if !ok || top.Ts > upTo {
+	q := &t.queues[d]
+	if len(q.times) == 0 || q.times[0] > upTo {
 		return Timer{}, false
 	}
-	heap.Pop(&t.queues[d])
-	delete(t.set, timerID{top.Ts, top.KeyID, d})
-	t.k.SetCurrentKey(top.KeyID, top.Key)
-	return top, true
+	b := q.head()
+	if b == nil || b.ts > upTo {
+		return Timer{}, false
+	}
+	ts, id, key := b.ts, b.ids[b.pos], b.next
+	delete(q.set, timerID{ts, id})
+	b.ids[b.pos], b.next = "", nil
+	b.pos++
+	if b.pos == len(b.ids) {
+		q.dropHead(b)
+	}
+	t.k.SetCurrentKey(id, key)
+	return Timer{Ts: ts, KeyID: id, Key: key, Domain: d}, true
 }
 
 // Reset drops every timer (BATCH: at the end of a key).
 func (t *Timers) Reset() {
-	t.queues[0] = t.queues[0][:0]
-	t.queues[1] = t.queues[1][:0]
-	clear(t.set)
-	clear(t.deleted)
+	t.queues[0].reset()
+	t.queues[1].reset()
 }
 
 // Snapshot writes all pending timers.
 func (t *Timers) Snapshot(w io.Writer) error {
 	var list []any
 	for d := range t.queues {
-		for _, tm := range t.queues[d] {
-			if _, del := t.deleted[timerID{tm.Ts, tm.KeyID, tm.Domain}]; del {
-				continue
+		q := &t.queues[d]
+		times := slices.Clone(q.times)
+		slices.Sort(times)
+		for _, ts := range times {
+			ids := slices.Clone(q.buckets[ts].ids[q.buckets[ts].pos:])
+			slices.Sort(ids)
+			for i, id := range ids {
+				if _, ok := q.set[timerID{ts, id}]; !ok || (i > 0 && id == ids[i-1]) {
+					continue // deleted, or listed twice
+				}
+				list = append(list, []any{int64(d), ts, []byte(id)})
 			}
-			list = append(list, []any{int64(tm.Domain), tm.Ts, []byte(tm.KeyID)})
 		}
 	}
 	_, err := w.Write(value.Append(nil, list))
@@ -164,12 +301,7 @@ func (t *Timers) Restore(data []byte) error {
 		if err != nil || len(krest) != 0 || d < 0 || d > 1 {
 			return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
 		}
-		tid := timerID{ts, string(id), Domain(d)}
-		if _, dup := t.set[tid]; dup {
-			continue
-		}
-		t.set[tid] = struct{}{}
-		heap.Push(&t.queues[d], Timer{Ts: ts, KeyID: string(id), Key: key, Domain: Domain(d)})
+		t.queues[d].add(ts, string(id), key)
 	}
 	return nil
 }

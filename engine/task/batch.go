@@ -135,9 +135,10 @@ func (o *batchOutputs) close() error {
 					return err
 				}
 				pw.wc, pw.rw = wc, value.NewRecordWriter(wc)
-				var rec value.Record
+				// The sorted records are forwarded as encoded, never decoded.
+				enc := extsort.Encoded(it)
 				for {
-					ok, err := it.Next(&rec)
+					body, ok, err := enc.NextEncoded()
 					if err != nil {
 						it.Close()
 						return err
@@ -145,7 +146,7 @@ func (o *batchOutputs) close() error {
 					if !ok {
 						break
 					}
-					if err := pw.rw.Write(&rec); err != nil {
+					if err := pw.rw.WriteEncoded(body); err != nil {
 						it.Close()
 						return err
 					}
@@ -200,7 +201,9 @@ func RunBatch(ctx context.Context, c Config, store shuffle.Store) (shuffle.Manif
 	var late int64
 	octx.LateDropped = &late
 	defer chain.Close()
-	if err := chain.Open(octx, countingCollector{next: batchCollector(outs.main), n: &c.Counters.RecordsOut}); err != nil {
+	counted := &countingCollector{next: batchCollector(outs.main), n: &c.Counters.RecordsOut}
+	defer counted.sync()
+	if err := chain.Open(octx, counted); err != nil {
 		return m, err
 	}
 	if chain.Source != nil {
@@ -298,21 +301,28 @@ func feedBatchInputs(ctx context.Context, c *Config, chain *operator.Chain, stor
 				return err
 			}
 			var rec value.Record
+			var n int64
 			for {
 				ok, err := it.Next(&rec)
 				if err != nil {
 					it.Close()
+					c.Counters.RecordsIn.Add(n)
 					return err
 				}
 				if !ok {
 					break
 				}
-				c.Counters.RecordsIn.Add(1)
+				if n++; n == 1024 {
+					c.Counters.RecordsIn.Add(n)
+					n = 0
+				}
 				if err := head.Process(&rec, e.InputIndex); err != nil {
 					it.Close()
+					c.Counters.RecordsIn.Add(n)
 					return err
 				}
 			}
+			c.Counters.RecordsIn.Add(n)
 			it.Close()
 		}
 	}
@@ -349,27 +359,32 @@ func feedBatchInputs(ctx context.Context, c *Config, chain *operator.Chain, stor
 		if best < 0 {
 			break
 		}
-		r := heads[best]
+		// The head gets the merge's record itself (it is read over only
+		// after Process returns, and operators keep no *Record).
+		r := &heads[best]
 		if started && r.KeyID != curKey && chain.Keyed != nil {
 			if err := chain.Keyed.EndKey(); err != nil {
 				return err
 			}
 		}
 		curKey, started = r.KeyID, true
-		c.Counters.RecordsIn.Add(1)
-		if err := head.Process(&r, keyed[best].InputIndex); err != nil {
+		if err := head.Process(r, keyed[best].InputIndex); err != nil {
+			c.Counters.RecordsIn.Add(int64(n%1024 + 1))
 			return err
 		}
 		var err error
 		if live[best], err = its[best].Next(&heads[best]); err != nil {
+			c.Counters.RecordsIn.Add(int64(n%1024 + 1))
 			return err
 		}
 		if n++; n%1024 == 0 {
+			c.Counters.RecordsIn.Add(1024)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 	}
+	c.Counters.RecordsIn.Add(int64(n % 1024))
 	if started && chain.Keyed != nil {
 		return chain.Keyed.EndKey()
 	}

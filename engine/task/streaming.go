@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/operator"
@@ -29,8 +30,13 @@ type edgeWriter struct {
 }
 
 func (w *edgeWriter) add(target int, el Element) error {
-	w.bufs[target] = append(w.bufs[target], el)
-	if len(w.bufs[target]) >= w.size {
+	buf := w.bufs[target]
+	if buf == nil {
+		buf = getElems(w.size)
+	}
+	buf = append(buf, el)
+	w.bufs[target] = buf
+	if len(buf) >= w.size {
 		return w.flushOne(target)
 	}
 	return nil
@@ -41,8 +47,34 @@ func (w *edgeWriter) flushOne(t int) error {
 		return nil
 	}
 	b := Batch{Channel: w.channel, Elems: w.bufs[t]}
-	w.bufs[t] = make([]Element, 0, w.size)
+	w.bufs[t] = nil // the next add takes a slice from the pool
 	return w.send.Send(w.ctx, w.edge, t, b)
+}
+
+// elemsPool recycles batch slices. A sent batch belongs to its consumer
+// (the in-process sender hands the slice itself over), so slices come back
+// from RunStreaming once the consumer has processed every element of a
+// batch; a Sender that copies (the worker's gRPC client encodes) simply
+// lets its slices go, and the pool makes new ones.
+var elemsPool sync.Pool
+
+// getElems returns an empty slice with room for size elements.
+func getElems(size int) []Element {
+	if p, ok := elemsPool.Get().(*[]Element); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]Element, 0, size)
+}
+
+// putElems recycles a batch slice whose elements are no longer used. It
+// clears them so the pool keeps no record values alive.
+func putElems(elems []Element, size int) {
+	if cap(elems) < size {
+		return // a short slice (a decoded batch) is not worth keeping
+	}
+	clear(elems)
+	elems = elems[:0]
+	elemsPool.Put(&elems)
 }
 
 func (w *edgeWriter) collect(r *value.Record) error {
@@ -53,13 +85,33 @@ func (w *edgeWriter) collect(r *value.Record) error {
 	}
 	if t == shuffle.All {
 		for i := range w.bufs {
-			if err := w.add(i, Element{Kind: KindRecord, Rec: rec}); err != nil {
+			if err := w.addRecord(i, &rec); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return w.add(t, Element{Kind: KindRecord, Rec: rec})
+	return w.addRecord(t, &rec)
+}
+
+// addRecord is add of a record element, written in place.
+func (w *edgeWriter) addRecord(target int, r *value.Record) error {
+	buf := w.bufs[target]
+	if buf == nil {
+		buf = getElems(w.size)
+	}
+	n := len(buf)
+	if n == cap(buf) {
+		buf = append(buf, Element{})
+	} else {
+		buf = buf[:n+1]
+	}
+	buf[n] = Element{Kind: KindRecord, Rec: *r}
+	w.bufs[target] = buf
+	if n+1 >= w.size {
+		return w.flushOne(target)
+	}
+	return nil
 }
 
 func (w *edgeWriter) mark(el Element) error {
@@ -85,6 +137,8 @@ type streamOutputs struct {
 	main []*edgeWriter            // edges from the tail's main output
 	side map[string][]*edgeWriter // side outputs by "step/name"
 	all  []*edgeWriter
+	// counted counts the main output; flush syncs its count.
+	counted *countingCollector
 }
 
 func newStreamOutputs(ctx context.Context, c *Config, send Sender) *streamOutputs {
@@ -119,7 +173,8 @@ func (ws writersCollector) Collect(r *value.Record) error {
 func (ws writersCollector) Watermark(int64) error { return nil }
 
 func (o *streamOutputs) mainCollector(counter *Counters) operator.Collector {
-	return countingCollector{next: mainWriters{o}, n: &counter.RecordsOut}
+	o.counted = &countingCollector{next: mainWriters{o}, n: &counter.RecordsOut}
+	return o.counted
 }
 
 type mainWriters struct{ o *streamOutputs }
@@ -146,6 +201,9 @@ func (o *streamOutputs) mark(el Element) error {
 }
 
 func (o *streamOutputs) flush() error {
+	if o.counted != nil {
+		o.counted.sync()
+	}
 	for _, w := range o.all {
 		if err := w.flush(); err != nil {
 			return err
@@ -178,6 +236,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	if err := chain.Open(octx, outs.mainCollector(c.Counters)); err != nil {
 		return err
 	}
+	defer outs.counted.sync()
 	head := chain.Head()
 
 	if chain.Source != nil {
@@ -250,38 +309,12 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			return fmt.Errorf("%s: inbox closed before every input ended", c.name())
 		}
 		input := inputOf[b.Channel]
-		for i := range b.Elems {
-			el := &b.Elems[i]
-			switch el.Kind {
-			case KindRecord:
-				c.Counters.RecordsIn.Add(1)
-				if err := head.Process(&el.Rec, input); err != nil {
-					return err
-				}
-			case KindWatermark:
-				if wm, adv := valve.Update(b.Channel, el.Wm); adv {
-					c.Counters.Watermark.Store(wm)
-					if err := head.Watermark(wm); err != nil {
-						return err
-					}
-				}
-			case KindIdle, KindActive:
-				if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv {
-					c.Counters.Watermark.Store(wm)
-					if err := head.Watermark(wm); err != nil {
-						return err
-					}
-				}
-			case KindEnd:
-				open--
-				if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv {
-					c.Counters.Watermark.Store(wm)
-					if err := head.Watermark(wm); err != nil {
-						return err
-					}
-				}
-			}
+		if err := processBatch(&c, head, valve, b, input, &open); err != nil {
+			return err
 		}
+		// Every element has been processed, and operators keep no
+		// pointers into the batch: its slice can be reused.
+		putElems(b.Elems, c.BatchSize)
 		if procDeadline != 0 && procDeadline <= c.Now() && chain.Keyed != nil {
 			procDeadline = 0
 			if err := chain.Keyed.FireProcessingTimers(c.Now()); err != nil {
@@ -296,6 +329,46 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		timer.Stop()
 	}
 	return finishStreaming(&c, chain, outs)
+}
+
+// processBatch feeds one batch's elements to the chain's head; open counts
+// the input channels that have not ended.
+func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int) error {
+	var n int64 // records, added to the counter once per batch
+	defer func() { c.Counters.RecordsIn.Add(n) }()
+	for i := range b.Elems {
+		el := &b.Elems[i]
+		switch el.Kind {
+		case KindRecord:
+			n++
+			if err := head.Process(&el.Rec, input); err != nil {
+				return err
+			}
+		case KindWatermark:
+			if wm, adv := valve.Update(b.Channel, el.Wm); adv {
+				c.Counters.Watermark.Store(wm)
+				if err := head.Watermark(wm); err != nil {
+					return err
+				}
+			}
+		case KindIdle, KindActive:
+			if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv {
+				c.Counters.Watermark.Store(wm)
+				if err := head.Watermark(wm); err != nil {
+					return err
+				}
+			}
+		case KindEnd:
+			*open--
+			if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv {
+				c.Counters.Watermark.Store(wm)
+				if err := head.Watermark(wm); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func nextProcTimer(chain *operator.Chain) (int64, bool) {

@@ -126,17 +126,34 @@ func (c *Config) opContext(ctx context.Context, side func(step, name string) ope
 	}
 }
 
-// countingCollector counts records leaving the chain's tail.
+// countingCollector counts records leaving the chain's tail. It adds to
+// the shared counter in steps (an atomic add per record is measurable):
+// every 256 records, at every watermark and when sync is called (the task
+// syncs whenever it flushes its output and at its end).
 type countingCollector struct {
-	next operator.Collector
-	n    *atomic.Int64
+	next    operator.Collector
+	n       *atomic.Int64
+	pending int64
 }
 
-func (c countingCollector) Collect(r *value.Record) error {
-	c.n.Add(1)
+func (c *countingCollector) Collect(r *value.Record) error {
+	if c.pending++; c.pending >= 256 {
+		c.sync()
+	}
 	return c.next.Collect(r)
 }
-func (c countingCollector) Watermark(wm int64) error { return c.next.Watermark(wm) }
+
+func (c *countingCollector) Watermark(wm int64) error {
+	c.sync()
+	return c.next.Watermark(wm)
+}
+
+func (c *countingCollector) sync() {
+	if c.pending != 0 {
+		c.n.Add(c.pending)
+		c.pending = 0
+	}
+}
 
 // readSource drives a source stage: it reads the connector in batches and
 // pushes each value through the chain. In STREAMING it emits the strategy's
@@ -161,6 +178,8 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 	var procErr error
 	var n int64
 	idle := false
+	// One record for every value: the chain copies what it keeps.
+	var r value.Record
 	emit := func(v any) {
 		if procErr != nil {
 			return
@@ -175,7 +194,7 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 			}
 		}
 		n++
-		r := value.Record{Value: v, Ts: value.NoTimestamp}
+		r = value.Record{Value: v, Ts: value.NoTimestamp}
 		procErr = chain.Source.Process(&r, 0)
 	}
 	for {

@@ -229,6 +229,20 @@ func AppendRecord(b []byte, r *Record) []byte {
 	return Append(b, r.Value)
 }
 
+// RecordKeyTs reads the key ID and timestamp at the front of a record body
+// written by AppendRecord, without decoding the value. keyID aliases body.
+func RecordKeyTs(body []byte) (keyID []byte, ts int64, err error) {
+	kid, rest, err := decodeBytes(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	ts, n := binary.Varint(rest)
+	if n <= 0 || !minimal(rest, n) {
+		return nil, 0, ErrCorrupt
+	}
+	return kid, ts, nil
+}
+
 // DecodeRecord decodes a record body written by AppendRecord.
 func DecodeRecord(b []byte, r *Record) error {
 	kid, rest, err := decodeBytes(b)
@@ -247,13 +261,20 @@ func DecodeRecord(b []byte, r *Record) error {
 		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(rest))
 	}
 	r.Value, r.Ts = v, ts
-	r.Key, r.KeyID = nil, ""
-	if len(kid) > 0 {
-		k, krest, err := Decode(kid)
-		if err != nil || len(krest) != 0 {
-			return ErrCorrupt
-		}
-		r.Key, r.KeyID = k, string(kid)
+	if len(kid) == 0 {
+		r.Key, r.KeyID = nil, ""
+		return nil
 	}
+	if r.KeyID == string(kid) && r.KeyID != "" {
+		// The same key as the record decoded into r before (sorted input
+		// has runs of one key): keep its Key and KeyID, which are
+		// immutable, instead of decoding and allocating them again.
+		return nil
+	}
+	k, krest, err := Decode(kid)
+	if err != nil || len(krest) != 0 {
+		return ErrCorrupt
+	}
+	r.Key, r.KeyID = k, string(kid)
 	return nil
 }

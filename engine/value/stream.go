@@ -120,6 +120,31 @@ func (r *RecordReader) Read(rec *Record) error {
 	return nil
 }
 
+// ReadEncoded returns the next record's body (as AppendRecord wrote it)
+// without decoding it, for code that only forwards records. The body is
+// valid until the next call on r. Only the framing is checked; the key ID
+// and timestamp at the body's front are checked by RecordKeyTs.
+func (r *RecordReader) ReadEncoded() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	body, err := r.next()
+	if err == nil {
+		if _, _, err = RecordKeyTs(body); err != nil {
+			err = fmt.Errorf("value: record stream at byte offset %d: %w", r.off, err)
+		}
+	}
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	r.off += int64(uvarintLen(uint64(len(body))) + len(body))
+	// Discarding peeked bytes only moves bufio's read position: the body
+	// stays in its buffer until the next read.
+	r.discardPeeked(len(body))
+	return body, nil
+}
+
 // next reads one frame's length and body. A body that fits in the buffer is
 // peeked rather than copied; discardPeeked consumes it once decoded.
 func (r *RecordReader) next() ([]byte, error) {

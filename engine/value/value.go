@@ -99,10 +99,14 @@ func Normalize(v any) any {
 	case float32:
 		return float64(x)
 	case []any:
-		for i := range x {
-			x[i] = Normalize(x[i])
+		// Write back only what changes: an already normalized value is
+		// left untouched (no writes, no write barriers, no map rehash).
+		for i, e := range x {
+			if n, changed := normalizeIn(e); changed {
+				x[i] = n
+			}
 		}
-		return x
+		return v // not x: boxing the slice again would allocate
 	case []string:
 		out := make([]any, len(x))
 		for i, s := range x {
@@ -111,7 +115,9 @@ func Normalize(v any) any {
 		return out
 	case map[string]any:
 		for k, e := range x {
-			x[k] = Normalize(e)
+			if n, changed := normalizeIn(e); changed {
+				x[k] = n
+			}
 		}
 		return x
 	case map[string]string:
@@ -123,6 +129,21 @@ func Normalize(v any) any {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// normalizeIn normalizes e, an element of a list or map, and reports
+// whether the container must store the result: scalars of this package's
+// types are already normalized, and lists and maps are normalized in
+// place, so only other types (json.Number, int, typed slices...) change.
+func normalizeIn(e any) (any, bool) {
+	switch e.(type) {
+	case nil, bool, int64, uint64, float64, string, []byte:
+		return e, false
+	case []any, map[string]any:
+		Normalize(e)
+		return e, false
+	}
+	return Normalize(e), true
 }
 
 // ToJSON renders a value as JSON with map keys sorted (so output is

@@ -45,6 +45,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/flinkjob/flinkjob/engine/connector"
 )
 
@@ -104,9 +107,8 @@ func EnsureBucket(t testing.TB, cfg connector.S3Config, bucket string) {
 	}
 }
 
-// Bucket creates a fresh, randomly named bucket for one test; its objects
-// are deleted when the test ends (the bucket itself goes with the server's
-// data directory, or stays empty on a shared server).
+// Bucket creates a fresh, randomly named bucket for one test; it is
+// emptied and removed when the test ends.
 func Bucket(t testing.TB, cfg connector.S3Config) string {
 	t.Helper()
 	var b [6]byte
@@ -119,6 +121,13 @@ func Bucket(t testing.TB, cfg connector.S3Config) string {
 		loc, err := connector.ParseLocation("s3://"+bucket+"/", cfg)
 		if err == nil {
 			err = loc.DeletePrefix(ctx, "")
+		}
+		var client *minio.Client
+		if err == nil {
+			client, err = newClient(cfg)
+		}
+		if err == nil {
+			err = client.RemoveBucket(ctx, bucket)
 		}
 		if err != nil {
 			t.Logf("cleaning up bucket %s: %v", bucket, err)
@@ -165,6 +174,9 @@ func RepoRoot() (string, error) {
 func start() {
 	if ep := os.Getenv("MINIO_ENDPOINT"); ep != "" {
 		state.cfg = connector.S3Config{Endpoint: ep, AccessKey: os.Getenv("MINIO_ACCESS_KEY"), SecretKey: os.Getenv("MINIO_SECRET_KEY")}
+		if !strings.Contains(ep, "://") {
+			state.err = waitReady(state.cfg)
+		}
 		return
 	}
 	root, err := RepoRoot()
@@ -254,8 +266,41 @@ func startOn(port int) error {
 		release()
 		return fmt.Errorf("hack/minio.sh start printed no MINIO_ENDPOINT:\n%s", stdout.String())
 	}
+	if err := waitReady(cfg); err != nil {
+		stop()
+		release()
+		return err
+	}
 	state.mu.Lock()
 	state.cfg, state.env, state.started, state.release = cfg, env, true, release
 	state.mu.Unlock()
 	return nil
+}
+
+func newClient(cfg connector.S3Config) (*minio.Client, error) {
+	return minio.New(cfg.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")})
+}
+
+// waitReady waits until the server answers S3 requests: MinIO reports
+// itself live (what hack/minio.sh waits for) a moment before its object
+// layer is up, and refuses requests with "Server not initialized yet"
+// until then.
+func waitReady(cfg connector.S3Config) error {
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := client.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("MinIO on %s is not ready after 30s: %w", cfg.Endpoint, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
@@ -49,7 +50,7 @@ func TestStartWriteRead(t *testing.T) {
 	}
 	// Env hands the same server to worker processes.
 	for _, kv := range testminio.Env(cfg) {
-		k, v, _ := cut(kv)
+		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
 	if got := connector.S3ConfigFromEnv(); got.Endpoint != cfg.Endpoint || got.AccessKey != cfg.AccessKey || got.SecretKey != cfg.SecretKey {
@@ -57,11 +58,27 @@ func TestStartWriteRead(t *testing.T) {
 	}
 }
 
-func cut(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
+func TestBucketIsRemovedAfterTheTest(t *testing.T) {
+	cfg := testminio.Start(t)
+	var bucket string
+	t.Run("uses", func(t *testing.T) {
+		bucket = testminio.Bucket(t, cfg)
+		loc, err := connector.ParseLocation("s3://"+bucket+"/", cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
+		w, _ := loc.Create(context.Background(), "a/b")
+		w.Write([]byte("x"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Listing a bucket that is gone (or empty) fails.
+	loc, err := connector.ParseLocation("s3://"+bucket+"/", cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return kv, "", false
+	if files, err := loc.List(context.Background()); err == nil {
+		t.Fatalf("bucket %s still holds %v", bucket, files)
+	}
 }

@@ -30,7 +30,7 @@ type Client struct {
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
 	streams map[streamKey]*stream
-	// sizeHint is the largest message so far, to size the next buffer.
+	// sizeHint is the size of the last message, to size the next buffer.
 	sizeHint int
 	// BytesOut counts encoded bytes sent; Blocked the time spent in Send
 	// (mostly waiting for flow-control credit: backpressure).
@@ -64,7 +64,7 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 		}),
 		grpc.WithInitialWindowSize(WindowSize),
 		grpc.WithInitialConnWindowSize(WindowSize),
-		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(CodecName), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(CodecName), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 	)
 	if err != nil {
 		return nil, err
@@ -114,23 +114,13 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	if s.closed {
 		return fmt.Errorf("send on the finished channel to stage %d subtask %d", e.To.ID, target)
 	}
-	// A fresh buffer per message: gRPC may still be writing the previous
-	// one to the connection after SendMsg returns.
-	buf := AppendBatch(make([]byte, 0, c.sizeHint), &b)
-	c.sizeHint = max(c.sizeHint, len(buf))
 	// The stream lives in the context of the first Send; a later call's
 	// ctx must end a Send blocked by backpressure too.
-	start := time.Now()
-	err := s.cs.SendMsg(&frame{b: buf})
-	c.Blocked.Add(int64(time.Since(start)))
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			// The server ended the stream; RecvMsg has its reason.
-			err = s.cs.RecvMsg(&frame{})
-		}
+	stop := context.AfterFunc(ctx, s.cancel)
+	defer stop()
+	if err := c.sendMsgs(s, b); err != nil {
 		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, err)
 	}
-	c.BytesOut.Add(int64(len(buf)))
 	if n := len(b.Elems); n > 0 && b.Elems[n-1].Kind == task.KindEnd {
 		s.closed = true
 		if err := s.cs.CloseSend(); err != nil {
@@ -141,6 +131,35 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 		}
 		s.cancel()
 	}
+	return nil
+}
+
+// sendMsgs sends a batch as one message, or as several (in order) when
+// it encodes larger than MaxMessageSize: batches are cut by count, and a
+// few big records can outgrow a message where BATCH would store them.
+func (c *Client) sendMsgs(s *stream, b task.Batch) error {
+	// A fresh buffer per message: gRPC may still be writing the previous
+	// one to the connection after SendMsg returns.
+	buf := AppendBatch(make([]byte, 0, c.sizeHint), &b)
+	if len(buf) > MaxMessageSize && len(b.Elems) > 1 {
+		half := len(b.Elems) / 2
+		if err := c.sendMsgs(s, task.Batch{Channel: b.Channel, Elems: b.Elems[:half]}); err != nil {
+			return err
+		}
+		return c.sendMsgs(s, task.Batch{Channel: b.Channel, Elems: b.Elems[half:]})
+	}
+	c.sizeHint = len(buf)
+	start := time.Now()
+	err := s.cs.SendMsg(&frame{b: buf})
+	c.Blocked.Add(int64(time.Since(start)))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream; RecvMsg has its reason.
+			err = s.cs.RecvMsg(&frame{})
+		}
+		return err
+	}
+	c.BytesOut.Add(int64(len(buf)))
 	return nil
 }
 

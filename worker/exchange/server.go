@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 const serviceName = "flinkjob.exchange.v1.Exchange"
@@ -41,6 +42,11 @@ type Server struct {
 	opened map[int]bool // channels that have had a stream
 }
 
+// MaxMessageSize bounds one exchange message: room for one record of the
+// largest size the engine encodes (value.MaxFrameSize) and its framing.
+// The client splits larger batches.
+const MaxMessageSize = value.MaxFrameSize + 1<<10
+
 // WindowSize is the HTTP/2 flow-control window per stream and connection.
 // A fixed window (no BDP growth) bounds what a fast producer can push
 // ahead of a slow consumer.
@@ -53,7 +59,7 @@ func NewServer(stage, subtask, capacity int) *Server {
 	s.grpc = grpc.NewServer(
 		grpc.InitialWindowSize(WindowSize),
 		grpc.InitialConnWindowSize(WindowSize),
-		grpc.MaxRecvMsgSize(64<<20),
+		grpc.MaxRecvMsgSize(MaxMessageSize),
 	)
 	s.grpc.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName,

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -62,6 +63,9 @@ type Runner struct {
 	opts    Options
 	plan    *plan.Plan
 	jobFile string
+	jobJSON []byte
+	// ownDir: Dir is a temp dir of the runner's own, removed after Run.
+	ownDir bool
 	// stdout and stderr serialize the workers' output into Options.Stdout
 	// and Options.Stderr, one whole line at a time.
 	stdout, stderr *lockedWriter
@@ -73,22 +77,22 @@ func New(job *spec.Job, opts Options) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	ownDir := false
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "flinkjob-run-*")
 		if err != nil {
 			return nil, err
 		}
-		opts.Dir = d
+		opts.Dir, ownDir = d, true
 	}
 	b, err := json.Marshal(job)
 	if err != nil {
 		return nil, err
 	}
-	jf := filepath.Join(opts.Dir, "job.json")
-	if err := os.WriteFile(jf, b, 0o644); err != nil {
+	r := &Runner{opts: opts, plan: p, jobFile: filepath.Join(opts.Dir, "job.json"), jobJSON: b, ownDir: ownDir}
+	if err := r.prepare(); err != nil {
 		return nil, err
 	}
-	r := &Runner{opts: opts, plan: p, jobFile: jf}
 	if opts.Stdout != nil {
 		r.stdout = &lockedWriter{w: opts.Stdout}
 	}
@@ -101,8 +105,31 @@ func New(job *spec.Job, opts Options) (*Runner, error) {
 // Plan is the job's plan.
 func (r *Runner) Plan() *plan.Plan { return r.plan }
 
-// Run runs the job to the end, then finalizes its sinks.
+// prepare makes sure Dir exists (a fresh temp dir of its own after an
+// earlier Run removed it) and writes the job file in it.
+func (r *Runner) prepare() error {
+	if _, err := os.Stat(r.opts.Dir); err != nil {
+		if !r.ownDir {
+			return err
+		}
+		d, err := os.MkdirTemp("", "flinkjob-run-*")
+		if err != nil {
+			return err
+		}
+		r.opts.Dir, r.jobFile = d, filepath.Join(d, "job.json")
+	}
+	return os.WriteFile(r.jobFile, r.jobJSON, 0o644)
+}
+
+// Run runs the job to the end, then finalizes its sinks. A Dir the runner
+// made itself (Options.Dir empty) is removed when Run returns.
 func (r *Runner) Run(ctx context.Context) error {
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	if r.ownDir {
+		defer os.RemoveAll(r.opts.Dir)
+	}
 	var err error
 	if r.plan.Mode == spec.Batch {
 		err = r.runBatch(ctx)
@@ -117,6 +144,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 type proc struct {
 	stage, index int
+	attempt      int
 	cmd          *exec.Cmd
 	stderr       *bytes.Buffer
 	lines        []*lineWriter // flushed once the process has ended
@@ -144,7 +172,7 @@ func (p *proc) wait() error {
 func (r *Runner) start(ctx context.Context, stage, index, attempt int, extra []string) *proc {
 	args := append(append([]string{}, r.opts.Prefix...), "--job", r.jobFile, "--mode", string(r.plan.Mode),
 		"--stage", strconv.Itoa(max(stage, 0)), "--index", strconv.Itoa(index), "--attempt", strconv.Itoa(attempt),
-		"--http", "", "--termination-log", filepath.Join(r.opts.Dir, fmt.Sprintf("term-%d-%d-%d.json", stage, index, attempt)))
+		"--http", "", "--termination-log", r.termFile(stage, index, attempt))
 	if r.opts.ShuffleURL != "" {
 		args = append(args, "--shuffle", r.opts.ShuffleURL)
 	}
@@ -153,9 +181,12 @@ func (r *Runner) start(ctx context.Context, stage, index, attempt int, extra []s
 		args = append(args, r.opts.ArgsFor(stage, index, attempt)...)
 	}
 	args = append(args, extra...)
+	// A message left by an earlier run in the same Dir must not pass for
+	// this worker's.
+	_ = os.Remove(r.termFile(stage, index, attempt))
 	cmd := exec.CommandContext(ctx, r.opts.Worker, args...)
 	cmd.Env = append(os.Environ(), r.opts.Env...)
-	p := &proc{stage: stage, index: index, cmd: cmd, stderr: &bytes.Buffer{}}
+	p := &proc{stage: stage, index: index, attempt: attempt, cmd: cmd, stderr: &bytes.Buffer{}}
 	// Every worker writes into the same Stdout and Stderr from its own
 	// copying goroutine: whole lines go through one lock per writer, so
 	// workers neither race nor interleave within a line.
@@ -264,21 +295,65 @@ func (r *Runner) runStreaming(ctx context.Context) error {
 		}
 	}
 	// Any failure stops the whole job, as STREAMING restarts all stages.
-	errs := make(chan error, len(procs))
-	for _, p := range procs {
-		go func(p *proc) { errs <- p.wait() }(p)
+	type result struct {
+		p   *proc
+		err error
 	}
-	var first error
+	results := make(chan result, len(procs))
+	for _, p := range procs {
+		go func(p *proc) { results <- result{p, p.wait()} }(p)
+	}
+	var failed []result
 	for range procs {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+		if res := <-results; res.err != nil {
+			failed = append(failed, res)
 			cancel()
 		}
 	}
-	if first == nil {
-		first = ctx.Err()
+	if len(failed) == 0 {
+		return ctx.Err()
 	}
-	return first
+	// A worker failing makes its peers fail on their streams to it within
+	// milliseconds, so the first error to arrive may be a consequence.
+	// Report the first worker that failed for a reason of its own.
+	for _, f := range failed {
+		if msg, ok := r.terminationError(f.p); ok && !isExchangeError(msg) {
+			return f.err
+		}
+	}
+	return failed[0].err
+}
+
+// termFile is where a worker writes its termination message.
+func (r *Runner) termFile(stage, index, attempt int) string {
+	return filepath.Join(r.opts.Dir, fmt.Sprintf("term-%d-%d-%d.json", stage, index, attempt))
+}
+
+// terminationError reads the error a worker reported in its termination
+// message; ok is false when it wrote none (e.g. it was killed).
+func (r *Runner) terminationError(p *proc) (string, bool) {
+	b, err := os.ReadFile(r.termFile(p.stage, p.index, p.attempt))
+	if err != nil {
+		return "", false
+	}
+	var res struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &res) != nil || res.Error == "" {
+		return "", false
+	}
+	return res.Error, true
+}
+
+// isExchangeError reports whether a worker's error is a failure of its
+// streams to a peer (package exchange's messages) rather than its own.
+func isExchangeError(msg string) bool {
+	for _, p := range []string{"sending to stage ", "connecting to stage ", "closing the channel to stage ", "send on the finished channel"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Runner) runBatch(ctx context.Context) error {
@@ -291,35 +366,53 @@ func (r *Runner) runBatch(ctx context.Context) error {
 }
 
 // RunStage runs every subtask of a BATCH stage, re-running failed ones
-// (alone, from the materialized inputs) up to Retries times.
+// (alone, from the materialized inputs) up to Retries times. A subtask
+// that fails for good stops the rest of the stage, and its error is
+// returned.
 func (r *Runner) RunStage(ctx context.Context, s *plan.Stage) error {
 	limit := r.opts.MaxConcurrent
 	if limit <= 0 || limit > s.Parallelism {
 		limit = s.Parallelism
 	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var first error // the first subtask to fail for good
 	sem := make(chan struct{}, limit)
-	errs := make([]error, s.Parallelism)
 	var wg sync.WaitGroup
 	for i := 0; i < s.Parallelism; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			for attempt := 0; ; attempt++ {
 				err := r.start(ctx, s.ID, i, attempt, nil).wait()
-				if err == nil || attempt >= r.opts.Retries || ctx.Err() != nil {
-					errs[i] = err
+				if err == nil {
+					return
+				}
+				if attempt >= r.opts.Retries || ctx.Err() != nil {
+					mu.Lock()
+					if first == nil && ctx.Err() == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
 					return
 				}
 			}
 		}(i)
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if first != nil {
+		return first
 	}
-	return nil
+	return parent.Err()
 }
