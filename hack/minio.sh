@@ -58,8 +58,14 @@ running() {
 	[[ -f "${PID_FILE}" ]] && kill -0 "$(cat "${PID_FILE}")" 2>/dev/null
 }
 
+# live: the process answers AND the S3 API is initialized. health/live
+# answers before S3 requests work ("Server not initialized yet", 503); an
+# anonymous S3 request gets 403 once the API serves.
 live() {
-	curl -fs -o /dev/null --max-time 2 "http://${ENDPOINT}/minio/health/live" 2>/dev/null
+	curl -fs -o /dev/null --max-time 2 "http://${ENDPOINT}/minio/health/live" 2>/dev/null || return 1
+	local code
+	code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://${ENDPOINT}/" 2>/dev/null)"
+	[[ "${code}" == "403" || "${code}" == "200" ]]
 }
 
 cmd_env() {

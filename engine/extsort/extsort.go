@@ -43,7 +43,7 @@ const maxFanIn = 128
 
 // entrySize is the in-memory size of an entry, counted against the budget
 // because for small records the index costs as much as the records.
-const entrySize = 24
+const entrySize = 32
 
 // Options configures a Sorter.
 type Options struct {
@@ -106,10 +106,25 @@ func (r *reencoder) NextEncoded() ([]byte, bool, error) {
 // (key ID position and timestamp) so sorting never decodes a record, and
 // koff doubles as arrival order because the arena only grows between spills.
 type entry struct {
-	koff int   // arena offset of the key ID bytes
-	ts   int64 // event timestamp
-	klen int32 // key ID length
-	n    int32 // length of the whole encoded record (AppendRecord body)
+	koff   int    // arena offset of the key ID bytes
+	ts     int64  // event timestamp
+	prefix uint64 // the key ID's first 8 bytes, big endian, zero padded
+	klen   int32  // key ID length
+	n      int32  // length of the whole encoded record (AppendRecord body)
+}
+
+// keyPrefix is the first 8 bytes of k as a big-endian number (missing
+// bytes are zero), so comparing prefixes orders keys as their bytes do,
+// up to ties.
+func keyPrefix(k string) uint64 {
+	var p uint64
+	for i := 0; i < 8; i++ {
+		p <<= 8
+		if i < len(k) {
+			p |= uint64(k[i])
+		}
+	}
+	return p
 }
 
 // body returns the position of the entry's encoded record in the arena:
@@ -178,10 +193,11 @@ func (s *Sorter) Add(r *value.Record) error {
 	start := len(s.arena)
 	s.arena = append(s.arena, s.scratch...)
 	s.entries = append(s.entries, entry{
-		koff: start + uvarintLen(uint64(len(r.KeyID))),
-		ts:   r.Ts,
-		klen: int32(len(r.KeyID)),
-		n:    int32(n),
+		koff:   start + uvarintLen(uint64(len(r.KeyID))),
+		ts:     r.Ts,
+		prefix: keyPrefix(r.KeyID),
+		klen:   int32(len(r.KeyID)),
+		n:      int32(n),
 	})
 	if cap(s.scratch) > 1<<20 {
 		s.scratch = nil // do not keep the buffer of one outsized record
@@ -214,10 +230,23 @@ func (s *Sorter) grow(b []byte, n int) []byte {
 
 // compare orders entries by key ID bytes, then timestamp, then arrival.
 func (s *Sorter) compare(a, b entry) int {
-	ka := s.arena[a.koff : a.koff+int(a.klen)]
-	kb := s.arena[b.koff : b.koff+int(b.klen)]
-	if c := bytes.Compare(ka, kb); c != 0 {
-		return c
+	switch {
+	case a.prefix < b.prefix:
+		return -1
+	case a.prefix > b.prefix:
+		return 1
+	case a.klen <= 8 && b.klen <= 8:
+		// The prefixes are the whole keys: the shorter one (zero padded)
+		// sorts first, as bytes.Compare has it.
+		if a.klen != b.klen {
+			return cmpInt(int(a.klen), int(b.klen))
+		}
+	default:
+		ka := s.arena[a.koff : a.koff+int(a.klen)]
+		kb := s.arena[b.koff : b.koff+int(b.klen)]
+		if c := bytes.Compare(ka, kb); c != 0 {
+			return c
+		}
 	}
 	switch {
 	case a.ts < b.ts:
@@ -227,6 +256,16 @@ func (s *Sorter) compare(a, b entry) int {
 	case a.koff < b.koff:
 		return -1
 	case a.koff > b.koff:
+		return 1
+	}
+	return 0
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
 		return 1
 	}
 	return 0
