@@ -17,6 +17,7 @@ PKGS    := ./...
 
 include Makefile.codegen.mk
 include Makefile.minio.mk
+include Makefile.cluster.mk
 
 .PHONY: all build test test-go lint fmt bench run-sample envtest chart-check scale
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # hack/cluster/lib.sh: settings and helpers shared by the local-cluster
 # scripts (sourced, not run). Everything the cluster writes lives under
 # CLUSTER_DIR; binaries and images are cached under bin/.
@@ -74,6 +75,15 @@ kubectl_bin() {
 # kc runs kubectl as the cluster admin.
 kc() { "$(kubectl_bin)" --kubeconfig "${PKI}/admin.kubeconfig" "$@"; }
 
+# node_exec prints the prefix that runs a command in the node's mount
+# namespace (see up.sh): `start NAME $(node_exec) CMD...`; nsenter execs,
+# so CMD keeps the PID.
+node_exec() {
+	local pid
+	pid="$(pid_of node-ns)" || die "the node's mount namespace is not running"
+	echo nsenter --target "${pid}" --mount --
+}
+
 ctr_k8s() { ctr --address "${CONTAINERD_SOCK}" -n k8s.io "$@"; }
 
 # --- processes: started with nohup, tracked by PID files in RUN ---------
@@ -86,7 +96,7 @@ pid_of() {
 	[[ -f "${f}" ]] || return 1
 	pid="$(cat "${f}")"
 	[[ -n "${pid}" && -r "/proc/${pid}/cmdline" ]] || return 1
-	tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF "${CLUSTER_DIR}/" || return 1
+	[[ "$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" == *"${CLUSTER_DIR}/"* ]] || return 1
 	echo "${pid}"
 }
 
@@ -105,23 +115,38 @@ start() {
 	echo $! >"${RUN}/${name}.pid"
 }
 
-# stop NAME: SIGTERM, wait up to 10 s, then SIGKILL; removes the PID file.
+alive() { # PID: running and not a zombie waiting to be reaped
+	local st
+	st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+	[[ -n "${st}" && "${st}" != Z ]]
+}
+
+# stop NAME...: SIGTERM to all, wait up to STOP_GRACE seconds (default
+# 10), then SIGKILL; removes the PID files.
 stop() {
-	local name=$1 pid i
-	if pid="$(pid_of "${name}")"; then
-		kill "${pid}" 2>/dev/null || true
-		for i in $(seq 1 100); do
-			kill -0 "${pid}" 2>/dev/null || break
+	local name pid i pids=() names=() grace="${STOP_GRACE:-10}"
+	for name in "$@"; do
+		if pid="$(pid_of "${name}")"; then
+			kill "${pid}" 2>/dev/null || true
+			pids+=("${pid}")
+			names+=("${name}")
+		fi
+	done
+	for i in "${!pids[@]}"; do
+		for _ in $(seq 1 $((grace * 10))); do
+			alive "${pids[i]}" || break
 			sleep 0.1
 		done
-		if kill -0 "${pid}" 2>/dev/null; then
-			kill -9 "${pid}" 2>/dev/null || true
-			log "${name} (pid ${pid}) killed"
+		if alive "${pids[i]}"; then
+			kill -9 "${pids[i]}" 2>/dev/null || true
+			log "${names[i]} (pid ${pids[i]}) killed after ${grace}s"
 		else
-			log "${name} (pid ${pid}) stopped"
+			log "${names[i]} (pid ${pids[i]}) stopped"
 		fi
-	fi
-	rm -f "${RUN}/${name}.pid"
+	done
+	for name in "$@"; do
+		rm -f "${RUN}/${name}.pid"
+	done
 }
 
 # wait_for NAME TIMEOUT_S CHECK...: poll CHECK until it succeeds; fail with

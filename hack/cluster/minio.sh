@@ -31,7 +31,7 @@ cmd_env() {
 }
 
 cmd_up() {
-	ip -4 addr show dev "${BRIDGE}" 2>/dev/null | grep -qF " ${NODE_IP}/" ||
+	[[ "$(ip -4 addr show dev "${BRIDGE}" 2>/dev/null)" == *" ${NODE_IP}/"* ]] ||
 		die "the cluster is not up (no ${NODE_IP} on ${BRIDGE}); run hack/cluster/up.sh first"
 	"${REPO_ROOT}/hack/minio.sh" install >/dev/null
 	if ! running minio; then

@@ -3,6 +3,7 @@
 # Needs a running cluster (up.sh) with the images imported (hack/images.sh
 # import); starts the cluster's MinIO (minio.sh up) if it is not running.
 #
+#  0. the manager image starts /manager as its non-root user;
 #  1. a pod of the worker image runs `/flinkjob run -f` on a manifest
 #     mounted from a ConfigMap (the in-process engine);
 #  2. a two-stage STREAMING job as the operator would run it: two worker
@@ -17,19 +18,18 @@
 # deleted first and (unless KEEP=1) at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap 'echo "smoke.sh: failed at line ${LINENO}" >&2' ERR
 
 NS="${SMOKE_NAMESPACE:-flinkjob-smoke}"
 IMAGE="${WORKER_IMAGE:-flinkjob-worker:v0.1.0}"
+MANAGER_IMAGE="${MANAGER_IMAGE:-flinkjob-manager:v0.1.0}"
 RUN_ID="$(date +%s)"
 PREFIX="smoke/${RUN_ID}"
 BUCKET=flinkjob
 
 running kube-apiserver || die "the cluster is not up; run hack/cluster/up.sh"
-ctr_k8s images ls -q | grep -qE "(^|/)${IMAGE}\$" || die "image ${IMAGE} not in the cluster; run hack/images.sh import"
+grep -qE "(^|/)${IMAGE}\$" <<<"$(ctr_k8s images ls -q)" || die "image ${IMAGE} not in the cluster; run hack/images.sh import"
 running minio || "${REPO_ROOT}/hack/cluster/minio.sh" up >/dev/null
-
-kc delete namespace "${NS}" --ignore-not-found --wait=true >/dev/null
-"${REPO_ROOT}/hack/cluster/minio-secret.sh" "${NS}"
 
 # securityContext like the operator's worker pods (restricted Pod Security).
 pod_security='
@@ -43,6 +43,9 @@ ctr_security='
       allowPrivilegeEscalation: false
       readOnlyRootFilesystem: true
       capabilities: {drop: [ALL]}'
+
+kc delete namespace "${NS}" --ignore-not-found --wait=true >/dev/null
+"${REPO_ROOT}/hack/cluster/minio-secret.sh" "${NS}"
 
 # wait_pod NAME: until the pod Succeeded (or fail with its logs).
 wait_pod() {
@@ -62,6 +65,26 @@ wait_pod() {
 	kc -n "${NS}" logs "$1" >&2 || true
 	die "pod $1 did not finish in 150s (phase ${phase})"
 }
+
+# --- 0. the manager image starts as its non-root user ----------------------
+# No runAsUser: the kubelet checks that the image's USER is non-root.
+kc apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: manager-help, namespace: ${NS}}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: manager
+    image: ${MANAGER_IMAGE}
+    imagePullPolicy: IfNotPresent
+    args: [--help]${ctr_security}
+EOF
+wait_pod manager-help
+grep -q -- "-worker-image" <<<"$(kc -n "${NS}" logs manager-help)" || die "0. /manager --help printed no usage"
+log "0. ok: ${MANAGER_IMAGE} runs /manager as a non-root user"
 
 # --- 1. /flinkjob run in a pod ---------------------------------------------
 kc apply -f - >/dev/null <<EOF
@@ -182,8 +205,9 @@ log "2. ok: two worker pods exchanged records via s1-0.${svc}.${NS}.svc and wrot
 
 # --- 3. the output, read back from MinIO on the host ---------------------
 s3() { curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "${CLUSTER_MINIO_USER}:${CLUSTER_MINIO_PASSWORD}" "http://${NODE_IP}:${CLUSTER_MINIO_PORT}/$1"; }
-keys="$(s3 "${BUCKET}?list-type=2&prefix=${PREFIX}/" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g')"
-echo "${keys}" | sed 's/^/    /' >&2
+# (curl's SigV4 signs the query as given: the prefix must be URL-encoded.)
+keys="$(s3 "${BUCKET}?list-type=2&prefix=${PREFIX//\//%2F}%2F" | { grep -o '<Key>[^<]*</Key>' || true; } | sed 's/<[^>]*>//g')"
+printf '    %s\n' "${keys//$'\n'/$'\n'    }" >&2
 grep -q "_SUCCESS" <<<"${keys}" || die "3. no _SUCCESS under s3://${BUCKET}/${PREFIX}/"
 final=""
 for k in ${keys}; do

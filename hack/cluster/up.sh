@@ -46,8 +46,10 @@ build_binaries() {
 	# One build at a time per checkout (two up.sh, or up.sh and make envtest).
 	exec 9>"${BIN_DIR}/.cluster-build.lock"
 	flock 9
-	local b missing=()
-	for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	local b missing=() want=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+	# A kubectl matching the server, once the tools module pins it.
+	grep -q 'k8s.io/kubernetes/cmd/kubectl"' "${REPO_ROOT}/hack/tools/k8s/tools.go" && want+=(kubectl)
+	for b in etcd "${want[@]}"; do
 		[[ -x "${K8S_BIN}/${b}" ]] || missing+=("${b}")
 	done
 	if ((${#missing[@]})) || [[ ! -x "${BIN_DIR}/coredns" ]]; then
@@ -55,12 +57,13 @@ build_binaries() {
 	fi
 	if ((${#missing[@]})); then
 		log "building ${missing[*]} (${K8S_VERSION}; minutes the first time)"
-		"${REPO_ROOT}/hack/envtest.sh" binaries kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+		"${REPO_ROOT}/hack/envtest.sh" binaries "${want[@]}"
 	fi
 	if [[ ! -x "${BIN_DIR}/coredns" || "$(cat "${BIN_DIR}/.coredns.version" 2>/dev/null)" != "${COREDNS_VERSION}" ]]; then
 		log "building CoreDNS ${COREDNS_VERSION} (go install; ~2 minutes the first time)"
 		(cd / && GOBIN="${BIN_DIR}" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-			go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}")
+			go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}" 2>&1 |
+			{ grep -v '^go: downloading' >&2 || true; }) || die "building CoreDNS failed"
 		echo "${COREDNS_VERSION}" >"${BIN_DIR}/.coredns.version"
 	fi
 	build_tools
@@ -183,9 +186,10 @@ setup_network() {
 		# Host paths the kubelet creates outside CLUSTER_DIR (not configurable):
 		# noted when absent, so down.sh removes them only if we made them.
 		: >"${RUN}/host-created"
-		[[ -e /var/log/containers ]] || echo /var/log/containers >>"${RUN}/host-created"
 		compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null || [[ -e /sys/fs/cgroup/kubepods ]] ||
 			echo kubepods-cgroups >>"${RUN}/host-created"
+		[[ "$(iptables-save 2>/dev/null)" == *KUBE-* ]] || echo kubelet-iptables >>"${RUN}/host-created"
+		[[ -e /run/containerd ]] || echo /run/containerd >>"${RUN}/host-created"
 	fi
 	sysctl -qw net.ipv4.ip_forward=1
 	sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null ||
@@ -194,13 +198,32 @@ setup_network() {
 	# gateway address) is there for the API server and the kubelet; the CNI
 	# bridge plugin adopts it.
 	ip link show "${BRIDGE}" >/dev/null 2>&1 || ip link add "${BRIDGE}" type bridge
-	ip -4 addr show dev "${BRIDGE}" | grep -qF " ${NODE_IP}/" || ip addr add "${NODE_IP}/${POD_CIDR#*/}" dev "${BRIDGE}"
+	[[ "$(ip -4 addr show dev "${BRIDGE}")" == *" ${NODE_IP}/"* ]] || ip addr add "${NODE_IP}/${POD_CIDR#*/}" dev "${BRIDGE}"
 	ip link set "${BRIDGE}" up
 }
 
 # --- components ------------------------------------------------------------
+# The node's mount namespace. containerd and the kubelet hard-code a few
+# host paths (libcni's cache /var/lib/cni, the kubelet's
+# /var/lib/kubelet/device-plugins and /var/log/containers), so they run in a
+# mount namespace of their own where /var/lib and /var/log are bound to
+# .cluster/node/. Everything they mount (rootfs overlays, volumes, netns)
+# stays in it too, and vanishes when its last process exits. A pause
+# process holds it; `$(node_exec) CMD` runs CMD inside.
+node_ns_ready() { [[ "$(readlink "/proc/$(pid_of node-ns)/exe" 2>/dev/null)" == "${BIN_DIR}/pause" ]]; }
+
+start_node_namespace() {
+	mkdir -p "${CLUSTER_DIR}/node/var-lib" "${CLUSTER_DIR}/node/var-log"
+	# shellcheck disable=SC2016 # $0/$1 expand in the inner shell
+	start node-ns unshare --mount --propagation slave -- sh -c \
+		'mount --bind "$1/var-lib" /var/lib && mount --bind "$1/var-log" /var/log && exec "$0" "$1"' \
+		"${BIN_DIR}/pause" "${CLUSTER_DIR}/node"
+	wait_for node-ns 10 node_ns_ready
+}
+
 start_containerd() {
-	start containerd containerd --config "${CFG}/containerd.toml"
+	# shellcheck disable=SC2046 # node_exec prints a command prefix
+	start containerd $(node_exec) containerd --config "${CFG}/containerd.toml"
 	wait_for containerd 30 ctr --address "${CONTAINERD_SOCK}" version
 	local t
 	for t in "${CLUSTER_IMAGES_DIR}"/*.tar "${IMAGES_DIR}"/*.tar; do
@@ -257,7 +280,8 @@ start_control_plane() {
 }
 
 start_node() {
-	start kubelet "${K8S_BIN}/kubelet" --config="${CFG}/kubelet.yaml" \
+	# shellcheck disable=SC2046
+	start kubelet $(node_exec) "${K8S_BIN}/kubelet" --config="${CFG}/kubelet.yaml" \
 		--kubeconfig="${PKI}/kubelet.kubeconfig" --root-dir="${CLUSTER_DIR}/kubelet" \
 		--cert-dir="${CLUSTER_DIR}/kubelet/pki" --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v=1
 	start kube-proxy "${K8S_BIN}/kube-proxy" --kubeconfig="${PKI}/kube-proxy.kubeconfig" \
@@ -287,6 +311,7 @@ log "binaries ok (${K8S_BIN}, bin/coredns)"
 "${REPO_ROOT}/hack/cluster/pki.sh"
 render_config
 setup_network
+start_node_namespace
 start_containerd
 log "containerd up, images imported"
 start_etcd
