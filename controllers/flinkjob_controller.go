@@ -221,6 +221,7 @@ func (r *FlinkJobReconciler) phaseRun(ctx context.Context, s *state) error {
 	if err := r.listPods(ctx, s); err != nil {
 		return err
 	}
+	recoverRestarts(s)
 	if s.plan.Mode == spec.Batch {
 		return r.runBatch(ctx, s)
 	}
@@ -274,6 +275,11 @@ func (r *FlinkJobReconciler) phaseFinished(ctx context.Context, s *state) error 
 		return nil
 	}
 	expires := job.Status.FinishTime.Add(time.Duration(*ttl) * time.Second)
+	if *ttl > 0 {
+		// finishTime is stored in whole seconds (cut, not rounded): the
+		// job may have finished up to a second later than it says.
+		expires = expires.Add(time.Second)
+	}
 	if left := expires.Sub(r.now()); left > 0 {
 		s.requeue = left
 		return nil

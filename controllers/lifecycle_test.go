@@ -126,7 +126,7 @@ var _ = Describe("Deletion and TTL", func() {
 		finishedAt := time.Now()
 		Expect(isNotFound(ctx, job)()).To(BeFalse())
 		Eventually(isNotFound(ctx, job)).WithTimeout(10 * time.Second).Should(BeTrue())
-		Expect(time.Since(finishedAt)).To(BeNumerically(">", 200*time.Millisecond))
+		Expect(time.Since(finishedAt)).To(BeNumerically(">", 800*time.Millisecond), "not before the TTL")
 		Eventually(eventReasons(ctx, job)).Should(ContainElement("Normal/Expired"))
 	})
 
@@ -205,6 +205,7 @@ var _ = Describe("Manager restarts and concurrent reconcilers", Ordered, func() 
 		Eventually(workerNames(ctx, job, -1)).WithTimeout(10 * time.Second).Should(Equal(stagePods(job, 1, 2, 0)))
 		fail(ctx, workers(ctx, job, 1)[0], "oom")
 		Eventually(workerNames(ctx, job, 1)).WithTimeout(5 * time.Second).Should(ContainElement(podName(job, 1, 0, 1)))
+		Eventually(status(ctx, job)).Should(HaveField("Restarts", int32(1)))
 		Consistently(func() int32 { return status(ctx, job)(Default).Restarts }).WithTimeout(time.Second).Should(Equal(int32(1)))
 		for _, p := range workers(ctx, job, 1) {
 			if p.Status.Phase != corev1.PodFailed {

@@ -23,6 +23,11 @@ const (
 	LabelIndex   = "flinkjob.io/subtask"
 	LabelAttempt = "flinkjob.io/attempt"
 	LabelRole    = "flinkjob.io/role"
+	// AnnotationRestarts on a pod is the job's status.restarts when the pod
+	// was created: a retry pod carries the restart that made it, so a
+	// restart is counted even when the status write after creating the
+	// pod was lost to a conflict.
+	AnnotationRestarts = "flinkjob.io/restarts"
 	// RoleWorker runs a subtask; RoleFinalize runs the sinks' job-wide finish.
 	RoleWorker   = "worker"
 	RoleFinalize = "finalize"
@@ -207,6 +212,10 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 		},
 	}
 	applyPodTemplate(pod, job.Spec.PodTemplate)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationRestarts] = strconv.Itoa(int(job.Status.Restarts))
 	return pod
 }
 

@@ -89,3 +89,16 @@ func (r *FlinkJobReconciler) noteFailure(job *v1alpha1.FlinkJob) {
 		job.Status.LastFailureTime = &mt
 	}
 }
+
+// recoverRestarts takes back a restart whose status write was lost: the
+// pod it created says which restart it was (AnnotationRestarts). The lost
+// write had also cleared lastFailureTime.
+func recoverRestarts(s *state) {
+	for i := range s.pods {
+		n, err := strconv.Atoi(s.pods[i].Annotations[AnnotationRestarts])
+		if err == nil && int32(n) > s.job.Status.Restarts {
+			s.job.Status.Restarts = int32(n)
+			s.job.Status.LastFailureTime = nil
+		}
+	}
+}

@@ -39,10 +39,12 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		}
 	}
 
-	// A failure cancels every stage: the current pods become stale (a new
-	// attempt number) and go at once; the new set starts once the restart
-	// strategy's delay has passed since the failure (lastFailureTime marks
-	// the pending restart).
+	// A failure cancels every stage: the job moves to a new attempt, which
+	// makes the current pods stale, and the new set starts once the
+	// restart strategy's delay has passed since the failure
+	// (lastFailureTime marks the pending restart). The status is written
+	// first; the stale pods go on the next pass, so a lost status write
+	// leaves nothing half done.
 	for _, p := range current {
 		if p.Status.Phase != corev1.PodFailed {
 			continue
@@ -52,17 +54,16 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		if stage >= 0 && stage < len(job.Status.Stages) {
 			job.Status.Stages[stage].SubtasksFailed = 1
 		}
-		exhausted := policyOf(job).exhausted(job.Status.Restarts)
-		for _, q := range current {
-			// A failed job keeps its finished pods for their logs.
-			if exhausted && (q.Status.Phase == corev1.PodFailed || q.Status.Phase == corev1.PodSucceeded) {
-				continue
+		if policyOf(job).exhausted(job.Status.Restarts) {
+			for _, q := range current {
+				// A failed job keeps its finished pods for their logs.
+				if q.Status.Phase == corev1.PodFailed || q.Status.Phase == corev1.PodSucceeded {
+					continue
+				}
+				if err := r.deletePod(ctx, q); err != nil {
+					return err
+				}
 			}
-			if err := r.deletePod(ctx, q); err != nil {
-				return err
-			}
-		}
-		if exhausted {
 			return r.fail(s, "WorkerFailed", msg+"; restart attempts exhausted")
 		}
 		job.Status.Attempt++
@@ -71,7 +72,7 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		wait := r.waitLeft(job)
 		r.event(job, corev1.EventTypeWarning, "Restarting", msg+fmt.Sprintf("; restarting every stage in %s (restart %d)", wait.Round(time.Millisecond), job.Status.Restarts+1))
 		r.setPhase(s, v1alpha1.PhaseRunning, "Restarting", msg+fmt.Sprintf("; restarting every stage in %s", wait.Round(time.Millisecond)))
-		s.requeue = minPositive(wait, time.Millisecond)
+		s.requeue = time.Millisecond
 		return nil
 	}
 	if job.Status.LastFailureTime != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -59,12 +60,47 @@ func (v Validator) ValidateCreate(_ context.Context, job *v1alpha1.FlinkJob) (ad
 	return v.validate(job)
 }
 
-// ValidateUpdate validates the new spec; a finished job's spec is not rerun.
-func (v Validator) ValidateUpdate(_ context.Context, _, job *v1alpha1.FlinkJob) (admission.Warnings, error) {
+// ValidateUpdate validates the new spec and refuses changes to the
+// dataflow and its storage: the workers read the dataflow from a ConfigMap
+// written once, and the status's stages (and the materialized output of
+// finished BATCH stages) belong to the plan the job started with. As with
+// a Kubernetes Job's template (or a Flink job graph), a different dataflow
+// is a new FlinkJob. How the pods run (image, resources, podTemplate),
+// suspend, restartStrategy and ttlSecondsAfterFinished may change.
+func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob) (admission.Warnings, error) {
 	if !job.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
-	return v.validate(job)
+	if w, err := v.validate(job); err != nil {
+		return w, err
+	}
+	if errs := dataflowChanges(old, job); len(errs) > 0 {
+		return nil, newInvalid(job, errs)
+	}
+	return nil, nil
+}
+
+// dataflowChanges lists the fields that may not change once a job exists.
+func dataflowChanges(old, job *v1alpha1.FlinkJob) field.ErrorList {
+	const msg = "the dataflow of a FlinkJob cannot change once it was created; create a new FlinkJob (or delete and recreate this one)"
+	spec := field.NewPath("spec")
+	o, n := &old.Spec, &job.Spec
+	var errs field.ErrorList
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"runtimeMode", o.RuntimeMode == n.RuntimeMode},
+		{"parallelism", o.Parallelism == n.Parallelism},
+		{"batchProcessingTime", o.BatchProcessingTime == n.BatchProcessingTime},
+		{"steps", equality.Semantic.DeepEqual(o.Steps, n.Steps)},
+		{"storage", equality.Semantic.DeepEqual(o.Storage, n.Storage)},
+	} {
+		if !f.same {
+			errs = append(errs, field.Forbidden(spec.Child(f.name), msg))
+		}
+	}
+	return errs
 }
 
 // ValidateDelete allows every deletion.

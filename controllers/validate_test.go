@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -129,6 +130,32 @@ var _ = Describe("Validation", func() {
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 			Expect(err.Error()).To(ContainSubstring("spec.steps[1].inputs[0]"))
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Suspend = true })
+		})
+
+		It("refuses a change to the dataflow or the storage of an existing job, but not to how it runs", func(ctx SpecContext) {
+			job := create(ctx, newJob(ns, "frozen", fmt.Sprintf(threeStages, "BATCH", 2), withStorage()))
+			update := func(mutate func(*v1alpha1.FlinkJob)) error {
+				var err error
+				Eventually(func() bool {
+					latest := fetch(ctx, job)
+					mutate(latest)
+					err = k8sClient.Update(ctx, latest)
+					return apierrors.IsConflict(err)
+				}).Should(BeFalse())
+				return err
+			}
+			err := update(func(j *v1alpha1.FlinkJob) { j.Spec.Steps[1].Map = "{'word': record.w, 'n': 2}" })
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(And(ContainSubstring("spec.steps: Forbidden"), ContainSubstring("create a new FlinkJob")))
+			err = update(func(j *v1alpha1.FlinkJob) { j.Spec.Parallelism = 3; j.Spec.Storage.S3.Bucket = "elsewhere" })
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(And(ContainSubstring("spec.parallelism"), ContainSubstring("spec.storage")))
+			Expect(update(func(j *v1alpha1.FlinkJob) {
+				j.Spec.Image = "registry.example/worker:v2"
+				j.Spec.TTLSecondsAfterFinished = ptr.To(int32(60))
+				j.Spec.RestartStrategy.MaxAttempts = ptr.To(int32(9))
+				j.Labels = map[string]string{"team": "data"}
+			})).To(Succeed())
 		})
 	})
 

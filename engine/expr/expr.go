@@ -2,10 +2,17 @@
 // in CEL (the expression language Kubernetes uses). An expression is
 // compiled and type-checked once per step, then evaluated per record with a
 // cost limit, so a runaway expression fails the job instead of stalling it.
+// The limit is enforced at run time only where the compile-time cost
+// estimate says it could be reached (comprehensions over input data);
+// elsewhere tracking cost would only slow every evaluation down.
 //
 // Values cross into CEL as this engine's dynamic values (map[string]any,
 // []any, int64, ...) and come back the same way, so operators never see CEL
-// types.
+// types. Plain field paths (record.a.b) and common simple expressions skip
+// CEL's interpreter altogether (see fast.go), with CEL's results and errors.
+//
+// For per-record use from one goroutine, an Evaluator reuses its state
+// across evaluations; a Program itself is safe for concurrent use.
 package expr
 
 import (

@@ -498,6 +498,7 @@ type memIterator struct {
 	arena   []byte
 	entries []entry
 	i       int
+	dec     value.Decoder
 }
 
 func (it *memIterator) Next(rec *value.Record) (bool, error) {
@@ -506,7 +507,7 @@ func (it *memIterator) Next(rec *value.Record) (bool, error) {
 	}
 	start, end := it.entries[it.i].body()
 	it.i++
-	if err := value.DecodeRecord(it.arena[start:end], rec); err != nil {
+	if err := it.dec.DecodeRecord(it.arena[start:end], rec); err != nil {
 		return false, fmt.Errorf("extsort: %w", err)
 	}
 	return true, nil

@@ -663,3 +663,37 @@ func TestSortEncodedMatchesStableSort(t *testing.T) {
 		}
 	})
 }
+
+// Keys that tie on their first 8 bytes, or differ only by trailing zero
+// bytes, sort as their bytes do.
+func TestSortKeyPrefixTies(t *testing.T) {
+	ids := []string{"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00\x00\x00\x00\x00\x00", "a\x00\x00\x00\x00\x00\x00\x00\x00",
+		"abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefgh\xff", "abcdefg", "abcdefg\xff", "\xff\xff\xff\xff\xff\xff\xff\xff", "\xff"}
+	var recs []value.Record
+	rng := rand.New(rand.NewSource(5))
+	for i := 0; i < 400; i++ {
+		recs = append(recs, value.Record{Value: int64(i), KeyID: ids[rng.Intn(len(ids))], Ts: rng.Int63n(3)})
+	}
+	s := New(Options{})
+	for i := range recs {
+		if err := s.Add(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := s.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	want := stableSorted(recs)
+	for i := range want {
+		body, ok, err := it.(EncodedIterator).NextEncoded()
+		if err != nil || !ok {
+			t.Fatalf("record %d: %v %v", i, ok, err)
+		}
+		kid, ts, _ := value.RecordKeyTs(body)
+		if string(kid) != want[i].KeyID || ts != want[i].Ts {
+			t.Fatalf("record %d: key %q ts %d, want %q %d", i, kid, ts, want[i].KeyID, want[i].Ts)
+		}
+	}
+}

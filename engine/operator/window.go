@@ -128,6 +128,12 @@ type Window struct {
 	lateName string
 	late     Collector
 	wins     state.ValueState
+	// bounds caches the boxed start and end of the window emitted last:
+	// every key's window of a time range has the same bounds.
+	bounds struct {
+		start, end int64
+		s, e       any
+	}
 }
 
 func (o *Window) Open(ctx *Context, out Collector) error {
@@ -325,7 +331,11 @@ func (o *Window) fire(t state.Timer) error {
 func (o *Window) emit(w *win) error {
 	var fields map[string]any
 	if o.isAgg {
-		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": w.start, "windowEnd": w.end}
+		b := &o.bounds
+		if b.s == nil || b.start != w.start || b.end != w.end {
+			b.start, b.end, b.s, b.e = w.start, w.end, w.start, w.end
+		}
+		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": b.s, "windowEnd": b.e}
 	}
 	v, err := o.agg.result(w.acc, fields)
 	if err != nil {

@@ -44,7 +44,10 @@ type Partitioner struct {
 	buf  []byte          // the key's encoding, before it becomes KeyID
 	// ids caches recent key IDs by a hash of their bytes, so records of a
 	// key seen lately share its KeyID string instead of allocating one.
-	ids  *[keyIDCacheSize]string
+	ids *[keyIDCacheSize]string
+	// ints caches int keys (the most common kind) with their key ID and
+	// target: a hit costs neither encoding nor hashing.
+	ints *[keyIDCacheSize]intKey
 	next int
 	edge *plan.Edge
 }
@@ -55,11 +58,21 @@ func NewPartitioner(e *plan.Edge, self int) *Partitioner {
 	if p.key != nil {
 		p.ev = p.key.Evaluator()
 		p.ids = new([keyIDCacheSize]string)
+		p.ints = new([keyIDCacheSize]intKey)
 	}
 	return p
 }
 
-const keyIDCacheSize = 4096 // a power of two
+type intKey struct {
+	k   int64
+	id  string // "" for an empty slot (a key ID is never empty)
+	sub int
+}
+
+const (
+	keyIDCacheBits = 12
+	keyIDCacheSize = 1 << keyIDCacheBits
+)
 
 // keyID returns string(b), from the cache when it holds it.
 func (p *Partitioner) keyID(b []byte) string {
@@ -89,6 +102,25 @@ func (p *Partitioner) Route(r *value.Record) (int, error) {
 		k, err := p.ev.Eval1(r.Value)
 		if err != nil {
 			return 0, fmt.Errorf("keyBy of step %q: %w", p.edge.To.Head().Name, err)
+		}
+		if i, ok := k.(int64); ok {
+			// Two ways per set, the most recently added first.
+			set := p.ints[((uint64(i)*0x9E3779B97F4A7C15)>>(64-keyIDCacheBits))&^1:]
+			e := &set[0]
+			if e.id == "" || e.k != i {
+				if set[1].id != "" && set[1].k == i {
+					e = &set[1]
+				} else {
+					set[1] = set[0]
+					p.buf = value.Append(p.buf[:0], k)
+					e.k, e.id, e.sub = i, string(p.buf), 0
+					if p.n > 1 {
+						e.sub = SubtaskForKey(e.id, p.n)
+					}
+				}
+			}
+			r.Key, r.KeyID = k, e.id
+			return e.sub, nil
 		}
 		// r.WithKey(k), encoding through a reused buffer.
 		p.buf = value.Append(p.buf[:0], k)

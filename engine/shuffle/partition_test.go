@@ -2,6 +2,7 @@ package shuffle
 
 import (
 	"hash/fnv"
+	"reflect"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -44,6 +45,51 @@ func BenchmarkRouteHash(b *testing.B) {
 		r := value.Record{Value: recs[i%len(recs)]}
 		if _, err := part.Route(&r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Route sets the key and key ID of value.KeyID and the subtask of
+// SubtaskForKey, whatever its caches hold.
+func TestRouteHashKeys(t *testing.T) {
+	for _, par := range []int{1, 3} {
+		job := &spec.Job{Parallelism: int32(par), Steps: []spec.Step{
+			{Name: "src", Source: &spec.Source{Elements: []spec.Value{{Raw: []byte(`{"g":1}`)}}}},
+			{Name: "sum", KeyBy: "record.g", Reduce: "acc"},
+			{Name: "out", Sink: &spec.Sink{Print: &spec.PrintSink{}}},
+		}}
+		p, err := plan.New(job, plan.Options{Mode: spec.Streaming})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e *plan.Edge
+		for _, s := range p.Stages {
+			for _, o := range s.Outputs {
+				if o.Partitioning == spec.Hash {
+					e = o
+				}
+			}
+		}
+		if e == nil || e.To.Parallelism != par {
+			t.Fatalf("no hash edge to %d subtasks in\n%s", par, p)
+		}
+		part := NewPartitioner(e, 0)
+		keys := []any{"a", "b", 1.5, true, nil, []any{int64(1)}, map[string]any{"x": "y"}}
+		for i := int64(-5000); i < 5000; i += 7 {
+			keys = append(keys, i, i*4096, i<<40)
+		}
+		for round := 0; round < 2; round++ {
+			for _, k := range keys {
+				r := value.Record{Value: map[string]any{"g": k}, Key: "stale", KeyID: "stale"}
+				sub, err := part.Route(&r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				id := value.KeyID(k)
+				if r.KeyID != id || !reflect.DeepEqual(r.Key, k) || sub != SubtaskForKey(id, par) {
+					t.Fatalf("Route(%v) = %d, key %v %q; want %d, %q", k, sub, r.Key, r.KeyID, SubtaskForKey(id, par), id)
+				}
+			}
 		}
 	}
 }

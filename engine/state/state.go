@@ -16,6 +16,7 @@ package state
 import (
 	"fmt"
 	"io"
+	"unsafe"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -45,7 +46,47 @@ type desc struct {
 type entry struct {
 	key   any
 	slots []any
-	used  int // non-nil slots; the entry is removed when it drops to 0
+	used  int  // non-nil slots; the entry is removed when it drops to 0
+	gone  bool // removed from entries (a cached pointer to it is stale)
+}
+
+// entryCache remembers the entries of recently selected keys by the
+// address of their key ID's bytes. Records of one key usually carry the
+// same key ID string (the partitioner that sets it reuses it), so a hit
+// costs a pointer hash and an equality check that the identical pointers
+// decide at once, instead of hashing the key ID into the entries map.
+type entryCache [entryCacheSize]struct {
+	id string
+	e  *entry
+}
+
+const entryCacheBits = 12
+const entryCacheSize = 1 << entryCacheBits
+
+// slot returns the first of the two slots (ways) where id may be cached.
+func (c *entryCache) slot(id string) int {
+	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(id))))
+	return int((p*0x9E3779B97F4A7C15)>>(64-entryCacheBits)) &^ 1
+}
+
+// get returns the cached live entry of id, or nil.
+func (c *entryCache) get(id string) *entry {
+	i := c.slot(id)
+	for w := i; w < i+2; w++ {
+		if e := c[w].e; e != nil && !e.gone && c[w].id == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// put caches id's entry as the most recent of its set.
+func (c *entryCache) put(id string, e *entry) {
+	i := c.slot(id)
+	if c[i].id != id {
+		c[i+1] = c[i]
+	}
+	c[i].id, c[i].e = id, e
 }
 
 // Keyed holds the keyed state of one operator in one subtask.
@@ -57,10 +98,11 @@ type Keyed struct {
 	cur     *entry
 	curID   string
 	curKey  any
+	cache   *entryCache // hash form only
 }
 
 // NewHash returns hash-form state (STREAMING).
-func NewHash() *Keyed { return &Keyed{entries: map[string]*entry{}} }
+func NewHash() *Keyed { return &Keyed{entries: map[string]*entry{}, cache: new(entryCache)} }
 
 // NewSingleKey returns single-key state (BATCH, input sorted by key).
 func NewSingleKey() *Keyed { return &Keyed{batch: true} }
@@ -84,7 +126,14 @@ func (k *Keyed) SetCurrentKey(keyID string, key any) {
 		k.cur = &k.single
 		return
 	}
+	if e := k.cache.get(keyID); e != nil {
+		k.cur = e
+		return
+	}
 	k.cur = k.entries[keyID]
+	if k.cur != nil {
+		k.cache.put(keyID, k.cur)
+	}
 }
 
 // CurrentKey is the key selected by SetCurrentKey.
@@ -130,6 +179,7 @@ func (k *Keyed) set(slot int, v any) {
 		e = &entry{key: k.curKey}
 		k.entries[k.curID] = e
 		k.cur = e
+		k.cache.put(k.curID, e)
 	}
 	if len(e.slots) < len(k.descs) {
 		e.slots = append(e.slots, make([]any, len(k.descs)-len(e.slots))...)
@@ -143,6 +193,7 @@ func (k *Keyed) set(slot int, v any) {
 		e.used--
 		if e.used == 0 && !k.batch {
 			delete(k.entries, k.curID)
+			e.gone = true
 			k.cur = nil
 		}
 	}
@@ -289,8 +340,14 @@ func (k *Keyed) Restore(data []byte) error {
 		}
 	}
 	entries, _ := top[1].([]any)
+	for _, e := range k.entries {
+		e.gone = true
+	}
 	k.entries = make(map[string]*entry, len(entries))
 	k.cur, k.curID, k.curKey = nil, "", nil
+	if k.cache != nil {
+		*k.cache = entryCache{}
+	}
 	for _, ev := range entries {
 		pair, ok := ev.([]any)
 		if !ok || len(pair) != 2 {

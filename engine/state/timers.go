@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -37,37 +38,74 @@ type Timer struct {
 // window ends at the same time), so firing walks a bucket's keys in order
 // instead of popping a heap entry per timer, and registering appends to a
 // bucket instead of sifting through a heap of (timestamp, key) pairs.
+//
+// Which timers are registered is kept per key (a key has few timers at
+// once): registering looks the key up once, and firing finds the key's
+// timers through the bucket without any lookup.
 type timerQueue struct {
-	set     map[timerID]any // registered timers -> key
-	times   []int64         // min-heap of the timestamps in buckets
+	keys    map[string]*keyTimers // keys with registered timers
+	n       int                   // registered timers
+	times   []int64               // min-heap of the timestamps in buckets
 	buckets map[int64]*timerBucket
 	last    *timerBucket   // the bucket used last (registrations cluster)
 	first   *timerBucket   // the bucket of times[0], once looked up
 	free    []*timerBucket // emptied buckets kept for reuse
 }
 
-type timerID struct {
-	ts    int64
-	keyID string
+// keyTimers is one key's registered timers. Once its last timer fires or
+// is deleted it leaves keys for good; a later timer of the key gets a new
+// keyTimers, so a bucket entry pointing to a departed one is stale.
+type keyTimers struct {
+	id     string
+	key    any
+	ts     []int64
+	inline [2]int64 // ts's first backing array: one allocation per key
 }
 
-// timerBucket is the key IDs with a timer at one timestamp. Timers fire in
-// key ID order: ids[pos:] is that order once sorted, which happens when the
-// bucket is first looked at by Next or PopDue; later registrations are
-// inserted in place. It may hold IDs whose timer was deleted (or that were
-// registered twice around a deletion): set says which are registered, and
-// the others are skipped.
+func (kt *keyTimers) index(ts int64) int {
+	for i, t := range kt.ts {
+		if t == ts {
+			return i
+		}
+	}
+	return -1
+}
+
+// remove unregisters kt's timer i and drops kt from q when it was its last.
+func (q *timerQueue) remove(kt *keyTimers, i int) {
+	last := len(kt.ts) - 1
+	kt.ts[i] = kt.ts[last]
+	kt.ts = kt.ts[:last]
+	q.n--
+	if last == 0 {
+		delete(q.keys, kt.id)
+	}
+}
+
+// timerBucket is the keys with a timer at one timestamp. Timers fire in
+// key ID order: ents[pos:] is that order once sorted, which happens when
+// the bucket is first looked at by Next or PopDue; later registrations are
+// inserted in place. It may hold entries whose timer was deleted (or a key
+// twice, registered again after a deletion): an entry counts only while
+// its keyTimers has the bucket's timestamp, and the first such entry of a
+// key fires it.
 type timerBucket struct {
 	ts     int64
-	ids    []string
+	ents   []bucketEntry
 	pos    int
 	sorted bool
-	next   any // the key of ids[pos], as found by head
 }
 
+type bucketEntry struct {
+	id string
+	kt *keyTimers
+}
+
+func (b *timerBucket) live(e bucketEntry) bool { return e.kt.index(b.ts) >= 0 }
+
 func (b *timerBucket) recycle() {
-	clear(b.ids)
-	b.ids, b.pos, b.sorted, b.next = b.ids[:0], 0, false, nil
+	clear(b.ents)
+	b.ents, b.pos, b.sorted = b.ents[:0], 0, false
 }
 
 func (q *timerQueue) bucket(ts int64) *timerBucket {
@@ -94,25 +132,41 @@ func (q *timerQueue) bucket(ts int64) *timerBucket {
 }
 
 func (q *timerQueue) add(ts int64, keyID string, key any) {
-	id := timerID{ts, keyID}
-	if _, ok := q.set[id]; ok {
+	kt := q.keys[keyID]
+	if kt == nil {
+		if q.keys == nil {
+			q.keys = map[string]*keyTimers{}
+		}
+		kt = &keyTimers{id: keyID, key: key}
+		kt.ts = kt.inline[:0]
+		q.keys[keyID] = kt
+	} else if kt.index(ts) >= 0 {
 		return
 	}
-	if q.set == nil {
-		q.set = map[timerID]any{}
-	}
-	q.set[id] = key
+	kt.ts = append(kt.ts, ts)
+	q.n++
 	b := q.bucket(ts)
+	e := bucketEntry{keyID, kt}
 	if b.sorted {
-		i, _ := slices.BinarySearch(b.ids[b.pos:], keyID)
-		b.ids = slices.Insert(b.ids, b.pos+i, keyID)
+		i, _ := slices.BinarySearchFunc(b.ents[b.pos:], keyID, func(e bucketEntry, id string) int {
+			return strings.Compare(e.id, id)
+		})
+		b.ents = slices.Insert(b.ents, b.pos+i, e)
 	} else {
-		b.ids = append(b.ids, keyID)
+		b.ents = append(b.ents, e)
 	}
 }
 
-// head returns the earliest bucket, sorted, with its next ID registered;
-// nil when the queue is empty.
+func (q *timerQueue) delete(ts int64, keyID string) {
+	if kt := q.keys[keyID]; kt != nil {
+		if i := kt.index(ts); i >= 0 {
+			q.remove(kt, i)
+		}
+	}
+}
+
+// head returns the earliest bucket, sorted, with its next entry live; nil
+// when the queue is empty.
 func (q *timerQueue) head() *timerBucket {
 	for len(q.times) > 0 {
 		b := q.first
@@ -121,12 +175,11 @@ func (q *timerQueue) head() *timerBucket {
 			q.first = b
 		}
 		if !b.sorted {
-			slices.Sort(b.ids)
+			slices.SortFunc(b.ents, func(x, y bucketEntry) int { return strings.Compare(x.id, y.id) })
 			b.sorted = true
 		}
-		for ; b.pos < len(b.ids); b.pos++ {
-			if key, ok := q.set[timerID{b.ts, b.ids[b.pos]}]; ok {
-				b.next = key
+		for ; b.pos < len(b.ents); b.pos++ {
+			if b.live(b.ents[b.pos]) {
 				return b
 			}
 		}
@@ -153,7 +206,8 @@ func (q *timerQueue) reset() {
 		q.free = append(q.free, b)
 	}
 	clear(q.buckets)
-	clear(q.set)
+	clear(q.keys)
+	q.n = 0
 	q.times = q.times[:0]
 	q.last, q.first = nil, nil
 }
@@ -216,11 +270,11 @@ func (t *Timers) Register(d Domain, ts int64) {
 
 // Delete removes a timer of the current key.
 func (t *Timers) Delete(d Domain, ts int64) {
-	delete(t.queues[d].set, timerID{ts, t.k.curID})
+	t.queues[d].delete(ts, t.k.curID)
 }
 
 // Pending counts registered timers in a domain.
-func (t *Timers) Pending(d Domain) int { return len(t.queues[d].set) }
+func (t *Timers) Pending(d Domain) int { return t.queues[d].n }
 
 // Next returns the earliest timer of a domain without removing it.
 func (t *Timers) Next(d Domain) (Timer, bool) {
@@ -228,7 +282,8 @@ func (t *Timers) Next(d Domain) (Timer, bool) {
 	if b == nil {
 		return Timer{}, false
 	}
-	return Timer{Ts: b.ts, KeyID: b.ids[b.pos], Key: b.next, Domain: d}, true
+	e := b.ents[b.pos]
+	return Timer{Ts: b.ts, KeyID: e.id, Key: e.kt.key, Domain: d}, true
 }
 
 // PopDue removes and returns the earliest timer with Ts <= upTo, selecting
@@ -242,11 +297,12 @@ func (t *Timers) PopDue(d Domain, upTo int64) (Timer, bool) {
 	if b == nil || b.ts > upTo {
 		return Timer{}, false
 	}
-	ts, id, key := b.ts, b.ids[b.pos], b.next
-	delete(q.set, timerID{ts, id})
-	b.ids[b.pos], b.next = "", nil
+	ts, e := b.ts, b.ents[b.pos]
+	id, key := e.id, e.kt.key
+	q.remove(e.kt, e.kt.index(ts))
+	b.ents[b.pos] = bucketEntry{}
 	b.pos++
-	if b.pos == len(b.ids) {
+	if b.pos == len(b.ents) {
 		q.dropHead(b)
 	}
 	t.k.SetCurrentKey(id, key)
@@ -267,12 +323,16 @@ func (t *Timers) Snapshot(w io.Writer) error {
 		times := slices.Clone(q.times)
 		slices.Sort(times)
 		for _, ts := range times {
-			ids := slices.Clone(q.buckets[ts].ids[q.buckets[ts].pos:])
-			slices.Sort(ids)
-			for i, id := range ids {
-				if _, ok := q.set[timerID{ts, id}]; !ok || (i > 0 && id == ids[i-1]) {
-					continue // deleted, or listed twice
+			b := q.buckets[ts]
+			var ids []string
+			for _, e := range b.ents[b.pos:] {
+				if b.live(e) {
+					ids = append(ids, e.id)
 				}
+			}
+			slices.Sort(ids)
+			ids = slices.Compact(ids) // a key listed twice has one timer
+			for _, id := range ids {
 				list = append(list, []any{int64(d), ts, []byte(id)})
 			}
 		}

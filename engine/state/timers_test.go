@@ -167,3 +167,28 @@ func TestTimersRegisterWhileFiring(t *testing.T) {
 		t.Fatalf("Next = %+v %v, pending %d", x, ok, tm.Pending(EventTime))
 	}
 }
+
+// BenchmarkTimersWindowEnds registers a timer per key at a shared window
+// end and fires them, as a window operator does: per timer.
+func BenchmarkTimersWindowEnds(b *testing.B) {
+	k := NewHash()
+	tm := NewTimers(k)
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = value.KeyID(int64(i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(ids) {
+		ts := int64(i)
+		for _, id := range ids {
+			k.SetCurrentKey(id, nil)
+			tm.Register(EventTime, ts)
+		}
+		for {
+			if _, ok := tm.PopDue(EventTime, ts); !ok {
+				break
+			}
+		}
+	}
+}

@@ -116,10 +116,45 @@ func Append(b []byte, v any) []byte {
 // Decode decodes one value from the front of b and returns the rest.
 // It never panics: malformed input gives ErrCorrupt.
 func Decode(b []byte) (any, []byte, error) {
-	return decode(b, 0)
+	return decode(b, 0, nil)
 }
 
-func decode(b []byte, depth int) (any, []byte, error) {
+// keyCache interns the map keys a decoder reads: records of a stream
+// repeat the same field names, and interning saves allocating each of
+// them for every record. It is a small direct-mapped table; a collision
+// just costs an allocation.
+type keyCache struct {
+	tab [256]string
+}
+
+const maxCachedKey = 32
+
+func (c *keyCache) key(b []byte) string {
+	if c == nil || len(b) > maxCachedKey {
+		return string(b)
+	}
+	h := uint32(2166136261)
+	for _, x := range b {
+		h ^= uint32(x)
+		h *= 16777619
+	}
+	slot := &c.tab[(h^h>>8)&255]
+	if *slot != string(b) {
+		*slot = string(b)
+	}
+	return *slot
+}
+
+// Decoder decodes record bodies like DecodeRecord, interning map keys
+// across the records it decodes. It is not safe for concurrent use.
+type Decoder struct{ keys keyCache }
+
+// DecodeRecord is the package's DecodeRecord.
+func (d *Decoder) DecodeRecord(b []byte, r *Record) error {
+	return decodeRecord(b, r, &d.keys)
+}
+
+func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 	if len(b) == 0 || depth > maxDepth {
 		return nil, nil, ErrCorrupt
 	}
@@ -165,7 +200,7 @@ func decode(b []byte, depth int) (any, []byte, error) {
 		b = b[k:]
 		out := make([]any, 0, min(n, maxPrealloc))
 		for i := uint64(0); i < n; i++ {
-			e, rest, err := decode(b, depth+1)
+			e, rest, err := decode(b, depth+1, kc)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -192,11 +227,11 @@ func decode(b []byte, depth int) (any, []byte, error) {
 			}
 			prev = key
 			var v any
-			v, b, err = decode(rest, depth+1)
+			v, b, err = decode(rest, depth+1, kc)
 			if err != nil {
 				return nil, nil, err
 			}
-			out[string(key)] = v
+			out[kc.key(key)] = v
 		}
 		return out, b, nil
 	}
@@ -245,6 +280,10 @@ func RecordKeyTs(body []byte) (keyID []byte, ts int64, err error) {
 
 // DecodeRecord decodes a record body written by AppendRecord.
 func DecodeRecord(b []byte, r *Record) error {
+	return decodeRecord(b, r, nil)
+}
+
+func decodeRecord(b []byte, r *Record, kc *keyCache) error {
 	kid, rest, err := decodeBytes(b)
 	if err != nil {
 		return err
@@ -253,7 +292,7 @@ func DecodeRecord(b []byte, r *Record) error {
 	if n <= 0 || !minimal(rest, n) {
 		return ErrCorrupt
 	}
-	v, rest, err := Decode(rest[n:])
+	v, rest, err := decode(rest[n:], 0, kc)
 	if err != nil {
 		return err
 	}

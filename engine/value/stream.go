@@ -89,6 +89,7 @@ type RecordReader struct {
 	off     int64  // stream offset of the next frame
 	peeked  bool   // the current body is still in br's buffer
 	err     error  // sticky: once corrupt or failed, the stream stays so
+	keys    keyCache
 }
 
 // NewRecordReader returns a reader of the framed stream r.
@@ -106,7 +107,7 @@ func (r *RecordReader) Read(rec *Record) error {
 	}
 	body, err := r.next()
 	if err == nil {
-		if err = DecodeRecord(body, rec); err != nil {
+		if err = decodeRecord(body, rec, &r.keys); err != nil {
 			// DecodeRecord's errors already wrap ErrCorrupt.
 			err = fmt.Errorf("value: record stream at byte offset %d: %w", r.off, err)
 		}

@@ -2,7 +2,9 @@ package value
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +40,54 @@ func TestNormalizeNormalizedDoesNotAllocate(t *testing.T) {
 	v := map[string]any{"a": int64(1), "b": []any{"x", map[string]any{"c": 2.5}}}
 	if n := testing.AllocsPerRun(100, func() { Normalize(v) }); n != 0 {
 		t.Fatalf("%v allocations normalizing a normalized value", n)
+	}
+}
+
+// A Decoder (interning map keys) decodes what DecodeRecord decodes.
+func TestDecoderMatchesDecodeRecord(t *testing.T) {
+	var d Decoder
+	for i := 0; i < 2000; i++ {
+		v := map[string]any{"id": int64(i), "k": int64(i % 7), fmt.Sprintf("f%d", i%300): "x",
+			"nested":                   map[string]any{"a": []any{int64(1), map[string]any{"b": nil}}},
+			strings.Repeat("long", 10): true}
+		in := Record{Value: v, Ts: int64(i)}
+		in.WithKey(int64(i % 3))
+		body := AppendRecord(nil, &in)
+		var a, b Record
+		if err := DecodeRecord(body, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DecodeRecord(body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(a.Value, v) {
+			t.Fatalf("record %d: Decoder gives %+v, DecodeRecord %+v", i, b, a)
+		}
+	}
+}
+
+// Decoding into a record that held the same key keeps its Key and KeyID.
+func TestDecodeRecordSameKey(t *testing.T) {
+	in := Record{Value: "v", Ts: 1}
+	in.WithKey([]any{"k", int64(1)})
+	body := AppendRecord(nil, &in)
+	var r Record
+	if err := DecodeRecord(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	key := r.Key
+	if err := DecodeRecord(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Key, []any{"k", int64(1)}) || r.KeyID != in.KeyID || &key.([]any)[0] != &r.Key.([]any)[0] {
+		t.Fatalf("got %+v", r)
+	}
+	other := Record{Value: "w"}
+	other.WithKey("z")
+	if err := DecodeRecord(AppendRecord(nil, &other), &r); err != nil || r.Key != "z" || r.KeyID != other.KeyID {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	if err := DecodeRecord(AppendRecord(nil, &Record{Value: int64(1)}), &r); err != nil || r.Key != nil || r.KeyID != "" {
+		t.Fatalf("unkeyed: got %+v, %v", r, err)
 	}
 }

@@ -55,7 +55,14 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr,
+	// passthrough: every connection attempt dials addr afresh, resolving
+	// the host name then (net.Dialer), so a peer is reached within one
+	// connect backoff (at most MaxDelay) of its name resolving. gRPC's
+	// default dns resolver instead backs off exponentially after a failed
+	// lookup (1s, 1.6s, ... 2 minutes): a STREAMING peer looked up before
+	// its pod had an IP (NXDOMAIN, which cluster DNS also caches for up
+	// to 30 s) was then only retried after 40 s or more.
+	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Peers start in any order: retry quickly while they come up.
 		grpc.WithConnectParams(grpc.ConnectParams{
