@@ -128,11 +128,7 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 	case plan.KindProcess:
 		p := &Process{keyedBase: keyedBase{base: b}, onElement: n.Exprs.OnElement, onTimerP: n.Exprs.OnTimer}
 		for _, in := range n.Inputs {
-			name := in.From.Name
-			if in.Output != "" {
-				name = in.Output
-			}
-			p.inputNames = append(p.inputNames, name)
+			p.inputNames = append(p.inputNames, in.Listed)
 			p.broadcastIn = append(p.broadcastIn, in.Partitioning == spec.Broadcast)
 		}
 		return p, nil

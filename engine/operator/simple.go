@@ -176,6 +176,9 @@ func (s *Source) EmitWatermark() error {
 	return nil
 }
 
+// CurrentWatermark is the last watermark the source emitted.
+func (s *Source) CurrentWatermark() int64 { return s.last }
+
 // Sink writes records to a connector writer.
 type Sink struct {
 	base

@@ -83,6 +83,10 @@ type Input struct {
 	// Key computes the key for HASH partitioning (the keyBy expression).
 	Key    *expr.Program
 	KeySrc string
+	// Listed is the name as written in the consumer's inputs (a keyBy or
+	// partitioning step, a side output, or the producer itself); process
+	// steps see it as `input`.
+	Listed string
 }
 
 // Exprs are a step's compiled expressions. Which are set depends on the kind.
@@ -373,6 +377,10 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		for j, r := range rawInputs[n.Index] {
 			in := resolveInput(n, j, r.from, r.output, rawInputs, &el)
 			if in != nil {
+				in.Listed = r.from.Name
+				if r.output != "" {
+					in.Listed = r.output
+				}
 				n.Inputs = append(n.Inputs, in)
 				in.From.Consumers++
 				switch in.Partitioning {

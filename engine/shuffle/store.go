@@ -63,6 +63,12 @@ type localWriter struct {
 
 func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
+// Abort drops the temp file: nothing appears under the final name.
+func (w *localWriter) Abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
 func (w *localWriter) Close() error {
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.f.Name())

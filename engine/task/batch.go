@@ -174,6 +174,11 @@ func (o *batchOutputs) abort() {
 			if pw.sorter != nil {
 				pw.sorter.Close()
 			}
+			// An unfinished partition must not become visible: abort its
+			// upload (S3) or temp file instead of committing it.
+			if a, ok := pw.wc.(interface{ Abort() }); ok {
+				a.Abort()
+			}
 		}
 	}
 }

@@ -216,6 +216,7 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 			if err := chain.Source.EmitWatermark(); err != nil {
 				return err
 			}
+			c.Counters.Watermark.Store(chain.Source.CurrentWatermark())
 		}
 		if err != nil {
 			if isEOF(err) {
