@@ -18,6 +18,7 @@ PKGS    := ./...
 include Makefile.codegen.mk
 include Makefile.minio.mk
 include Makefile.cluster.mk
+include Makefile.e2e.mk
 
 .PHONY: all build test test-go lint fmt bench run-sample envtest chart-check scale
 

@@ -28,6 +28,8 @@ import (
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// Leader election records its "became leader" Event through the core API.
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 func main() {
 	var (
@@ -76,8 +78,10 @@ func main() {
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
-		LeaderElectionID:       "flinkjob-operator.flinkjob.io",
-		WebhookServer:          webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: certDir}),
+		// The Helm chart creates this Lease (templates/lease.yaml) so that
+		// helm uninstall removes it; keep the two names equal.
+		LeaderElectionID: "flinkjob-operator.flinkjob.io",
+		WebhookServer:    webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: certDir}),
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
