@@ -2,14 +2,14 @@
 // that install the Helm chart into the cluster KUBECONFIG points to and run
 // FlinkJobs there with kubectl, their data in a real MinIO.
 //
-// It runs only when E2E_RUN=1 (plain `go test ./...` skips it), normally
+// It is built only with the e2e build tag (plain `go test ./...` does not
+// compile it: it needs a cluster), normally
 // through `make e2e` (the local cluster of hack/cluster, brought up and torn
 // down as needed) or `make e2e-kind` (a kind cluster); see hack/e2e.sh and
 // hack/kind/e2e.sh. The images must already be in the cluster.
 //
 // Environment (defaults fit the local cluster of hack/cluster):
 //
-//	E2E_RUN=1                 run at all
 //	KUBECONFIG                the cluster
 //	E2E_KUBECTL, E2E_HELM     the binaries (default: kubectl; bin/helm, else helm)
 //	E2E_MINIO_ENDPOINT        MinIO as the test process reaches it (10.244.0.1:19400;

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -64,9 +66,6 @@ var (
 const credentialsSecret = "minio-credentials"
 
 func TestE2E(t *testing.T) {
-	if os.Getenv("E2E_RUN") != "1" {
-		t.Skip("end-to-end suite: set E2E_RUN=1 and KUBECONFIG (make e2e, make e2e-kind)")
-	}
 	RegisterFailHandler(Fail)
 	suite, reporter := GinkgoConfiguration()
 	if os.Getenv("E2E_VERBOSE") != "0" {

@@ -104,4 +104,4 @@ ensure_helm
 color=()
 [[ -t 1 ]] || color=(-ginkgo.no-color)
 log "go test ./e2e/ (KUBECONFIG=${KUBECONFIG})"
-E2E_RUN=1 go test ./e2e/ -count=1 -timeout "${E2E_TIMEOUT:-45m}" -v "${color[@]}" "$@"
+go test -tags e2e ./e2e/ -count=1 -timeout "${E2E_TIMEOUT:-45m}" -v "${color[@]}" "$@"
