@@ -569,7 +569,7 @@ spec:
 		Entry("BATCH with an unbounded source (schema rule)", func(m map[string]any) {
 			m["spec"].(map[string]any)["runtimeMode"] = "BATCH"
 			steps(m)[0]["source"] = map[string]any{"datagen": map[string]any{"value": "{'line': 'a b'}"}}
-		}, "spec.steps", "source step lines is a datagen without count (unbounded)"),
+		}, "spec.steps", "source step lines is unbounded (a datagen without count"),
 	)
 
 	It("reports webhook denials as the webhook's", func(ctx SpecContext) {

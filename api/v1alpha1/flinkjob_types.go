@@ -55,7 +55,7 @@ type FlinkJobList struct {
 // how its worker pods run.
 //
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",message="step names must be unique"
-// +kubebuilder:validation:XValidation:rule="!has(self.runtimeMode) || self.runtimeMode != 'BATCH' || self.steps.all(s, !has(s.source) || !has(s.source.datagen) || has(s.source.datagen.count))",messageExpression="'runtimeMode BATCH needs bounded sources: source step %s is a datagen without count (unbounded); set a count, or use STREAMING or AUTOMATIC'.format([self.steps.filter(s, has(s.source) && has(s.source.datagen) && !has(s.source.datagen.count))[0].name])",reason=FieldValueInvalid,fieldPath=".steps"
+// +kubebuilder:validation:XValidation:rule="!has(self.runtimeMode) || self.runtimeMode != 'BATCH' || self.steps.all(s, !has(s.source) || ((!has(s.source.datagen) || has(s.source.datagen.count)) && (!has(s.source.nexmark) || has(s.source.nexmark.events))))",messageExpression="'runtimeMode BATCH needs bounded sources: source step %s is unbounded (a datagen without count or a nexmark without events); bound it, or use STREAMING or AUTOMATIC'.format([self.steps.filter(s, has(s.source) && ((has(s.source.datagen) && !has(s.source.datagen.count)) || (has(s.source.nexmark) && !has(s.source.nexmark.events))))[0].name])",reason=FieldValueInvalid,fieldPath=".steps"
 type FlinkJobSpec struct {
 	spec.Job `json:",inline"`
 

@@ -43,8 +43,10 @@ func NewSource(s *spec.Source, datagen *expr.Program, env Env) (Source, error) {
 		return Datagen{Value: datagen, Count: count, RatePerSecond: s.Datagen.RatePerSecond}, nil
 	case s.Files != nil:
 		return NewFileSource(*s.Files, env.S3)
+	case s.Nexmark != nil:
+		return NewNexmark(*s.Nexmark), nil
 	}
-	return nil, fmt.Errorf("source sets none of elements, datagen, files")
+	return nil, fmt.Errorf("source sets none of elements, datagen, files, nexmark")
 }
 
 // NewSink creates the connector of a sink step.

@@ -165,7 +165,13 @@ func ResolveMode(job *spec.Job, override spec.RuntimeMode) spec.RuntimeMode {
 }
 
 func sourceBounded(s *spec.Source) bool {
-	return s.Datagen == nil || s.Datagen.Count != nil
+	switch {
+	case s.Datagen != nil:
+		return s.Datagen.Count != nil
+	case s.Nexmark != nil:
+		return s.Nexmark.Events != nil
+	}
+	return true
 }
 
 // Build validates a job and returns its graph.
@@ -427,7 +433,11 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		if n.Kind == KindSource {
 			n.Bounded = sourceBounded(n.Step.Source)
 			if mode == spec.Batch && !n.Bounded {
-				el.add(n.Path+".source", "source %q is unbounded (datagen without count), but the job runs in BATCH mode, which needs every source bounded: set datagen.count, or use STREAMING or AUTOMATIC", n.Name)
+				if n.Step.Source.Nexmark != nil {
+					el.add(n.Path+".source", "source %q is unbounded (nexmark without events), but the job runs in BATCH mode, which needs every source bounded: set nexmark.events, or use STREAMING or AUTOMATIC", n.Name)
+				} else {
+					el.add(n.Path+".source", "source %q is unbounded (datagen without count), but the job runs in BATCH mode, which needs every source bounded: set datagen.count, or use STREAMING or AUTOMATIC", n.Name)
+				}
 			}
 		}
 	}
@@ -877,8 +887,32 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 		}
 		checkFormat(sp+".files", s.Files.Format, s.Files.CSV, false, el)
 	}
+	if x := s.Nexmark; x != nil {
+		kinds++
+		if x.Events != nil && *x.Events < 0 {
+			el.add(sp+".nexmark.events", "must not be negative")
+		}
+		if x.RatePerSecond < 0 {
+			el.add(sp+".nexmark.ratePerSecond", "must not be negative")
+		}
+		for _, k := range []struct {
+			name string
+			v    int64
+		}{
+			{"firstEventRate", x.FirstEventRate},
+			{"hotAuctionRatio", x.HotAuctionRatio},
+			{"hotSellerRatio", x.HotSellerRatio},
+			{"hotBidderRatio", x.HotBidderRatio},
+			{"activePeople", x.ActivePeople},
+			{"inFlightAuctions", x.InFlightAuctions},
+		} {
+			if k.v < 0 {
+				el.add(sp+".nexmark."+k.name, "must be at least 1 (0 or absent means the default), not %d", k.v)
+			}
+		}
+	}
 	if kinds != 1 {
-		el.add(sp, "set exactly one of elements, datagen, files")
+		el.add(sp, "set exactly one of elements, datagen, files, nexmark")
 	}
 	if s.Timestamp != "" {
 		n.Exprs.Timestamp = c(sp+".timestamp", s.Timestamp, expr.Any, expr.Record)

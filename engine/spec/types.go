@@ -152,10 +152,11 @@ const (
 	Hash Partitioning = "HASH"
 )
 
-// Source reads records. Exactly one of elements, datagen, files is set.
-// The CRD rule can only check datagen against files: elements hold any JSON
-// value, so they have no CEL type; the planner checks the rest.
-// +kubebuilder:validation:XValidation:rule="!(has(self.datagen) && has(self.files))",message="a source sets exactly one of elements, datagen, files"
+// Source reads records. Exactly one of elements, datagen, files, nexmark is
+// set. The CRD rule can only check datagen, files and nexmark against each
+// other: elements hold any JSON value, so they have no CEL type; the planner
+// checks the rest.
+// +kubebuilder:validation:XValidation:rule="(has(self.datagen) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.nexmark) ? 1 : 0) <= 1",message="a source sets exactly one of elements, datagen, files, nexmark"
 type Source struct {
 	// elements are inline records (bounded).
 	// +optional
@@ -168,6 +169,10 @@ type Source struct {
 	// files reads files under a local path or an s3:// URL (bounded).
 	// +optional
 	Files *FileSource `json:"files,omitempty"`
+	// nexmark generates the Nexmark benchmark's events (persons, auctions
+	// and bids); bounded with events, unbounded without.
+	// +optional
+	Nexmark *Nexmark `json:"nexmark,omitempty"`
 	// timestamp is a CEL expression giving the event time of `record` in
 	// milliseconds since the epoch (an int or a timestamp).
 	// +optional
@@ -190,6 +195,53 @@ type Datagen struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	RatePerSecond int64 `json:"ratePerSecond,omitempty"`
+}
+
+// Nexmark generates the events of the Nexmark benchmark like its standard
+// generator (Apache Beam's and nexmark/nexmark's): event n is a person, an
+// auction or a bid in the proportions 1:3:46, with ids, hot auctions,
+// sellers and bidders derived from n. Each event is computed from (seed, n)
+// alone, so the output is the same at any parallelism. Records are maps
+// {"type": "person"|"auction"|"bid", "ts": ms, "person"|"auction"|"bid": {...}}
+// with Nexmark's field names; ts and dateTime are event time in ms from
+// 2015-07-15T00:00:00Z.
+type Nexmark struct {
+	// events bounds the source to this many events; absent means unbounded.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Events *int64 `json:"events,omitempty"`
+	// ratePerSecond limits the events per second over all subtasks; 0 or absent means as fast as possible.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RatePerSecond int64 `json:"ratePerSecond,omitempty"`
+	// seed varies the generated values (not the ids or proportions).
+	// +optional
+	Seed int64 `json:"seed,omitempty"`
+	// firstEventRate is the event-time rate in events per second: event n
+	// has timestamp base + n*1000/firstEventRate ms (default 10000).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	FirstEventRate int64 `json:"firstEventRate,omitempty"`
+	// hotAuctionRatio: 1 - 1/hotAuctionRatio of the bids go to a hot auction (default 2).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	HotAuctionRatio int64 `json:"hotAuctionRatio,omitempty"`
+	// hotSellerRatio: 1 - 1/hotSellerRatio of the auctions have a hot seller (default 4).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	HotSellerRatio int64 `json:"hotSellerRatio,omitempty"`
+	// hotBidderRatio: 1 - 1/hotBidderRatio of the bids come from a hot bidder (default 4).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	HotBidderRatio int64 `json:"hotBidderRatio,omitempty"`
+	// activePeople is how many of the latest persons sell and bid (default 1000).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActivePeople int64 `json:"activePeople,omitempty"`
+	// inFlightAuctions is how many of the latest auctions receive bids (default 100).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	InFlightAuctions int64 `json:"inFlightAuctions,omitempty"`
 }
 
 // Format is a file format for files sources and sinks.

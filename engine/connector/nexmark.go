@@ -1,0 +1,401 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/spec"
+)
+
+// Nexmark generates the events of the Nexmark benchmark the way its
+// standard generator does (Apache Beam's NexmarkUtils/Generator, which the
+// nexmark/nexmark project for Flink copies): event number n is a person, an
+// auction or a bid in the proportions 1:3:46 out of every 50, person and
+// auction ids are derived from n (both counting from 1000), and bids go to
+// hot auctions and come from hot bidders with the configured ratios.
+//
+// Every value of event n is drawn from a random generator seeded with
+// (Seed, n) alone, so subtask i of p, which generates the n with
+// n ≡ i (mod p), produces the same events at any parallelism. Event time is
+// BaseTime + n*1000/FirstEventRate ms.
+type Nexmark struct {
+	// Events bounds the source; negative means unbounded.
+	Events        int64
+	RatePerSecond int64
+	Seed          int64
+	Config        NexmarkConfig
+}
+
+// NexmarkConfig holds the generator's knobs (Beam's GeneratorConfig).
+type NexmarkConfig struct {
+	FirstEventRate   int64
+	HotAuctionRatio  int64
+	HotSellerRatio   int64
+	HotBidderRatio   int64
+	ActivePeople     int64
+	InFlightAuctions int64
+}
+
+// Nexmark's constants (Beam's GeneratorConfig, PersonGenerator,
+// AuctionGenerator, BidGenerator).
+const (
+	NexmarkPersonProportion  = 1
+	NexmarkAuctionProportion = 3
+	NexmarkBidProportion     = 46
+	NexmarkTotalProportion   = NexmarkPersonProportion + NexmarkAuctionProportion + NexmarkBidProportion
+
+	NexmarkFirstPersonID   = 1000
+	NexmarkFirstAuctionID  = 1000
+	NexmarkFirstCategoryID = 10
+	NexmarkNumCategories   = 5
+	// NexmarkPersonIDLead and NexmarkAuctionIDLead: a bid may name one of
+	// the next few persons or auctions, not generated yet (as in Nexmark).
+	NexmarkPersonIDLead  = 10
+	NexmarkAuctionIDLead = 10
+
+	// Hot auctions, sellers and bidders are the first of each batch of
+	// this many of the latest auctions or persons.
+	nexmarkHotAuctionBatch = 100
+	nexmarkHotSellerBatch  = 100
+	nexmarkHotBidderBatch  = 100
+
+	nexmarkAvgPersonBytes  = 200
+	nexmarkAvgAuctionBytes = 500
+	nexmarkAvgBidBytes     = 100
+	nexmarkHotChannelRatio = 2
+	nexmarkChannels        = 10000
+)
+
+// NexmarkBaseTime is the event time of event 0: 2015-07-15T00:00:00Z in ms.
+const NexmarkBaseTime int64 = 1436918400000
+
+// DefaultNexmarkConfig is Nexmark's default configuration.
+var DefaultNexmarkConfig = NexmarkConfig{
+	FirstEventRate:   10000,
+	HotAuctionRatio:  2,
+	HotSellerRatio:   4,
+	HotBidderRatio:   4,
+	ActivePeople:     1000,
+	InFlightAuctions: 100,
+}
+
+// NewNexmark creates the source of a spec; zero knobs take Nexmark's defaults.
+func NewNexmark(s spec.Nexmark) Nexmark {
+	n := Nexmark{Events: -1, RatePerSecond: s.RatePerSecond, Seed: s.Seed, Config: DefaultNexmarkConfig}
+	if s.Events != nil {
+		n.Events = *s.Events
+	}
+	set := func(dst *int64, v int64) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&n.Config.FirstEventRate, s.FirstEventRate)
+	set(&n.Config.HotAuctionRatio, s.HotAuctionRatio)
+	set(&n.Config.HotSellerRatio, s.HotSellerRatio)
+	set(&n.Config.HotBidderRatio, s.HotBidderRatio)
+	set(&n.Config.ActivePeople, s.ActivePeople)
+	set(&n.Config.InFlightAuctions, s.InFlightAuctions)
+	return n
+}
+
+func (x Nexmark) Bounded() bool { return x.Events >= 0 }
+
+func (x Nexmark) Open(_ context.Context, index, parallelism int) (Reader, error) {
+	if err := x.Config.check(); err != nil {
+		return nil, err
+	}
+	r := &nexmarkReader{x: x, n: int64(index), step: int64(parallelism), start: time.Now()}
+	if x.RatePerSecond > 0 {
+		r.every = time.Duration(float64(time.Second) * float64(parallelism) / float64(x.RatePerSecond))
+	}
+	return r, nil
+}
+
+func (c NexmarkConfig) check() error {
+	for _, k := range []struct {
+		name string
+		v    int64
+	}{
+		{"firstEventRate", c.FirstEventRate}, {"hotAuctionRatio", c.HotAuctionRatio},
+		{"hotSellerRatio", c.HotSellerRatio}, {"hotBidderRatio", c.HotBidderRatio},
+		{"activePeople", c.ActivePeople}, {"inFlightAuctions", c.InFlightAuctions},
+	} {
+		if k.v < 1 {
+			return fmt.Errorf("nexmark: %s must be at least 1, not %d", k.name, k.v)
+		}
+	}
+	return nil
+}
+
+type nexmarkReader struct {
+	x       Nexmark
+	n, step int64
+	emitted int64
+	start   time.Time
+	every   time.Duration
+}
+
+// Position is the next event number (what a checkpoint stores).
+func (r *nexmarkReader) Position() int64 { return r.n }
+
+func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error {
+	n := max
+	if r.every > 0 {
+		due := int64(time.Since(r.start)/r.every) + 1 - r.emitted
+		if due <= 0 {
+			t := time.NewTimer(time.Until(r.start.Add(time.Duration(r.emitted) * r.every)))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+			due = 1
+		}
+		if int64(n) > due {
+			n = int(due)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if r.x.Events >= 0 && r.n >= r.x.Events {
+			return io.EOF
+		}
+		emit(r.x.Config.Event(r.x.Seed, r.n))
+		r.n += r.step
+		r.emitted++
+	}
+	if r.x.Events >= 0 && r.n >= r.x.Events {
+		return io.EOF
+	}
+	return nil
+}
+
+func (r *nexmarkReader) Close() error { return nil }
+
+// NexmarkKind is the kind of event n: "person", "auction" or "bid".
+func NexmarkKind(n int64) string {
+	switch rem := n % NexmarkTotalProportion; {
+	case rem < NexmarkPersonProportion:
+		return "person"
+	case rem < NexmarkPersonProportion+NexmarkAuctionProportion:
+		return "auction"
+	}
+	return "bid"
+}
+
+// Timestamp is the event time of event n in ms.
+func (c NexmarkConfig) Timestamp(n int64) int64 {
+	// n*1000 overflows only after ~9e15 events.
+	return NexmarkBaseTime + n*1000/c.FirstEventRate
+}
+
+// NexmarkLastPersonID is the base-0 id of the last person generated at or
+// before event n (Beam's lastBase0PersonId).
+func NexmarkLastPersonID(n int64) int64 {
+	epoch, offset := n/NexmarkTotalProportion, n%NexmarkTotalProportion
+	if offset >= NexmarkPersonProportion {
+		offset = NexmarkPersonProportion - 1
+	}
+	return epoch*NexmarkPersonProportion + offset
+}
+
+// NexmarkLastAuctionID is the base-0 id of the last auction generated at or
+// before event n (Beam's lastBase0AuctionId); -1 before the first.
+func NexmarkLastAuctionID(n int64) int64 {
+	epoch, offset := n/NexmarkTotalProportion, n%NexmarkTotalProportion
+	switch {
+	case offset < NexmarkPersonProportion:
+		epoch--
+		offset = NexmarkAuctionProportion - 1
+	case offset >= NexmarkPersonProportion+NexmarkAuctionProportion:
+		offset = NexmarkAuctionProportion - 1
+	default:
+		offset -= NexmarkPersonProportion
+	}
+	return epoch*NexmarkAuctionProportion + offset
+}
+
+// Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
+func (c NexmarkConfig) Event(seed, n int64) map[string]any {
+	rng := newNexmarkRand(seed, n)
+	ts := c.Timestamp(n)
+	kind := NexmarkKind(n)
+	var body map[string]any
+	switch kind {
+	case "person":
+		body = c.person(n, rng, ts)
+	case "auction":
+		body = c.auction(n, rng, ts)
+	default:
+		body = c.bid(n, rng, ts)
+	}
+	return map[string]any{"type": kind, "ts": ts, kind: body}
+}
+
+var (
+	nexmarkStates      = []string{"AZ", "CA", "ID", "OR", "WA", "WY"}
+	nexmarkCities      = []string{"Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"}
+	nexmarkFirstNames  = []string{"Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"}
+	nexmarkLastNames   = []string{"Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"}
+	nexmarkHotChannels = []string{"Google", "Facebook", "Baidu", "Apple"}
+)
+
+func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts int64) map[string]any {
+	id := NexmarkLastPersonID(n) + NexmarkFirstPersonID
+	name := nexmarkFirstNames[rng.intn(len(nexmarkFirstNames))] + " " + nexmarkLastNames[rng.intn(len(nexmarkLastNames))]
+	email := rng.str(7) + "@" + rng.str(5) + ".com"
+	card := fmt.Sprintf("%04d %04d %04d %04d", rng.intn(10000), rng.intn(10000), rng.intn(10000), rng.intn(10000))
+	city := nexmarkCities[rng.intn(len(nexmarkCities))]
+	state := nexmarkStates[rng.intn(len(nexmarkStates))]
+	size := 8 + len(name) + len(email) + len(card) + len(city) + len(state)
+	return map[string]any{
+		"id": id, "name": name, "emailAddress": email, "creditCard": card,
+		"city": city, "state": state, "dateTime": ts, "extra": rng.extra(size, nexmarkAvgPersonBytes),
+	}
+}
+
+// nextPerson is a random active person's base-0 id (Beam's nextBase0PersonId).
+func (c NexmarkConfig) nextPerson(n int64, rng *nexmarkRand) int64 {
+	people := NexmarkLastPersonID(n) + 1
+	active := min(people, c.ActivePeople)
+	return people - active + rng.int63n(active+NexmarkPersonIDLead)
+}
+
+// nextAuction is a random in-flight auction's base-0 id (Beam's nextBase0AuctionId).
+func (c NexmarkConfig) nextAuction(n int64, rng *nexmarkRand) int64 {
+	last := NexmarkLastAuctionID(n)
+	first := max(last-c.InFlightAuctions, 0)
+	return first + rng.int63n(last-first+1+NexmarkAuctionIDLead)
+}
+
+func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, ts int64) map[string]any {
+	id := NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
+	var seller int64
+	if rng.int63n(c.HotSellerRatio) > 0 {
+		seller = (NexmarkLastPersonID(n) / nexmarkHotSellerBatch) * nexmarkHotSellerBatch
+	} else {
+		seller = c.nextPerson(n, rng)
+	}
+	seller += NexmarkFirstPersonID
+	category := int64(NexmarkFirstCategoryID + rng.intn(NexmarkNumCategories))
+	initialBid := rng.price()
+	// Auctions last, on average, until numInFlightAuctions more auctions
+	// have been generated (Beam's nextAuctionLengthMs).
+	horizon := c.Timestamp(n+c.InFlightAuctions*NexmarkTotalProportion/NexmarkAuctionProportion) - ts
+	expires := ts + 1 + rng.int63n(max(horizon*2, 1))
+	name := rng.str(20)
+	desc := rng.str(100)
+	reserve := initialBid + rng.price()
+	size := 8 + len(name) + len(desc) + 8 + 8 + 8 + 8 + 8
+	return map[string]any{
+		"id": id, "itemName": name, "description": desc, "initialBid": initialBid, "reserve": reserve,
+		"dateTime": ts, "expires": expires, "seller": seller, "category": category,
+		"extra": rng.extra(size, nexmarkAvgAuctionBytes),
+	}
+}
+
+func (c NexmarkConfig) bid(n int64, rng *nexmarkRand, ts int64) map[string]any {
+	var auction int64
+	if rng.int63n(c.HotAuctionRatio) > 0 {
+		auction = (NexmarkLastAuctionID(n) / nexmarkHotAuctionBatch) * nexmarkHotAuctionBatch
+	} else {
+		auction = c.nextAuction(n, rng)
+	}
+	auction += NexmarkFirstAuctionID
+	var bidder int64
+	if rng.int63n(c.HotBidderRatio) > 0 {
+		// The second person of the batch, so hot bidders and sellers differ.
+		bidder = (NexmarkLastPersonID(n)/nexmarkHotBidderBatch)*nexmarkHotBidderBatch + 1
+	} else {
+		bidder = c.nextPerson(n, rng)
+	}
+	bidder += NexmarkFirstPersonID
+	price := rng.price()
+	var channel, url string
+	if rng.intn(nexmarkHotChannelRatio) > 0 {
+		channel = nexmarkHotChannels[rng.intn(len(nexmarkHotChannels))]
+		url = "https://www.nexmark.com/" + strings.ToLower(channel) + "/item.htm?query=1"
+	} else {
+		id := rng.intn(nexmarkChannels)
+		channel = fmt.Sprintf("channel-%d", id)
+		url = fmt.Sprintf("https://www.nexmark.com/%s/%s/%s/item.htm?query=1&channel_id=%d", rng.exact(5), rng.exact(5), rng.exact(5), id)
+	}
+	return map[string]any{
+		"auction": auction, "bidder": bidder, "price": price, "channel": channel, "url": url,
+		"dateTime": ts, "extra": rng.extra(8+8+8+8, nexmarkAvgBidBytes),
+	}
+}
+
+// nexmarkRand is a splitmix64 generator seeded from (seed, n).
+type nexmarkRand struct{ s uint64 }
+
+func newNexmarkRand(seed, n int64) *nexmarkRand {
+	r := &nexmarkRand{s: uint64(seed)}
+	r.s = r.next() ^ uint64(n)
+	return r
+}
+
+func (r *nexmarkRand) next() uint64 {
+	r.s += 0x9e3779b97f4a7c15
+	z := r.s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// int63n is uniform in [0, bound) (bound > 0).
+func (r *nexmarkRand) int63n(bound int64) int64 {
+	if bound <= 1 {
+		return 0
+	}
+	return int64(r.next() % uint64(bound))
+}
+
+func (r *nexmarkRand) intn(bound int) int { return int(r.int63n(int64(bound))) }
+
+func (r *nexmarkRand) float64() float64 { return float64(r.next()>>11) / (1 << 53) }
+
+// price is Nexmark's price in cents: 10^(6u) dollars rounded, u uniform in [0, 1).
+func (r *nexmarkRand) price() int64 { return int64(math.Round(math.Pow(10, r.float64()*6) * 100)) }
+
+// str is a string of 3 to maxLen-1 letters and spaces, trimmed (Beam's nextString).
+func (r *nexmarkRand) str(maxLen int) string {
+	n := 3 + r.intn(maxLen-3)
+	b := make([]byte, n)
+	for i := range b {
+		if r.intn(13) == 0 {
+			b[i] = ' '
+		} else {
+			b[i] = byte('a' + r.intn(26))
+		}
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// exact is a string of n letters.
+func (r *nexmarkRand) exact(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + r.intn(26))
+	}
+	return string(b)
+}
+
+// extra pads an event to about avg bytes on average (Beam's nextExtra).
+func (r *nexmarkRand) extra(size, avg int) string {
+	if size > avg {
+		return ""
+	}
+	avg -= size
+	delta := int(math.Round(float64(avg) * 0.2))
+	n := avg - delta
+	if delta > 0 {
+		n += r.intn(2 * delta)
+	}
+	return r.exact(n)
+}

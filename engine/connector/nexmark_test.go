@@ -1,0 +1,221 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// readAll reads every subtask of a bounded source and returns what each emitted.
+func readNexmark(t *testing.T, s Source, parallelism int) [][]any {
+	t.Helper()
+	out := make([][]any, parallelism)
+	for i := 0; i < parallelism; i++ {
+		r, err := s.Open(context.Background(), i, parallelism)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := r.Read(context.Background(), 1000, func(v any) { out[i] = append(out[i], v) })
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+func nexmarkSource(events int64, seed int64) Nexmark {
+	return NewNexmark(spec.Nexmark{Events: &events, Seed: seed})
+}
+
+func TestNexmarkProportions(t *testing.T) {
+	const n = 50000
+	evs := readNexmark(t, nexmarkSource(n, 1), 1)[0]
+	if len(evs) != n {
+		t.Fatalf("%d events, want %d", len(evs), n)
+	}
+	counts := map[string]int{}
+	for _, e := range evs {
+		m := e.(map[string]any)
+		kind := m["type"].(string)
+		counts[kind]++
+		if _, ok := m[kind].(map[string]any); !ok {
+			t.Fatalf("event %v has no %q body", m, kind)
+		}
+		if len(m) != 3 {
+			t.Fatalf("event has keys %v, want type, ts and %s", m, kind)
+		}
+	}
+	want := map[string]int{"person": n / 50, "auction": n / 50 * 3, "bid": n / 50 * 46}
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("counts %v, want %v", counts, want)
+	}
+}
+
+func TestNexmarkSameAtAnyParallelism(t *testing.T) {
+	const n = 5000
+	multiset := func(p int) []string {
+		var out []string
+		for i, sub := range readNexmark(t, nexmarkSource(n, 42), p) {
+			for k, v := range sub {
+				// Subtask i emits exactly the events n ≡ i (mod p), in order.
+				js := string(value.ToJSON(v))
+				if want := string(value.ToJSON(DefaultNexmarkConfig.Event(42, int64(i+k*p)))); js != want {
+					t.Fatalf("p=%d subtask %d record %d is not event %d", p, i, k, i+k*p)
+				}
+				out = append(out, js)
+			}
+			if want := (n - i + p - 1) / p; len(sub) != want {
+				t.Errorf("p=%d subtask %d: %d events, want %d", p, i, len(sub), want)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	one, three := multiset(1), multiset(3)
+	if !reflect.DeepEqual(one, three) {
+		t.Fatalf("parallelism 1 and 3 differ")
+	}
+	// The generator is a pure function of (seed, n).
+	c := DefaultNexmarkConfig
+	for _, k := range []int64{0, 1, 4, 49, 50, 4321} {
+		a, b := value.ToJSON(c.Event(42, k)), value.ToJSON(c.Event(42, k))
+		if string(a) != string(b) {
+			t.Errorf("event %d is not deterministic", k)
+		}
+	}
+	// A different seed changes the values but not the ids.
+	a, b := c.Event(1, 7)["bid"].(map[string]any), c.Event(2, 7)["bid"].(map[string]any)
+	if reflect.DeepEqual(a, b) {
+		t.Errorf("seeds 1 and 2 give the same bid %v", a)
+	}
+	if p1, p2 := c.Event(1, 50)["person"].(map[string]any)["id"], c.Event(2, 50)["person"].(map[string]any)["id"]; p1 != p2 {
+		t.Errorf("person ids depend on the seed: %v, %v", p1, p2)
+	}
+}
+
+func TestNexmarkTimestamps(t *testing.T) {
+	c := DefaultNexmarkConfig
+	if got := c.Event(0, 0)["ts"]; got != NexmarkBaseTime {
+		t.Errorf("event 0 at %v, want %d", got, NexmarkBaseTime)
+	}
+	if got := c.Timestamp(10000); got != NexmarkBaseTime+1000 {
+		t.Errorf("event 10000 at %d, want base+1000 (10000 events/s)", got)
+	}
+	prev := int64(-1)
+	for n := int64(0); n < 20000; n++ {
+		e := c.Event(3, n)
+		ts := e["ts"].(int64)
+		if ts < prev {
+			t.Fatalf("event %d at %d before event %d at %d", n, ts, n-1, prev)
+		}
+		prev = ts
+		body := e[e["type"].(string)].(map[string]any)
+		if body["dateTime"] != ts {
+			t.Fatalf("event %d: dateTime %v, ts %d", n, body["dateTime"], ts)
+		}
+		if a, ok := e["auction"].(map[string]any); ok && a["expires"].(int64) <= ts {
+			t.Fatalf("auction %v expires before it starts", a)
+		}
+	}
+	c.FirstEventRate = 1000
+	if got := c.Timestamp(3); got != NexmarkBaseTime+3 {
+		t.Errorf("rate 1000: event 3 at %d, want base+3", got)
+	}
+}
+
+func TestNexmarkIDs(t *testing.T) {
+	const n = 50000
+	evs := readNexmark(t, nexmarkSource(n, 9), 1)[0]
+	lastPerson, lastAuction := int64(NexmarkFirstPersonID-1), int64(NexmarkFirstAuctionID-1)
+	hotAuctionBids, bids := 0, 0
+	for i, e := range evs {
+		m := e.(map[string]any)
+		switch m["type"] {
+		case "person":
+			id := m["person"].(map[string]any)["id"].(int64)
+			if id != lastPerson+1 {
+				t.Fatalf("event %d: person %d after %d", i, id, lastPerson)
+			}
+			lastPerson = id
+		case "auction":
+			a := m["auction"].(map[string]any)
+			id := a["id"].(int64)
+			if id != lastAuction+1 {
+				t.Fatalf("event %d: auction %d after %d", i, id, lastAuction)
+			}
+			lastAuction = id
+			if s := a["seller"].(int64); s < NexmarkFirstPersonID || s > lastPerson+NexmarkPersonIDLead {
+				t.Fatalf("event %d: seller %d, last person %d", i, s, lastPerson)
+			}
+			if c := a["category"].(int64); c < NexmarkFirstCategoryID || c >= NexmarkFirstCategoryID+NexmarkNumCategories {
+				t.Fatalf("event %d: category %d", i, c)
+			}
+			if a["reserve"].(int64) < a["initialBid"].(int64) {
+				t.Fatalf("event %d: reserve below initial bid: %v", i, a)
+			}
+		case "bid":
+			b := m["bid"].(map[string]any)
+			bids++
+			// A bid names a generated auction or, as in Nexmark, one of the
+			// next few (the lead).
+			au := b["auction"].(int64)
+			if au < NexmarkFirstAuctionID || au > lastAuction+NexmarkAuctionIDLead {
+				t.Fatalf("event %d: bid for auction %d, last auction %d", i, au, lastAuction)
+			}
+			if au <= lastAuction && au < lastAuction-DefaultNexmarkConfig.InFlightAuctions-nexmarkHotAuctionBatch {
+				t.Fatalf("event %d: bid for auction %d, long out of flight (last %d)", i, au, lastAuction)
+			}
+			if (au-NexmarkFirstAuctionID)%nexmarkHotAuctionBatch == 0 {
+				hotAuctionBids++
+			}
+			if p := b["bidder"].(int64); p < NexmarkFirstPersonID || p > lastPerson+NexmarkPersonIDLead {
+				t.Fatalf("event %d: bidder %d, last person %d", i, p, lastPerson)
+			}
+			if p := b["price"].(int64); p < 100 || p > 100_000_000 {
+				t.Fatalf("event %d: price %d", i, p)
+			}
+		}
+	}
+	if lastPerson != NexmarkFirstPersonID+n/50-1 || lastAuction != NexmarkFirstAuctionID+n/50*3-1 {
+		t.Errorf("last person %d, last auction %d", lastPerson, lastAuction)
+	}
+	// hotAuctionRatio 2: about half the bids go to the hot auction.
+	if f := float64(hotAuctionBids) / float64(bids); f < 0.45 || f > 0.6 {
+		t.Errorf("%.2f of bids go to hot auctions, want about 0.5", f)
+	}
+}
+
+func TestNexmarkKnobs(t *testing.T) {
+	events := int64(10)
+	x := NewNexmark(spec.Nexmark{Events: &events, HotAuctionRatio: 7, ActivePeople: 5})
+	if x.Config.HotAuctionRatio != 7 || x.Config.ActivePeople != 5 || x.Config.HotSellerRatio != 4 || x.Config.InFlightAuctions != 100 || x.Config.FirstEventRate != 10000 {
+		t.Errorf("config %+v", x.Config)
+	}
+	if !x.Bounded() || NewNexmark(spec.Nexmark{}).Bounded() {
+		t.Error("bounded iff events is set")
+	}
+	x.Config.HotBidderRatio = 0
+	if _, err := x.Open(context.Background(), 0, 1); err == nil {
+		t.Error("Open accepted hotBidderRatio 0")
+	}
+	// NewSource builds it.
+	s, err := NewSource(&spec.Source{Nexmark: &spec.Nexmark{Events: &events}}, nil, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readNexmark(t, s, 2); len(got[0])+len(got[1]) != 10 {
+		t.Errorf("NewSource: %d+%d events", len(got[0]), len(got[1]))
+	}
+}
