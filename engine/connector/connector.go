@@ -10,6 +10,9 @@ package connector
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -53,4 +56,44 @@ type Writer interface {
 // of every subtask has closed (e.g. write a _SUCCESS marker).
 type Finisher interface {
 	Finish(ctx context.Context) error
+}
+
+// Positioned is implemented by readers that can report and restore how far
+// they have read, so a checkpoint can store a source's position and a
+// restore can resume right after it (exactly-once STREAMING, issue #7).
+// Position is taken between two Read calls; Seek is called on a freshly
+// opened reader (same index and parallelism) before its first Read.
+type Positioned interface {
+	// Position encodes the reader's position: the next value to read.
+	Position() ([]byte, error)
+	// Seek moves the reader to a position that Position returned.
+	Seek(pos []byte) error
+}
+
+// encodeInts and decodeInts are the text encoding of reader positions.
+func encodeInts(v ...int64) []byte {
+	var b []byte
+	for i, x := range v {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = strconv.AppendInt(b, x, 10)
+	}
+	return b
+}
+
+func decodeInts(pos []byte, n int) ([]int64, error) {
+	parts := strings.Split(string(pos), ":")
+	if len(parts) != n {
+		return nil, fmt.Errorf("bad source position %q", pos)
+	}
+	out := make([]int64, n)
+	for i, p := range parts {
+		x, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || x < 0 {
+			return nil, fmt.Errorf("bad source position %q", pos)
+		}
+		out[i] = x
+	}
+	return out, nil
 }

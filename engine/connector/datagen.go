@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -40,7 +41,21 @@ type datagenReader struct {
 }
 
 // Position is the next sequence number (what a checkpoint stores).
-func (r *datagenReader) Position() int64 { return r.seq }
+func (r *datagenReader) Position() ([]byte, error) { return encodeInts(r.seq), nil }
+
+// Seek resumes at a sequence number Position returned. A rate starts over
+// from now.
+func (r *datagenReader) Seek(pos []byte) error {
+	v, err := decodeInts(pos, 1)
+	if err != nil {
+		return err
+	}
+	if (v[0]-r.seq)%r.step != 0 {
+		return fmt.Errorf("datagen: position %d is not this subtask's (first %d, step %d)", v[0], r.seq, r.step)
+	}
+	r.seq, r.emitted, r.start = v[0], 0, time.Now()
+	return nil
+}
 
 func (r *datagenReader) Read(ctx context.Context, max int, emit func(any)) error {
 	n := max

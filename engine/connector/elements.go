@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"io"
 )
 
@@ -32,3 +33,19 @@ func (r *elementsReader) Read(_ context.Context, max int, emit func(any)) error 
 }
 
 func (r *elementsReader) Close() error { return nil }
+
+// Position is the index of the next element.
+func (r *elementsReader) Position() ([]byte, error) { return encodeInts(int64(r.pos)), nil }
+
+// Seek resumes at an element index Position returned.
+func (r *elementsReader) Seek(pos []byte) error {
+	v, err := decodeInts(pos, 1)
+	if err != nil {
+		return err
+	}
+	if (int(v[0])-r.pos)%r.step != 0 {
+		return fmt.Errorf("elements: position %d is not this subtask's", v[0])
+	}
+	r.pos = int(v[0])
+	return nil
+}

@@ -129,6 +129,8 @@ type fileReader struct {
 	next  int
 	rc    io.ReadCloser
 	dec   decoder
+	// nrec counts the records decoded from the open file (its position).
+	nrec int64
 }
 
 // decoder yields one record per call and io.EOF at the end of a file.
@@ -160,8 +162,48 @@ func (r *fileReader) Read(ctx context.Context, max int, emit func(v any)) error 
 		if err != nil {
 			return err
 		}
+		r.nrec++
 		emit(v)
 		n++
+	}
+	return nil
+}
+
+// Position is the index of the file being read (in the subtask's sorted
+// list) and the number of records already read from it.
+func (r *fileReader) Position() ([]byte, error) {
+	if r.dec == nil {
+		return encodeInts(int64(r.next), 0), nil
+	}
+	return encodeInts(int64(r.next-1), r.nrec), nil
+}
+
+// Seek reopens the file at a position Position returned and skips the
+// records already read from it. The listing must not have changed.
+func (r *fileReader) Seek(pos []byte) error {
+	v, err := decodeInts(pos, 2)
+	if err != nil {
+		return err
+	}
+	if v[0] > int64(len(r.files)) {
+		return fmt.Errorf("files source: position %q is past the %d files of this subtask", pos, len(r.files))
+	}
+	r.closeCurrent()
+	r.next = int(v[0])
+	if v[1] == 0 {
+		return nil
+	}
+	if r.next == len(r.files) {
+		return fmt.Errorf("files source: position %q is past the %d files of this subtask", pos, len(r.files))
+	}
+	if err := r.openNext(); err != nil {
+		return err
+	}
+	for r.nrec < v[1] {
+		if _, err := r.dec.decode(); err != nil {
+			return fmt.Errorf("files source: seeking to record %d of %s: %w", v[1], r.files[r.next-1].Name, err)
+		}
+		r.nrec++
 	}
 	return nil
 }
@@ -179,6 +221,7 @@ func (r *fileReader) openNext() error {
 		_, _ = br.Discard(3)
 	}
 	r.rc = rc
+	r.nrec = 0
 	switch r.src.format {
 	case spec.FormatText:
 		r.dec = &textDecoder{br: br, url: url}

@@ -141,7 +141,21 @@ type nexmarkReader struct {
 }
 
 // Position is the next event number (what a checkpoint stores).
-func (r *nexmarkReader) Position() int64 { return r.n }
+func (r *nexmarkReader) Position() ([]byte, error) { return encodeInts(r.n), nil }
+
+// Seek resumes at an event number Position returned. A rate starts over
+// from now.
+func (r *nexmarkReader) Seek(pos []byte) error {
+	v, err := decodeInts(pos, 1)
+	if err != nil {
+		return err
+	}
+	if (v[0]-r.n)%r.step != 0 {
+		return fmt.Errorf("nexmark: position %d is not this subtask's (first %d, step %d)", v[0], r.n, r.step)
+	}
+	r.n, r.emitted, r.start = v[0], 0, time.Now()
+	return nil
+}
 
 func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error {
 	n := max

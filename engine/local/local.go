@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/shuffle"
@@ -40,6 +41,22 @@ type Options struct {
 	SortMemory int64
 	// OnSubtask, if set, is called when a subtask starts and ends (tests).
 	OnSubtask func(stage, index int, running bool)
+
+	// CheckpointInterval, if positive, takes a checkpoint of a STREAMING
+	// job at this interval (exactly-once state, issue #7) into
+	// CheckpointStore, or a checkpoint.LocalStore in CheckpointDir.
+	CheckpointInterval time.Duration
+	CheckpointStore    checkpoint.Store
+	CheckpointDir      string
+	// RetainCheckpoints is the number of complete checkpoints kept (default 3).
+	RetainCheckpoints int
+	// RestoreFrom, if set, starts a STREAMING job from a complete checkpoint
+	// of the store: a checkpoint ID or "latest". Keyed operators get their
+	// state and timers back and sources resume at their positions. The plan
+	// must be the same, at the same parallelism.
+	RestoreFrom string
+	// OnCheckpoint, if set, is called when a checkpoint is complete.
+	OnCheckpoint func(id int64)
 }
 
 // StageProgress is a stage's live counts.
@@ -185,14 +202,30 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 			send.inboxes[s.ID] = append(send.inboxes[s.ID], make(chan task.Batch, capacity))
 		}
 	}
+	cps, coord, err := e.checkpointing(ctx)
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
+	if coord != nil {
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go coord.Run(cctx)
+	}
 	for _, s := range e.plan.Stages {
 		for i := 0; i < s.Parallelism; i++ {
 			wg.Add(1)
 			go func(s *plan.Stage, i int) {
 				defer wg.Done()
 				e.started(s.ID, i)
-				err := task.RunStreaming(ctx, e.config(s, i), send.inboxes[s.ID][i], send)
+				cfg := e.config(s, i)
+				if cps != nil {
+					cfg.Checkpoint = cps[s.ID][i]
+				}
+				err := task.RunStreaming(ctx, cfg, send.inboxes[s.ID][i], send)
+				if err == nil && coord != nil {
+					coord.Finished(s.ID, i)
+				}
 				e.finished(s.ID, i, err == nil)
 				if err != nil {
 					cancel(err)
@@ -205,6 +238,65 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// checkpointing prepares the STREAMING checkpoint coordinator and every
+// subtask's hooks (nil, nil when checkpoints are off and nothing is restored).
+func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, *checkpoint.Coordinator, error) {
+	o := e.opts
+	if o.CheckpointInterval <= 0 && o.RestoreFrom == "" {
+		return nil, nil, nil
+	}
+	store := o.CheckpointStore
+	if store == nil && o.CheckpointDir != "" {
+		store = checkpoint.LocalStore{Dir: o.CheckpointDir}
+	}
+	if store == nil {
+		return nil, nil, fmt.Errorf("checkpoints need a CheckpointStore or a CheckpointDir")
+	}
+	var restore int64
+	if o.RestoreFrom != "" {
+		id, err := checkpoint.Resolve(ctx, store, o.RestoreFrom)
+		if err != nil {
+			return nil, nil, err
+		}
+		restore = id
+	}
+	highest, err := store.Highest(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	subtasks := 0
+	for _, s := range e.plan.Stages {
+		subtasks += s.Parallelism
+	}
+	coord := checkpoint.NewCoordinator(store, checkpoint.Options{Interval: o.CheckpointInterval,
+		Retain: o.RetainCheckpoints, Subtasks: subtasks, FirstID: highest + 1, OnComplete: o.OnCheckpoint})
+	cps := make([][]*task.Checkpointing, len(e.plan.Stages))
+	for _, s := range e.plan.Stages {
+		for i := 0; i < s.Parallelism; i++ {
+			cp := &task.Checkpointing{}
+			stage, index := s.ID, i
+			cp.Ack = func(id int64, snap map[string][]byte) error {
+				return coord.Ack(ctx, stage, index, id, snap)
+			}
+			if s.Head().Kind == plan.KindSource {
+				cp.Barriers = coord.SourceBarriers(stage, index)
+			}
+			if restore != 0 {
+				snap, err := checkpoint.Load(ctx, store, restore, stage, index, task.SnapSource, task.SnapKeyed, task.SnapTimers)
+				if err != nil {
+					return nil, nil, fmt.Errorf("restore from checkpoint %d: %w", restore, err)
+				}
+				cp.Restore = snap
+			}
+			cps[s.ID] = append(cps[s.ID], cp)
+		}
+	}
+	if o.CheckpointInterval <= 0 {
+		return cps, nil, nil
+	}
+	return cps, coord, nil
 }
 
 func (e *Executor) runBatch(ctx context.Context) error {

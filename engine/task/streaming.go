@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -238,6 +239,14 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	defer outs.counted.sync()
 	head := chain.Head()
+	if c.Checkpoint != nil && chain.Keyed != nil {
+		if err := restoreKeyed(chain, c.Checkpoint.Restore); err != nil {
+			return fmt.Errorf("%s: restore: %w", c.name(), err)
+		}
+		if t, ok := nextProcTimer(chain); ok {
+			procDeadline = t
+		}
+	}
 
 	if chain.Source != nil {
 		err := readSource(ctx, &c, chain, outs.flush, func(idle bool) error {
@@ -246,6 +255,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 				k = KindIdle
 			}
 			if err := outs.mark(Element{Kind: k}); err != nil {
+				return err
+			}
+			return outs.flush()
+		}, func(id int64) error {
+			if err := outs.mark(Element{Kind: KindBarrier, Wm: id}); err != nil {
 				return err
 			}
 			return outs.flush()
@@ -266,6 +280,63 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	valve := watermark.NewValve(nch)
 	open := nch
+	al := newAligner(nch)
+	// handle feeds one batch to the chain, or buffers it while its
+	// channel is blocked by a barrier (alignment).
+	var handle func(b Batch) error
+	handle = func(b Batch) error {
+		if al.blocked[b.Channel] {
+			al.buf[b.Channel] = append(al.buf[b.Channel], b)
+			return nil
+		}
+		input := inputOf[b.Channel]
+		elems := b.Elems
+		for i := range elems {
+			if elems[i].Kind != KindBarrier {
+				continue
+			}
+			// Everything before the barrier belongs to the checkpoint;
+			// the rest of the batch waits until the barrier is aligned.
+			id := elems[i].Wm
+			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended); err != nil {
+				return err
+			}
+			if err := al.barrier(b.Channel, id); err != nil {
+				return fmt.Errorf("%s: %w", c.name(), err)
+			}
+			if rest := elems[i+1:]; len(rest) > 0 {
+				// Front of the queue: it came before anything buffered.
+				al.buf[b.Channel] = append([]Batch{{Channel: b.Channel, Elems: rest}}, al.buf[b.Channel]...)
+			}
+			return nil
+		}
+		if err := processBatch(&c, head, valve, b, input, &open, al.ended); err != nil {
+			return err
+		}
+		// Every element has been processed, and operators keep no
+		// pointers into the batch: its slice can be reused.
+		putElems(b.Elems, c.BatchSize)
+		return nil
+	}
+	// settle completes an aligned checkpoint and replays what its barrier
+	// held back, until nothing more can go on.
+	settle := func() error {
+		for {
+			if al.aligned() {
+				if err := checkpointAligned(&c, chain, outs, al.id); err != nil {
+					return err
+				}
+				al.release()
+			}
+			b, ok := al.next()
+			if !ok {
+				return nil
+			}
+			if err := handle(b); err != nil {
+				return err
+			}
+		}
+	}
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	for open > 0 {
@@ -308,13 +379,12 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		if !ok {
 			return fmt.Errorf("%s: inbox closed before every input ended", c.name())
 		}
-		input := inputOf[b.Channel]
-		if err := processBatch(&c, head, valve, b, input, &open); err != nil {
+		if err := handle(b); err != nil {
 			return err
 		}
-		// Every element has been processed, and operators keep no
-		// pointers into the batch: its slice can be reused.
-		putElems(b.Elems, c.BatchSize)
+		if err := settle(); err != nil {
+			return err
+		}
 		if procDeadline != 0 && procDeadline <= c.Now() && chain.Keyed != nil {
 			procDeadline = 0
 			if err := chain.Keyed.FireProcessingTimers(c.Now()); err != nil {
@@ -333,7 +403,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 
 // processBatch feeds one batch's elements to the chain's head; open counts
 // the input channels that have not ended.
-func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int) error {
+func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool) error {
 	var n int64 // records, added to the counter once per batch
 	defer func() { c.Counters.RecordsIn.Add(n) }()
 	for i := range b.Elems {
@@ -360,12 +430,117 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 			}
 		case KindEnd:
 			*open--
+			ended[b.Channel] = true
 			if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// aligner tracks barrier alignment over a subtask's input channels: after
+// barrier N on a channel, the channel is blocked (its batches are buffered,
+// in order) until barrier N arrived on every channel that has not ended.
+type aligner struct {
+	id      int64 // the checkpoint being aligned; 0 when none
+	blocked []bool
+	ended   []bool
+	buf     [][]Batch
+}
+
+func newAligner(n int) *aligner {
+	return &aligner{blocked: make([]bool, n), ended: make([]bool, n), buf: make([][]Batch, n)}
+}
+
+func (a *aligner) barrier(ch int, id int64) error {
+	if a.id != 0 && a.id != id {
+		return fmt.Errorf("barrier of checkpoint %d on channel %d while aligning checkpoint %d", id, ch, a.id)
+	}
+	a.id = id
+	a.blocked[ch] = true
+	return nil
+}
+
+// aligned reports whether the current barrier arrived on every open channel.
+func (a *aligner) aligned() bool {
+	if a.id == 0 {
+		return false
+	}
+	for ch, b := range a.blocked {
+		if !b && !a.ended[ch] {
+			return false
+		}
+	}
+	return true
+}
+
+// release unblocks every channel once the checkpoint is taken.
+func (a *aligner) release() {
+	a.id = 0
+	clear(a.blocked)
+}
+
+// next pops the first buffered batch of an unblocked channel.
+func (a *aligner) next() (Batch, bool) {
+	for ch, q := range a.buf {
+		if len(q) > 0 && !a.blocked[ch] {
+			b := q[0]
+			q[0] = Batch{}
+			a.buf[ch] = q[1:]
+			if len(a.buf[ch]) == 0 {
+				a.buf[ch] = nil
+			}
+			return b, true
+		}
+	}
+	return Batch{}, false
+}
+
+// checkpointAligned takes the subtask's snapshot of checkpoint id once its
+// barrier is aligned, acknowledges it, and forwards the barrier on every
+// output after what the subtask emitted before it.
+func checkpointAligned(c *Config, chain *operator.Chain, outs *streamOutputs, id int64) error {
+	if c.Checkpoint != nil {
+		snap := map[string][]byte{}
+		if chain.Keyed != nil {
+			st, timers := chain.Keyed.State()
+			var kb, tb bytes.Buffer
+			if err := st.Snapshot(&kb); err != nil {
+				return fmt.Errorf("%s: checkpoint %d: %w", c.name(), id, err)
+			}
+			if err := timers.Snapshot(&tb); err != nil {
+				return fmt.Errorf("%s: checkpoint %d: %w", c.name(), id, err)
+			}
+			snap[SnapKeyed], snap[SnapTimers] = kb.Bytes(), tb.Bytes()
+		}
+		if err := c.Checkpoint.Ack(id, snap); err != nil {
+			return err
+		}
+	}
+	if err := outs.flush(); err != nil {
+		return err
+	}
+	if err := outs.mark(Element{Kind: KindBarrier, Wm: id}); err != nil {
+		return err
+	}
+	return outs.flush()
+}
+
+// restoreKeyed restores the keyed head's state and timers from a snapshot.
+func restoreKeyed(chain *operator.Chain, snap map[string][]byte) error {
+	st, timers := chain.Keyed.State()
+	if data, ok := snap[SnapKeyed]; ok {
+		if err := st.Restore(data); err != nil {
+			return err
+		}
+	}
+	if data, ok := snap[SnapTimers]; ok {
+		if err := timers.Restore(data); err != nil {
+			return err
 		}
 	}
 	return nil

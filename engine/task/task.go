@@ -41,14 +41,43 @@ const (
 	KindActive
 	// KindEnd is the last element of a channel.
 	KindEnd
+	// KindBarrier is a checkpoint barrier (exactly-once STREAMING, issue
+	// #7): everything before it on the channel belongs to the checkpoint,
+	// everything after it does not. Its checkpoint ID travels in Wm, so
+	// that Element does not grow a field.
+	KindBarrier
 )
 
 // Element is one item of a channel: a record, a watermark or a status.
+// Wm is the watermark of KindWatermark and the checkpoint ID of KindBarrier.
 type Element struct {
 	Kind Kind
 	Wm   int64
 	Rec  value.Record
 }
+
+// Checkpointing connects a STREAMING subtask to a checkpoint coordinator.
+type Checkpointing struct {
+	// Barriers delivers the IDs of checkpoints to start (source subtasks
+	// only): the source injects a barrier after its current read batch,
+	// having stored its position first.
+	Barriers <-chan int64
+	// Ack stores the subtask's snapshot of checkpoint id (by name:
+	// "source" for a source's position, "keyed" and "timers" for the
+	// keyed head's state) and acknowledges the checkpoint. It is called
+	// from the subtask's goroutine when the barrier is aligned, before the
+	// barrier goes downstream.
+	Ack func(id int64, snap map[string][]byte) error
+	// Restore, if set, is the snapshot to start from (same names).
+	Restore map[string][]byte
+}
+
+// Snapshot names.
+const (
+	SnapSource = "source"
+	SnapKeyed  = "keyed"
+	SnapTimers = "timers"
+)
 
 // Batch is what travels between subtasks: elements of one channel, in order.
 type Batch struct {
@@ -92,6 +121,8 @@ type Config struct {
 	Counters *Counters
 	// Now returns processing time in ms (default wall clock).
 	Now func() int64
+	// Checkpoint, if set, takes part in checkpoints (STREAMING only).
+	Checkpoint *Checkpointing
 }
 
 func (c *Config) defaults() {
@@ -159,7 +190,7 @@ func (c *countingCollector) sync() {
 // pushes each value through the chain. In STREAMING it emits the strategy's
 // watermark after every batch and marks the output idle when the source
 // produced nothing for the idleness timeout.
-func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush func() error, setIdle func(bool) error) error {
+func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush func() error, setIdle func(bool) error, barrier func(id int64) error) error {
 	node := c.Stage.Head()
 	src, ok := c.Sources[node.Name]
 	if !ok {
@@ -171,6 +202,19 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 	}
 	defer rd.Close()
 	streaming := c.Plan.Mode == spec.Streaming
+	var cp *Checkpointing
+	if streaming && c.Checkpoint != nil {
+		cp = c.Checkpoint
+		if pos, ok := cp.Restore[SnapSource]; ok {
+			p, ok := rd.(connector.Positioned)
+			if !ok {
+				return &operator.StepError{Step: node.Name, Err: fmt.Errorf("its reader cannot seek to a checkpointed position")}
+			}
+			if err := p.Seek(pos); err != nil {
+				return &operator.StepError{Step: node.Name, Err: err}
+			}
+		}
+	}
 	var idleness time.Duration
 	if w := node.Step.Source.Watermarks; streaming && w != nil {
 		idleness, _ = w.Idleness.Get()
@@ -232,11 +276,49 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 				if err := flush(); err != nil {
 					return err
 				}
+				if cp != nil {
+					if err := sourceBarriers(c, cp, rd, barrier); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			return &operator.StepError{Step: node.Name, Err: err}
 		}
 		if err := flush(); err != nil {
+			return err
+		}
+		if cp != nil {
+			if err := sourceBarriers(c, cp, rd, barrier); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// sourceBarriers starts the checkpoints the coordinator asked for since the
+// last read batch: the source stores its position, acknowledges, and sends
+// the barrier downstream.
+func sourceBarriers(c *Config, cp *Checkpointing, rd connector.Reader, barrier func(id int64) error) error {
+	for {
+		var id int64
+		select {
+		case id = <-cp.Barriers:
+		default:
+			return nil
+		}
+		p, ok := rd.(connector.Positioned)
+		if !ok {
+			return &operator.StepError{Step: c.Stage.Head().Name, Err: fmt.Errorf("its reader cannot report a position for checkpoint %d", id)}
+		}
+		pos, err := p.Position()
+		if err != nil {
+			return &operator.StepError{Step: c.Stage.Head().Name, Err: err}
+		}
+		if err := cp.Ack(id, map[string][]byte{SnapSource: pos}); err != nil {
+			return err
+		}
+		if err := barrier(id); err != nil {
 			return err
 		}
 	}

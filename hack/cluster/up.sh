@@ -44,6 +44,7 @@ ensure_packages() {
 # --- binaries (cached in bin/) ------------------------------------------
 build_binaries() {
 	# One build at a time per checkout (two up.sh, or up.sh and make envtest).
+	mkdir -p "${BIN_DIR}"
 	exec 9>"${BIN_DIR}/.cluster-build.lock"
 	flock 9
 	local b missing=() want=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
