@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
 )
@@ -24,20 +23,13 @@ type Datagen struct {
 func (d Datagen) Bounded() bool { return d.Count >= 0 }
 
 func (d Datagen) Open(_ context.Context, index, parallelism int) (Reader, error) {
-	r := &datagenReader{d: d, seq: int64(index), step: int64(parallelism), start: time.Now()}
-	if d.RatePerSecond > 0 {
-		// This subtask's share of the rate: one record every `every`.
-		r.every = time.Duration(float64(time.Second) * float64(parallelism) / float64(d.RatePerSecond))
-	}
-	return r, nil
+	return &datagenReader{d: d, seq: int64(index), step: int64(parallelism), pace: newPacer(d.RatePerSecond, parallelism)}, nil
 }
 
 type datagenReader struct {
 	d         Datagen
 	seq, step int64
-	emitted   int64
-	start     time.Time
-	every     time.Duration
+	pace      pacer
 }
 
 // Position is the next sequence number (what a checkpoint stores).
@@ -53,29 +45,15 @@ func (r *datagenReader) Seek(pos []byte) error {
 	if (v[0]-r.seq)%r.step != 0 {
 		return fmt.Errorf("datagen: position %d is not this subtask's (first %d, step %d)", v[0], r.seq, r.step)
 	}
-	r.seq, r.emitted, r.start = v[0], 0, time.Now()
+	r.seq = v[0]
+	r.pace.restart()
 	return nil
 }
 
 func (r *datagenReader) Read(ctx context.Context, max int, emit func(any)) error {
-	n := max
-	if r.every > 0 {
-		// Emit what is due now; wait for the next one if nothing is.
-		due := int64(time.Since(r.start)/r.every) + 1 - r.emitted
-		if due <= 0 {
-			wait := time.Until(r.start.Add(time.Duration(r.emitted) * r.every))
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-			due = 1
-		}
-		if int64(n) > due {
-			n = int(due)
-		}
+	n, err := r.pace.due(ctx, max)
+	if err != nil {
+		return err
 	}
 	for i := 0; i < n; i++ {
 		if r.d.Count >= 0 && r.seq >= r.d.Count {
@@ -87,7 +65,7 @@ func (r *datagenReader) Read(ctx context.Context, max int, emit func(any)) error
 		}
 		emit(v)
 		r.seq += r.step
-		r.emitted++
+		r.pace.sent(1)
 	}
 	if r.d.Count >= 0 && r.seq >= r.d.Count {
 		return io.EOF

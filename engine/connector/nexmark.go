@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
@@ -109,11 +108,7 @@ func (x Nexmark) Open(_ context.Context, index, parallelism int) (Reader, error)
 	if err := x.Config.check(); err != nil {
 		return nil, err
 	}
-	r := &nexmarkReader{x: x, n: int64(index), step: int64(parallelism), start: time.Now()}
-	if x.RatePerSecond > 0 {
-		r.every = time.Duration(float64(time.Second) * float64(parallelism) / float64(x.RatePerSecond))
-	}
-	return r, nil
+	return &nexmarkReader{x: x, n: int64(index), step: int64(parallelism), pace: newPacer(x.RatePerSecond, parallelism)}, nil
 }
 
 func (c NexmarkConfig) check() error {
@@ -135,9 +130,7 @@ func (c NexmarkConfig) check() error {
 type nexmarkReader struct {
 	x       Nexmark
 	n, step int64
-	emitted int64
-	start   time.Time
-	every   time.Duration
+	pace    pacer
 }
 
 // Position is the next event number (what a checkpoint stores).
@@ -153,27 +146,15 @@ func (r *nexmarkReader) Seek(pos []byte) error {
 	if (v[0]-r.n)%r.step != 0 {
 		return fmt.Errorf("nexmark: position %d is not this subtask's (first %d, step %d)", v[0], r.n, r.step)
 	}
-	r.n, r.emitted, r.start = v[0], 0, time.Now()
+	r.n = v[0]
+	r.pace.restart()
 	return nil
 }
 
 func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error {
-	n := max
-	if r.every > 0 {
-		due := int64(time.Since(r.start)/r.every) + 1 - r.emitted
-		if due <= 0 {
-			t := time.NewTimer(time.Until(r.start.Add(time.Duration(r.emitted) * r.every)))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-			due = 1
-		}
-		if int64(n) > due {
-			n = int(due)
-		}
+	n, err := r.pace.due(ctx, max)
+	if err != nil {
+		return err
 	}
 	for i := 0; i < n; i++ {
 		if r.x.Events >= 0 && r.n >= r.x.Events {
@@ -181,7 +162,7 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		}
 		emit(r.x.Config.Event(r.x.Seed, r.n))
 		r.n += r.step
-		r.emitted++
+		r.pace.sent(1)
 	}
 	if r.x.Events >= 0 && r.n >= r.x.Events {
 		return io.EOF
