@@ -403,6 +403,3 @@ func setCondition(job *v1alpha1.FlinkJob, typ string, status metav1.ConditionSta
 	meta.SetStatusCondition(&job.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason,
 		Message: msg, ObservedGeneration: job.Generation})
 }
-
-// errNotReady says a dependency is not there yet; the reconcile requeues.
-var errNotReady = errors.New("not ready")

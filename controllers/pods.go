@@ -161,10 +161,3 @@ func failureMessage(p *corev1.Pod) string {
 	}
 	return "pod " + string(p.Status.Phase) + " " + p.Status.Reason
 }
-
-func podFinishTime(p *corev1.Pod) (t int64, ok bool) {
-	if term, _ := terminated(p); term != nil && !term.FinishedAt.IsZero() {
-		return term.FinishedAt.UnixMilli(), true
-	}
-	return 0, false
-}

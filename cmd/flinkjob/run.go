@@ -25,12 +25,6 @@ type localRun struct {
 	start          time.Time
 }
 
-// clearer is implemented by file sinks: a local run starts from an empty
-// output directory so part files of earlier runs do not mix in.
-type clearer interface {
-	ClearOutput(ctx context.Context) error
-}
-
 func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {
 	env := connector.Env{S3: connector.S3ConfigFromEnv(), Stdout: o.stdout}
 	if st := m.Spec.Storage; st != nil && st.S3 != nil && env.S3.Endpoint == "" {
@@ -42,7 +36,7 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 		return err
 	}
 	for name, s := range ex.Sinks() {
-		if c, ok := s.(clearer); ok {
+		if c, ok := s.(connector.OutputClearer); ok {
 			if err := c.ClearOutput(ctx); err != nil {
 				return fmt.Errorf("step %q: clearing old output: %w", name, err)
 			}
@@ -174,7 +168,7 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 			if err != nil {
 				return err
 			}
-			if c, ok := s.(clearer); ok {
+			if c, ok := s.(connector.OutputClearer); ok {
 				if err := c.ClearOutput(ctx); err != nil {
 					return err
 				}

@@ -69,8 +69,7 @@ func (s collectSink) Open(context.Context, int, int) (connector.Writer, error) {
 }
 
 type collectWriter struct {
-	s   collectSink
-	buf []value.Record
+	s collectSink
 }
 
 func (w *collectWriter) Write(r *value.Record) error {

@@ -17,7 +17,6 @@ package expr
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -639,14 +638,4 @@ func ToMillis(v any) (int64, error) {
 		return t.UnixMilli(), nil
 	}
 	return 0, fmt.Errorf("timestamp has type %T, want int milliseconds or a timestamp", v)
-}
-
-// SortedKeys lists a map's keys in order (for deterministic errors and output).
-func SortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

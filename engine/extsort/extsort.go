@@ -130,7 +130,7 @@ func keyPrefix(k string) uint64 {
 // body returns the position of the entry's encoded record in the arena:
 // the record starts with the uvarint length of the key ID.
 func (e entry) body() (start, end int) {
-	start = e.koff - uvarintLen(uint64(e.klen))
+	start = e.koff - value.UvarintLen(uint64(e.klen))
 	return start, start + int(e.n)
 }
 
@@ -193,7 +193,7 @@ func (s *Sorter) Add(r *value.Record) error {
 	start := len(s.arena)
 	s.arena = append(s.arena, s.scratch...)
 	s.entries = append(s.entries, entry{
-		koff:   start + uvarintLen(uint64(len(r.KeyID))),
+		koff:   start + value.UvarintLen(uint64(len(r.KeyID))),
 		ts:     r.Ts,
 		prefix: keyPrefix(r.KeyID),
 		klen:   int32(len(r.KeyID)),
@@ -579,13 +579,4 @@ func (it *readerIterator) Close() error {
 		return c.Close()
 	}
 	return nil
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
 }

@@ -152,20 +152,6 @@ func sinks(m map[string]connector.Sink) func(string) (connector.Sink, bool) {
 	}
 }
 
-// elems renders values as a YAML flow list for an elements source.
-func elems(vals ...string) string {
-	return "[" + strings.Join(vals, ", ") + "]"
-}
-
-// kts renders {k, ts} records (plus extra fields) compactly.
-func kts(k string, ts int64, extra ...string) string {
-	s := fmt.Sprintf(`{"k": %q, "ts": %d`, k, ts)
-	for _, e := range extra {
-		s += ", " + e
-	}
-	return s + "}"
-}
-
 // tryRun parses and runs a job in mode and returns the error.
 func tryRun(t testing.TB, src string, mode spec.RuntimeMode, opts local.Options) (*enginetest.Collect, error) {
 	t.Helper()

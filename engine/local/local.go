@@ -365,6 +365,3 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) error {
 	}
 	return e.Run(ctx)
 }
-
-// Elapsed measures a run (used by the CLI summary).
-func Elapsed(start time.Time) time.Duration { return time.Since(start).Round(time.Millisecond) }

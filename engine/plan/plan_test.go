@@ -93,14 +93,6 @@ func checkStageOrder(t testing.TB, p *Plan) {
 	}
 }
 
-func chainNames(s *Stage) []string {
-	var out []string
-	for _, n := range s.Chain {
-		out = append(out, n.Name)
-	}
-	return out
-}
-
 func stageNames(p *Plan) []string {
 	var out []string
 	for _, s := range p.Stages {

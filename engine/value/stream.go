@@ -116,7 +116,7 @@ func (r *RecordReader) Read(rec *Record) error {
 		r.err = err
 		return err
 	}
-	r.off += int64(uvarintLen(uint64(len(body))) + len(body))
+	r.off += int64(UvarintLen(uint64(len(body))) + len(body))
 	r.discardPeeked(len(body))
 	return nil
 }
@@ -139,7 +139,7 @@ func (r *RecordReader) ReadEncoded() ([]byte, error) {
 		r.err = err
 		return nil, err
 	}
-	r.off += int64(uvarintLen(uint64(len(body))) + len(body))
+	r.off += int64(UvarintLen(uint64(len(body))) + len(body))
 	// Discarding peeked bytes only moves bufio's read position: the body
 	// stays in its buffer until the next read.
 	r.discardPeeked(len(body))
@@ -226,7 +226,8 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-func uvarintLen(x uint64) int {
+// UvarintLen is the length of x as a uvarint (encoding/binary), without encoding it.
+func UvarintLen(x uint64) int {
 	n := 1
 	for x >= 0x80 {
 		x >>= 7

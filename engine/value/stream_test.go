@@ -114,7 +114,7 @@ func TestStreamTruncated(t *testing.T) {
 	off := 0
 	for i := range recs {
 		off += len(AppendRecord(nil, &recs[i]))
-		off += uvarintLen(uint64(len(AppendRecord(nil, &recs[i]))))
+		off += UvarintLen(uint64(len(AppendRecord(nil, &recs[i]))))
 		boundaries[off] = i + 1
 	}
 	for cut := 0; cut <= len(data); cut++ {

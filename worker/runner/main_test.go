@@ -30,7 +30,6 @@ var (
 	repoRoot   string
 	workerBin  string // cmd/worker
 	slowBin    string // worker/testdata/slowworker
-	buildError error
 )
 
 func TestMain(m *testing.M) {
