@@ -27,9 +27,9 @@ import (
 // (internal/testminio).
 
 var (
-	repoRoot   string
-	workerBin  string // cmd/worker
-	slowBin    string // worker/testdata/slowworker
+	repoRoot  string
+	workerBin string // cmd/worker
+	slowBin   string // worker/testdata/slowworker
 )
 
 func TestMain(m *testing.M) {
