@@ -51,7 +51,8 @@ func (rawCodec) Name() string { return CodecName }
 func init() { encoding.RegisterCodec(rawCodec{}) }
 
 // AppendBatch encodes a batch: uvarint channel, uvarint count, then per
-// element a kind byte followed by a record body or a watermark.
+// element a kind byte followed by a record body, a watermark, or a
+// barrier's checkpoint ID (a varint, like a watermark: both travel in Wm).
 func AppendBatch(b []byte, bt *task.Batch) []byte {
 	b = binary.AppendUvarint(b, uint64(bt.Channel))
 	b = binary.AppendUvarint(b, uint64(len(bt.Elems)))
@@ -63,7 +64,7 @@ func AppendBatch(b []byte, bt *task.Batch) []byte {
 			body := value.AppendRecord(nil, &el.Rec)
 			b = binary.AppendUvarint(b, uint64(len(body)))
 			b = append(b, body...)
-		case task.KindWatermark:
+		case task.KindWatermark, task.KindBarrier:
 			b = binary.AppendVarint(b, el.Wm)
 		}
 	}
@@ -103,7 +104,7 @@ func DecodeBatch(b []byte) (task.Batch, error) {
 				return bt, err
 			}
 			b = b[n+int(l):]
-		case task.KindWatermark:
+		case task.KindWatermark, task.KindBarrier:
 			wm, n := binary.Varint(b)
 			if n <= 0 {
 				return bt, value.ErrCorrupt

@@ -30,6 +30,8 @@ func sampleBatch() task.Batch {
 		{Kind: task.KindWatermark, Wm: 123456789},
 		{Kind: task.KindIdle},
 		{Kind: task.KindActive},
+		{Kind: task.KindBarrier, Wm: 1},
+		{Kind: task.KindBarrier, Wm: math.MaxInt64},
 		{Kind: task.KindWatermark, Wm: value.MaxWatermark},
 		{Kind: task.KindEnd},
 	}}

@@ -452,3 +452,35 @@ func TestBatchLargerThanAMessageIsSplit(t *testing.T) {
 		t.Fatalf("%d records in %d messages", next, msgs)
 	}
 }
+
+// A checkpoint barrier crosses the exchange intact and in place: between
+// the records before it and those after it, with its checkpoint ID.
+func TestBarrierCrossesTheExchange(t *testing.T) {
+	srv, addr := serve(t, 4, 1)
+	c := NewClient(fixed(addr))
+	defer c.Close()
+	b := records(0, 0, 3, 4)
+	b.Elems = append(b.Elems, task.Element{Kind: task.KindBarrier, Wm: 42})
+	b.Elems = append(b.Elems, records(0, 3, 2, 4).Elems...)
+	ctx := context.Background()
+	go func() {
+		if err := c.Send(ctx, testEdge, 0, b); err != nil {
+			t.Error(err)
+		}
+		if err := c.Send(ctx, testEdge, 0, end(0)); err != nil {
+			t.Error(err)
+		}
+	}()
+	var got []task.Element
+	for len(got) == 0 || got[len(got)-1].Kind != task.KindEnd {
+		select {
+		case in := <-srv.Inbox():
+			got = append(got, in.Elems...)
+		case <-time.After(20 * time.Second):
+			t.Fatal("timed out")
+		}
+	}
+	if len(got) != 8 || got[3].Kind != task.KindBarrier || got[3].Wm != 42 || got[2].Kind != task.KindRecord || got[4].Kind != task.KindRecord {
+		t.Fatalf("elements after the exchange: %+v", got)
+	}
+}
