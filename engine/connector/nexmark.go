@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
@@ -17,10 +20,30 @@ import (
 // auction ids are derived from n (both counting from 1000), and bids go to
 // hot auctions and come from hot bidders with the configured ratios.
 //
-// Every value of event n is drawn from a random generator seeded with
-// (Seed, n) alone, so subtask i of p, which generates the n with
-// n ≡ i (mod p), produces the same events at any parallelism. Event time is
-// BaseTime + n*1000/FirstEventRate ms.
+// Checked against nexmark/nexmark's generator (GeneratorConfig,
+// NexmarkGenerator, Person/Auction/BidGenerator): the id arithmetic
+// (lastBase0PersonId, lastBase0AuctionId, nextBase0PersonId/AuctionId with
+// their lead of 10 ids not generated yet, so a bid or an auction may name
+// an auction or a person that appears a little later, as in Nexmark),
+// the hot batches of 100, the categories, prices, string and extra lengths,
+// the auction length (1 + uniform [0, 2*horizon) ms, horizon the event time
+// of InFlightAuctions auctions later) and the channels (half of the bids on
+// four hot channels, each with one fixed URL; the rest on channel-0..9999,
+// each with its own fixed URL) are the same. Deliberate differences:
+//
+//   - The random values come from a splitmix64 generator seeded with
+//     (Seed, n) rather than java.util.Random, so the values differ from
+//     Java's while their distributions are the same.
+//   - Parallel subtasks share one timeline: subtask i of p generates the n
+//     with n ≡ i (mod p) and event n is at BaseTime + n*1000/FirstEventRate
+//     ms, so the output is the same at any parallelism. nexmark/nexmark
+//     splits the ids into p contiguous ranges with a timeline each, whose
+//     event times depend on p.
+//   - nexmark/nexmark's Flink BidGenerator adds FIRST_PERSON_ID to the
+//     bidder twice (its bidders are 1000 above any person id); this adds it
+//     once, as Beam does, so bids join persons.
+//   - No out-of-order groups (Beam's outOfOrderGroupSize, 1 by default)
+//     and no rate shapes: one event-time rate, FirstEventRate.
 type Nexmark struct {
 	// Events bounds the source; negative means unbounded.
 	Events        int64
@@ -227,7 +250,7 @@ func (c NexmarkConfig) Event(seed, n int64) map[string]any {
 	case "auction":
 		body = c.auction(n, rng, ts)
 	default:
-		body = c.bid(n, rng, ts)
+		body = c.bid(seed, n, rng, ts)
 	}
 	return map[string]any{"type": kind, "ts": ts, kind: body}
 }
@@ -294,7 +317,7 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, ts int64) map[string]a
 	}
 }
 
-func (c NexmarkConfig) bid(n int64, rng *nexmarkRand, ts int64) map[string]any {
+func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts int64) map[string]any {
 	var auction int64
 	if rng.int63n(c.HotAuctionRatio) > 0 {
 		auction = (NexmarkLastAuctionID(n) / nexmarkHotAuctionBatch) * nexmarkHotAuctionBatch
@@ -313,17 +336,53 @@ func (c NexmarkConfig) bid(n int64, rng *nexmarkRand, ts int64) map[string]any {
 	price := rng.price()
 	var channel, url string
 	if rng.intn(nexmarkHotChannelRatio) > 0 {
-		channel = nexmarkHotChannels[rng.intn(len(nexmarkHotChannels))]
-		url = "https://www.nexmark.com/" + strings.ToLower(channel) + "/item.htm?query=1"
+		i := rng.intn(len(nexmarkHotChannels))
+		channel, url = nexmarkHotChannels[i], nexmarkHotURL(seed, i)
 	} else {
 		id := rng.intn(nexmarkChannels)
-		channel = fmt.Sprintf("channel-%d", id)
-		url = fmt.Sprintf("https://www.nexmark.com/%s/%s/%s/item.htm?query=1&channel_id=%d", rng.exact(5), rng.exact(5), rng.exact(5), id)
+		channel, url = "channel-"+strconv.Itoa(id), nexmarkChannelURL(seed, id)
 	}
 	return map[string]any{
 		"auction": auction, "bidder": bidder, "price": price, "channel": channel, "url": url,
 		"dateTime": ts, "extra": rng.extra(8+8+8+8, nexmarkAvgBidBytes),
 	}
+}
+
+// A channel's URL is the same in every bid (nexmark/nexmark caches one per
+// channel): a base URL of three short random path segments, drawn from a
+// generator seeded by (seed, the channel) alone, and for nine in ten of the
+// numbered channels a channel_id parameter (the bit-reversed channel
+// number, as nexmark/nexmark writes it).
+func nexmarkBaseURL(r *nexmarkRand) string {
+	return "https://www.nexmark.com/" + r.strWith(5, '_') + "/" + r.strWith(5, '_') + "/" + r.strWith(5, '_') + "/item.htm?query=1"
+}
+
+// nexmarkHotURLs caches the four hot channels' URLs per seed.
+var nexmarkHotURLs sync.Map // int64 -> *[4]string
+
+func nexmarkHotURL(seed int64, i int) string {
+	if v, ok := nexmarkHotURLs.Load(seed); ok {
+		return v.(*[4]string)[i]
+	}
+	var urls [4]string
+	for j := range urls {
+		urls[j] = nexmarkBaseURL(newNexmarkRand(seed, -1-int64(j)))
+	}
+	nexmarkHotURLs.Store(seed, &urls)
+	return urls[i]
+}
+
+func nexmarkChannelURL(seed int64, id int) string {
+	r := newNexmarkRand(seed, -100-int64(id))
+	url := nexmarkBaseURL(r)
+	if r.intn(10) > 0 {
+		rev := int32(bits.Reverse32(uint32(id)))
+		if rev < 0 {
+			rev = -rev
+		}
+		url += "&channel_id=" + strconv.Itoa(int(rev))
+	}
+	return url
 }
 
 // nexmarkRand is a splitmix64 generator seeded from (seed, n).
@@ -359,15 +418,21 @@ func (r *nexmarkRand) float64() float64 { return float64(r.next()>>11) / (1 << 5
 func (r *nexmarkRand) price() int64 { return int64(math.Round(math.Pow(10, r.float64()*6) * 100)) }
 
 // str is a string of 3 to maxLen-1 letters and spaces, trimmed (Beam's nextString).
-func (r *nexmarkRand) str(maxLen int) string {
+func (r *nexmarkRand) str(maxLen int) string { return r.strWith(maxLen, ' ') }
+
+// strWith is str with special instead of spaces (not trimmed unless a space).
+func (r *nexmarkRand) strWith(maxLen int, special byte) string {
 	n := 3 + r.intn(maxLen-3)
 	b := make([]byte, n)
 	for i := range b {
 		if r.intn(13) == 0 {
-			b[i] = ' '
+			b[i] = special
 		} else {
 			b[i] = byte('a' + r.intn(26))
 		}
+	}
+	if special != ' ' {
+		return string(b)
 	}
 	return strings.TrimSpace(string(b))
 }
