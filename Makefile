@@ -9,7 +9,8 @@
 #   make generate    deep copy functions (controller-gen)
 #   make manifests   the CRD (controller-gen)
 #   make lint        go vet and gofmt
-#   make bench       engine benchmarks (engine vs hand-written Go loops)
+#   make bench       Nexmark q0-q8 vs Flink's per-core figures (hack/bench; BENCH_FLAGS=-events N ...)
+#   make bench-engine engine benchmarks (engine vs hand-written Go loops)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
@@ -20,7 +21,7 @@ include Makefile.minio.mk
 include Makefile.cluster.mk
 include Makefile.e2e.mk
 
-.PHONY: all build test test-go lint fmt bench run-sample envtest chart-check scale
+.PHONY: all build test test-go lint fmt bench bench-engine run-sample envtest chart-check scale
 
 all: build
 
@@ -54,7 +55,11 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# Nexmark in both modes, in process and as worker processes; results in bin/bench/.
 bench:
+	$(GO) run ./hack/bench -out $(BIN)/bench $(BENCH_FLAGS)
+
+bench-engine:
 	$(GO) test -run='^$$' -bench=. -benchmem ./engine/...
 
 run-sample:

@@ -1,0 +1,286 @@
+// Command bench runs the Nexmark queries of config/samples/nexmark/ and
+// measures flinkjob against Flink's published per-core figures (GitHub
+// issue #8):
+//
+//	go run ./hack/bench [-events 1000000] [-queries q0,q1] [-out bin/bench]
+//
+// Each query runs in BATCH and in STREAMING, in process (engine/local) and
+// as separate worker processes exchanging over gRPC (worker/runner), for a
+// fixed number of events. Throughput is events per CPU second: the CPU
+// time (user + system, getrusage) of this process and of the worker
+// processes it waited for, over the run, not the wall time. That is the
+// figure Flink's are given in (events/s per core). Then, for each query, a
+// STREAMING in-process run at half of that query's measured peak wall-clock
+// rate (a rate-limited source) measures the latency from an event's
+// creation to the sink.
+//
+// The results go to the terminal and, under -out, to results.csv,
+// latency.csv and ratio.svg (the ratio to Flink per query and run).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/bench"
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/worker/runner"
+)
+
+type config struct {
+	events         int64
+	queries        []string
+	modes          []spec.RuntimeMode
+	runners        []string
+	parallelism    int
+	firstEventRate int64
+	samples        string
+	out            string
+	worker         string
+	checkpoint     time.Duration
+	latency        bool
+	latencySeconds float64
+	cpuProfile     string
+}
+
+const (
+	inProcess = "in-process"
+	processes = "processes"
+)
+
+func main() {
+	var c config
+	var queries, modes, runners string
+	flag.Int64Var(&c.events, "events", 1_000_000, "events per run")
+	flag.StringVar(&queries, "queries", strings.Join(bench.NexmarkQueries, ","), "queries to run")
+	flag.StringVar(&modes, "modes", "BATCH,STREAMING", "runtime modes to run")
+	flag.StringVar(&runners, "runners", inProcess+","+processes, "in-process (engine/local) and/or processes (workers over gRPC)")
+	flag.IntVar(&c.parallelism, "parallelism", 2, "parallelism of every query")
+	flag.Int64Var(&c.firstEventRate, "first-event-rate", 10_000_000, "event-time rate of the generator in events/s (Flink's benchmark: 10M, its TPS)")
+	flag.StringVar(&c.samples, "samples", "config/samples/nexmark", "directory of the query manifests")
+	flag.StringVar(&c.out, "out", "bin/bench", "output directory for results.csv, latency.csv and ratio.svg")
+	flag.StringVar(&c.worker, "worker", "", "worker binary (default: build ./cmd/worker into -out)")
+	flag.DurationVar(&c.checkpoint, "checkpoint-interval", 0, "take checkpoints at this interval in STREAMING (in-process; 0: off)")
+	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
+	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the in-process runs to this file")
+	flag.Parse()
+	c.queries = strings.Split(queries, ",")
+	for _, m := range strings.Split(modes, ",") {
+		c.modes = append(c.modes, spec.RuntimeMode(m))
+	}
+	c.runners = strings.Split(runners, ",")
+	log.SetFlags(0)
+	if err := run(c); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// result is one throughput run.
+type result struct {
+	query  string
+	mode   spec.RuntimeMode
+	runner string
+	events int64
+	wall   time.Duration
+	cpu    time.Duration
+	allocs float64 // heap allocations per event (in-process only)
+	output int64   // records that reached the sink (in-process only)
+}
+
+func (r result) perCore() float64 { return float64(r.events) / r.cpu.Seconds() }
+func (r result) perWall() float64 { return float64(r.events) / r.wall.Seconds() }
+func (r result) ratio() float64   { return r.perCore() / bench.FlinkPerCore[r.query] }
+
+func run(c config) error {
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return err
+	}
+	if slices.Contains(c.runners, processes) && c.worker == "" {
+		c.worker = filepath.Join(c.out, "worker")
+		log.Printf("building %s", c.worker)
+		cmd := exec.Command("go", "build", "-o", c.worker, "./cmd/worker")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building the worker: %w", err)
+		}
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var results []result
+	var lats []latency
+	for _, q := range c.queries {
+		if _, ok := bench.FlinkPerCore[q]; !ok {
+			return fmt.Errorf("no Flink figure for query %q", q)
+		}
+		for _, m := range c.modes {
+			for _, rn := range c.runners {
+				r, err := throughput(c, q, m, rn)
+				if err != nil {
+					return fmt.Errorf("%s %s %s: %w", q, m, rn, err)
+				}
+				log.Printf("%-3s %-9s %-10s %10.0f events/s/core  %6.2fx Flink  (%.2fs wall, %.2fs CPU, %.2f allocs/event)",
+					q, m, rn, r.perCore(), r.ratio(), r.wall.Seconds(), r.cpu.Seconds(), r.allocs)
+				results = append(results, r)
+			}
+		}
+		if c.latency {
+			// Half of the peak: the in-process STREAMING wall-clock rate.
+			var peak float64
+			for _, r := range results {
+				if r.query == q && r.mode == spec.Streaming && r.runner == inProcess {
+					peak = r.perWall()
+				}
+			}
+			if peak == 0 {
+				log.Printf("%s: no in-process STREAMING run to take the peak rate from; no latency run", q)
+				continue
+			}
+			l, err := measureLatency(c, q, int64(peak/2))
+			if err != nil {
+				return fmt.Errorf("%s latency: %w", q, err)
+			}
+			log.Printf("%-3s latency at %d events/s: p50 %v, p99 %v (%d samples)", q, l.rate, l.p50, l.p99, l.samples)
+			lats = append(lats, l)
+		}
+	}
+	printTable(os.Stdout, c, results, lats)
+	if err := writeCSV(filepath.Join(c.out, "results.csv"), results); err != nil {
+		return err
+	}
+	if err := writeLatencyCSV(filepath.Join(c.out, "latency.csv"), lats); err != nil {
+		return err
+	}
+	if err := writeSVG(filepath.Join(c.out, "ratio.svg"), c, results); err != nil {
+		return err
+	}
+	log.Printf("wrote %s", strings.Join([]string{"results.csv", "latency.csv", "ratio.svg"}, ", "))
+	return nil
+}
+
+// throughput runs query q once for c.events events and measures it.
+func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, error) {
+	res := result{query: q, mode: mode, runner: rn, events: c.events}
+	opts := bench.NexmarkOptions{Events: c.events, Seed: 1, FirstEventRate: c.firstEventRate, Parallelism: int32(c.parallelism)}
+	if rn == inProcess {
+		opts.Sink = "bench-count"
+	} else {
+		opts.Sink = "" // the sample's sink, made a discard sink below
+	}
+	job, err := bench.NexmarkJob(c.samples, q, opts)
+	if err != nil {
+		return res, err
+	}
+	dir, err := os.MkdirTemp("", "flinkjob-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	cpu0, wall0 := cpuTime(), time.Now()
+	switch rn {
+	case inProcess:
+		p, err := plan.New(job, plan.Options{Mode: mode})
+		if err != nil {
+			return res, err
+		}
+		sink := &bench.CountSink{}
+		lo := local.Options{WorkDir: dir, Env: connector.Env{CallSink: func(string) (connector.Sink, bool) { return sink, true }}}
+		if mode == spec.Streaming && c.checkpoint > 0 {
+			lo.CheckpointInterval, lo.CheckpointDir = c.checkpoint, filepath.Join(dir, "checkpoints")
+		}
+		if err := local.Run(ctx, p, lo); err != nil {
+			return res, err
+		}
+		res.output = sink.Result().Count
+	case processes:
+		for i := range job.Steps {
+			if job.Steps[i].Name == "out" {
+				job.Steps[i].Sink = &spec.Sink{Discard: &spec.DiscardSink{}}
+			}
+		}
+		for _, d := range []string{"run", "shuffle"} {
+			if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+				return res, err
+			}
+		}
+		r, err := runner.New(job, runner.Options{Worker: c.worker, Mode: mode, Dir: filepath.Join(dir, "run"), ShuffleURL: filepath.Join(dir, "shuffle")})
+		if err != nil {
+			return res, err
+		}
+		if err := r.Run(ctx); err != nil {
+			return res, err
+		}
+	default:
+		return res, fmt.Errorf("unknown runner %q", rn)
+	}
+	res.wall, res.cpu = time.Since(wall0), cpuTime()-cpu0
+	runtime.ReadMemStats(&m1)
+	if rn == inProcess {
+		res.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(c.events)
+	}
+	return res, nil
+}
+
+// cpuTime is the user and system CPU time of this process and of the
+// children it has waited for (the worker processes).
+func cpuTime() time.Duration {
+	var t time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(who, &ru); err == nil {
+			t += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return t
+}
+
+func printTable(w io.Writer, c config, results []result, lats []latency) {
+	fmt.Fprintf(w, "\nNexmark, %d events per run, parallelism %d, event-time rate %d/s; events/s per CPU core (process CPU time incl. workers)\n\n", c.events, c.parallelism, c.firstEventRate)
+	fmt.Fprintf(w, "%-5s %-10s %-11s %14s %12s %8s %10s %8s %12s\n", "query", "mode", "runner", "events/s/core", "Flink/core", "ratio", "events/s", "cores", "allocs/event")
+	for _, r := range results {
+		allocs := "-"
+		if r.runner == inProcess {
+			allocs = fmt.Sprintf("%.1f", r.allocs)
+		}
+		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12.0f %7.2fx %10.0f %8.2f %12s\n", r.query, r.mode, r.runner, r.perCore(),
+			bench.FlinkPerCore[r.query], r.ratio(), r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs)
+	}
+	if len(lats) > 0 {
+		fmt.Fprintf(w, "\nSTREAMING latency (in-process), event creation to sink, at half of the peak rate\n\n")
+		fmt.Fprintf(w, "%-5s %12s %10s %10s %10s %9s\n", "query", "events/s", "p50", "p99", "max", "samples")
+		for _, l := range lats {
+			fmt.Fprintf(w, "%-5s %12d %10s %10s %10s %9d\n", l.query, l.rate, round(l.p50), round(l.p99), round(l.max), l.samples)
+		}
+	}
+}
+
+// round shows a latency in ms with µs precision.
+func round(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }
