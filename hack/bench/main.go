@@ -283,4 +283,6 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 }
 
 // round shows a latency in ms with µs precision.
-func round(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond)) }
+func round(d time.Duration) string {
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+}
