@@ -1,5 +1,5 @@
-// Package checkpoint is the first slice of exactly-once STREAMING (issue
-// #7): Chandy-Lamport style aligned checkpoints, as in Apache Flink.
+// Package checkpoint is exactly-once STREAMING (issue #7): Chandy-Lamport
+// style aligned checkpoints, as in Apache Flink, and savepoints.
 //
 // A Coordinator triggers checkpoint N every interval by asking every source
 // subtask to inject a barrier N after its current read batch; the source
@@ -7,39 +7,77 @@
 // with several input channels aligns them (a channel that delivered barrier
 // N is held back until barrier N arrived on every open channel), snapshots
 // its keyed state and timers, acknowledges, and forwards the barrier. Sinks
-// acknowledge at the barrier too. A checkpoint is complete when every
-// subtask acknowledged it; its snapshots are in a Store, and a job restarted
-// from it restores every keyed operator's state and seeks every source to
-// its position, so state reflects every record exactly once.
+// snapshot at the barrier too (a Transactional writer's PreCommit). A
+// checkpoint is complete when every subtask acknowledged it: the
+// coordinator writes its _COMPLETED marker, prunes old checkpoints and
+// notifies every subtask, which then commits its Transactional writers
+// (two-phase commit). A job restarted from it restores every keyed
+// operator's state and seeks every source to its position, so state and
+// committed output reflect every record exactly once.
 //
-// Here the coordinator lives with the in-process executor (engine/local):
-// it talks to subtasks through Go channels and callbacks. On Kubernetes it
-// will live in the operator (manager), which will reach workers over gRPC;
-// the Store will then be S3. Until then, at most one checkpoint is in
-// flight, and checkpoints stop once any subtask has finished (checkpoints
-// after tasks finished, FLIP-147, are left for later).
+// # Driving a coordinator (in-process and remote)
+//
+// The Coordinator only talks through plain Go calls, so the same code runs
+// with the in-process executor (engine/local: channels) and in the worker
+// (one coordinator in the leader subtask's process, gRPC to the others):
+//
+//   - triggering: AddSource registers, per source subtask, a function the
+//     coordinator calls (never blocking) to start barrier N there. In
+//     process it is SourceBarriers' channel; remotely, a gRPC call to the
+//     worker running that source, which puts the Barrier on its subtask's
+//     task.Checkpointing.Barriers channel.
+//   - acknowledging: a subtask writes its snapshot itself (WriteSnapshot
+//     into Sub(checkpoints, DirName(id))) and then calls Acknowledge, in
+//     process directly (Ack does both), remotely over gRPC to the leader.
+//   - completion: Options.OnComplete runs once per completed checkpoint;
+//     the driver delivers the ID to every subtask's
+//     task.Checkpointing.Complete channel with Notify (remotely: one gRPC
+//     call per worker, which calls Notify for its subtasks).
+//
+// At most one checkpoint is in flight. Checkpoints stop once any subtask
+// has finished (checkpoints after tasks finished, FLIP-147, are left out),
+// except the final savepoint of a bounded job (SourceEnded).
 package checkpoint
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
 
+// Barrier asks a source subtask to start a checkpoint.
+type Barrier struct {
+	// ID is the checkpoint's ID.
+	ID int64
+	// Final marks the final savepoint of a bounded STREAMING job: the
+	// source, which reported its end with SourceEnded and waits, injects
+	// the barrier and then ends its output.
+	Final bool
+}
+
 // Options configure a Coordinator.
 type Options struct {
-	// Interval between checkpoint triggers.
+	// Interval between checkpoint triggers (Run); 0 triggers only on demand.
 	Interval time.Duration
 	// Retain is the number of complete checkpoints kept (default 3).
 	Retain int
 	// Subtasks is the number of subtasks that must acknowledge a checkpoint.
 	Subtasks int
+	// Sources is the number of source subtasks (for the final savepoint:
+	// it is taken once that many called SourceEnded).
+	Sources int
 	// FirstID numbers the first checkpoint (default 1); a restored job
-	// continues after the highest ID in the store.
+	// continues after the highest ID in the store (Highest).
 	FirstID int64
-	// OnComplete, if set, is called after a checkpoint is complete.
+	// OnComplete, if set, is called once per completed checkpoint, after
+	// its marker is written, from the goroutine of the last Acknowledge.
+	// It must not block for long: the driver delivers the ID to every
+	// subtask (Notify) and may record it (e.g. checkpoint-latest.json).
 	OnComplete func(id int64)
+	// Logger receives one line per completed checkpoint (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Subtask names one subtask of a plan.
@@ -51,15 +89,23 @@ type Coordinator struct {
 	opts  Options
 
 	mu       sync.Mutex
-	sources  map[Subtask]chan int64
+	sources  map[Subtask]func(Barrier)
 	next     int64
 	pending  int64 // the checkpoint in flight, 0 if none
+	started  time.Time
 	acked    map[Subtask]bool
 	finished bool
+	ended    map[Subtask]bool
+	final    bool // the final savepoint was triggered
 	complete []int64
+	// waiters are woken when the checkpoint in flight ends (completes or
+	// is abandoned); see Await.
+	waiters map[int64][]chan error
+	stopped bool
 }
 
-// NewCoordinator returns a coordinator writing to store.
+// NewCoordinator returns a coordinator writing checkpoints into store
+// (its chk-<id>/ directories).
 func NewCoordinator(store Store, opts Options) *Coordinator {
 	if opts.Retain <= 0 {
 		opts.Retain = 3
@@ -67,16 +113,35 @@ func NewCoordinator(store Store, opts Options) *Coordinator {
 	if opts.FirstID <= 0 {
 		opts.FirstID = 1
 	}
-	return &Coordinator{store: store, opts: opts, sources: map[Subtask]chan int64{}, next: opts.FirstID}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Coordinator{store: store, opts: opts, sources: map[Subtask]func(Barrier){},
+		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}}
+}
+
+// Store is the checkpoints store.
+func (c *Coordinator) Store() Store { return c.store }
+
+// AddSource registers a source subtask: trigger starts a barrier there. It
+// is called with the coordinator's lock held and must not block (hand the
+// barrier to a buffered channel or a goroutine).
+func (c *Coordinator) AddSource(st Subtask, trigger func(Barrier)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources[st] = trigger
 }
 
 // SourceBarriers registers a source subtask and returns the channel on
-// which it receives the checkpoints to start.
-func (c *Coordinator) SourceBarriers(stage, index int) <-chan int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan int64, 1)
-	c.sources[Subtask{stage, index}] = ch
+// which it receives the checkpoints to start (the in-process trigger).
+func (c *Coordinator) SourceBarriers(stage, index int) <-chan Barrier {
+	ch := make(chan Barrier, 4) // one in flight, plus the final one
+	c.AddSource(Subtask{stage, index}, func(b Barrier) {
+		select {
+		case ch <- b:
+		default: // cannot happen with one checkpoint in flight
+		}
+	})
 	return ch
 }
 
@@ -97,72 +162,125 @@ func (c *Coordinator) Run(ctx context.Context) {
 	}
 }
 
-// Trigger starts the next checkpoint unless one is in flight or a subtask
-// finished; it returns the checkpoint's ID, or 0.
+// Trigger starts the next checkpoint unless one is in flight, a subtask
+// finished or triggering stopped; it returns the checkpoint's ID, or 0.
 func (c *Coordinator) Trigger() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending != 0 || c.finished {
+	return c.triggerLocked(false)
+}
+
+func (c *Coordinator) triggerLocked(final bool) int64 {
+	if c.pending != 0 || c.finished || (c.stopped && !final) || c.final {
 		return 0
 	}
 	id := c.next
 	c.next++
 	c.pending = id
+	c.started = time.Now()
 	c.acked = map[Subtask]bool{}
-	for _, ch := range c.sources {
-		select {
-		case ch <- id:
-		default: // cannot happen with one checkpoint in flight
-		}
+	c.final = final
+	for _, trigger := range c.sources {
+		trigger(Barrier{ID: id, Final: final})
 	}
 	return id
 }
 
-// Ack stores a subtask's snapshot of checkpoint id and acknowledges it. The
-// acknowledgement that completes the checkpoint marks it complete in the
-// store and prunes old checkpoints.
-func (c *Coordinator) Ack(ctx context.Context, stage, index int, id int64, snap map[string][]byte) error {
+// Stop stops periodic checkpoints (the one in flight goes on): after a
+// stop-with-savepoint, nothing may follow the savepoint.
+func (c *Coordinator) Stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+}
+
+// WriteSnapshot writes a subtask's snapshot of checkpoint id (names as
+// in the Store doc) into its directory in checkpoints.
+func WriteSnapshot(ctx context.Context, checkpoints Store, id int64, snap map[string][]byte) error {
+	dir := Sub(checkpoints, DirName(id))
 	for name, data := range snap {
-		if err := c.store.Put(ctx, id, stage, index, name, data); err != nil {
+		if err := dir.Put(ctx, name, data); err != nil {
 			return fmt.Errorf("checkpoint %d: %w", id, err)
 		}
 	}
+	return nil
+}
+
+// Ack writes a subtask's snapshot of checkpoint id and acknowledges it
+// (the in-process path: WriteSnapshot + Acknowledge).
+func (c *Coordinator) Ack(ctx context.Context, st Subtask, id int64, snap map[string][]byte) error {
+	if err := WriteSnapshot(ctx, c.store, id, snap); err != nil {
+		return err
+	}
+	return c.Acknowledge(ctx, st, id)
+}
+
+// Acknowledge records that subtask st wrote its snapshot of checkpoint id.
+// The acknowledgement that completes the checkpoint writes its marker,
+// prunes old checkpoints and calls OnComplete. An acknowledgement of an
+// abandoned checkpoint is ignored.
+func (c *Coordinator) Acknowledge(ctx context.Context, st Subtask, id int64) error {
 	c.mu.Lock()
 	if id != c.pending {
 		c.mu.Unlock()
 		return nil // abandoned
 	}
-	c.acked[Subtask{stage, index}] = true
+	c.acked[st] = true
 	if len(c.acked) < c.opts.Subtasks {
 		c.mu.Unlock()
 		return nil
 	}
 	c.pending = 0
+	took := time.Since(c.started)
 	c.mu.Unlock()
-	if err := c.store.Complete(ctx, id); err != nil {
-		return fmt.Errorf("checkpoint %d: %w", id, err)
-	}
-	if err := c.store.Retain(ctx, c.opts.Retain); err != nil {
-		return fmt.Errorf("checkpoint %d: %w", id, err)
-	}
+	err := c.completeCheckpoint(ctx, id)
 	c.mu.Lock()
-	c.complete = append(c.complete, id)
+	if err == nil {
+		c.complete = append(c.complete, id)
+	}
+	ws := c.waiters[id]
+	delete(c.waiters, id)
 	c.mu.Unlock()
+	for _, w := range ws {
+		w <- err
+	}
+	if err != nil {
+		return err
+	}
+	c.opts.Logger.Info("checkpoint complete", "checkpoint", id, "duration", took)
 	if c.opts.OnComplete != nil {
 		c.opts.OnComplete(id)
 	}
 	return nil
 }
 
+func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
+	if err := MarkComplete(ctx, Sub(c.store, DirName(id)), Meta{ID: id, Kind: "checkpoint"}); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	if err := Retain(ctx, c.store, c.opts.Retain); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	return nil
+}
+
 // Finished tells the coordinator a subtask ended: no checkpoint starts any
 // more, and the one in flight is abandoned unless the subtask acknowledged it.
-func (c *Coordinator) Finished(stage, index int) {
+func (c *Coordinator) Finished(st Subtask) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.finished = true
-	if c.pending != 0 && !c.acked[Subtask{stage, index}] {
-		c.pending = 0
+	if c.pending != 0 && !c.acked[st] {
+		c.abandonLocked(fmt.Errorf("checkpoint %d abandoned: stage %d subtask %d finished before acknowledging it", c.pending, st.Stage, st.Index))
 	}
+}
+
+func (c *Coordinator) abandonLocked(err error) {
+	for _, w := range c.waiters[c.pending] {
+		w <- err
+	}
+	delete(c.waiters, c.pending)
+	c.pending = 0
 }
 
 // Completed returns the checkpoints this coordinator completed.
@@ -172,19 +290,135 @@ func (c *Coordinator) Completed() []int64 {
 	return append([]int64(nil), c.complete...)
 }
 
-// Load reads the snapshots of one subtask in checkpoint id (the names a
-// task writes; missing ones are left out).
-func Load(ctx context.Context, store Store, id int64, stage, index int, names ...string) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// Notify delivers completed checkpoint id to a subtask's Complete channel
+// (capacity 1) without blocking: a notification still waiting there is
+// replaced by the newer one, since committing id commits everything staged
+// up to id. It is safe to call from several goroutines.
+func Notify(ch chan int64, id int64) {
+	for {
+		select {
+		case ch <- id:
+			return
+		default:
+		}
+		select {
+		case old := <-ch:
+			if old > id {
+				id = old
+			}
+		default:
+		}
+	}
+}
+
+// SourceEnded tells the coordinator that source subtask st reached the end
+// of its input and waits for the final savepoint's barrier (a bounded
+// STREAMING job with a final savepoint). Once every source subtask ended,
+// the coordinator triggers the final checkpoint, right away or when the
+// one in flight ends; its ID is returned by AwaitFinal.
+func (c *Coordinator) SourceEnded(st Subtask) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended[st] = true
+	c.maybeFinalLocked()
+}
+
+func (c *Coordinator) maybeFinalLocked() {
+	if c.final || c.pending != 0 || c.opts.Sources == 0 || len(c.ended) < c.opts.Sources {
+		return
+	}
+	c.finished = false // sources wait for it: nothing finished yet
+	c.triggerLocked(true)
+}
+
+// FinalID returns the ID of the final checkpoint once it was triggered.
+func (c *Coordinator) FinalID() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.final {
+		return 0, false
+	}
+	if c.pending != 0 {
+		return c.pending, true
+	}
+	return c.next - 1, true
+}
+
+// TriggerAndWait starts a checkpoint as soon as none is in flight and
+// waits until it completes; it returns its ID. It fails when ctx ends or
+// the checkpoint is abandoned, or when checkpoints cannot start any more
+// (a subtask finished).
+func (c *Coordinator) TriggerAndWait(ctx context.Context) (int64, error) {
+	for {
+		c.mu.Lock()
+		if c.finished || c.final {
+			c.mu.Unlock()
+			return 0, fmt.Errorf("checkpoint: the job is finishing, no checkpoint can start")
+		}
+		if c.pending == 0 {
+			id := c.triggerLocked(false)
+			w := make(chan error, 1)
+			c.waiters[id] = append(c.waiters[id], w)
+			c.mu.Unlock()
+			select {
+			case err := <-w:
+				return id, err
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		// Wait for the one in flight to end.
+		w := make(chan error, 1)
+		c.waiters[c.pending] = append(c.waiters[c.pending], w)
+		c.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Savepoint takes a checkpoint on demand and copies its directory to dir
+// (a savepoint: never pruned, restorable from dir's URL). With stop, no
+// checkpoint starts after it (stop-with-savepoint: the caller then stops
+// the job).
+func (c *Coordinator) Savepoint(ctx context.Context, dir Store, stop bool) (int64, error) {
+	id, err := c.TriggerAndWait(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if stop {
+		c.Stop()
+	}
+	// Retention may prune the checkpoint before we copied it only after
+	// Retain newer ones completed: with stop there are none; without, a
+	// savepoint copy races an interval of Retain checkpoints, which is
+	// far longer than a copy.
+	if err := CopyAs(ctx, Sub(c.store, DirName(id)), dir, Meta{ID: id, Kind: "savepoint"}); err != nil {
+		return 0, fmt.Errorf("savepoint of checkpoint %d: %w", id, err)
+	}
+	c.opts.Logger.Info("savepoint complete", "checkpoint", id)
+	return id, nil
+}
+
+// CopyAs copies a complete directory to dir with marker m (written last).
+func CopyAs(ctx context.Context, from, to Store, m Meta) error {
+	names, err := from.List(ctx, "")
+	if err != nil {
+		return err
+	}
 	for _, n := range names {
-		b, err := store.Get(ctx, id, stage, index, n)
-		if err == ErrNotFound {
+		if n == CompletedMarker {
 			continue
 		}
+		b, err := from.Get(ctx, n)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("copy %s: %w", n, err)
 		}
-		out[n] = b
+		if err := to.Put(ctx, n, b); err != nil {
+			return fmt.Errorf("copy %s: %w", n, err)
+		}
 	}
-	return out, nil
+	return MarkComplete(ctx, to, m)
 }

@@ -81,11 +81,11 @@ func TestCheckpointRestoreExactlyOnceState(t *testing.T) {
 			t.Fatalf("seed %d: no checkpoint completed (run error %v)", seed, err1)
 		}
 		store := checkpoint.LocalStore{Dir: dir}
-		latest, ok, err := store.Latest(context.Background())
+		latest, ok, err := checkpoint.Latest(context.Background(), store)
 		if err != nil || !ok {
 			t.Fatalf("seed %d: latest checkpoint: %v %v", seed, ok, err)
 		}
-		done, _ := store.Completed(context.Background())
+		done, _ := checkpoint.Completed(context.Background(), store)
 		if len(done) > 3 {
 			t.Errorf("seed %d: %d complete checkpoints retained, want at most 3", seed, len(done))
 		}

@@ -50,10 +50,14 @@ type Options struct {
 	CheckpointDir      string
 	// RetainCheckpoints is the number of complete checkpoints kept (default 3).
 	RetainCheckpoints int
-	// RestoreFrom, if set, starts a STREAMING job from a complete checkpoint
-	// of the store: a checkpoint ID or "latest". Keyed operators get their
-	// state and timers back and sources resume at their positions. The plan
-	// must be the same, at the same parallelism.
+	// RestoreFrom, if set, starts a STREAMING job from a complete
+	// checkpoint or savepoint: "latest" (the newest complete checkpoint of
+	// the store, or a fresh start if there is none), a checkpoint ID of the
+	// store, or the path of a checkpoint or savepoint directory. Keyed
+	// operators get their state and timers back (by step name and key
+	// group: keyed parallelism may differ), sources resume at their
+	// positions (same source parallelism) and Transactional sinks recover
+	// their committables.
 	RestoreFrom string
 	// OnCheckpoint, if set, is called when a checkpoint is complete.
 	OnCheckpoint func(id int64)
@@ -77,6 +81,7 @@ type Executor struct {
 	mu       sync.Mutex
 	sinks    map[string]connector.Sink
 	sources  map[string]connector.Source
+	coord    *checkpoint.Coordinator // STREAMING with checkpoints, while running
 }
 
 // New prepares an executor and creates the job's connectors.
@@ -224,7 +229,7 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 				}
 				err := task.RunStreaming(ctx, cfg, send.inboxes[s.ID][i], send)
 				if err == nil && coord != nil {
-					coord.Finished(s.ID, i)
+					coord.Finished(checkpoint.Subtask{Stage: s.ID, Index: i})
 				}
 				e.finished(s.ID, i, err == nil)
 				if err != nil {
@@ -241,7 +246,10 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 }
 
 // checkpointing prepares the STREAMING checkpoint coordinator and every
-// subtask's hooks (nil, nil when checkpoints are off and nothing is restored).
+// subtask's hooks (nil, nil when checkpoints are off and nothing is
+// restored). The coordinator completes a checkpoint when every subtask
+// acknowledged it and then notifies every subtask through its Complete
+// channel, which the subtask reads in its own goroutine.
 func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, *checkpoint.Coordinator, error) {
 	o := e.opts
 	if o.CheckpointInterval <= 0 && o.RestoreFrom == "" {
@@ -251,44 +259,49 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 	if store == nil && o.CheckpointDir != "" {
 		store = checkpoint.LocalStore{Dir: o.CheckpointDir}
 	}
-	if store == nil {
+	if store == nil && o.CheckpointInterval > 0 {
 		return nil, nil, fmt.Errorf("checkpoints need a CheckpointStore or a CheckpointDir")
 	}
-	var restore int64
-	if o.RestoreFrom != "" {
-		id, err := checkpoint.Resolve(ctx, store, o.RestoreFrom)
-		if err != nil {
-			return nil, nil, err
-		}
-		restore = id
-	}
-	highest, err := store.Highest(ctx)
+	restore, _, err := checkpoint.Resolve(ctx, store, o.RestoreFrom, checkpoint.OpenLocal)
 	if err != nil {
 		return nil, nil, err
 	}
-	subtasks := 0
+	var highest int64
+	if store != nil {
+		if highest, err = checkpoint.Highest(ctx, store); err != nil {
+			return nil, nil, err
+		}
+	}
+	subtasks, sources := 0, 0
 	for _, s := range e.plan.Stages {
 		subtasks += s.Parallelism
+		if s.Head().Kind == plan.KindSource {
+			sources += s.Parallelism
+		}
 	}
+	var completes []chan int64
 	coord := checkpoint.NewCoordinator(store, checkpoint.Options{Interval: o.CheckpointInterval,
-		Retain: o.RetainCheckpoints, Subtasks: subtasks, FirstID: highest + 1, OnComplete: o.OnCheckpoint})
+		Retain: o.RetainCheckpoints, Subtasks: subtasks, Sources: sources, FirstID: highest + 1,
+		OnComplete: func(id int64) {
+			for _, ch := range completes {
+				checkpoint.Notify(ch, id)
+			}
+			if o.OnCheckpoint != nil {
+				o.OnCheckpoint(id)
+			}
+		}})
 	cps := make([][]*task.Checkpointing, len(e.plan.Stages))
 	for _, s := range e.plan.Stages {
 		for i := 0; i < s.Parallelism; i++ {
-			cp := &task.Checkpointing{}
-			stage, index := s.ID, i
+			st := checkpoint.Subtask{Stage: s.ID, Index: i}
+			complete := make(chan int64, 1)
+			completes = append(completes, complete)
+			cp := &task.Checkpointing{Restore: restore, Complete: complete}
 			cp.Ack = func(id int64, snap map[string][]byte) error {
-				return coord.Ack(ctx, stage, index, id, snap)
+				return coord.Ack(ctx, st, id, snap)
 			}
 			if s.Head().Kind == plan.KindSource {
-				cp.Barriers = coord.SourceBarriers(stage, index)
-			}
-			if restore != 0 {
-				snap, err := checkpoint.Load(ctx, store, restore, stage, index, task.SnapSource, task.SnapKeyed, task.SnapTimers)
-				if err != nil {
-					return nil, nil, fmt.Errorf("restore from checkpoint %d: %w", restore, err)
-				}
-				cp.Restore = snap
+				cp.Barriers = coord.SourceBarriers(s.ID, i)
 			}
 			cps[s.ID] = append(cps[s.ID], cp)
 		}

@@ -212,7 +212,7 @@ func RunBatch(ctx context.Context, c Config, store shuffle.Store) (shuffle.Manif
 		return m, err
 	}
 	if chain.Source != nil {
-		if err := readSource(ctx, &c, chain, func() error { return nil }, func(bool) error { return nil }, nil); err != nil {
+		if err := readSource(ctx, &c, nil, chain, func() error { return nil }, func(bool) error { return nil }, nil); err != nil {
 			return m, err
 		}
 	} else if err := feedBatchInputs(ctx, &c, chain, store); err != nil {

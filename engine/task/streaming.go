@@ -1,7 +1,6 @@
 package task
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -218,7 +217,15 @@ func (o *streamOutputs) flush() error {
 // source stages have no inbox.
 func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender) (err error) {
 	c.defaults()
-	chain, err := operator.NewChain(c.Stage, c.Plan.Mode, c.Sinks)
+	var cps *cpState
+	sinks := c.Sinks
+	if c.Checkpoint != nil {
+		if cps, err = newCPState(ctx, &c); err != nil {
+			return err
+		}
+		sinks = cps.wrapSinks(sinks)
+	}
+	chain, err := operator.NewChain(c.Stage, c.Plan.Mode, sinks)
 	if err != nil {
 		return err
 	}
@@ -239,17 +246,30 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	defer outs.counted.sync()
 	head := chain.Head()
-	if c.Checkpoint != nil && chain.Keyed != nil {
-		if err := restoreKeyed(chain, c.Checkpoint.Restore); err != nil {
+	// floor is the watermark restored from a snapshot: the valve starts
+	// from scratch, and the operators must not see event time go back.
+	floor := int64(value.MinWatermark)
+	if cps != nil && c.Checkpoint.Restore != nil && chain.Keyed != nil {
+		wm, ok, err := cps.restoreKeyed(ctx, chain)
+		if err != nil {
 			return fmt.Errorf("%s: restore: %w", c.name(), err)
 		}
 		if t, ok := nextProcTimer(chain); ok {
 			procDeadline = t
 		}
+		if ok && wm > floor {
+			// No timer is due at wm (they fired before the snapshot):
+			// this sets the operator's event time and tells downstream.
+			floor = wm
+			c.Counters.Watermark.Store(wm)
+			if err := head.Watermark(wm); err != nil {
+				return err
+			}
+		}
 	}
 
 	if chain.Source != nil {
-		err := readSource(ctx, &c, chain, outs.flush, func(idle bool) error {
+		err := readSource(ctx, &c, cps, chain, outs.flush, func(idle bool) error {
 			k := KindActive
 			if idle {
 				k = KindIdle
@@ -298,7 +318,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			// Everything before the barrier belongs to the checkpoint;
 			// the rest of the batch waits until the barrier is aligned.
 			id := elems[i].Wm
-			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended); err != nil {
+			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor); err != nil {
 				return err
 			}
 			if err := al.barrier(b.Channel, id); err != nil {
@@ -310,7 +330,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			}
 			return nil
 		}
-		if err := processBatch(&c, head, valve, b, input, &open, al.ended); err != nil {
+		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor); err != nil {
 			return err
 		}
 		// Every element has been processed, and operators keep no
@@ -323,7 +343,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	settle := func() error {
 		for {
 			if al.aligned() {
-				if err := checkpointAligned(&c, chain, outs, al.id); err != nil {
+				if err := checkpointAligned(ctx, &c, cps, chain, outs, al.id, max(valve.Current(), floor)); err != nil {
 					return err
 				}
 				al.release()
@@ -346,6 +366,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		var ok bool
 		select {
 		case b, ok = <-inbox:
+		case id := <-cps.complete():
+			if err := cps.completed(ctx, id); err != nil {
+				return err
+			}
+			continue
 		default:
 			if err := outs.flush(); err != nil {
 				return err
@@ -361,6 +386,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			}
 			select {
 			case b, ok = <-inbox:
+			case id := <-cps.complete():
+				if err := cps.completed(ctx, id); err != nil {
+					return err
+				}
+				continue
 			case <-timerC:
 				timerC = nil
 				now := c.Now()
@@ -403,7 +433,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 
 // processBatch feeds one batch's elements to the chain's head; open counts
 // the input channels that have not ended.
-func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool) error {
+func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64) error {
 	var n int64 // records, added to the counter once per batch
 	defer func() { c.Counters.RecordsIn.Add(n) }()
 	for i := range b.Elems {
@@ -415,14 +445,14 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 				return err
 			}
 		case KindWatermark:
-			if wm, adv := valve.Update(b.Channel, el.Wm); adv {
+			if wm, adv := valve.Update(b.Channel, el.Wm); adv && wm > *floor {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
 				}
 			}
 		case KindIdle, KindActive:
-			if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv {
+			if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv && wm > *floor {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
@@ -431,7 +461,7 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 		case KindEnd:
 			*open--
 			ended[b.Channel] = true
-			if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv {
+			if wm, adv := valve.Update(b.Channel, value.MaxWatermark); adv && wm > *floor {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
@@ -502,22 +532,11 @@ func (a *aligner) next() (Batch, bool) {
 
 // checkpointAligned takes the subtask's snapshot of checkpoint id once its
 // barrier is aligned, acknowledges it, and forwards the barrier on every
-// output after what the subtask emitted before it.
-func checkpointAligned(c *Config, chain *operator.Chain, outs *streamOutputs, id int64) error {
-	if c.Checkpoint != nil {
-		snap := map[string][]byte{}
-		if chain.Keyed != nil {
-			st, timers := chain.Keyed.State()
-			var kb, tb bytes.Buffer
-			if err := st.Snapshot(&kb); err != nil {
-				return fmt.Errorf("%s: checkpoint %d: %w", c.name(), id, err)
-			}
-			if err := timers.Snapshot(&tb); err != nil {
-				return fmt.Errorf("%s: checkpoint %d: %w", c.name(), id, err)
-			}
-			snap[SnapKeyed], snap[SnapTimers] = kb.Bytes(), tb.Bytes()
-		}
-		if err := c.Checkpoint.Ack(id, snap); err != nil {
+// output after what the subtask emitted before it. wm is the subtask's
+// event time, stored with keyed state.
+func checkpointAligned(ctx context.Context, c *Config, cps *cpState, chain *operator.Chain, outs *streamOutputs, id int64, wm int64) error {
+	if cps != nil {
+		if err := cps.snapshot(ctx, id, chain, wm); err != nil {
 			return err
 		}
 	}
@@ -528,22 +547,6 @@ func checkpointAligned(c *Config, chain *operator.Chain, outs *streamOutputs, id
 		return err
 	}
 	return outs.flush()
-}
-
-// restoreKeyed restores the keyed head's state and timers from a snapshot.
-func restoreKeyed(chain *operator.Chain, snap map[string][]byte) error {
-	st, timers := chain.Keyed.State()
-	if data, ok := snap[SnapKeyed]; ok {
-		if err := st.Restore(data); err != nil {
-			return err
-		}
-	}
-	if data, ok := snap[SnapTimers]; ok {
-		if err := timers.Restore(data); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func nextProcTimer(chain *operator.Chain) (int64, bool) {

@@ -19,10 +19,12 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/operator"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -55,29 +57,6 @@ type Element struct {
 	Wm   int64
 	Rec  value.Record
 }
-
-// Checkpointing connects a STREAMING subtask to a checkpoint coordinator.
-type Checkpointing struct {
-	// Barriers delivers the IDs of checkpoints to start (source subtasks
-	// only): the source injects a barrier after its current read batch,
-	// having stored its position first.
-	Barriers <-chan int64
-	// Ack stores the subtask's snapshot of checkpoint id (by name:
-	// "source" for a source's position, "keyed" and "timers" for the
-	// keyed head's state) and acknowledges the checkpoint. It is called
-	// from the subtask's goroutine when the barrier is aligned, before the
-	// barrier goes downstream.
-	Ack func(id int64, snap map[string][]byte) error
-	// Restore, if set, is the snapshot to start from (same names).
-	Restore map[string][]byte
-}
-
-// Snapshot names.
-const (
-	SnapSource = "source"
-	SnapKeyed  = "keyed"
-	SnapTimers = "timers"
-)
 
 // Batch is what travels between subtasks: elements of one channel, in order.
 type Batch struct {
@@ -190,7 +169,7 @@ func (c *countingCollector) sync() {
 // pushes each value through the chain. In STREAMING it emits the strategy's
 // watermark after every batch and marks the output idle when the source
 // produced nothing for the idleness timeout.
-func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush func() error, setIdle func(bool) error, barrier func(id int64) error) error {
+func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Chain, flush func() error, setIdle func(bool) error, barrier func(id int64) error) error {
 	node := c.Stage.Head()
 	src, ok := c.Sources[node.Name]
 	if !ok {
@@ -202,17 +181,9 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 	}
 	defer rd.Close()
 	streaming := c.Plan.Mode == spec.Streaming
-	var cp *Checkpointing
-	if streaming && c.Checkpoint != nil {
-		cp = c.Checkpoint
-		if pos, ok := cp.Restore[SnapSource]; ok {
-			p, ok := rd.(connector.Positioned)
-			if !ok {
-				return &operator.StepError{Step: node.Name, Err: fmt.Errorf("its reader cannot seek to a checkpointed position")}
-			}
-			if err := p.Seek(pos); err != nil {
-				return &operator.StepError{Step: node.Name, Err: err}
-			}
+	if cps != nil {
+		if err := cps.restoreSource(ctx, rd); err != nil {
+			return err
 		}
 	}
 	var idleness time.Duration
@@ -241,6 +212,20 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 		r = value.Record{Value: v, Ts: value.NoTimestamp}
 		procErr = chain.Source.Process(&r, 0)
 	}
+	// between runs after every read batch: flush, start the checkpoints
+	// asked for, handle completed ones.
+	between := func() error {
+		if err := flush(); err != nil {
+			return err
+		}
+		if cps == nil {
+			return nil
+		}
+		if err := sourceBarriers(ctx, cps, chain, barrier, false); err != nil {
+			return err
+		}
+		return cps.pollComplete(ctx)
+	}
 	for {
 		rctx := ctx
 		var cancel context.CancelFunc
@@ -264,6 +249,9 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 		}
 		if err != nil {
 			if isEOF(err) {
+				if cps != nil && cps.cp.FinalSavepoint {
+					return awaitFinal(ctx, cps, chain, flush, barrier)
+				}
 				return nil
 			}
 			if idleness > 0 && ctx.Err() == nil && rctx.Err() != nil {
@@ -273,53 +261,74 @@ func readSource(ctx context.Context, c *Config, chain *operator.Chain, flush fun
 						return err
 					}
 				}
-				if err := flush(); err != nil {
+				if err := between(); err != nil {
 					return err
-				}
-				if cp != nil {
-					if err := sourceBarriers(c, cp, rd, barrier); err != nil {
-						return err
-					}
 				}
 				continue
 			}
 			return &operator.StepError{Step: node.Name, Err: err}
 		}
-		if err := flush(); err != nil {
+		if err := between(); err != nil {
 			return err
-		}
-		if cp != nil {
-			if err := sourceBarriers(c, cp, rd, barrier); err != nil {
-				return err
-			}
 		}
 	}
 }
 
 // sourceBarriers starts the checkpoints the coordinator asked for since the
-// last read batch: the source stores its position, acknowledges, and sends
-// the barrier downstream.
-func sourceBarriers(c *Config, cp *Checkpointing, rd connector.Reader, barrier func(id int64) error) error {
+// last read batch: the source takes its snapshot (position, chained sink),
+// acknowledges, and sends the barrier downstream. It reports whether the
+// final savepoint's barrier went out.
+func sourceBarriers(ctx context.Context, cps *cpState, chain *operator.Chain, barrier func(id int64) error, block bool) error {
 	for {
-		var id int64
-		select {
-		case id = <-cp.Barriers:
-		default:
-			return nil
+		var b checkpoint.Barrier
+		if block {
+			select {
+			case b = <-cps.cp.Barriers:
+			case id := <-cps.cp.Complete:
+				if err := cps.completed(ctx, id); err != nil {
+					return err
+				}
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else {
+			select {
+			case b = <-cps.cp.Barriers:
+			default:
+				return nil
+			}
 		}
-		p, ok := rd.(connector.Positioned)
-		if !ok {
-			return &operator.StepError{Step: c.Stage.Head().Name, Err: fmt.Errorf("its reader cannot report a position for checkpoint %d", id)}
-		}
-		pos, err := p.Position()
-		if err != nil {
-			return &operator.StepError{Step: c.Stage.Head().Name, Err: err}
-		}
-		if err := cp.Ack(id, map[string][]byte{SnapSource: pos}); err != nil {
+		if err := cps.snapshot(ctx, b.ID, chain, chain.Source.CurrentWatermark()); err != nil {
 			return err
 		}
-		if err := barrier(id); err != nil {
+		if err := barrier(b.ID); err != nil {
 			return err
+		}
+		if b.Final {
+			return errFinalSent
 		}
 	}
+}
+
+var errFinalSent = errors.New("final savepoint barrier sent")
+
+// awaitFinal keeps a source that reached the end of its bounded input
+// taking checkpoints until the final savepoint's barrier, which goes out
+// before the source's End (and so before the final MaxWatermark).
+func awaitFinal(ctx context.Context, cps *cpState, chain *operator.Chain, flush func() error, barrier func(id int64) error) error {
+	if err := flush(); err != nil {
+		return err
+	}
+	if cps.cp.SourceEnded != nil {
+		cps.cp.SourceEnded()
+	}
+	err := sourceBarriers(ctx, cps, chain, barrier, true)
+	if errors.Is(err, errFinalSent) {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("final savepoint: the barrier channel closed")
+	}
+	return err
 }
