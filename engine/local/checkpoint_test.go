@@ -2,8 +2,10 @@ package local_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,5 +111,71 @@ func TestCheckpointRestoreUnknown(t *testing.T) {
 	_, err := runCollect(t, local.Options{CheckpointDir: t.TempDir(), RestoreFrom: "7"}, context.Background())
 	if err == nil {
 		t.Fatal("restore from a missing checkpoint succeeded")
+	}
+}
+
+// A checkpoint taken with the keyed step at parallelism 3 restores at
+// parallelism 1, 2 and 5: keyed state is stored by key group and every
+// subtask takes the key groups it owns now, so the rolling sums end where
+// the failure-free run's do.
+func TestCheckpointRestoreRescaled(t *testing.T) {
+	ref, err := runCollect(t, local.Options{}, context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	lastPerKey(want, ref)
+	for i, n := range []int{1, 2, 5} {
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		var first atomic.Bool
+		opts := local.Options{CheckpointInterval: 20 * time.Millisecond, CheckpointDir: dir, BatchSize: 64,
+			OnCheckpoint: func(int64) {
+				if first.CompareAndSwap(false, true) {
+					time.AfterFunc(time.Duration(10*i)*time.Millisecond, cancel)
+				}
+			}}
+		c1, err1 := runCollect(t, opts, ctx)
+		cancel()
+		if err1 == nil {
+			t.Fatalf("n=%d: the first run ended before it was cancelled", n)
+		}
+		job := strings.ReplaceAll(checkpointJob, "parallelism: 3", fmt.Sprintf("parallelism: %d", n))
+		c2 := enginetest.NewCollect()
+		opts2 := local.Options{CheckpointDir: dir, RestoreFrom: "latest", BatchSize: 64}
+		opts2.Env.CallSink = c2.Sink
+		if err := local.Run(context.Background(), newPlan(t, job, spec.Streaming), opts2); err != nil {
+			t.Fatalf("n=%d: restored run: %v", n, err)
+		}
+		got := map[string]string{}
+		lastPerKey(got, c1)
+		lastPerKey(got, c2)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("n=%d: sums\n got %v\nwant %v", n, got, want)
+		}
+	}
+}
+
+// Sources keep their parallelism: a restore at another source parallelism
+// fails naming the step.
+func TestCheckpointRestoreSourceParallelism(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var first atomic.Bool
+	opts := local.Options{CheckpointInterval: 20 * time.Millisecond, CheckpointDir: dir, BatchSize: 64,
+		OnCheckpoint: func(int64) {
+			if first.CompareAndSwap(false, true) {
+				cancel()
+			}
+		}}
+	runCollect(t, opts, ctx)
+	cancel()
+	job := strings.Replace(checkpointJob, "parallelism: 2", "parallelism: 3", 1)
+	c := enginetest.NewCollect()
+	opts2 := local.Options{CheckpointDir: dir, RestoreFrom: "latest"}
+	opts2.Env.CallSink = c.Sink
+	err := local.Run(context.Background(), newPlan(t, job, spec.Streaming), opts2)
+	if err == nil || !strings.Contains(err.Error(), `"nums"`) || !strings.Contains(err.Error(), "parallelism") {
+		t.Fatalf("restore at another source parallelism: %v", err)
 	}
 }

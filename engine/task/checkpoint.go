@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/operator"
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/shuffle"
+	"github.com/flinkjob/flinkjob/engine/state"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
@@ -272,60 +275,76 @@ func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error 
 	return nil
 }
 
-// keyed snapshot container: [version, watermark, state, timers].
-const keyedSnapVersion = 1
+// The keyed snapshot of a subtask: [version, watermark, state], state a
+// state.GroupWriter snapshot (by key group). The watermark is the
+// subtask's event time when the snapshot was taken; a restore resumes from
+// it (the minimum over the files it reads) so event time never goes back.
+const keyedSnapVersion = 2
 
 func snapshotKeyed(chain *operator.Chain, wm int64) ([]byte, error) {
 	st, timers := chain.Keyed.State()
-	var kb, tb byteBuf
-	if err := st.Snapshot(&kb); err != nil {
-		return nil, err
-	}
-	if err := timers.Snapshot(&tb); err != nil {
-		return nil, err
-	}
-	return value.Append(nil, []any{int64(keyedSnapVersion), wm, []byte(kb), []byte(tb)}), nil
+	w := state.NewGroupWriter(st, shuffle.KeyGroup)
+	w.AddAll(st, timers)
+	return encodeKeyed(w, wm), nil
 }
 
-type byteBuf []byte
+func encodeKeyed(w *state.GroupWriter, wm int64) []byte {
+	return value.Append(nil, []any{int64(keyedSnapVersion), wm, w.Bytes()})
+}
 
-func (b *byteBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
+// ownsGroup reports whether subtask i of n owns key group g (as
+// shuffle.SubtaskForKey routes keys).
+func ownsGroup(g, i, n int) bool { return g*n/plan.MaxParallelism == i }
 
-// restoreKeyed restores the keyed head's state and timers and returns the
-// watermark the snapshot was taken at (ok false: nothing to restore).
+// restoreKeyed restores the keyed head's state and timers: it reads every
+// snapshot file of the step whose subtask owned a key group this subtask
+// owns now, and keeps only those key groups. It returns the minimum
+// watermark of the files read (ok false: nothing to restore).
 func (s *cpState) restoreKeyed(ctx context.Context, chain *operator.Chain) (int64, bool, error) {
 	c := s.c
 	head := c.Stage.Head()
-	data, err := s.cp.Restore.Get(ctx, checkpoint.KeyedName(head.Name, c.Index, c.Stage.Parallelism))
-	if errors.Is(err, checkpoint.ErrNotFound) {
-		others, lerr := s.cp.Restore.List(ctx, checkpoint.KeyedPrefix(head.Name))
-		if lerr != nil {
-			return 0, false, lerr
-		}
-		if len(others) > 0 {
-			return 0, false, &operator.StepError{Step: head.Name, Err: fmt.Errorf("keyed state written at another parallelism (%s...)", others[0])}
-		}
-		return 0, false, nil
-	}
+	names, err := s.cp.Restore.List(ctx, checkpoint.KeyedPrefix(head.Name))
 	if err != nil {
 		return 0, false, err
 	}
-	v, rest, err := value.Decode(data)
-	f, ok := v.([]any)
-	if err != nil || len(rest) != 0 || !ok || len(f) != 4 {
-		return 0, false, fmt.Errorf("keyed snapshot of step %q: %w", head.Name, value.ErrCorrupt)
-	}
-	wm, _ := f[1].(int64)
-	kb, _ := f[2].([]byte)
-	tb, _ := f[3].([]byte)
 	st, timers := chain.Keyed.State()
-	if err := st.Restore(kb); err != nil {
-		return 0, false, &operator.StepError{Step: head.Name, Err: err}
+	keep := func(g int) bool { return ownsGroup(g, c.Index, c.Stage.Parallelism) }
+	wm, found := int64(0), false
+	for _, name := range names {
+		var j, n int
+		if _, err := fmt.Sscanf(path.Base(name), "%d-of-%d", &j, &n); err != nil || n <= 0 || j < 0 || j >= n {
+			return 0, false, &operator.StepError{Step: head.Name, Err: fmt.Errorf("snapshot %s: not a keyed snapshot name", name)}
+		}
+		overlap := false
+		for g := 0; g < plan.MaxParallelism && !overlap; g++ {
+			overlap = ownsGroup(g, j, n) && keep(g)
+		}
+		if !overlap {
+			continue
+		}
+		data, err := s.cp.Restore.Get(ctx, name)
+		if err != nil {
+			return 0, false, err
+		}
+		v, rest, err := value.Decode(data)
+		f, ok := v.([]any)
+		if err != nil || len(rest) != 0 || !ok || len(f) != 3 {
+			return 0, false, &operator.StepError{Step: head.Name, Err: fmt.Errorf("snapshot %s: %w", name, value.ErrCorrupt)}
+		}
+		if ver, _ := f[0].(int64); ver != keyedSnapVersion {
+			return 0, false, &operator.StepError{Step: head.Name, Err: fmt.Errorf("snapshot %s has format %d, want %d", name, ver, keyedSnapVersion)}
+		}
+		w, _ := f[1].(int64)
+		b, _ := f[2].([]byte)
+		if err := state.RestoreGroups(st, timers, b, keep); err != nil {
+			return 0, false, &operator.StepError{Step: head.Name, Err: fmt.Errorf("snapshot %s: %w", name, err)}
+		}
+		if !found || w < wm {
+			wm = w
+		}
+		found = true
 	}
-	if err := timers.Restore(tb); err != nil {
-		return 0, false, &operator.StepError{Step: head.Name, Err: err}
-	}
-	return wm, true, nil
+	return wm, found, nil
 }
 
 // snapshotBroadcast returns a process step's broadcast state, if the head
