@@ -30,7 +30,7 @@ var ErrNotFound = errors.New("checkpoint: snapshot not found")
 // Store opened at a savepoint's URL), holding:
 //
 //	_COMPLETED                       marker (JSON Meta), written last
-//	source/<step>/<subtask>          a source subtask's reader position
+//	source/<step>/<subtask>-of-<n>   a source subtask's reader position
 //	keyed/<step>/<subtask>-of-<n>    a keyed subtask's state and timers, by key group
 //	sink/<step>/<subtask>            a Transactional writer's committables
 //	broadcast/<step>                 a process step's broadcast state
@@ -383,9 +383,11 @@ func Resolve(ctx context.Context, checkpoints Store, from string, open Opener) (
 
 // SnapshotName helpers: the names a subtask writes in a checkpoint directory.
 
-// SourceName is a source subtask's position.
-func SourceName(step string, subtask int) string {
-	return path.Join("source", step, strconv.Itoa(subtask))
+// SourceName is a source subtask's position; the parallelism is part of
+// the name because a position only means something to the same subtask
+// of the same parallelism.
+func SourceName(step string, subtask, parallelism int) string {
+	return path.Join("source", step, fmt.Sprintf("%d-of-%d", subtask, parallelism))
 }
 
 // SinkName is a sink subtask's committables.

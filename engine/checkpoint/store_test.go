@@ -20,7 +20,7 @@ func TestRetainAndResolve(t *testing.T) {
 	ctx := context.Background()
 	s := checkpoint.LocalStore{Dir: t.TempDir()}
 	for id := int64(1); id <= 6; id++ {
-		if err := checkpoint.WriteSnapshot(ctx, s, id, map[string][]byte{"source/src/0": {byte(id)}}); err != nil {
+		if err := checkpoint.WriteSnapshot(ctx, s, id, map[string][]byte{"source/src/0-of-1": {byte(id)}}); err != nil {
 			t.Fatal(err)
 		}
 		if id != 5 { // 5 never completed
@@ -43,7 +43,7 @@ func TestRetainAndResolve(t *testing.T) {
 	if err != nil || m.ID != 6 {
 		t.Fatalf("latest: %v %v", m, err)
 	}
-	if b, _ := dir.Get(ctx, "source/src/0"); len(b) != 1 || b[0] != 6 {
+	if b, _ := dir.Get(ctx, "source/src/0-of-1"); len(b) != 1 || b[0] != 6 {
 		t.Fatalf("latest reads %v", b)
 	}
 	if _, _, err := checkpoint.Resolve(ctx, s, "5", nil); err == nil || !strings.Contains(err.Error(), "not complete") {
@@ -59,7 +59,7 @@ func TestRetainAndResolve(t *testing.T) {
 	if err != nil || m.ID != 4 || m.Kind != "savepoint" {
 		t.Fatalf("savepoint: %v %v", m, err)
 	}
-	if b, _ := dir.Get(ctx, "source/src/0"); len(b) != 1 || b[0] != 4 {
+	if b, _ := dir.Get(ctx, "source/src/0-of-1"); len(b) != 1 || b[0] != 4 {
 		t.Fatalf("savepoint reads %v", b)
 	}
 	if _, _, err := checkpoint.Resolve(ctx, s, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "_COMPLETED") {

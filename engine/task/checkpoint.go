@@ -158,7 +158,7 @@ func (s *cpState) snapshot(ctx context.Context, id int64, chain *operator.Chain,
 		if err != nil {
 			return &operator.StepError{Step: head.Name, Err: err}
 		}
-		snap[checkpoint.SourceName(head.Name, c.Index)] = pos
+		snap[checkpoint.SourceName(head.Name, c.Index, c.Stage.Parallelism)] = pos
 	}
 	if chain.Keyed != nil {
 		b, err := snapshotKeyed(chain, wm)
@@ -249,7 +249,7 @@ func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error 
 	}
 	c := s.c
 	head := c.Stage.Head()
-	pos, err := s.cp.Restore.Get(ctx, checkpoint.SourceName(head.Name, c.Index))
+	pos, err := s.cp.Restore.Get(ctx, checkpoint.SourceName(head.Name, c.Index, c.Stage.Parallelism))
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		others, lerr := s.cp.Restore.List(ctx, "source/"+head.Name+"/")
 		if lerr != nil {
@@ -257,8 +257,8 @@ func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error 
 		}
 		if len(others) > 0 {
 			return &operator.StepError{Step: head.Name, Err: fmt.Errorf(
-				"the snapshot has source positions for %d subtasks but not for subtask %d: a source must be restored at the parallelism it was checkpointed with",
-				len(others), c.Index)}
+				"the snapshot has its positions at another parallelism (%s), not for subtask %d of %d: a source must be restored at the parallelism it was checkpointed with",
+				path.Base(others[0]), c.Index, c.Stage.Parallelism)}
 		}
 		return nil
 	}
