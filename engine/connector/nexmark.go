@@ -240,7 +240,8 @@ func NexmarkLastAuctionID(n int64) int64 {
 
 // Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
 func (c NexmarkConfig) Event(seed, n int64) map[string]any {
-	rng := newNexmarkRand(seed, n)
+	r := newNexmarkRand(seed, n)
+	rng := &r
 	ts := c.Timestamp(n)
 	kind := NexmarkKind(n)
 	var body map[string]any
@@ -267,12 +268,19 @@ func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts int64) map[string]an
 	id := NexmarkLastPersonID(n) + NexmarkFirstPersonID
 	name := nexmarkFirstNames[rng.intn(len(nexmarkFirstNames))] + " " + nexmarkLastNames[rng.intn(len(nexmarkLastNames))]
 	email := rng.str(7) + "@" + rng.str(5) + ".com"
-	card := fmt.Sprintf("%04d %04d %04d %04d", rng.intn(10000), rng.intn(10000), rng.intn(10000), rng.intn(10000))
+	card := make([]byte, 0, 19)
+	for i := range 4 {
+		if i > 0 {
+			card = append(card, ' ')
+		}
+		v := rng.intn(10000)
+		card = append(card, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+	}
 	city := nexmarkCities[rng.intn(len(nexmarkCities))]
 	state := nexmarkStates[rng.intn(len(nexmarkStates))]
 	size := 8 + len(name) + len(email) + len(card) + len(city) + len(state)
 	return map[string]any{
-		"id": id, "name": name, "emailAddress": email, "creditCard": card,
+		"id": id, "name": name, "emailAddress": email, "creditCard": string(card),
 		"city": city, "state": state, "dateTime": ts, "extra": rng.extra(size, nexmarkAvgPersonBytes),
 	}
 }
@@ -337,10 +345,11 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts int64) map[string
 	var channel, url string
 	if rng.intn(nexmarkHotChannelRatio) > 0 {
 		i := rng.intn(len(nexmarkHotChannels))
-		channel, url = nexmarkHotChannels[i], nexmarkHotURL(seed, i)
+		channel, url = nexmarkHotChannels[i], nexmarkChannelsOf(seed).hotURLs[i]
 	} else {
 		id := rng.intn(nexmarkChannels)
-		channel, url = "channel-"+strconv.Itoa(id), nexmarkChannelURL(seed, id)
+		cs := nexmarkChannelsOf(seed)
+		channel, url = cs.names[id], cs.urls[id]
 	}
 	return map[string]any{
 		"auction": auction, "bidder": bidder, "price": price, "channel": channel, "url": url,
@@ -357,39 +366,50 @@ func nexmarkBaseURL(r *nexmarkRand) string {
 	return "https://www.nexmark.com/" + r.strWith(5, '_') + "/" + r.strWith(5, '_') + "/" + r.strWith(5, '_') + "/item.htm?query=1"
 }
 
-// nexmarkHotURLs caches the four hot channels' URLs per seed.
-var nexmarkHotURLs sync.Map // int64 -> *[4]string
-
-func nexmarkHotURL(seed int64, i int) string {
-	if v, ok := nexmarkHotURLs.Load(seed); ok {
-		return v.(*[4]string)[i]
-	}
-	var urls [4]string
-	for j := range urls {
-		urls[j] = nexmarkBaseURL(newNexmarkRand(seed, -1-int64(j)))
-	}
-	nexmarkHotURLs.Store(seed, &urls)
-	return urls[i]
+// nexmarkChannels caches, per seed, the channels' names and URLs: they
+// are the same in every bid, so a bid only picks one.
+type nexmarkChannelSet struct {
+	once    sync.Once
+	hotURLs [4]string
+	names   [nexmarkChannels]string
+	urls    [nexmarkChannels]string
 }
 
-func nexmarkChannelURL(seed int64, id int) string {
-	r := newNexmarkRand(seed, -100-int64(id))
-	url := nexmarkBaseURL(r)
-	if r.intn(10) > 0 {
-		rev := int32(bits.Reverse32(uint32(id)))
-		if rev < 0 {
-			rev = -rev
-		}
-		url += "&channel_id=" + strconv.Itoa(int(rev))
+var nexmarkChannelSets sync.Map // int64 seed -> *nexmarkChannelSet
+
+func nexmarkChannelsOf(seed int64) *nexmarkChannelSet {
+	v, ok := nexmarkChannelSets.Load(seed)
+	if !ok {
+		v, _ = nexmarkChannelSets.LoadOrStore(seed, &nexmarkChannelSet{})
 	}
-	return url
+	cs := v.(*nexmarkChannelSet)
+	cs.once.Do(func() {
+		for j := range cs.hotURLs {
+			r := newNexmarkRand(seed, -1-int64(j))
+			cs.hotURLs[j] = nexmarkBaseURL(&r)
+		}
+		for id := range cs.names {
+			cs.names[id] = "channel-" + strconv.Itoa(id)
+			r := newNexmarkRand(seed, -100-int64(id))
+			url := nexmarkBaseURL(&r)
+			if r.intn(10) > 0 {
+				rev := int32(bits.Reverse32(uint32(id)))
+				if rev < 0 {
+					rev = -rev
+				}
+				url += "&channel_id=" + strconv.Itoa(int(rev))
+			}
+			cs.urls[id] = url
+		}
+	})
+	return cs
 }
 
 // nexmarkRand is a splitmix64 generator seeded from (seed, n).
 type nexmarkRand struct{ s uint64 }
 
-func newNexmarkRand(seed, n int64) *nexmarkRand {
-	r := &nexmarkRand{s: uint64(seed)}
+func newNexmarkRand(seed, n int64) nexmarkRand {
+	r := nexmarkRand{s: uint64(seed)}
 	r.s = r.next() ^ uint64(n)
 	return r
 }
@@ -402,12 +422,15 @@ func (r *nexmarkRand) next() uint64 {
 	return z ^ (z >> 31)
 }
 
-// int63n is uniform in [0, bound) (bound > 0).
+// int63n is uniform in [0, bound) (bound > 0): the high word of a 64x64
+// bit product (Lemire's method without the rejection step: a bias below
+// bound/2^64, and no division).
 func (r *nexmarkRand) int63n(bound int64) int64 {
 	if bound <= 1 {
 		return 0
 	}
-	return int64(r.next() % uint64(bound))
+	hi, _ := bits.Mul64(r.next(), uint64(bound))
+	return int64(hi)
 }
 
 func (r *nexmarkRand) intn(bound int) int { return int(r.int63n(int64(bound))) }
@@ -415,35 +438,47 @@ func (r *nexmarkRand) intn(bound int) int { return int(r.int63n(int64(bound))) }
 func (r *nexmarkRand) float64() float64 { return float64(r.next()>>11) / (1 << 53) }
 
 // price is Nexmark's price in cents: 10^(6u) dollars rounded, u uniform in [0, 1).
-func (r *nexmarkRand) price() int64 { return int64(math.Round(math.Pow(10, r.float64()*6) * 100)) }
+func (r *nexmarkRand) price() int64 {
+	return int64(math.Round(math.Exp(r.float64()*6*math.Ln10) * 100))
+}
 
 // str is a string of 3 to maxLen-1 letters and spaces, trimmed (Beam's nextString).
 func (r *nexmarkRand) str(maxLen int) string { return r.strWith(maxLen, ' ') }
 
-// strWith is str with special instead of spaces (not trimmed unless a space).
+// strWith is str with special instead of spaces (not trimmed unless a
+// space). Each character takes one random word: 1 in 13 is special, the
+// rest a letter drawn from the word's other bits.
 func (r *nexmarkRand) strWith(maxLen int, special byte) string {
 	n := 3 + r.intn(maxLen-3)
-	b := make([]byte, n)
-	for i := range b {
-		if r.intn(13) == 0 {
-			b[i] = special
+	var b strings.Builder
+	b.Grow(n)
+	for range n {
+		v := r.next()
+		if v%13 == 0 {
+			b.WriteByte(special)
 		} else {
-			b[i] = byte('a' + r.intn(26))
+			b.WriteByte(byte('a' + (v/13)%26))
 		}
 	}
 	if special != ' ' {
-		return string(b)
+		return b.String()
 	}
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(b.String())
 }
 
-// exact is a string of n letters.
+// exact is a string of n letters, 12 from each random word (26^12 < 2^64).
 func (r *nexmarkRand) exact(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte('a' + r.intn(26))
+	var b strings.Builder
+	b.Grow(n)
+	for n > 0 {
+		v := r.next()
+		for k := 0; k < 12 && n > 0; k++ {
+			b.WriteByte(byte('a' + v%26))
+			v /= 26
+			n--
+		}
 	}
-	return string(b)
+	return b.String()
 }
 
 // extra pads an event to about avg bytes on average (Beam's nextExtra).

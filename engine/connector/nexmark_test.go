@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"syscall"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -218,4 +219,24 @@ func TestNexmarkKnobs(t *testing.T) {
 	if got := readNexmark(t, s, 2); len(got[0])+len(got[1]) != 10 {
 		t.Errorf("NewSource: %d+%d events", len(got[0]), len(got[1]))
 	}
+}
+
+// BenchmarkNexmarkGenerate is the generator alone: one op is one event.
+// cpu-ns/op is the process's CPU time per event (GC included), steadier
+// than ns/op on a loaded machine.
+func BenchmarkNexmarkGenerate(b *testing.B) {
+	c := DefaultNexmarkConfig
+	c.Event(1, 0) // the channel cache
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for i := 0; b.Loop(); i++ {
+		c.Event(1, int64(i))
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+func processCPU() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
