@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -20,6 +21,11 @@ func env(key, def string) string {
 		return v
 	}
 	return def
+}
+
+func envBool(key string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(key))
+	return b
 }
 
 func envInt(key string, def int) int {
@@ -56,8 +62,32 @@ func Main(args []string) int {
 	flag.BoolVar(&cfg.Finalize, "finalize", false, "run the sinks' job-wide finish step (e.g. _SUCCESS) and exit")
 	flag.IntVar(&cfg.BatchSize, "batch-size", envInt("FLINKJOB_BATCH_SIZE", 0), "elements per exchange batch")
 	flag.StringVar(&cfg.TempDir, "temp-dir", env("FLINKJOB_TEMP_DIR", ""), "directory for sort spills")
+	cp := &cfg.Checkpoints
+	var interval, poll string
+	flag.StringVar(&interval, "checkpoint-interval", env("FLINKJOB_CHECKPOINT_INTERVAL", ""), "STREAMING checkpoint interval (Go duration; empty or 0: periodic checkpoints off)")
+	flag.IntVar(&cp.Retain, "checkpoint-retain", envInt("FLINKJOB_CHECKPOINT_RETAIN", 3), "complete checkpoints kept")
+	flag.StringVar(&cp.URL, "checkpoint-url", env("FLINKJOB_CHECKPOINT_URL", ""), "checkpoints URL (s3://bucket/prefix/ or a directory; empty: checkpointing off)")
+	flag.StringVar(&cp.SavepointURL, "savepoint-url", env("FLINKJOB_SAVEPOINT_URL", ""), "savepoints URL")
+	flag.StringVar(&cp.ControlURL, "control-url", env("FLINKJOB_CONTROL_URL", ""), "URL of the JSON objects shared with the manager (savepoint requests, latest checkpoint)")
+	flag.StringVar(&cp.RestoreFrom, "restore-from", env("FLINKJOB_RESTORE_FROM", ""), `"latest", a checkpoint ID, or the URL of a checkpoint or savepoint directory`)
+	flag.BoolVar(&cp.FinalSavepoint, "final-savepoint", envBool("FLINKJOB_FINAL_SAVEPOINT"), "take the savepoint \"final\" when a bounded job's input ends")
+	flag.StringVar(&poll, "control-poll", env("FLINKJOB_CONTROL_POLL", "1s"), "how often the leader reads savepoint requests")
 	if err := flag.Parse(args); err != nil {
 		return 2
+	}
+	for _, d := range []struct {
+		name, v string
+		to      *time.Duration
+	}{{"checkpoint-interval", interval, &cp.Interval}, {"control-poll", poll, &cp.ControlPoll}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "worker: --%s: %v\n", d.name, err)
+			return 2
+		}
+		*d.to = v
 	}
 	cfg.Mode = spec.RuntimeMode(mode)
 	cfg.S3 = connector.S3ConfigFromEnv()

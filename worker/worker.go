@@ -71,7 +71,9 @@ type Config struct {
 	SortMemory int64
 	// TempDir holds sort spills.
 	TempDir string
-	Log     *slog.Logger
+	// Checkpoints configures exactly-once STREAMING (checkpoint.go).
+	Checkpoints CheckpointConfig
+	Log         *slog.Logger
 }
 
 // Result is the termination message.
@@ -214,14 +216,23 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 
+	cps, err := newCkpt(ctx, cfg, p, log)
+	if err != nil {
+		return res, err
+	}
 	var inbox <-chan task.Batch
-	if len(st.Inputs) > 0 {
+	// Stages with inputs receive them on the exchange server; the
+	// checkpoint leader serves the control service on it as well.
+	if len(st.Inputs) > 0 || (cps != nil && cps.leader != nil) {
 		capacity := cfg.InboxCapacity
 		if capacity <= 0 {
 			capacity = 8
 		}
 		srv := exchange.NewServer(st.ID, cfg.Index, capacity)
 		srv.Channels = shuffle.Channels(st)
+		if cps != nil && cps.leader != nil {
+			srv.ServeControl(cps.leader)
+		}
 		l, lerr := net.Listen("tcp", cfg.Listen)
 		if lerr != nil {
 			return res, fmt.Errorf("exchange listen on %q: %w", cfg.Listen, lerr)
@@ -237,14 +248,39 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			}
 			srv.Stop(grace)
 		}()
-		inbox = srv.Inbox()
+		if len(st.Inputs) > 0 {
+			inbox = srv.Inbox()
+		}
 		m.bytesIn.Store(&srv.BytesIn)
 	}
 	client := exchange.NewClient(cfg.resolver())
 	defer client.Close()
 	m.client.Store(client)
+	tctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if cps != nil {
+		defer cps.close()
+		if err := cps.start(tctx, cfg.resolver(), st.Head().Kind == plan.KindSource); err != nil {
+			return res, err
+		}
+		tc.Checkpoint = cps.cp
+		go func() {
+			select {
+			case ferr := <-cps.failed:
+				cancel(ferr)
+			case <-tctx.Done():
+			}
+		}()
+	}
 	ready.Store(true)
-	err = task.RunStreaming(ctx, tc, inbox, client)
+	err = task.RunStreaming(tctx, tc, inbox, client)
+	if cause := context.Cause(tctx); err != nil && cause != nil && ctx.Err() == nil {
+		// The task saw its context cancelled: say why.
+		err = cause
+	}
+	if err == nil && cps != nil {
+		err = cps.finish(tctx)
+	}
 	res.BytesOut = client.BytesOut.Load()
 	if b := m.bytesIn.Load(); b != nil {
 		res.BytesIn = b.Load()

@@ -264,10 +264,13 @@ func (r *Runner) runStreaming(ctx context.Context) error {
 	peers := map[string]string{}
 	listen := map[string]string{}
 	for _, s := range r.plan.Stages {
-		if len(s.Inputs) == 0 {
-			continue
-		}
 		for i := 0; i < s.Parallelism; i++ {
+			// Stages with inputs serve the exchange; the first subtask
+			// of stage 0 serves the checkpoint control service when
+			// checkpointing is on. Others ignore their address.
+			if len(s.Inputs) == 0 && (s.ID != 0 || i != 0) {
+				continue
+			}
 			port, err := freePort()
 			if err != nil {
 				return err

@@ -1,0 +1,687 @@
+package worker
+
+// Exactly-once STREAMING across worker processes (issue #7).
+//
+// Where the coordinator runs: in the worker of stage 0, subtask 0 (the
+// "leader"), not in the operator's manager. A STREAMING failure restarts
+// every worker anyway, so a coordinator inside the job shares the job's
+// fate and needs no failover of its own: a new leader starts with the new
+// workers and finds the last complete checkpoint in storage. The manager
+// then never needs a network path to worker pods and carries no per-job
+// coordination load (it manages hundreds of jobs); it talks to a job only
+// through small JSON objects under the job's control URL
+// (checkpoint-latest.json, savepoint-request.json, savepoint-<nonce>.json,
+// savepoint-final.json).
+//
+// How the workers talk: the leader serves the control service (package
+// exchange) on its gRPC server; every other worker subscribes to it at
+// start. The leader streams barrier triggers to source subtasks and
+// completion notifications to every subtask; workers acknowledge with
+// unary calls after writing their snapshots straight to the checkpoint
+// store (S3 in a cluster): only small acks reach the leader. Checkpoint
+// state lives in storage, so nothing is lost with the leader but the
+// checkpoint in flight.
+//
+// The leader also decides, once, which checkpoint the job restores from
+// ("latest" resolved at its start) and tells every worker in the first
+// message of its subscription, so all subtasks restore the same checkpoint
+// even if an old worker is still finishing one while the new ones start.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/worker/exchange"
+)
+
+// CheckpointConfig is a worker's checkpoint and savepoint settings (the
+// FLINKJOB_CHECKPOINT_* environment of the contract between the operator
+// and the workers).
+type CheckpointConfig struct {
+	// Interval between periodic checkpoints; 0 turns them off (savepoints
+	// and the final savepoint still work when URL is set).
+	Interval time.Duration
+	// Retain is the number of complete checkpoints kept (default 3).
+	Retain int
+	// URL is the checkpoints URL (s3://bucket/prefix/ or a directory);
+	// empty turns checkpointing off.
+	URL string
+	// SavepointURL is where savepoints go (sp-<id>-<nonce>/ directories).
+	SavepointURL string
+	// ControlURL holds the JSON objects shared with the manager.
+	ControlURL string
+	// RestoreFrom: "" (fresh start), "latest" (the newest complete
+	// checkpoint under URL, or a fresh start), a checkpoint ID, or the URL
+	// of a checkpoint or savepoint directory (which must be complete).
+	RestoreFrom string
+	// FinalSavepoint: a bounded job takes the savepoint "final" once every
+	// source reached its end, before end-of-input.
+	FinalSavepoint bool
+	// ControlPoll is how often the leader reads savepoint-request.json
+	// (default 1s).
+	ControlPoll time.Duration
+}
+
+func (c CheckpointConfig) enabled() bool { return c.URL != "" }
+
+func (c *CheckpointConfig) validate() error {
+	switch {
+	case c.URL == "" && c.Interval > 0:
+		return errors.New("FLINKJOB_CHECKPOINT_INTERVAL needs FLINKJOB_CHECKPOINT_URL (--checkpoint-url)")
+	case c.URL == "" && c.FinalSavepoint:
+		return errors.New("FLINKJOB_FINAL_SAVEPOINT needs FLINKJOB_CHECKPOINT_URL (--checkpoint-url)")
+	case c.FinalSavepoint && c.SavepointURL == "":
+		return errors.New("FLINKJOB_FINAL_SAVEPOINT needs FLINKJOB_SAVEPOINT_URL (--savepoint-url)")
+	case c.Interval < 0:
+		return fmt.Errorf("FLINKJOB_CHECKPOINT_INTERVAL %s: must not be negative", c.Interval)
+	case c.Retain < 0:
+		return fmt.Errorf("FLINKJOB_CHECKPOINT_RETAIN %d: must not be negative", c.Retain)
+	}
+	for _, u := range []*string{&c.URL, &c.SavepointURL, &c.ControlURL} {
+		if *u != "" && !strings.HasSuffix(*u, "/") {
+			*u += "/"
+		}
+	}
+	if c.ControlPoll <= 0 {
+		c.ControlPoll = time.Second
+	}
+	return nil
+}
+
+// SavepointRequest is control/savepoint-request.json, written by the manager.
+type SavepointRequest struct {
+	Nonce string `json:"nonce"`
+	Stop  bool   `json:"stop"`
+}
+
+// SavepointResult is control/savepoint-<nonce>.json (and savepoint-final.json).
+type SavepointResult struct {
+	Nonce        string `json:"nonce"`
+	Path         string `json:"path"`
+	CheckpointID int64  `json:"checkpointId"`
+	TimeMs       int64  `json:"timeMs"`
+	Error        string `json:"error"`
+}
+
+// LatestCheckpoint is control/checkpoint-latest.json.
+type LatestCheckpoint struct {
+	ID     int64  `json:"id"`
+	Path   string `json:"path"`
+	TimeMs int64  `json:"timeMs"`
+}
+
+// Control object names under the control URL.
+const (
+	ControlLatest           = "checkpoint-latest.json"
+	ControlSavepointRequest = "savepoint-request.json"
+	ControlSavepointFinal   = "savepoint-final.json"
+)
+
+// ControlSavepointResult is the name of the result of savepoint nonce.
+func ControlSavepointResult(nonce string) string { return "savepoint-" + nonce + ".json" }
+
+// nonces end up in object names: keep them to a safe alphabet.
+var nonceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ckpt is one worker's part in checkpointing: the task hooks, and for the
+// leader the coordinator and its control service.
+type ckpt struct {
+	cfg   CheckpointConfig
+	log   *slog.Logger
+	open  checkpoint.Opener
+	store checkpoint.Store // the checkpoints; nil in a restore-only run
+	self  checkpoint.Subtask
+	cp    *task.Checkpointing
+
+	// leader only
+	leader *leader
+	// followers only
+	client *exchange.ControlClient
+	// failed receives a follower's fatal control error (the leader is gone).
+	failed chan error
+	done   chan struct{} // closed once the subtask finished (no more events matter)
+}
+
+// newCkpt prepares checkpointing for one subtask, or returns nil when the
+// run has neither checkpoints nor a restore. The leader resolves what to
+// restore from; followers learn it from the leader (startFollower).
+func newCkpt(ctx context.Context, cfg Config, p *plan.Plan, log *slog.Logger) (*ckpt, error) {
+	cc := cfg.Checkpoints
+	if !cc.enabled() && cc.RestoreFrom == "" {
+		return nil, nil
+	}
+	if err := cc.validate(); err != nil {
+		return nil, err
+	}
+	c := &ckpt{cfg: cc, log: log, open: checkpoint.OpenURL(cfg.S3), self: checkpoint.Subtask{Stage: cfg.Stage, Index: cfg.Index},
+		cp: &task.Checkpointing{FinalSavepoint: cc.FinalSavepoint}, failed: make(chan error, 1), done: make(chan struct{})}
+	if cc.enabled() {
+		s, err := c.open(cc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint URL %s: %w", cc.URL, err)
+		}
+		c.store = s
+	}
+	if !cc.enabled() {
+		// Restore only: no coordinator; the restore source is explicit,
+		// so every subtask resolves it alike.
+		dir, _, err := checkpoint.Resolve(ctx, nil, cc.RestoreFrom, c.open)
+		if err != nil {
+			return nil, err
+		}
+		c.cp.Restore = dir
+		return c, nil
+	}
+	if cfg.Stage == 0 && cfg.Index == 0 {
+		l, err := newLeader(ctx, c, p)
+		if err != nil {
+			return nil, err
+		}
+		c.leader = l
+	}
+	return c, nil
+}
+
+// resolveRestore turns RestoreFrom into a directory, its URL and meta.
+func (c *ckpt) resolveRestore(ctx context.Context) (checkpoint.Store, string, checkpoint.Meta, error) {
+	from := c.cfg.RestoreFrom
+	dir, m, err := checkpoint.Resolve(ctx, c.store, from, c.open)
+	if err != nil || dir == nil {
+		return nil, "", m, err
+	}
+	url := from
+	if _, nerr := strconv.ParseInt(from, 10, 64); from == "latest" || nerr == nil {
+		url = c.cfg.URL + checkpoint.DirName(m.ID)
+	} else if !strings.HasSuffix(url, "/") {
+		url += "/"
+	}
+	return dir, url, m, nil
+}
+
+// leader runs the coordinator of the job.
+type leader struct {
+	c        *ckpt
+	coord    *checkpoint.Coordinator
+	control  checkpoint.Store // nil without a control URL
+	restore  string           // URL every subtask restores from ("" fresh)
+	total    int
+	complete chan int64 // the leader's own subtask's completions
+
+	mu         sync.Mutex
+	subs       map[checkpoint.Subtask]*outbox
+	subbed     map[checkpoint.Subtask]bool
+	finished   map[checkpoint.Subtask]bool
+	allSubbed  chan struct{}
+	allDone    chan struct{}
+	lastLatest int64
+	periodic   context.CancelFunc // stops periodic checkpoints
+
+	bg sync.WaitGroup // control objects being written
+}
+
+// outbox holds the events waiting for one subscriber.
+type outbox struct {
+	mu     sync.Mutex
+	events []exchange.ControlEvent
+	wake   chan struct{}
+}
+
+func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+
+func (o *outbox) push(ev exchange.ControlEvent) {
+	o.mu.Lock()
+	// A completion replaces one still waiting: committing N commits
+	// everything staged up to N.
+	if n := len(o.events); ev.Complete != 0 && n > 0 && o.events[n-1].Complete != 0 && o.events[n-1].Trigger == 0 {
+		o.events[n-1].Complete = max(o.events[n-1].Complete, ev.Complete)
+	} else {
+		o.events = append(o.events, ev)
+	}
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) take() []exchange.ControlEvent {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	evs := o.events
+	o.events = nil
+	return evs
+}
+
+func newLeader(ctx context.Context, c *ckpt, p *plan.Plan) (*leader, error) {
+	l := &leader{c: c, subs: map[checkpoint.Subtask]*outbox{}, subbed: map[checkpoint.Subtask]bool{}, finished: map[checkpoint.Subtask]bool{},
+		allSubbed: make(chan struct{}), allDone: make(chan struct{}), complete: make(chan int64, 1)}
+	if c.cfg.ControlURL != "" {
+		s, err := c.open(c.cfg.ControlURL)
+		if err != nil {
+			return nil, fmt.Errorf("control URL %s: %w", c.cfg.ControlURL, err)
+		}
+		l.control = s
+	}
+	dir, url, m, err := c.resolveRestore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cp.Restore, l.restore = dir, url
+	highest, err := checkpoint.Highest(ctx, c.store)
+	if err != nil {
+		return nil, err
+	}
+	sources := 0
+	for _, s := range p.Stages {
+		l.total += s.Parallelism
+		if s.Head().Kind == plan.KindSource {
+			sources += s.Parallelism
+		}
+	}
+	// IDs keep growing across restores (from a savepoint too), so a sink
+	// recovering committables never sees a new checkpoint with an old ID.
+	l.coord = checkpoint.NewCoordinator(c.store, checkpoint.Options{Interval: c.cfg.Interval, Retain: c.cfg.Retain,
+		Subtasks: l.total, Sources: sources, FirstID: max(highest, m.ID) + 1, OnComplete: l.onComplete, Logger: c.log})
+	for _, s := range p.Stages {
+		for i := 0; i < s.Parallelism; i++ {
+			st := checkpoint.Subtask{Stage: s.ID, Index: i}
+			if st == c.self {
+				continue
+			}
+			o := newOutbox()
+			l.subs[st] = o
+			if s.Head().Kind == plan.KindSource {
+				l.coord.AddSource(st, func(b checkpoint.Barrier) {
+					o.push(exchange.ControlEvent{Trigger: b.ID, Final: b.Final})
+				})
+			}
+		}
+	}
+	if len(l.subs) == 0 {
+		close(l.allSubbed)
+		close(l.allDone)
+	}
+	self := c.self
+	if p.Stages[0].Head().Kind == plan.KindSource {
+		c.cp.Barriers = l.coord.SourceBarriers(self.Stage, self.Index)
+	}
+	c.cp.Complete = l.complete
+	c.cp.Ack = func(id int64, snap map[string][]byte) error {
+		return l.coord.Ack(ctx, self, id, snap)
+	}
+	c.cp.SourceEnded = func() { l.coord.SourceEnded(self) }
+	c.log.Info("checkpoint leader", "subtasks", l.total, "sources", sources, "interval", c.cfg.Interval,
+		"checkpoints", c.cfg.URL, "restore", url, "firstCheckpoint", max(highest, m.ID)+1)
+	return l, nil
+}
+
+// Subscribe streams a subtask's events: the hello first, then triggers and
+// completions. Periodic checkpoints start once every subtask subscribed (a
+// barrier would only wait for the others).
+func (l *leader) Subscribe(ctx context.Context, stage, subtask int, send func(exchange.ControlEvent) error) error {
+	st := checkpoint.Subtask{Stage: stage, Index: subtask}
+	l.mu.Lock()
+	o, ok := l.subs[st]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("stage %d subtask %d is not a subtask of this job's plan (or is the leader)", stage, subtask)
+	}
+	if err := send(exchange.ControlEvent{Hello: true, Restore: l.restore}); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if !l.subbed[st] {
+		l.subbed[st] = true
+		if len(l.subbed) == len(l.subs) {
+			close(l.allSubbed)
+		}
+	}
+	l.mu.Unlock()
+	for {
+		for _, ev := range o.take() {
+			if err := send(ev); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Call handles acknowledgements and life-cycle reports of other subtasks.
+func (l *leader) Call(ctx context.Context, r exchange.ControlRequest) error {
+	st := checkpoint.Subtask{Stage: r.Stage, Index: r.Subtask}
+	l.mu.Lock()
+	_, ok := l.subs[st]
+	l.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("stage %d subtask %d is not a subtask of this job's plan", r.Stage, r.Subtask)
+	}
+	switch r.Op {
+	case exchange.OpAck:
+		return l.coord.Acknowledge(ctx, st, r.ID)
+	case exchange.OpSourceEnded:
+		l.coord.SourceEnded(st)
+	case exchange.OpFinished:
+		l.finish(st)
+	default:
+		return fmt.Errorf("unknown control operation %q", r.Op)
+	}
+	return nil
+}
+
+// finish records that a subtask ended successfully.
+func (l *leader) finish(st checkpoint.Subtask) {
+	l.coord.Finished(st)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.finished[st] {
+		return
+	}
+	l.finished[st] = true
+	if len(l.finished) == len(l.subs) {
+		close(l.allDone)
+	}
+}
+
+// onComplete is the coordinator's completion callback: notify every
+// subtask, record checkpoint-latest.json, and write the final savepoint.
+func (l *leader) onComplete(id int64) {
+	checkpoint.Notify(l.complete, id)
+	l.mu.Lock()
+	for _, o := range l.subs {
+		o.push(exchange.ControlEvent{Complete: id})
+	}
+	l.mu.Unlock()
+	if l.control != nil {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			l.writeLatest(id)
+		}()
+	}
+	if fid, ok := l.coord.FinalID(); ok && fid == id {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			res := l.copySavepoint(context.Background(), id, "final")
+			if res.Error != "" {
+				l.c.log.Error("final savepoint failed", "checkpoint", id, "err", res.Error)
+			} else {
+				l.c.log.Info("final savepoint complete", "checkpoint", id, "path", res.Path)
+			}
+			l.writeControl(ControlSavepointFinal, res)
+		}()
+	}
+}
+
+func (l *leader) writeLatest(id int64) {
+	// Serialized and monotonic: completions may race to get here.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id <= l.lastLatest {
+		return
+	}
+	l.lastLatest = id
+	l.writeControl(ControlLatest, LatestCheckpoint{ID: id, Path: l.c.cfg.URL + checkpoint.DirName(id), TimeMs: time.Now().UnixMilli()})
+}
+
+func (l *leader) writeControl(name string, v any) {
+	if l.control == nil {
+		return
+	}
+	b, _ := json.Marshal(v)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.control.Put(ctx, name, b); err != nil {
+		l.c.log.Error("writing a control object", "object", l.c.cfg.ControlURL+name, "err", err)
+	}
+}
+
+// copySavepoint copies complete checkpoint id to sp-<id>-<nonce>/ under
+// the savepoint URL.
+func (l *leader) copySavepoint(ctx context.Context, id int64, nonce string) SavepointResult {
+	res := SavepointResult{Nonce: nonce, CheckpointID: id}
+	if l.c.cfg.SavepointURL == "" {
+		res.Error = "no savepoint URL configured (FLINKJOB_SAVEPOINT_URL)"
+		return res
+	}
+	path := fmt.Sprintf("%ssp-%d-%s/", l.c.cfg.SavepointURL, id, nonce)
+	dir, err := l.c.open(path)
+	if err == nil {
+		err = checkpoint.CopyAs(ctx, checkpoint.Sub(l.c.store, checkpoint.DirName(id)), dir, checkpoint.Meta{ID: id, Kind: "savepoint"})
+	}
+	if err != nil {
+		res.Error = fmt.Sprintf("savepoint of checkpoint %d to %s: %v", id, path, err)
+		return res
+	}
+	res.Path, res.TimeMs = path, time.Now().UnixMilli()
+	return res
+}
+
+// run starts periodic checkpoints once every subtask subscribed and polls
+// savepoint requests, until ctx ends.
+func (l *leader) run(ctx context.Context) {
+	select {
+	case <-l.allSubbed:
+	case <-ctx.Done():
+		return
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	l.mu.Lock()
+	l.periodic = cancel
+	l.mu.Unlock()
+	go l.coord.Run(pctx)
+	if l.control == nil {
+		return
+	}
+	handled := map[string]bool{}
+	t := time.NewTicker(l.c.cfg.ControlPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.pollSavepoint(ctx, handled)
+	}
+}
+
+// pollSavepoint acts on savepoint-request.json once per nonce.
+func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
+	b, err := l.control.Get(ctx, ControlSavepointRequest)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		l.c.log.Warn("reading the savepoint request", "err", err)
+		return
+	}
+	var req SavepointRequest
+	if err := json.Unmarshal(b, &req); err != nil || req.Nonce == "" {
+		l.c.log.Warn("ignoring a malformed savepoint request", "object", l.c.cfg.ControlURL+ControlSavepointRequest, "err", err)
+		return
+	}
+	if handled[req.Nonce] {
+		return
+	}
+	handled[req.Nonce] = true
+	name := ControlSavepointResult(req.Nonce)
+	if !nonceRE.MatchString(req.Nonce) || req.Nonce == "final" {
+		l.c.log.Warn("ignoring a savepoint request with a bad nonce", "nonce", req.Nonce)
+		return
+	}
+	// A result from an earlier run of the job (before a restart) stands.
+	if _, err := l.control.Get(ctx, name); err == nil {
+		return
+	}
+	l.c.log.Info("savepoint requested", "nonce", req.Nonce, "stop", req.Stop)
+	if req.Stop {
+		// No periodic checkpoint may complete after the savepoint: a
+		// transactional sink would commit output the savepoint does not
+		// cover. Stop them before triggering.
+		l.mu.Lock()
+		l.periodic()
+		l.mu.Unlock()
+	}
+	id, err := l.coord.TriggerAndWait(ctx)
+	var res SavepointResult
+	if err != nil {
+		res = SavepointResult{Nonce: req.Nonce, Error: fmt.Sprintf("savepoint: %v", err)}
+	} else {
+		if req.Stop {
+			l.coord.Stop()
+		}
+		res = l.copySavepoint(ctx, id, req.Nonce)
+	}
+	if res.Error != "" && req.Stop && ctx.Err() == nil {
+		// The job goes on: so do its checkpoints.
+		pctx, cancel := context.WithCancel(ctx)
+		l.mu.Lock()
+		l.periodic = cancel
+		l.mu.Unlock()
+		go l.coord.Run(pctx)
+	}
+	if res.Error != "" {
+		l.c.log.Error("savepoint failed", "nonce", req.Nonce, "err", res.Error)
+	} else {
+		l.c.log.Info("savepoint complete", "nonce", req.Nonce, "checkpoint", id, "path", res.Path)
+	}
+	l.writeControl(name, res)
+}
+
+// start connects the subtask to checkpointing before its task runs: the
+// leader starts its background work; a follower subscribes to the leader,
+// learns what to restore from, and wires its task hooks to the leader.
+func (c *ckpt) start(ctx context.Context, resolve exchange.Resolver, isSource bool) error {
+	if c.leader != nil {
+		go c.leader.run(ctx)
+		return nil
+	}
+	if !c.cfg.enabled() {
+		return nil // restore only
+	}
+	addr, err := resolve(0, 0)
+	if err != nil {
+		return fmt.Errorf("checkpoint leader (stage 0 subtask 0): %w", err)
+	}
+	client, err := exchange.DialControl(addr)
+	if err != nil {
+		return err
+	}
+	c.client = client
+	recv, err := client.Subscribe(ctx, c.self.Stage, c.self.Index)
+	if err != nil {
+		return err
+	}
+	hello, err := recv()
+	if err != nil {
+		return err
+	}
+	if !hello.Hello {
+		return fmt.Errorf("control: the checkpoint leader at %s did not open with a hello", addr)
+	}
+	if hello.Restore != "" {
+		dir, err := c.open(hello.Restore)
+		if err != nil {
+			return fmt.Errorf("restore from %s: %w", hello.Restore, err)
+		}
+		c.cp.Restore = dir
+		c.log.Info("restoring", "from", hello.Restore)
+	}
+	barriers := make(chan checkpoint.Barrier, 4) // one in flight, plus the final one
+	complete := make(chan int64, 1)
+	if isSource {
+		c.cp.Barriers = barriers
+	}
+	c.cp.Complete = complete
+	self := c.self
+	c.cp.Ack = func(id int64, snap map[string][]byte) error {
+		if err := checkpoint.WriteSnapshot(ctx, c.store, id, snap); err != nil {
+			return err
+		}
+		return client.Call(ctx, exchange.ControlRequest{Op: exchange.OpAck, Stage: self.Stage, Subtask: self.Index, ID: id})
+	}
+	c.cp.SourceEnded = func() {
+		if err := client.Call(ctx, exchange.ControlRequest{Op: exchange.OpSourceEnded, Stage: self.Stage, Subtask: self.Index}); err != nil {
+			c.fail(err)
+		}
+	}
+	go func() {
+		for {
+			ev, err := recv()
+			if err != nil {
+				select {
+				case <-c.done:
+				default:
+					if ctx.Err() == nil {
+						c.fail(err)
+					}
+				}
+				return
+			}
+			if ev.Trigger != 0 {
+				select {
+				case barriers <- checkpoint.Barrier{ID: ev.Trigger, Final: ev.Final}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if ev.Complete != 0 {
+				checkpoint.Notify(complete, ev.Complete)
+			}
+		}
+	}()
+	return nil
+}
+
+// fail reports a fatal control error; the worker ends its task with it.
+func (c *ckpt) fail(err error) {
+	select {
+	case c.failed <- err:
+	default:
+	}
+}
+
+// finish runs after the subtask's task succeeded: a follower tells the
+// leader; the leader waits until every subtask finished (it serves the
+// control service until then) and its control objects are written.
+func (c *ckpt) finish(ctx context.Context) error {
+	close(c.done)
+	if l := c.leader; l != nil {
+		l.coord.Finished(c.self)
+		select {
+		case <-l.allDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.bg.Wait()
+		return nil
+	}
+	if c.client == nil {
+		return nil
+	}
+	return c.client.Call(ctx, exchange.ControlRequest{Op: exchange.OpFinished, Stage: c.self.Stage, Subtask: c.self.Index})
+}
+
+// close releases the connection to the leader.
+func (c *ckpt) close() {
+	if c.client != nil {
+		c.client.Close()
+	}
+}

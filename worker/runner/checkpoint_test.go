@@ -1,0 +1,339 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/testminio"
+	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/runner"
+)
+
+// Exactly-once STREAMING across worker processes (issue #7): checkpoints
+// coordinated by the leader worker over gRPC, snapshots in a real MinIO,
+// output through an exactly-once (two-phase commit) sink.
+
+// ckptJob is a 3-stage keyed STREAMING job at parallelism 2 (six worker
+// processes) over a bounded, rate-limited datagen. Its output is a running
+// count per key, so the multiset of output lines is the same whatever the
+// interleaving of the two source subtasks: {k, c} for c = 1..n_k. A record
+// lost or processed twice shows as a missing or repeated line.
+func ckptJob(t testing.TB, count, rate int) *spec.Job {
+	return loadJob(t, fmt.Sprintf(`
+runtimeMode: STREAMING
+parallelism: 2
+steps:
+  - name: gen
+    source:
+      datagen: {value: "{'k': seq %% 23, 'c': 1}", count: %d, ratePerSecond: %d}
+  - name: spread
+    partitioning: REBALANCE
+    map: "record"
+  - name: counts
+    keyBy: record.k
+    reduce: "{'k': acc.k, 'c': acc.c + record.c}"
+  - name: out
+    sink: {call: tx}
+`, count, rate))
+}
+
+// ckptEnv is the worker environment of one job: checkpoints, savepoints
+// and control objects under a MinIO prefix of its own, the tx sink's
+// directory, and extra settings.
+type ckptEnv struct {
+	s3                                    connector.S3Config
+	checkpoints, savepoints, control, out string
+}
+
+func newCkptEnv(t testing.TB, s3 connector.S3Config, bucket, name string) ckptEnv {
+	base := fmt.Sprintf("s3://%s/flinkjob/ns/%s/", bucket, name)
+	return ckptEnv{s3: s3, checkpoints: base + "uid/checkpoints/", savepoints: base + "savepoints/",
+		control: base + "uid/control/", out: filepath.Join(t.TempDir(), "out")}
+}
+
+func (e ckptEnv) env(extra ...string) []string {
+	return append(append(testminio.Env(e.s3),
+		"FLINKJOB_CHECKPOINT_URL="+e.checkpoints, "FLINKJOB_SAVEPOINT_URL="+e.savepoints,
+		"FLINKJOB_CONTROL_URL="+e.control, "FLINKJOB_CONTROL_POLL=50ms", "TX_SINK_DIR="+e.out), extra...)
+}
+
+// control opens the job's control objects.
+func (e ckptEnv) controlStore(t testing.TB) checkpoint.Store {
+	s, err := checkpoint.OpenURL(e.s3)(e.control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// readJSON reads a control object into v; false if it does not exist.
+func readJSON(t testing.TB, s checkpoint.Store, name string, v any) bool {
+	b, err := s.Get(context.Background(), name)
+	if err == checkpoint.ErrNotFound {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, b)
+	}
+	return true
+}
+
+// sinkLines reads the visible output of the tx sink, sorted.
+func sinkLines(t testing.TB, dir string) []string {
+	files, err := filepath.Glob(filepath.Join(dir, "part-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, nonEmptyLines(t, fh)...)
+		fh.Close()
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// wantCounts is the expected output of ckptJob: {k, c} for c = 1..n_k.
+func wantCounts(count int) []string {
+	var want []string
+	for k := 0; k < 23; k++ {
+		n := 0
+		for s := 0; s < count; s++ {
+			if s%23 == k {
+				n++
+			}
+		}
+		for c := 1; c <= n; c++ {
+			want = append(want, fmt.Sprintf(`{"c":%d,"k":%d}`, c, k))
+		}
+	}
+	sort.Strings(want)
+	return want
+}
+
+// procs tracks the worker processes of a run, to kill one.
+type procs struct {
+	mu sync.Mutex
+	ps []*os.Process
+}
+
+func (p *procs) add(_, _, _ int, proc *os.Process) {
+	p.mu.Lock()
+	p.ps = append(p.ps, proc)
+	p.mu.Unlock()
+}
+
+func (p *procs) pick(rng *rand.Rand) (*os.Process, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ps) == 0 {
+		return nil, 0
+	}
+	i := rng.Intn(len(p.ps))
+	return p.ps[i], i
+}
+
+// TestStreamingKillRandomWorkerExactlyOnce kills a random worker process
+// at a random moment of a STREAMING job with checkpoints every 100 ms,
+// then restarts every subtask from the latest complete checkpoint (what
+// the operator does: RESTORE_FROM=latest), possibly killing again, until
+// the job finishes; 20 times with seeded kill moments. The exactly-once
+// sink's output equals the failure-free run's every time.
+func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
+	const (
+		count  = 4000
+		rate   = 4000 // about 1 s of input
+		rounds = 20
+	)
+	s3 := testminio.Start(t)
+	bucket := testminio.Bucket(t, s3)
+	job := ckptJob(t, count, rate)
+	want := wantCounts(count)
+
+	// The failure-free run, with checkpoints on, gives the reference.
+	ref := newCkptEnv(t, s3, bucket, "reference")
+	r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: ref.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reference := sinkLines(t, ref.out)
+	equalLines(t, "failure-free output", reference, want)
+	var latest worker.LatestCheckpoint
+	if !readJSON(t, ref.controlStore(t), worker.ControlLatest, &latest) || latest.ID == 0 || !strings.HasSuffix(latest.Path, fmt.Sprintf("/chk-%d/", latest.ID)) {
+		t.Fatalf("failure-free run: checkpoint-latest.json %+v", latest)
+	}
+
+	restoredFromCheckpoint := 0
+	start := time.Now()
+	for round := 0; round < rounds; round++ {
+		rng := rand.New(rand.NewSource(int64(round)))
+		e := newCkptEnv(t, s3, bucket, fmt.Sprintf("round-%d", round))
+		control := e.controlStore(t)
+		kills := 0
+		for attempt := 0; ; attempt++ {
+			if attempt > 6 {
+				t.Fatalf("round %d: the job did not finish in %d attempts", round, attempt)
+			}
+			var ps procs
+			var before worker.LatestCheckpoint
+			restored := readJSON(t, control, worker.ControlLatest, &before)
+			r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), OnStart: ps.add,
+				Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms", "FLINKJOB_RESTORE_FROM=latest")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Kill in the first attempt always, in the second one time in two.
+			kill := attempt == 0 || attempt == 1 && rng.Intn(2) == 0
+			killAt := time.Duration(150+rng.Intn(1000)) * time.Millisecond
+			killed := make(chan string, 1)
+			if kill {
+				pick := rand.New(rand.NewSource(rng.Int63()))
+				go func() {
+					time.Sleep(killAt)
+					p, i := ps.pick(pick)
+					if p != nil && p.Kill() == nil {
+						killed <- fmt.Sprintf("process %d (pid %d) at %s", i, p.Pid, killAt)
+					}
+					close(killed)
+				}()
+			}
+			err = r.Run(ctx)
+			what := ""
+			if kill {
+				what = <-killed
+			}
+			if err == nil {
+				if restored {
+					restoredFromCheckpoint++
+				}
+				t.Logf("round %d: finished in attempt %d after %d kill(s) (last restore from checkpoint %d)", round, attempt, kills, before.ID)
+				break
+			}
+			if what == "" {
+				t.Fatalf("round %d attempt %d failed without a kill: %v", round, attempt, err)
+			}
+			kills++
+		}
+		equalLines(t, fmt.Sprintf("round %d output", round), sinkLines(t, e.out), reference)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d rounds in %s; %d finished from a restored checkpoint", rounds, time.Since(start).Round(time.Millisecond), restoredFromCheckpoint)
+	// Most restarts must have had a checkpoint to restore from, or this
+	// test would only prove fresh starts.
+	if restoredFromCheckpoint < rounds/2 {
+		t.Errorf("only %d of %d rounds restored from a checkpoint", restoredFromCheckpoint, rounds)
+	}
+}
+
+// TestStreamingStopWithSavepointAndRestore: the manager's stop-with-
+// savepoint across processes. A savepoint request (stop=true) is written
+// to the control URL while the job runs; the leader takes the savepoint,
+// stops checkpointing, and writes the result; the processes are killed;
+// a new run restored from the savepoint's path finishes, and the output
+// continues exactly.
+func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
+	const count, rate = 6000, 3000 // about 2 s of input
+	s3 := testminio.Start(t)
+	bucket := testminio.Bucket(t, s3)
+	job := ckptJob(t, count, rate)
+	e := newCkptEnv(t, s3, bucket, "savepoint")
+	control := e.controlStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	// Request once a checkpoint completed (the job is up and running).
+	var latest worker.LatestCheckpoint
+	for !readJSON(t, control, worker.ControlLatest, &latest) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	req, _ := json.Marshal(worker.SavepointRequest{Nonce: "abc123", Stop: true})
+	if err := control.Put(ctx, worker.ControlSavepointRequest, req); err != nil {
+		t.Fatal(err)
+	}
+	var res worker.SavepointResult
+	for !readJSON(t, control, worker.ControlSavepointResult("abc123"), &res) {
+		select {
+		case err := <-done:
+			t.Fatalf("the job ended before the savepoint: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if res.Error != "" || res.Nonce != "abc123" || res.CheckpointID == 0 || res.Path != fmt.Sprintf("%ssp-%d-abc123/", e.savepoints, res.CheckpointID) {
+		t.Fatalf("savepoint result: %+v", res)
+	}
+	// No checkpoint completes after a stop-with-savepoint.
+	time.Sleep(300 * time.Millisecond)
+	if readJSON(t, control, worker.ControlLatest, &latest); latest.ID != res.CheckpointID {
+		t.Errorf("checkpoint %d completed after the stop-with-savepoint %d", latest.ID, res.CheckpointID)
+	}
+	stop() // the manager deletes the pods
+	if err := <-done; err == nil {
+		t.Fatal("the job finished before it was stopped: slow it down")
+	}
+	before := len(sinkLines(t, e.out))
+	if before == 0 || before >= count {
+		t.Fatalf("%d lines committed at the savepoint, want some but not all %d", before, count)
+	}
+
+	r, err = runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equalLines(t, "output after the restore from the savepoint", sinkLines(t, e.out), wantCounts(count))
+}
+
+// TestStreamingRestoreFromMissingSavepointFails: RESTORE_FROM naming a
+// directory that is not a complete checkpoint fails the job loudly,
+// naming the path.
+func TestStreamingRestoreFromMissingSavepointFails(t *testing.T) {
+	s3 := testminio.Start(t)
+	bucket := testminio.Bucket(t, s3)
+	e := newCkptEnv(t, s3, bucket, "missing")
+	missing := e.savepoints + "sp-7-nope/"
+	r, err := runner.New(ckptJob(t, 100, 0), runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + missing)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = r.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("restore from a missing savepoint: %v", err)
+	}
+}
