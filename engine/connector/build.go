@@ -45,8 +45,10 @@ func NewSource(s *spec.Source, datagen *expr.Program, env Env) (Source, error) {
 		return NewFileSource(*s.Files, env.S3)
 	case s.Nexmark != nil:
 		return NewNexmark(*s.Nexmark), nil
+	case s.Kafka != nil:
+		return NewKafkaSource(s), nil
 	}
-	return nil, fmt.Errorf("source sets none of elements, datagen, files, nexmark")
+	return nil, fmt.Errorf("source sets none of elements, datagen, files, nexmark, kafka")
 }
 
 // NewSink creates the connector of a sink step.

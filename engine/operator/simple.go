@@ -134,6 +134,10 @@ type Source struct {
 	tsEv   *expr.Evaluator
 	gen    *watermark.Generator // nil when the job has no watermark strategy or in BATCH
 	last   int64
+	// splitWm is the watermark a reader tracking its splits reported with
+	// its last connector.Timestamped value (hasSplitWm once it did).
+	splitWm    int64
+	hasSplitWm bool
 }
 
 func (s *Source) Open(ctx *Context, out Collector) error {
@@ -146,6 +150,18 @@ func (s *Source) Open(ctx *Context, out Collector) error {
 }
 
 func (s *Source) Process(r *value.Record, _ int) error {
+	if t, ok := r.Value.(*connector.Timestamped); ok {
+		// The record carries its own event time (a Kafka timestamp); a
+		// timestamp expression, if any, still has the last word.
+		r.Value = t.Value
+		if s.tsProg == nil {
+			r.Ts = t.Ts
+			if s.gen != nil {
+				s.splitWm, s.hasSplitWm = t.Watermark, true
+			}
+			return s.out.Collect(r)
+		}
+	}
 	if s.tsProg != nil {
 		v, err := s.tsEv.Eval1(r.Value)
 		if err != nil {
@@ -169,7 +185,11 @@ func (s *Source) EmitWatermark() error {
 	if s.gen == nil {
 		return nil
 	}
-	if wm := s.gen.Current(); wm > s.last {
+	wm := s.gen.Current()
+	if s.hasSplitWm {
+		wm = s.splitWm
+	}
+	if wm > s.last {
 		s.last = wm
 		return s.out.Watermark(wm)
 	}

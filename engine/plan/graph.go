@@ -170,6 +170,8 @@ func sourceBounded(s *spec.Source) bool {
 		return s.Datagen.Count != nil
 	case s.Nexmark != nil:
 		return s.Nexmark.Events != nil
+	case s.Kafka != nil:
+		return s.Kafka.StoppingOffsets != nil
 	}
 	return true
 }
@@ -433,7 +435,9 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		if n.Kind == KindSource {
 			n.Bounded = sourceBounded(n.Step.Source)
 			if mode == spec.Batch && !n.Bounded {
-				if n.Step.Source.Nexmark != nil {
+				if n.Step.Source.Kafka != nil {
+					el.add(n.Path+".source", "source %q is unbounded (kafka without stoppingOffsets), but the job runs in BATCH mode, which needs every source bounded: set kafka.stoppingOffsets, or use STREAMING or AUTOMATIC", n.Name)
+				} else if n.Step.Source.Nexmark != nil {
 					el.add(n.Path+".source", "source %q is unbounded (nexmark without events), but the job runs in BATCH mode, which needs every source bounded: set nexmark.events, or use STREAMING or AUTOMATIC", n.Name)
 				} else {
 					el.add(n.Path+".source", "source %q is unbounded (datagen without count), but the job runs in BATCH mode, which needs every source bounded: set datagen.count, or use STREAMING or AUTOMATIC", n.Name)
@@ -911,8 +915,12 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 			}
 		}
 	}
+	if s.Kafka != nil {
+		kinds++
+		checkKafkaSource(sp+".kafka", s.Kafka, el)
+	}
 	if kinds != 1 {
-		el.add(sp, "set exactly one of elements, datagen, files, nexmark")
+		el.add(sp, "set exactly one of elements, datagen, files, nexmark, kafka")
 	}
 	if s.Timestamp != "" {
 		n.Exprs.Timestamp = c(sp+".timestamp", s.Timestamp, expr.Any, expr.Record)
@@ -920,7 +928,7 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 	if w := s.Watermarks; w != nil {
 		dur(sp+".watermarks.maxOutOfOrderness", w.MaxOutOfOrderness, false)
 		dur(sp+".watermarks.idleness", w.Idleness, false)
-		if s.Timestamp == "" {
+		if s.Timestamp == "" && s.Kafka == nil { // a Kafka record's own timestamp is its event time
 			el.add(sp+".watermarks", "watermarks need event time: set source.timestamp")
 		}
 	}
@@ -944,13 +952,16 @@ func compileSink(n *Node, el *errList) {
 	s := n.Step.Sink
 	sp := n.Path + ".sink"
 	kinds := 0
-	for _, set := range []bool{s.Print != nil, s.Files != nil, s.Discard != nil, s.Call != ""} {
+	for _, set := range []bool{s.Print != nil, s.Files != nil, s.Discard != nil, s.Call != "", s.Kafka != nil} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds != 1 {
-		el.add(sp, "set exactly one of print, files, discard, call")
+		el.add(sp, "set exactly one of print, files, discard, call, kafka")
+	}
+	if s.Kafka != nil {
+		checkKafkaSink(sp+".kafka", n.Name, s.Kafka, el)
 	}
 	if s.Files != nil {
 		if s.Files.Path == "" {

@@ -156,7 +156,7 @@ const (
 // set. The CRD rule can only check datagen, files and nexmark against each
 // other: elements hold any JSON value, so they have no CEL type; the planner
 // checks the rest.
-// +kubebuilder:validation:XValidation:rule="(has(self.datagen) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.nexmark) ? 1 : 0) <= 1",message="a source sets exactly one of elements, datagen, files, nexmark"
+// +kubebuilder:validation:XValidation:rule="(has(self.datagen) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.nexmark) ? 1 : 0) + (has(self.kafka) ? 1 : 0) <= 1",message="a source sets exactly one of elements, datagen, files, nexmark, kafka"
 type Source struct {
 	// elements are inline records (bounded).
 	// +optional
@@ -173,6 +173,9 @@ type Source struct {
 	// and bids); bounded with events, unbounded without.
 	// +optional
 	Nexmark *Nexmark `json:"nexmark,omitempty"`
+	// kafka reads Kafka topics (unbounded, or bounded with stoppingOffsets).
+	// +optional
+	Kafka *KafkaSource `json:"kafka,omitempty"`
 	// timestamp is a CEL expression giving the event time of `record` in
 	// milliseconds since the epoch (an int or a timestamp).
 	// +optional
@@ -455,7 +458,7 @@ type Process struct {
 }
 
 // Sink writes records out. Exactly one of print, files, discard, call is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.print), has(self.files), has(self.discard), has(self.call)].filter(x, x).size() == 1",message="a sink sets exactly one of print, files, discard, call"
+// +kubebuilder:validation:XValidation:rule="[has(self.print), has(self.files), has(self.discard), has(self.call), has(self.kafka)].filter(x, x).size() == 1",message="a sink sets exactly one of print, files, discard, call, kafka"
 type Sink struct {
 	// print writes records as JSON lines to the standard output.
 	// +optional
@@ -469,6 +472,9 @@ type Sink struct {
 	// call names a sink registered in the worker image (the Go SDK).
 	// +optional
 	Call string `json:"call,omitempty"`
+	// kafka writes records to Kafka.
+	// +optional
+	Kafka *KafkaSink `json:"kafka,omitempty"`
 }
 
 // PrintSink prints records.

@@ -1,0 +1,659 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// KafkaSource reads Kafka topics. Each subtask reads its own partitions
+// (KafkaPartitionOwner), assigned by the job rather than by a consumer
+// group, so a restore finds every partition where the checkpoint left it.
+type KafkaSource struct {
+	Spec spec.KafkaSource
+	// WatermarkBound and Idleness are the source's watermark strategy
+	// (maxOutOfOrderness in ms and idleness); they shape the per-partition
+	// watermarks the reader reports.
+	WatermarkBound int64
+	Idleness       time.Duration
+}
+
+// NewKafkaSource returns the connector of a source step with a kafka field.
+func NewKafkaSource(s *spec.Source) *KafkaSource {
+	k := &KafkaSource{Spec: *s.Kafka}
+	if w := s.Watermarks; w != nil {
+		k.WatermarkBound = w.MaxOutOfOrderness.Millis()
+		k.Idleness, _ = w.Idleness.Get()
+	}
+	return k
+}
+
+// Bounded is true when stoppingOffsets is set.
+func (s *KafkaSource) Bounded() bool { return s.Spec.StoppingOffsets != nil }
+
+// KafkaPartitionOwner is the subtask (of n) that reads a partition: the
+// partitions of a topic go round-robin over the subtasks from a start that
+// depends on the topic, as Flink's KafkaSourceEnumerator assigns them, so
+// several topics' partitions spread evenly and the split does not change
+// between runs.
+func KafkaPartitionOwner(topic string, partition int32, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	start := int(h.Sum32()&math.MaxInt32) % n
+	return (start + int(partition)) % n
+}
+
+type topicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp topicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
+
+// partState is how far one partition has been read.
+type partState struct {
+	tp   topicPartition
+	next int64 // the next offset to read
+	stop int64 // read up to here (exclusive); -1 when unbounded
+	done bool
+	// Event time: the largest timestamp seen and when the partition last
+	// produced a record (for idleness).
+	maxTs      int64
+	lastActive time.Time
+}
+
+// Open resolves the topics and the partitions this subtask owns. Offsets
+// are resolved at the first Read (or Position), after a Seek had its say.
+func (s *KafkaSource) Open(ctx context.Context, index, parallelism int) (Reader, error) {
+	k := &s.Spec
+	opts, err := kafkaClientOpts(k.BootstrapServers, k.Security, k.Properties["client.id"])
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := propMillis(k.Properties, "request.timeout.ms"); ok {
+		opts = append(opts, kgo.RequestTimeoutOverhead(d))
+	}
+	admin, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	r := &kafkaReader{src: s, opts: opts, admin: admin, adm: kadm.NewClient(admin), index: index,
+		parallelism: parallelism, byTP: map[topicPartition]*partState{}, wm: value.MinWatermark}
+	if err := r.assign(ctx); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+type kafkaReader struct {
+	src                *KafkaSource
+	opts               []kgo.Opt
+	admin              *kgo.Client
+	adm                *kadm.Client
+	consumer           *kgo.Client
+	index, parallelism int
+
+	parts   []*partState // owned partitions, sorted
+	byTP    map[topicPartition]*partState
+	topics  []string
+	started bool
+	// restored holds the positions of a Seek until the reader starts.
+	restored map[topicPartition]kafkaPos
+
+	ts Timestamped // reused for every record
+	wm int64       // the watermark reported so far (never decreases)
+
+	// pending holds the positions taken for checkpoints that have not
+	// completed yet, oldest first (see CheckpointComplete).
+	mu      sync.Mutex
+	pending [][]kafkaPos
+}
+
+// kafkaPos is one partition's entry in a reader position.
+type kafkaPos struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Next      int64  `json:"n"`
+	Stop      int64  `json:"s"`
+}
+
+func (r *kafkaReader) assign(ctx context.Context) error {
+	k := &r.src.Spec
+	var topics []string
+	if k.TopicPattern != "" {
+		re, err := regexp.Compile("^(?:" + k.TopicPattern + ")$")
+		if err != nil {
+			return fmt.Errorf("kafka topicPattern: %w", err)
+		}
+		all, err := r.adm.ListTopics(ctx)
+		if err != nil {
+			return fmt.Errorf("kafka: list topics: %w", err)
+		}
+		for _, t := range all.Names() {
+			if re.MatchString(t) {
+				topics = append(topics, t)
+			}
+		}
+	} else {
+		topics = append(topics, k.Topics...)
+	}
+	r.topics = topics
+	if len(topics) == 0 {
+		return nil
+	}
+	details, err := r.adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: describe topics %v: %w", topics, err)
+	}
+	for _, t := range topics {
+		d, ok := details[t]
+		if !ok || d.Err != nil {
+			e := d.Err
+			if e == nil {
+				e = errors.New("not found")
+			}
+			return fmt.Errorf("kafka topic %q: %w", t, e)
+		}
+		for _, p := range d.Partitions.Numbers() {
+			if KafkaPartitionOwner(t, p, r.parallelism) != r.index {
+				continue
+			}
+			tp := topicPartition{t, p}
+			ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
+			r.parts = append(r.parts, ps)
+			r.byTP[tp] = ps
+		}
+	}
+	sort.Slice(r.parts, func(i, j int) bool {
+		a, b := r.parts[i].tp, r.parts[j].tp
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return nil
+}
+
+// Position encodes the next offset (and the stop offset) of every owned
+// partition.
+func (r *kafkaReader) Position() ([]byte, error) {
+	if err := r.start(context.Background()); err != nil {
+		return nil, err
+	}
+	pos := r.positions()
+	r.mu.Lock()
+	r.pending = append(r.pending, pos)
+	if len(r.pending) > 16 {
+		// Checkpoints that never complete (declined) must not pile up.
+		r.pending = r.pending[len(r.pending)-16:]
+	}
+	r.mu.Unlock()
+	return json.Marshal(pos)
+}
+
+func (r *kafkaReader) positions() []kafkaPos {
+	pos := make([]kafkaPos, len(r.parts))
+	for i, p := range r.parts {
+		pos[i] = kafkaPos{Topic: p.tp.Topic, Partition: p.tp.Partition, Next: p.next, Stop: p.stop}
+	}
+	return pos
+}
+
+// Seek restores positions taken by Position. Partitions the position does
+// not list (new ones) start at startingOffsets.
+func (r *kafkaReader) Seek(b []byte) error {
+	var pos []kafkaPos
+	if err := json.Unmarshal(b, &pos); err != nil {
+		return fmt.Errorf("kafka: bad source position: %w", err)
+	}
+	r.restored = map[topicPartition]kafkaPos{}
+	for _, p := range pos {
+		if p.Next < 0 {
+			return fmt.Errorf("kafka: bad source position: offset %d for %s/%d", p.Next, p.Topic, p.Partition)
+		}
+		r.restored[topicPartition{p.Topic, p.Partition}] = p
+	}
+	return nil
+}
+
+// start resolves the start and stop offsets and starts consuming.
+func (r *kafkaReader) start(ctx context.Context) error {
+	if r.started {
+		return nil
+	}
+	k := &r.src.Spec
+	var fresh []*partState
+	for _, p := range r.parts {
+		if rp, ok := r.restored[p.tp]; ok {
+			p.next = rp.Next
+			p.stop = rp.Stop
+		} else {
+			fresh = append(fresh, p)
+		}
+	}
+	start := k.StartingOffsets
+	if start == nil {
+		start = &spec.KafkaOffsets{Mode: spec.OffsetsEarliest}
+	}
+	offs, err := r.resolve(ctx, start, fresh, false)
+	if err != nil {
+		return fmt.Errorf("kafka startingOffsets: %w", err)
+	}
+	for i, p := range fresh {
+		p.next = offs[i]
+	}
+	if k.StoppingOffsets != nil {
+		// A restored partition keeps the stop offset it was given at the
+		// job's first start, so a restore does not move the end.
+		var unstopped []*partState
+		for _, p := range r.parts {
+			if p.stop < 0 {
+				unstopped = append(unstopped, p)
+			}
+		}
+		stops, err := r.resolve(ctx, k.StoppingOffsets, unstopped, true)
+		if err != nil {
+			return fmt.Errorf("kafka stoppingOffsets: %w", err)
+		}
+		for i, p := range unstopped {
+			p.stop = stops[i]
+		}
+	}
+	now := time.Now()
+	assign := map[string]map[int32]kgo.Offset{}
+	for _, p := range r.parts {
+		p.lastActive = now
+		if p.stop >= 0 && p.next >= p.stop {
+			p.done = true
+			continue
+		}
+		if assign[p.tp.Topic] == nil {
+			assign[p.tp.Topic] = map[int32]kgo.Offset{}
+		}
+		assign[p.tp.Topic][p.tp.Partition] = kgo.NewOffset().At(p.next)
+	}
+	if len(assign) > 0 {
+		opts := append([]kgo.Opt{}, r.opts...)
+		opts = append(opts, kgo.ConsumePartitions(assign), kgo.KeepControlRecords(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if r.readCommitted() {
+			opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		}
+		props := k.Properties
+		if n, ok := propInt(props, "fetch.max.bytes"); ok {
+			opts = append(opts, kgo.FetchMaxBytes(int32(n)))
+		}
+		if n, ok := propInt(props, "fetch.min.bytes"); ok {
+			opts = append(opts, kgo.FetchMinBytes(int32(n)))
+		}
+		if d, ok := propMillis(props, "fetch.max.wait.ms"); ok {
+			opts = append(opts, kgo.FetchMaxWait(d))
+		}
+		if n, ok := propInt(props, "max.partition.fetch.bytes"); ok {
+			opts = append(opts, kgo.FetchMaxPartitionBytes(int32(n)))
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		r.consumer = cl
+	}
+	r.started = true
+	r.restored = nil
+	return nil
+}
+
+func (r *kafkaReader) readCommitted() bool {
+	return r.src.Spec.Properties["isolation.level"] == "read_committed"
+}
+
+// resolve finds the offset o names in each partition.
+func (r *kafkaReader) resolve(ctx context.Context, o *spec.KafkaOffsets, parts []*partState, stopping bool) ([]int64, error) {
+	out := make([]int64, len(parts))
+	if len(parts) == 0 {
+		return out, nil
+	}
+	topics := map[string]bool{}
+	for _, p := range parts {
+		topics[p.tp.Topic] = true
+	}
+	names := make([]string, 0, len(topics))
+	for t := range topics {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	listed := func(l kadm.ListedOffsets, err error) ([]int64, error) {
+		if err != nil {
+			return nil, err
+		}
+		res := make([]int64, len(parts))
+		for i, p := range parts {
+			lo, ok := l.Lookup(p.tp.Topic, p.tp.Partition)
+			if !ok {
+				return nil, fmt.Errorf("no offset listed for %s", p.tp)
+			}
+			if lo.Err != nil {
+				return nil, fmt.Errorf("%s: %w", p.tp, lo.Err)
+			}
+			res[i] = lo.Offset
+		}
+		return res, nil
+	}
+	earliest := func() ([]int64, error) { return listed(r.adm.ListStartOffsets(ctx, names...)) }
+	latest := func() ([]int64, error) {
+		if r.readCommitted() {
+			// The last stable offset: a read_committed consumer cannot
+			// read past an open transaction.
+			return listed(r.adm.ListCommittedOffsets(ctx, names...))
+		}
+		return listed(r.adm.ListEndOffsets(ctx, names...))
+	}
+	switch o.Mode {
+	case spec.OffsetsEarliest:
+		return earliest()
+	case spec.OffsetsLatest:
+		return latest()
+	case spec.OffsetsTimestamp:
+		return listed(r.adm.ListOffsetsAfterMilli(ctx, *o.Timestamp, names...))
+	case spec.OffsetsSpecific:
+		def := earliest
+		if stopping {
+			def = latest
+		}
+		given := map[topicPartition]int64{}
+		for _, x := range o.Offsets {
+			given[topicPartition{x.Topic, x.Partition}] = x.Offset
+		}
+		d, err := def()
+		if err != nil {
+			return nil, err
+		}
+		res := make([]int64, len(parts))
+		for i, p := range parts {
+			res[i] = d[i]
+			if off, ok := given[p.tp]; ok {
+				res[i] = off
+			}
+		}
+		return res, nil
+	case spec.OffsetsCommitted:
+		group := r.src.Spec.GroupID
+		committed, err := r.adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return nil, fmt.Errorf("fetch the offsets of group %q: %w", group, err)
+		}
+		var missing []int
+		for i, p := range parts {
+			c, ok := committed.Lookup(p.tp.Topic, p.tp.Partition)
+			if ok && c.Err == nil && c.At >= 0 {
+				out[i] = c.At
+			} else {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+		var fallback []int64
+		switch o.CommittedReset {
+		case "none":
+			return nil, fmt.Errorf("group %q has no committed offset for %s (committedReset is none)", group, parts[missing[0]].tp)
+		case "latest":
+			fallback, err = latest()
+		default:
+			if stopping {
+				fallback, err = latest()
+			} else {
+				fallback, err = earliest()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		res := append([]int64(nil), out...)
+		for _, i := range missing {
+			res[i] = fallback[i]
+		}
+		return res, nil
+	}
+	return nil, fmt.Errorf("unknown offsets mode %q", o.Mode)
+}
+
+// Read emits up to max records. It returns io.EOF once every partition of
+// a bounded source has reached its stop offset.
+func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error {
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	if r.allDone() {
+		if r.src.Bounded() {
+			return io.EOF
+		}
+		// An unbounded source with no partitions here waits, like a
+		// Flink reader without splits (set idleness so it does not hold
+		// the watermark back).
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	n := 0
+	for n == 0 {
+		fetches := r.consumer.PollRecords(ctx, max)
+		if ctx.Err() != nil && fetches.NumRecords() == 0 {
+			return ctx.Err()
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("kafka fetch %s/%d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		now := time.Now()
+		var finished map[string][]int32
+		var rerr error
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			ps := r.byTP[topicPartition{fp.Topic, fp.Partition}]
+			if ps == nil || ps.done || rerr != nil {
+				return
+			}
+			for _, rec := range fp.Records {
+				if rec.Offset < ps.next {
+					continue
+				}
+				if ps.stop >= 0 && rec.Offset >= ps.stop {
+					break
+				}
+				ps.next = rec.Offset + 1
+				if rec.Attrs.IsControl() {
+					continue // a transaction marker: it only moves the offset
+				}
+				v, err := r.decode(rec)
+				if err != nil {
+					rerr = err
+					return
+				}
+				ts := rec.Timestamp.UnixMilli()
+				if ts > ps.maxTs {
+					ps.maxTs = ts
+				}
+				ps.lastActive = now
+				r.ts.Value, r.ts.Ts, r.ts.Watermark = v, ts, r.watermark(now)
+				emit(&r.ts)
+				n++
+			}
+			if ps.stop >= 0 && ps.next >= ps.stop {
+				ps.done = true
+				if finished == nil {
+					finished = map[string][]int32{}
+				}
+				finished[fp.Topic] = append(finished[fp.Topic], fp.Partition)
+			}
+		})
+		if rerr != nil {
+			return rerr
+		}
+		if finished != nil {
+			r.consumer.PauseFetchPartitions(finished)
+		}
+		if r.allDone() {
+			return io.EOF
+		}
+	}
+	return nil
+}
+
+func (r *kafkaReader) allDone() bool {
+	for _, p := range r.parts {
+		if !p.done {
+			return false
+		}
+	}
+	return true
+}
+
+// watermark is the minimum of the partitions' watermarks (largest
+// timestamp - bound - 1) over the partitions that are neither finished nor
+// idle, as Flink's per-split watermark multiplexer computes it. It never
+// goes back.
+func (r *kafkaReader) watermark(now time.Time) int64 {
+	wm := int64(math.MaxInt64)
+	active := false
+	for _, p := range r.parts {
+		if p.done || (r.src.Idleness > 0 && now.Sub(p.lastActive) >= r.src.Idleness) {
+			continue
+		}
+		active = true
+		pw := int64(value.MinWatermark)
+		if p.maxTs != math.MinInt64 && p.maxTs > math.MinInt64+r.src.WatermarkBound+1 {
+			pw = p.maxTs - r.src.WatermarkBound - 1
+		}
+		wm = min(wm, pw)
+	}
+	if active && wm > r.wm {
+		r.wm = wm
+	}
+	return r.wm
+}
+
+// decode turns a Kafka record into the value the job sees.
+func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
+	k := &r.src.Spec
+	key, err := decodeKafka(rec.Key, k.KeyFormat, rec.Key == nil)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s/%d offset %d: key: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	}
+	val, err := decodeKafka(rec.Value, k.Format, rec.Value == nil)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s/%d offset %d: value: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	}
+	headers := make(map[string]any, len(rec.Headers))
+	for _, h := range rec.Headers {
+		if utf8.Valid(h.Value) {
+			headers[h.Key] = string(h.Value)
+		} else {
+			headers[h.Key] = append([]byte(nil), h.Value...)
+		}
+	}
+	return map[string]any{
+		"key":       key,
+		"value":     val,
+		"topic":     rec.Topic,
+		"partition": int64(rec.Partition),
+		"offset":    rec.Offset,
+		"timestamp": rec.Timestamp.UnixMilli(),
+		"headers":   headers,
+	}, nil
+}
+
+func decodeKafka(b []byte, f spec.KafkaFormat, null bool) (any, error) {
+	if null {
+		return nil, nil
+	}
+	switch f {
+	case spec.KafkaJSON:
+		return value.FromJSON(b)
+	case spec.KafkaBytes:
+		return append([]byte(nil), b...), nil
+	default:
+		return string(b), nil
+	}
+}
+
+// CheckpointComplete commits the offsets of the completed checkpoint to
+// the consumer group (with groupId, unless commit.offsets.on.checkpoint is
+// false), as Flink's KafkaSource does: for monitoring, and for a job started
+// fresh from committed offsets. The restore itself uses the checkpoint.
+//
+// The task takes a position at each checkpoint's barrier, in order, and
+// tells of completions in order, but a position does not carry its
+// checkpoint's ID. The reader keeps the positions not yet committed,
+// oldest first; when checkpoint id completes, the newest position is id's
+// unless the next checkpoint's barrier already passed (one checkpoint is in
+// flight at a time), so with two or more positions waiting it commits the
+// second newest. That may commit one checkpoint late, never early: the
+// group never gets ahead of a completed checkpoint.
+func (r *kafkaReader) CheckpointComplete(ctx context.Context, id int64) error {
+	k := &r.src.Spec
+	if k.GroupID == "" || k.Properties["commit.offsets.on.checkpoint"] == "false" {
+		return nil
+	}
+	r.mu.Lock()
+	var pos []kafkaPos
+	switch n := len(r.pending); {
+	case n == 0:
+	case n == 1:
+		pos = r.pending[0]
+		r.pending = r.pending[:0]
+	default:
+		pos = r.pending[n-2]
+		r.pending = append(r.pending[:0], r.pending[n-1])
+	}
+	r.mu.Unlock()
+	if pos == nil {
+		return nil
+	}
+	offs := kadm.Offsets{}
+	for _, p := range pos {
+		offs.Add(kadm.Offset{Topic: p.Topic, Partition: p.Partition, At: p.Next, LeaderEpoch: -1})
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	resp, err := r.adm.CommitOffsets(ctx, k.GroupID, offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: commit offsets of checkpoint %d to group %q: %w", id, k.GroupID, err)
+	}
+	slog.Debug("kafka offsets committed", "group", k.GroupID, "checkpoint", id, "partitions", len(offs))
+	return nil
+}
+
+// Close releases the clients.
+func (r *kafkaReader) Close() error {
+	if r.consumer != nil {
+		r.consumer.Close()
+	}
+	r.admin.Close()
+	return nil
+}
