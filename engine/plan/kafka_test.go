@@ -91,7 +91,7 @@ func TestInvalidKafkaJobs(t *testing.T) {
 
 func TestValidKafkaJobs(t *testing.T) {
 	for name, y := range map[string]string{
-		"bounded batch": "runtimeMode: BATCH\n" + steps(kSrc(", stoppingOffsets: {mode: latest}, groupId: g, startingOffsets: {mode: committed, committedReset: latest}"), outStep),
+		"bounded batch":                    "runtimeMode: BATCH\n" + steps(kSrc(", stoppingOffsets: {mode: latest}, groupId: g, startingOffsets: {mode: committed, committedReset: latest}"), outStep),
 		"watermarks from kafka timestamps": steps(fmtSrc("", ", watermarks: {maxOutOfOrderness: 1s, idleness: 5s}"), outStep),
 		"secured":                          steps(kSrc(", security: {tls: {caSecretRef: {name: kafka-ca, key: ca.crt}}, sasl: {mechanism: SCRAM-SHA-512, usernameSecretRef: {name: creds, key: user}, passwordSecretRef: {name: creds, key: password}}}"), outStep),
 		"sink":                             steps(srcStep, kOut(", key: 'record.k', value: 'record', headers: {n: 'string(record.n)'}, deliveryGuarantee: exactly-once, transactionalIdPrefix: job-out, properties: {acks: all, linger.ms: '5'}")),
