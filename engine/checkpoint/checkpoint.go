@@ -171,7 +171,7 @@ func (c *Coordinator) Trigger() int64 {
 }
 
 func (c *Coordinator) triggerLocked(final bool) int64 {
-	if c.pending != 0 || c.finished || (c.stopped && !final) || c.final {
+	if c.pending != 0 || ((c.finished || c.stopped) && !final) || c.final {
 		return 0
 	}
 	id := c.next
@@ -240,18 +240,20 @@ func (c *Coordinator) Acknowledge(ctx context.Context, st Subtask, id int64) err
 	}
 	ws := c.waiters[id]
 	delete(c.waiters, id)
+	// Every source may have ended while this checkpoint was in flight.
+	c.maybeFinalLocked()
 	c.mu.Unlock()
+	if err == nil {
+		c.opts.Logger.Info("checkpoint complete", "checkpoint", id, "duration", took)
+		if c.opts.OnComplete != nil {
+			c.opts.OnComplete(id)
+		}
+	}
+	// Waiters (savepoints) wake after the subtasks were notified.
 	for _, w := range ws {
 		w <- err
 	}
-	if err != nil {
-		return err
-	}
-	c.opts.Logger.Info("checkpoint complete", "checkpoint", id, "duration", took)
-	if c.opts.OnComplete != nil {
-		c.opts.OnComplete(id)
-	}
-	return nil
+	return err
 }
 
 func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
@@ -281,6 +283,7 @@ func (c *Coordinator) abandonLocked(err error) {
 	}
 	delete(c.waiters, c.pending)
 	c.pending = 0
+	c.opts.Logger.Warn("checkpoint abandoned", "err", err)
 }
 
 // Completed returns the checkpoints this coordinator completed.
@@ -327,7 +330,6 @@ func (c *Coordinator) maybeFinalLocked() {
 	if c.final || c.pending != 0 || c.opts.Sources == 0 || len(c.ended) < c.opts.Sources {
 		return
 	}
-	c.finished = false // sources wait for it: nothing finished yet
 	c.triggerLocked(true)
 }
 
@@ -349,14 +351,25 @@ func (c *Coordinator) FinalID() (int64, bool) {
 // the checkpoint is abandoned, or when checkpoints cannot start any more
 // (a subtask finished).
 func (c *Coordinator) TriggerAndWait(ctx context.Context) (int64, error) {
+	return c.triggerAndWait(ctx, false)
+}
+
+// triggerAndWait is TriggerAndWait; with stop, no checkpoint starts after
+// this one (set when it is triggered, so no periodic one slips in).
+func (c *Coordinator) triggerAndWait(ctx context.Context, stop bool) (int64, error) {
 	for {
 		c.mu.Lock()
 		if c.finished || c.final {
 			c.mu.Unlock()
 			return 0, fmt.Errorf("checkpoint: the job is finishing, no checkpoint can start")
 		}
+		if c.stopped {
+			c.mu.Unlock()
+			return 0, fmt.Errorf("checkpoint: the job is stopping after a savepoint, no checkpoint can start")
+		}
 		if c.pending == 0 {
 			id := c.triggerLocked(false)
+			c.stopped = stop
 			w := make(chan error, 1)
 			c.waiters[id] = append(c.waiters[id], w)
 			c.mu.Unlock()
@@ -379,26 +392,27 @@ func (c *Coordinator) TriggerAndWait(ctx context.Context) (int64, error) {
 	}
 }
 
-// Savepoint takes a checkpoint on demand and copies its directory to dir
-// (a savepoint: never pruned, restorable from dir's URL). With stop, no
-// checkpoint starts after it (stop-with-savepoint: the caller then stops
-// the job).
-func (c *Coordinator) Savepoint(ctx context.Context, dir Store, stop bool) (int64, error) {
-	id, err := c.TriggerAndWait(ctx)
+// SavepointTo takes a checkpoint on demand and copies its directory to
+// dirFor(its ID), a savepoint: never pruned, restorable from its URL.
+// With stop, no checkpoint starts after it (stop-with-savepoint: the
+// caller then stops the job). The worker's leader uses it for
+// savepoint-request.json; the in-process executor for TriggerSavepoint.
+func (c *Coordinator) SavepointTo(ctx context.Context, dirFor func(id int64) (Store, error), stop bool) (int64, error) {
+	id, err := c.triggerAndWait(ctx, stop)
 	if err != nil {
 		return 0, err
 	}
-	if stop {
-		c.Stop()
+	dir, err := dirFor(id)
+	if err != nil {
+		return 0, err
 	}
-	// Retention may prune the checkpoint before we copied it only after
-	// Retain newer ones completed: with stop there are none; without, a
-	// savepoint copy races an interval of Retain checkpoints, which is
+	// Retention prunes a checkpoint only once Retain newer ones complete:
+	// with stop there are none; without, that takes Retain intervals,
 	// far longer than a copy.
 	if err := CopyAs(ctx, Sub(c.store, DirName(id)), dir, Meta{ID: id, Kind: "savepoint"}); err != nil {
 		return 0, fmt.Errorf("savepoint of checkpoint %d: %w", id, err)
 	}
-	c.opts.Logger.Info("savepoint complete", "checkpoint", id)
+	c.opts.Logger.Info("savepoint complete", "checkpoint", id, "stop", stop)
 	return id, nil
 }
 

@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +64,47 @@ type Options struct {
 	RestoreFrom string
 	// OnCheckpoint, if set, is called when a checkpoint is complete.
 	OnCheckpoint func(id int64)
+
+	// SavepointDir is where savepoints go, as self-contained directories
+	// sp-<checkpoint id>-<nonce>/ (restorable with RestoreFrom set to
+	// their path, never pruned): Executor.TriggerSavepoint's and the
+	// final savepoint.
+	SavepointDir string
+	// FinalSavepoint writes savepoint "final" into SavepointDir when a
+	// bounded job ends (the bootstrap path of issue #7):
+	//   - STREAMING: once every source reached the end of its input, a
+	//     last checkpoint is taken before the final MaxWatermark fires the
+	//     remaining event-time timers; its directory is copied to
+	//     sp-<id>-final/. Every source must be bounded.
+	//   - BATCH: every keyed step writes each key's final state, taken
+	//     after all of the key's input and before its end-of-input timers
+	//     fire (and before BATCH's once-per-key results are emitted),
+	//     with the timers still registered then, to sp-0-final/ (BATCH
+	//     takes no checkpoints: ID 0).
+	// Both have the same form, so a STREAMING job whose keyed steps have
+	// the same names (and state) restores from either. A STREAMING job
+	// has fired the event-time timers its watermark passed, BATCH none: the
+	// two agree where no timer fired before the end (rolling reduce and
+	// aggregate, process state, windows without watermarks).
+	FinalSavepoint bool
+	// OnSavepoint, if set, is called after a savepoint is complete.
+	OnSavepoint func(Savepoint)
 }
+
+// Savepoint describes a complete savepoint.
+type Savepoint struct {
+	Nonce string
+	// Path is the savepoint's directory, ending in '/'.
+	Path string
+	// ID is the checkpoint it copies (0 for a BATCH final savepoint).
+	ID int64
+}
+
+// ErrStopped is returned by Run after TriggerSavepoint with stop: the job
+// did not finish, it stopped right after the savepoint (its sinks'
+// Finishers do not run; Transactional sinks commit the savepoint's
+// transactions when notified, or in Recover when the job is restored).
+var ErrStopped = errors.New("job stopped with a savepoint")
 
 // StageProgress is a stage's live counts.
 type StageProgress struct {
@@ -82,6 +125,11 @@ type Executor struct {
 	sinks    map[string]connector.Sink
 	sources  map[string]connector.Source
 	coord    *checkpoint.Coordinator // STREAMING with checkpoints, while running
+	cpStore  checkpoint.Store
+	stop     context.CancelCauseFunc
+	final    *Savepoint
+	// batchSP is the BATCH final savepoint's directory while it is written.
+	batchSP checkpoint.Store
 }
 
 // New prepares an executor and creates the job's connectors.
@@ -139,7 +187,7 @@ func (e *Executor) Progress() []StageProgress {
 func (e *Executor) config(s *plan.Stage, i int) task.Config {
 	return task.Config{Plan: e.plan, Stage: s, Index: i, Sources: e.sources, Sinks: e.sinks,
 		BatchSize: e.opts.BatchSize, SortMemory: e.opts.SortMemory, TempDir: e.opts.WorkDir,
-		Counters: e.counters[s.ID][i]}
+		Counters: e.counters[s.ID][i], FinalSavepoint: e.batchSP}
 }
 
 func (e *Executor) started(s, i int) {
@@ -172,6 +220,12 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if e.plan.Mode == spec.Batch && e.batchSP != nil {
+		if err := checkpoint.MarkComplete(ctx, e.batchSP, checkpoint.Meta{ID: 0, Kind: "savepoint"}); err != nil {
+			return fmt.Errorf("final savepoint: %w", err)
+		}
+		e.savepointDone(Savepoint{Nonce: "final", Path: e.spPath(0, "final"), ID: 0})
+	}
 	for name, s := range e.sinks {
 		if f, ok := s.(connector.Finisher); ok {
 			if err := f.Finish(ctx); err != nil {
@@ -197,6 +251,9 @@ func (c chanSender) Send(ctx context.Context, e *plan.Edge, target int, b task.B
 func (e *Executor) runStreaming(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	e.mu.Lock()
+	e.stop = cancel
+	e.mu.Unlock()
 	capacity := e.opts.ChannelCapacity
 	if capacity <= 0 {
 		capacity = 4
@@ -216,6 +273,14 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 		cctx, stop := context.WithCancel(ctx)
 		defer stop()
 		go coord.Run(cctx)
+		e.mu.Lock()
+		e.coord = coord
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			e.coord = nil
+			e.mu.Unlock()
+		}()
 	}
 	for _, s := range e.plan.Stages {
 		for i := 0; i < s.Parallelism; i++ {
@@ -242,7 +307,102 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if e.opts.FinalSavepoint && coord != nil {
+		return e.copyFinal(ctx, coord)
+	}
+	return nil
+}
+
+// copyFinal copies a bounded STREAMING job's final checkpoint to its
+// savepoint directory.
+func (e *Executor) copyFinal(ctx context.Context, coord *checkpoint.Coordinator) error {
+	id, ok := coord.FinalID()
+	if !ok || !slices.Contains(coord.Completed(), id) {
+		return fmt.Errorf("final savepoint: the final checkpoint did not complete")
+	}
+	to, path, err := e.spDir(id, "final")
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.CopyAs(ctx, checkpoint.Sub(coord.Store(), checkpoint.DirName(id)), to, checkpoint.Meta{ID: id, Kind: "savepoint"}); err != nil {
+		return fmt.Errorf("final savepoint: %w", err)
+	}
+	e.savepointDone(Savepoint{Nonce: "final", Path: path, ID: id})
+	return nil
+}
+
+func (e *Executor) spPath(id int64, nonce string) string {
+	return filepath.Join(e.opts.SavepointDir, fmt.Sprintf("sp-%d-%s", id, nonce)) + string(filepath.Separator)
+}
+
+// spDir returns savepoint (id, nonce)'s directory, emptied.
+func (e *Executor) spDir(id int64, nonce string) (checkpoint.Store, string, error) {
+	if e.opts.SavepointDir == "" {
+		return nil, "", fmt.Errorf("savepoints need a SavepointDir")
+	}
+	path := e.spPath(id, nonce)
+	s := checkpoint.LocalStore{Dir: path}
+	if err := os.RemoveAll(path); err != nil {
+		return nil, "", err
+	}
+	return s, path, nil
+}
+
+func (e *Executor) savepointDone(sp Savepoint) {
+	e.mu.Lock()
+	if sp.Nonce == "final" {
+		e.final = &sp
+	}
+	e.mu.Unlock()
+	if e.opts.OnSavepoint != nil {
+		e.opts.OnSavepoint(sp)
+	}
+}
+
+// FinalSavepoint returns the final savepoint, once Run wrote it.
+func (e *Executor) FinalSavepoint() (Savepoint, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.final == nil {
+		return Savepoint{}, false
+	}
+	return *e.final, true
+}
+
+// TriggerSavepoint takes a savepoint of the running STREAMING job: a
+// checkpoint (after the one in flight, if any) copied to
+// SavepointDir/sp-<id>-<nonce>/. With stop the job stops right after it
+// (Run returns ErrStopped) and nothing after the savepoint is committed.
+func (e *Executor) TriggerSavepoint(ctx context.Context, nonce string, stop bool) (Savepoint, error) {
+	e.mu.Lock()
+	coord, cancel := e.coord, e.stop
+	e.mu.Unlock()
+	if coord == nil {
+		return Savepoint{}, fmt.Errorf("savepoint: the job is not a running STREAMING job with a checkpoint coordinator (set SavepointDir or CheckpointInterval)")
+	}
+	if nonce == "" || strings.ContainsAny(nonce, "/\\") {
+		return Savepoint{}, fmt.Errorf("savepoint: bad nonce %q", nonce)
+	}
+	if e.opts.SavepointDir == "" {
+		return Savepoint{}, fmt.Errorf("savepoints need a SavepointDir")
+	}
+	var sp Savepoint
+	_, err := coord.SavepointTo(ctx, func(id int64) (checkpoint.Store, error) {
+		to, path, err := e.spDir(id, nonce)
+		sp = Savepoint{Nonce: nonce, Path: path, ID: id}
+		return to, err
+	}, stop)
+	if err != nil {
+		return Savepoint{}, err
+	}
+	e.savepointDone(sp)
+	if stop {
+		cancel(ErrStopped)
+	}
+	return sp, nil
 }
 
 // checkpointing prepares the STREAMING checkpoint coordinator and every
@@ -252,7 +412,19 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 // channel, which the subtask reads in its own goroutine.
 func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, *checkpoint.Coordinator, error) {
 	o := e.opts
-	if o.CheckpointInterval <= 0 && o.RestoreFrom == "" {
+	final := o.FinalSavepoint
+	if final {
+		for name, src := range e.sources {
+			if !src.Bounded() {
+				return nil, nil, fmt.Errorf("final savepoint: step %q is an unbounded source; a final savepoint needs every source bounded", name)
+			}
+		}
+		if o.SavepointDir == "" {
+			return nil, nil, fmt.Errorf("final savepoint: needs a SavepointDir")
+		}
+	}
+	needCoord := o.CheckpointInterval > 0 || o.SavepointDir != "" || final
+	if !needCoord && o.RestoreFrom == "" {
 		return nil, nil, nil
 	}
 	store := o.CheckpointStore
@@ -265,6 +437,16 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 	restore, _, err := checkpoint.Resolve(ctx, store, o.RestoreFrom, checkpoint.OpenLocal)
 	if err != nil {
 		return nil, nil, err
+	}
+	if store == nil && needCoord {
+		// Savepoints without periodic checkpoints: the checkpoints they
+		// copy live in a temporary directory.
+		d, err := os.MkdirTemp(o.WorkDir, "flinkjob-checkpoints-*")
+		if err != nil {
+			return nil, nil, err
+		}
+		context.AfterFunc(ctx, func() { os.RemoveAll(d) })
+		store = checkpoint.LocalStore{Dir: d}
 	}
 	var highest int64
 	if store != nil {
@@ -302,17 +484,28 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 			}
 			if s.Head().Kind == plan.KindSource {
 				cp.Barriers = coord.SourceBarriers(s.ID, i)
+				if final {
+					cp.FinalSavepoint = true
+					cp.SourceEnded = func() { coord.SourceEnded(st) }
+				}
 			}
 			cps[s.ID] = append(cps[s.ID], cp)
 		}
 	}
-	if o.CheckpointInterval <= 0 {
+	if !needCoord {
 		return cps, nil, nil
 	}
 	return cps, coord, nil
 }
 
 func (e *Executor) runBatch(ctx context.Context) error {
+	if e.opts.FinalSavepoint {
+		sp, _, err := e.spDir(0, "final")
+		if err != nil {
+			return fmt.Errorf("final savepoint: %w", err)
+		}
+		e.batchSP = sp
+	}
 	dir := e.opts.WorkDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "flinkjob-batch-*")

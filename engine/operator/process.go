@@ -42,6 +42,20 @@ func (o *Process) Open(ctx *Context, out Collector) error {
 	return nil
 }
 
+// BroadcastState returns the broadcast state and whether the step has a
+// broadcast input, so checkpoints can store it (issue #7).
+func (o *Process) BroadcastState() (any, bool) {
+	for _, b := range o.broadcastIn {
+		if b {
+			return o.bstate, true
+		}
+	}
+	return nil, false
+}
+
+// SetBroadcastState restores the broadcast state from a checkpoint.
+func (o *Process) SetBroadcastState(v any) { o.bstate = v }
+
 func (o *Process) Process(r *value.Record, input int) error {
 	bc := input < len(o.broadcastIn) && o.broadcastIn[input]
 	var key, st any

@@ -215,8 +215,20 @@ func RunBatch(ctx context.Context, c Config, store shuffle.Store) (shuffle.Manif
 		if err := readSource(ctx, &c, nil, chain, func() error { return nil }, func(bool) error { return nil }, nil); err != nil {
 			return m, err
 		}
-	} else if err := feedBatchInputs(ctx, &c, chain, store); err != nil {
-		return m, err
+	} else {
+		var sk *savingKeyed
+		if c.FinalSavepoint != nil && chain.Keyed != nil {
+			sk = &savingKeyed{Keyed: chain.Keyed}
+			chain.Keyed = sk
+		}
+		if err := feedBatchInputs(ctx, &c, chain, store); err != nil {
+			return m, err
+		}
+		if sk != nil {
+			if err := writeFinalState(ctx, &c, chain, sk, c.FinalSavepoint); err != nil {
+				return m, err
+			}
+		}
 	}
 	if err := chain.Head().Watermark(value.MaxWatermark); err != nil {
 		return m, err

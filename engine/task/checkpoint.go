@@ -347,8 +347,90 @@ func (s *cpState) restoreKeyed(ctx context.Context, chain *operator.Chain) (int6
 	return wm, found, nil
 }
 
+// broadcaster is a head with broadcast state (a process step with a
+// broadcast input).
+type broadcaster interface {
+	BroadcastState() (any, bool)
+	SetBroadcastState(v any)
+}
+
 // snapshotBroadcast returns a process step's broadcast state, if the head
 // keeps one.
 func snapshotBroadcast(chain *operator.Chain) ([]byte, bool, error) {
-	return nil, false, nil
+	b, ok := chain.Head().(broadcaster)
+	if !ok {
+		return nil, false, nil
+	}
+	v, ok := b.BroadcastState()
+	if !ok {
+		return nil, false, nil
+	}
+	return value.Append(nil, v), true, nil
+}
+
+// restoreBroadcast restores a process step's broadcast state.
+func (s *cpState) restoreBroadcast(ctx context.Context, chain *operator.Chain) error {
+	b, ok := chain.Head().(broadcaster)
+	if !ok {
+		return nil
+	}
+	if _, ok := b.BroadcastState(); !ok {
+		return nil
+	}
+	head := s.c.Stage.Head()
+	data, err := s.cp.Restore.Get(ctx, checkpoint.BroadcastName(head.Name))
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v, rest, err := value.Decode(data)
+	if err != nil || len(rest) != 0 {
+		return &operator.StepError{Step: head.Name, Err: fmt.Errorf("broadcast state snapshot: %w", value.ErrCorrupt)}
+	}
+	b.SetBroadcastState(v)
+	return nil
+}
+
+// savingKeyed wraps a BATCH keyed head to collect each key's final state
+// for a savepoint: the state after the key's last record and before
+// EndKey fires its event-time timers (as if at MaxWatermark) and emits
+// its BATCH results, together with the timers still registered then.
+type savingKeyed struct {
+	operator.Keyed
+	w *state.GroupWriter
+}
+
+func (k *savingKeyed) EndKey() error {
+	st, timers := k.Keyed.State()
+	if k.w == nil {
+		k.w = state.NewGroupWriter(st, shuffle.KeyGroup)
+	}
+	k.w.AddCurrent(st, timers)
+	return k.Keyed.EndKey()
+}
+
+// writeFinalState writes a BATCH keyed subtask's final state (collected
+// by savingKeyed) and broadcast state into the savepoint directory dir.
+// The watermark stored is MinWatermark: BATCH has no event-time progress
+// before the end of input.
+func writeFinalState(ctx context.Context, c *Config, chain *operator.Chain, sk *savingKeyed, dir checkpoint.Store) error {
+	head := c.Stage.Head()
+	w := sk.w
+	if w == nil {
+		st, _ := sk.Keyed.State()
+		w = state.NewGroupWriter(st, shuffle.KeyGroup) // no keys: an empty snapshot
+	}
+	if err := dir.Put(ctx, checkpoint.KeyedName(head.Name, c.Index, c.Stage.Parallelism), encodeKeyed(w, value.MinWatermark)); err != nil {
+		return fmt.Errorf("%s: final savepoint: %w", c.name(), err)
+	}
+	if b, ok, err := snapshotBroadcast(chain); err != nil {
+		return err
+	} else if ok && c.Index == 0 {
+		if err := dir.Put(ctx, checkpoint.BroadcastName(head.Name), b); err != nil {
+			return fmt.Errorf("%s: final savepoint: %w", c.name(), err)
+		}
+	}
+	return nil
 }

@@ -249,6 +249,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	// floor is the watermark restored from a snapshot: the valve starts
 	// from scratch, and the operators must not see event time go back.
 	floor := int64(value.MinWatermark)
+	if cps != nil && c.Checkpoint.Restore != nil {
+		if err := cps.restoreBroadcast(ctx, chain); err != nil {
+			return fmt.Errorf("%s: restore: %w", c.name(), err)
+		}
+	}
 	if cps != nil && c.Checkpoint.Restore != nil && chain.Keyed != nil {
 		wm, ok, err := cps.restoreKeyed(ctx, chain)
 		if err != nil {

@@ -102,6 +102,12 @@ type Config struct {
 	Now func() int64
 	// Checkpoint, if set, takes part in checkpoints (STREAMING only).
 	Checkpoint *Checkpointing
+	// FinalSavepoint, if set (BATCH only), is the savepoint directory a
+	// keyed subtask writes its final state to: every key's state after all
+	// of the key's input, before its end-of-input timers fire (see
+	// savingKeyed). The driver marks the directory complete once every
+	// subtask of every stage succeeded (checkpoint.MarkComplete).
+	FinalSavepoint checkpoint.Store
 }
 
 func (c *Config) defaults() {
