@@ -41,6 +41,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/task"
 	"github.com/flinkjob/flinkjob/worker/exchange"
 )
@@ -80,7 +81,7 @@ func (c *CheckpointConfig) validate() error {
 	case c.URL == "" && c.Interval > 0:
 		return errors.New("FLINKJOB_CHECKPOINT_INTERVAL needs FLINKJOB_CHECKPOINT_URL (--checkpoint-url)")
 	case c.URL == "" && c.FinalSavepoint:
-		return errors.New("FLINKJOB_FINAL_SAVEPOINT needs FLINKJOB_CHECKPOINT_URL (--checkpoint-url)")
+		return errors.New("FLINKJOB_FINAL_SAVEPOINT in STREAMING needs FLINKJOB_CHECKPOINT_URL (--checkpoint-url): the final savepoint is a checkpoint")
 	case c.FinalSavepoint && c.SavepointURL == "":
 		return errors.New("FLINKJOB_FINAL_SAVEPOINT needs FLINKJOB_SAVEPOINT_URL (--savepoint-url)")
 	case c.Interval < 0:
@@ -225,7 +226,6 @@ type leader struct {
 	allSubbed  chan struct{}
 	allDone    chan struct{}
 	lastLatest int64
-	periodic   context.CancelFunc // stops periodic checkpoints
 
 	bg sync.WaitGroup // control objects being written
 }
@@ -460,7 +460,7 @@ func (l *leader) copySavepoint(ctx context.Context, id int64, nonce string) Save
 		res.Error = "no savepoint URL configured (FLINKJOB_SAVEPOINT_URL)"
 		return res
 	}
-	path := fmt.Sprintf("%ssp-%d-%s/", l.c.cfg.SavepointURL, id, nonce)
+	path := l.savepointPath(id, nonce)
 	dir, err := l.c.open(path)
 	if err == nil {
 		err = checkpoint.CopyAs(ctx, checkpoint.Sub(l.c.store, checkpoint.DirName(id)), dir, checkpoint.Meta{ID: id, Kind: "savepoint"})
@@ -473,6 +473,11 @@ func (l *leader) copySavepoint(ctx context.Context, id int64, nonce string) Save
 	return res
 }
 
+// savepointPath is the URL of savepoint sp-<id>-<nonce>/.
+func (l *leader) savepointPath(id int64, nonce string) string {
+	return fmt.Sprintf("%ssp-%d-%s/", l.c.cfg.SavepointURL, id, nonce)
+}
+
 // run starts periodic checkpoints once every subtask subscribed and polls
 // savepoint requests, until ctx ends.
 func (l *leader) run(ctx context.Context) {
@@ -481,11 +486,7 @@ func (l *leader) run(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	l.mu.Lock()
-	l.periodic = cancel
-	l.mu.Unlock()
-	go l.coord.Run(pctx)
+	go l.coord.Run(ctx)
 	if l.control == nil {
 		return
 	}
@@ -531,36 +532,28 @@ func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
 		return
 	}
 	l.c.log.Info("savepoint requested", "nonce", req.Nonce, "stop", req.Stop)
-	if req.Stop {
-		// No periodic checkpoint may complete after the savepoint: a
-		// transactional sink would commit output the savepoint does not
-		// cover. Stop them before triggering.
-		l.mu.Lock()
-		l.periodic()
-		l.mu.Unlock()
-	}
-	id, err := l.coord.TriggerAndWait(ctx)
-	var res SavepointResult
-	if err != nil {
-		res = SavepointResult{Nonce: req.Nonce, Error: fmt.Sprintf("savepoint: %v", err)}
+	res := SavepointResult{Nonce: req.Nonce}
+	if l.c.cfg.SavepointURL == "" {
+		res.Error = "no savepoint URL configured (FLINKJOB_SAVEPOINT_URL)"
 	} else {
-		if req.Stop {
-			l.coord.Stop()
+		// With stop, the coordinator starts no checkpoint after this one
+		// (set as it triggers): a transactional sink must not commit
+		// output the savepoint does not cover.
+		var path string
+		id, err := l.coord.SavepointTo(ctx, func(id int64) (checkpoint.Store, error) {
+			path = l.savepointPath(id, req.Nonce)
+			return l.c.open(path)
+		}, req.Stop)
+		if err != nil {
+			res.Error = fmt.Sprintf("savepoint: %v", err)
+		} else {
+			res.Path, res.CheckpointID, res.TimeMs = path, id, time.Now().UnixMilli()
 		}
-		res = l.copySavepoint(ctx, id, req.Nonce)
-	}
-	if res.Error != "" && req.Stop && ctx.Err() == nil {
-		// The job goes on: so do its checkpoints.
-		pctx, cancel := context.WithCancel(ctx)
-		l.mu.Lock()
-		l.periodic = cancel
-		l.mu.Unlock()
-		go l.coord.Run(pctx)
 	}
 	if res.Error != "" {
 		l.c.log.Error("savepoint failed", "nonce", req.Nonce, "err", res.Error)
 	} else {
-		l.c.log.Info("savepoint complete", "nonce", req.Nonce, "checkpoint", id, "path", res.Path)
+		l.c.log.Info("savepoint complete", "nonce", req.Nonce, "checkpoint", res.CheckpointID, "path", res.Path)
 	}
 	l.writeControl(name, res)
 }
@@ -684,4 +677,55 @@ func (c *ckpt) close() {
 	if c.client != nil {
 		c.client.Close()
 	}
+}
+
+// batchFinalName is the directory of a BATCH job's final savepoint: it
+// copies no checkpoint, hence ID 0.
+const batchFinalName = "sp-0-final/"
+
+// batchSavepointDir is where a BATCH keyed subtask writes its final state
+// when FINAL_SAVEPOINT is set (nil otherwise).
+func batchSavepointDir(cfg Config) (checkpoint.Store, error) {
+	cc := cfg.Checkpoints
+	if !cc.FinalSavepoint {
+		return nil, nil
+	}
+	if cc.SavepointURL == "" {
+		return nil, errors.New("FLINKJOB_FINAL_SAVEPOINT needs FLINKJOB_SAVEPOINT_URL (--savepoint-url)")
+	}
+	if !strings.HasSuffix(cc.SavepointURL, "/") {
+		cc.SavepointURL += "/"
+	}
+	return checkpoint.OpenURL(cfg.S3)(cc.SavepointURL + batchFinalName)
+}
+
+// finishBatchSavepoint completes a BATCH job's final savepoint in the
+// finalize step, which runs once every subtask of every stage succeeded:
+// it writes the directory's marker and control/savepoint-final.json.
+func finishBatchSavepoint(ctx context.Context, cfg Config, p *plan.Plan, log *slog.Logger) error {
+	if p.Mode != spec.Batch || !cfg.Checkpoints.FinalSavepoint {
+		return nil
+	}
+	dir, err := batchSavepointDir(cfg)
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.MarkComplete(ctx, dir, checkpoint.Meta{ID: 0, Kind: "savepoint"}); err != nil {
+		return fmt.Errorf("final savepoint: %w", err)
+	}
+	cc := cfg.Checkpoints
+	path := strings.TrimSuffix(cc.SavepointURL, "/") + "/" + batchFinalName
+	log.Info("final savepoint complete", "path", path)
+	if cc.ControlURL == "" {
+		return nil
+	}
+	control, err := checkpoint.OpenURL(cfg.S3)(cc.ControlURL)
+	if err != nil {
+		return fmt.Errorf("control URL %s: %w", cc.ControlURL, err)
+	}
+	b, _ := json.Marshal(SavepointResult{Nonce: "final", Path: path, CheckpointID: 0, TimeMs: time.Now().UnixMilli()})
+	if err := control.Put(ctx, ControlSavepointFinal, b); err != nil {
+		return fmt.Errorf("final savepoint: writing %s: %w", ControlSavepointFinal, err)
+	}
+	return nil
 }

@@ -155,7 +155,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.Mode = string(p.Mode)
 	env := connector.Env{S3: cfg.S3, Stdout: os.Stdout, CallSink: udf.LookupSink}
 	if cfg.Finalize {
-		return res, finalize(ctx, p, env)
+		if err := finalize(ctx, p, env); err != nil {
+			return res, err
+		}
+		return res, finishBatchSavepoint(ctx, cfg, p, log)
 	}
 	if cfg.Stage < 0 || cfg.Stage >= len(p.Stages) {
 		return res, fmt.Errorf("stage %d does not exist: the plan has %d stages", cfg.Stage, len(p.Stages))
@@ -202,6 +205,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if p.Mode == spec.Batch {
 		if cfg.ShuffleURL == "" && (len(st.Inputs) > 0 || len(st.Outputs) > 0) {
 			return res, fmt.Errorf("a BATCH stage with shuffles needs --shuffle (s3://bucket/prefix/ or a directory)")
+		}
+		if tc.FinalSavepoint, err = batchSavepointDir(cfg); err != nil {
+			return res, err
 		}
 		var store shuffle.Store = noStore{}
 		if cfg.ShuffleURL != "" {

@@ -337,3 +337,79 @@ func TestStreamingRestoreFromMissingSavepointFails(t *testing.T) {
 		t.Fatalf("restore from a missing savepoint: %v", err)
 	}
 }
+
+// TestFinalSavepointBootstrap is the bootstrap story across processes: a
+// bounded job run in STREAMING with FINAL_SAVEPOINT ends with savepoint
+// "final" (a checkpoint after all input), the same job run in BATCH
+// writes its keyed steps' final state as savepoint "final"; a second job
+// sharing the keyed step "counts" but reading another source restores
+// from either and continues every key's count: both give the same output.
+func TestFinalSavepointBootstrap(t *testing.T) {
+	const count = 2000
+	s3 := testminio.Start(t)
+	bucket := testminio.Bucket(t, s3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bootstrap := ckptJob(t, count, 0)
+	paths := map[spec.RuntimeMode]string{}
+	for _, mode := range []spec.RuntimeMode{spec.Streaming, spec.Batch} {
+		e := newCkptEnv(t, s3, bucket, "bootstrap-"+strings.ToLower(string(mode)))
+		opts := runner.Options{Worker: slowBin, Dir: t.TempDir(), Mode: mode, Env: e.env("FLINKJOB_FINAL_SAVEPOINT=true")}
+		if mode == spec.Batch {
+			opts.ShuffleURL = fmt.Sprintf("s3://%s/shuffle-%s/", bucket, mode)
+		}
+		r, err := runner.New(bootstrap, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(ctx); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		var res worker.SavepointResult
+		if !readJSON(t, e.controlStore(t), worker.ControlSavepointFinal, &res) || res.Error != "" || res.Nonce != "final" || !strings.HasPrefix(res.Path, e.savepoints) {
+			t.Fatalf("%s: savepoint-final.json: %+v", mode, res)
+		}
+		if mode == spec.Streaming {
+			// STREAMING output is every running count.
+			equalLines(t, "bootstrap output", sinkLines(t, e.out), wantCounts(count))
+		}
+		paths[mode] = res.Path
+	}
+
+	// The job that restores: one more record per key, from a source the
+	// savepoint has no position for (it starts at its beginning), into a
+	// sink step of its own (a sink named as in the savepoint would recover
+	// the bootstrap's last transaction, as it should).
+	restoring := loadJob(t, `
+runtimeMode: STREAMING
+parallelism: 2
+steps:
+  - name: more
+    source:
+      datagen: {value: "{'k': seq % 23, 'c': 1}", count: 23}
+  - name: counts
+    keyBy: record.k
+    reduce: "{'k': acc.k, 'c': acc.c + record.c}"
+  - name: more-out
+    sink: {call: tx}
+`)
+	var want []string
+	for k := 0; k < 23; k++ {
+		n := (count-k+22)/23 + 1 // the bootstrap's records of key k, and one more
+		want = append(want, fmt.Sprintf(`{"c":%d,"k":%d}`, n, k))
+	}
+	sort.Strings(want)
+	for mode, path := range paths {
+		out := filepath.Join(t.TempDir(), "out")
+		// Restore only: no checkpoint storage, the path names the savepoint.
+		env := append(testminio.Env(s3), "FLINKJOB_RESTORE_FROM="+path, "TX_SINK_DIR="+out)
+		r, err := runner.New(restoring, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(ctx); err != nil {
+			t.Fatalf("restore from the %s savepoint: %v", mode, err)
+		}
+		equalLines(t, fmt.Sprintf("restored from the %s savepoint %s", mode, path), sinkLines(t, out), want)
+	}
+}
