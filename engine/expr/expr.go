@@ -87,6 +87,11 @@ type Program struct {
 	// fast, when set, evaluates the expression natively (see fast.go),
 	// falling back to CEL where it cannot tell the result.
 	fast fastFn
+	// small, when set, is prg without the runtime cost limit, run when
+	// every input value is small (fitsSmall): the compile-time estimate
+	// for inputs that small stays within DefaultCostLimit, so the cost
+	// tracking, which wraps every node, is not needed for them.
+	small cel.Program
 }
 
 // Source returns the expression text.
@@ -166,9 +171,16 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	// input data (or nested ones over literals).
 	p := &Program{src: src, names: vars, pathVar: -1}
 	p.limited = true
-	if est, err := e.EstimateCost(ast, sizeEstimator{}); err == nil {
+	if est, err := e.EstimateCost(ast, sizeEstimator{inputSizeBound}); err == nil {
 		p.costMax = est.Max
 		p.limited = est.Max > DefaultCostLimit
+	}
+	if p.limited {
+		if est, err := e.EstimateCost(ast, sizeEstimator{smallInputSize}); err == nil && est.Max <= DefaultCostLimit {
+			if sp, err := e.Program(ast, cel.EvalOptions(cel.OptOptimize)); err == nil {
+				p.small = sp
+			}
+		}
 	}
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if p.limited {
@@ -195,11 +207,78 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 // stay well below it.
 const inputSizeBound = 1 << 20
 
-// sizeEstimator gives every value of unknown size inputSizeBound.
-type sizeEstimator struct{}
+// smallInputSize bounds the size of every input value (string and bytes
+// length, list and map entries, at any depth) for which Program.small may
+// run; smallWalkBudget bounds the values visited to check it.
+const (
+	smallInputSize  = 1024
+	smallWalkBudget = 1 << 14
+)
 
-func (sizeEstimator) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+// sizeEstimator gives values of unknown size an upper bound: max for
+// input data (a variable and the fields and elements under it), whose
+// size fitsSmall checks at run time, and for a comprehension's accumulator
+// (which grows by one element per iteration at most, each iteration
+// costing at least one unit, estimated from the range's size), and
+// inputSizeBound for everything else: a function's result, such as
+// lists.range(record.n), may be large whatever the inputs' sizes.
+type sizeEstimator struct{ max uint64 }
+
+func (s sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if len(n.Path()) > 0 || n.Expr().Kind() == celast.IdentKind {
+		return &checker.SizeEstimate{Min: 0, Max: s.max}
+	}
 	return &checker.SizeEstimate{Min: 0, Max: inputSizeBound}
+}
+
+// fitsSmall reports whether v holds no string, bytes, list or map larger
+// than smallInputSize, visiting at most *budget elements.
+func fitsSmall(v any, budget *int) bool {
+	switch x := v.(type) {
+	case string:
+		return len(x) <= smallInputSize
+	case []byte:
+		return len(x) <= smallInputSize
+	case []any:
+		if *budget -= len(x); len(x) > smallInputSize || *budget < 0 {
+			return false
+		}
+		for _, e := range x {
+			if !fitsSmall(e, budget) {
+				return false
+			}
+		}
+	case map[string]any:
+		if *budget -= len(x); len(x) > smallInputSize || *budget < 0 {
+			return false
+		}
+		for k, e := range x {
+			if len(k) > smallInputSize || !fitsSmall(e, budget) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// program is the program to run on act's values.
+func (p *Program) program(act *activation) cel.Program {
+	if p.small == nil {
+		return p.prg
+	}
+	budget := smallWalkBudget
+	for i := range act.names {
+		v := any(nil)
+		if i < len(act.vals) {
+			v = act.vals[i]
+		} else if j := i - len(act.vals); j < len(act.more) {
+			v = act.more[j]
+		}
+		if !fitsSmall(v, &budget) {
+			return p.prg
+		}
+	}
+	return p.small
 }
 
 func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
@@ -406,7 +485,7 @@ func (p *Program) EvalVal(vals ...any) (ref.Val, error) {
 }
 
 func (p *Program) run(act *activation) (ref.Val, error) {
-	out, _, err := p.prg.Eval(act)
+	out, _, err := p.program(act).Eval(act)
 	if err != nil {
 		return nil, p.evalErr(err)
 	}
@@ -447,7 +526,7 @@ func (e *Evaluator) tryFast() (any, bool) {
 }
 
 func (e *Evaluator) run() (ref.Val, error) {
-	out, _, err := e.p.prg.Eval(&e.act)
+	out, _, err := e.p.program(&e.act).Eval(&e.act)
 	e.act.vals = [4]any{}
 	e.act.more = nil
 	if err != nil {

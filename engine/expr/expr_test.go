@@ -151,6 +151,60 @@ func TestCostLimitOverInput(t *testing.T) {
 	}
 }
 
+// A comprehension over input data runs without cost tracking when the
+// inputs are small enough for the estimate to stay within the limit, with
+// the same results, and with it when they are not (TestCostLimitOverInput
+// shows its limit holds); a
+// function whose result size does not depend on the inputs' sizes
+// (lists.range) always keeps the limit.
+func TestSmallInputsSkipCostTracking(t *testing.T) {
+	p, err := Compile("state.bids.filter(b, b.t >= record.t).map(b, b.p)", Any, Record, "state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.limited || p.small == nil {
+		t.Fatalf("limited %v, small program %v: want both", p.limited, p.small != nil)
+	}
+	bids := func(n int) map[string]any {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = map[string]any{"t": int64(i), "p": int64(2 * i)}
+		}
+		return map[string]any{"bids": l}
+	}
+	rec := map[string]any{"t": int64(2)}
+	act := &activation{names: p.names, vals: [4]any{rec, bids(4)}}
+	if p.program(act) != p.small {
+		t.Errorf("4 bids: the cost-tracking program runs")
+	}
+	got, err := p.Eval(rec, bids(4))
+	if err != nil || !reflect.DeepEqual(got, []any{int64(4), int64(6)}) {
+		t.Errorf("4 bids: %v, %v", got, err)
+	}
+	act.vals[1] = bids(smallInputSize + 1)
+	if p.program(act) != p.prg {
+		t.Errorf("%d bids: the program without cost tracking runs", smallInputSize+1)
+	}
+	act.vals[1] = map[string]any{"bids": []any{map[string]any{"t": int64(1), "p": strings.Repeat("x", smallInputSize+1)}}}
+	if p.program(act) != p.prg {
+		t.Errorf("a long string: the program without cost tracking runs")
+	}
+	// The cost-tracking program gives the same results.
+	if got, err := p.Eval(map[string]any{"t": int64(smallInputSize - 1)}, bids(smallInputSize+1)); err != nil ||
+		!reflect.DeepEqual(got, []any{int64(2 * (smallInputSize - 1)), int64(2 * smallInputSize)}) {
+		t.Errorf("%d bids: %v, %v", smallInputSize+1, got, err)
+	}
+	for _, src := range []string{"lists.range(record.n).map(i, i)", "record.xs.map(a, record.xs.map(b, a + b))"} {
+		p, err := Compile(src, Any, Record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.limited || p.small != nil {
+			t.Errorf("%s: limited %v, small program %v: want limited only", src, p.limited, p.small != nil)
+		}
+	}
+}
+
 // celEval evaluates with CEL only, bypassing the field-path fast path.
 func celEval(p *Program, vals ...any) (any, error) {
 	act := &activation{names: p.names}
