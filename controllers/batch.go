@@ -150,6 +150,9 @@ func (r *FlinkJobReconciler) runFinalize(ctx context.Context, s *state) error {
 	job := s.job
 	pods := s.rolePods(RoleFinalize)
 	if done := succeededPod(pods); done != nil {
+		if err := r.recordFinalSavepoint(ctx, s); err != nil {
+			return err
+		}
 		if err := r.deletePod(ctx, done); err != nil {
 			return err
 		}

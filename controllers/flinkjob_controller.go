@@ -68,6 +68,9 @@ type FlinkJobReconciler struct {
 	Storage Storage
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+	// SavepointTimeout is how long a savepoint may take; 0 means
+	// DefaultSavepointTimeout.
+	SavepointTimeout time.Duration
 }
 
 // +kubebuilder:rbac:groups=flinkjob.io,resources=flinkjobs,verbs=get;list;watch;update;patch;delete
@@ -103,6 +106,27 @@ type state struct {
 	pods []corev1.Pod
 	// requeue asks for another look after a delay (restart backoff, TTL).
 	requeue time.Duration
+}
+
+// requeueWithin asks for another look within d (the earliest request wins).
+func (s *state) requeueWithin(d time.Duration) {
+	if s.requeue == 0 || d < s.requeue {
+		s.requeue = d
+	}
+}
+
+// planStages is the status of a plan's stages before any ran.
+func planStages(p *plan.Plan) []v1alpha1.StageStatus {
+	var out []v1alpha1.StageStatus
+	for _, st := range p.Stages {
+		var steps []string
+		for _, n := range st.Chain {
+			steps = append(steps, n.Name)
+		}
+		out = append(out, v1alpha1.StageStatus{
+			Index: int32(st.ID), Name: st.Name, Steps: steps, Parallelism: int32(st.Parallelism), Phase: v1alpha1.StagePending})
+	}
+	return out
 }
 
 // Reconcile moves a job one step through its state machine.
@@ -181,7 +205,7 @@ func (r *FlinkJobReconciler) phaseValidate(ctx context.Context, s *state) error 
 		return nil
 	}
 	s.plan = p
-	if job.Status.Phase != "" && len(job.Status.Stages) != len(p.Stages) {
+	if job.Status.Phase != "" && len(job.Status.Stages) != len(p.Stages) && p.Mode != spec.Streaming {
 		// The dataflow was edited while the job ran: its progress no
 		// longer maps onto the new plan (and indexing it would panic).
 		msg := fmt.Sprintf("the dataflow changed while the job ran: it now plans %d stages, the job started with %d; create a new FlinkJob to run the new dataflow",
@@ -191,15 +215,7 @@ func (r *FlinkJobReconciler) phaseValidate(ctx context.Context, s *state) error 
 	}
 	if job.Status.Phase == "" {
 		job.Status.ResolvedMode = p.Mode
-		job.Status.Stages = nil
-		for _, st := range p.Stages {
-			var steps []string
-			for _, n := range st.Chain {
-				steps = append(steps, n.Name)
-			}
-			job.Status.Stages = append(job.Status.Stages, v1alpha1.StageStatus{
-				Index: int32(st.ID), Name: st.Name, Steps: steps, Parallelism: int32(st.Parallelism), Phase: v1alpha1.StagePending})
-		}
+		job.Status.Stages = planStages(p)
 		msg := fmt.Sprintf("planned %d stages in %s mode", len(p.Stages), p.Mode)
 		setCondition(job, v1alpha1.ConditionPlanned, metav1.ConditionTrue, "Planned", msg)
 		r.setPhase(s, v1alpha1.PhasePending, "Planned", msg)
@@ -228,10 +244,18 @@ func (r *FlinkJobReconciler) phaseRun(ctx context.Context, s *state) error {
 	return r.runStreaming(ctx, s)
 }
 
-// phaseSuspended deletes the worker pods and keeps the job's progress.
+// phaseSuspended deletes the worker pods and keeps the job's progress. A
+// running STREAMING job is stopped as spec.upgradeMode says: with a
+// savepoint (the pods stay until it exists), keeping its checkpoints
+// (last-state), or dropping its state (stateless).
 func (r *FlinkJobReconciler) phaseSuspended(ctx context.Context, s *state) error {
 	if err := r.listPods(ctx, s); err != nil {
 		return err
+	}
+	if s.plan.Mode == spec.Streaming && s.job.Status.Phase != v1alpha1.PhaseSuspended {
+		if done, err := r.suspendStreaming(ctx, s); err != nil || !done {
+			return err
+		}
 	}
 	for i := range s.pods {
 		if err := r.deletePod(ctx, &s.pods[i]); err != nil {

@@ -21,10 +21,20 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"mode"})
 	restartsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flinkjob_restarts_total", Help: "Restarts after worker failures (BATCH: one subtask; STREAMING: every stage)."}, []string{"mode"})
+	savepointsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flinkjob_savepoints_total", Help: "Savepoints that ended, by trigger type (MANUAL, UPGRADE, SUSPEND, FINAL) and result (completed, failed)."},
+		[]string{"trigger", "result"})
+	savepointsDisposedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flinkjob_savepoints_disposed_total", Help: "Savepoints deleted beyond the history limits (spec.savepointHistory)."})
+	upgradesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flinkjob_upgrades_total", Help: "Upgrades of running STREAMING jobs after a spec change, by upgradeMode."}, []string{"mode"})
+	checkpointsObserved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flinkjob_checkpoints_observed_total", Help: "New completed checkpoints seen in jobs' control objects (status.lastCheckpoint changes)."})
 )
 
 func init() {
-	metrics.Registry.MustRegister(jobsByPhase, jobPhaseTransitions, stageDuration, restartsTotal)
+	metrics.Registry.MustRegister(jobsByPhase, jobPhaseTransitions, stageDuration, restartsTotal,
+		savepointsTotal, savepointsDisposedTotal, upgradesTotal, checkpointsObserved)
 }
 
 var (

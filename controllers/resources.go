@@ -72,20 +72,87 @@ func peerPattern(job *v1alpha1.FlinkJob) string {
 	return fmt.Sprintf("s{stage}-{index}.%s.%s.svc:%d", serviceName(job), job.Namespace, exchangePort)
 }
 
-// shufflePrefix is the key prefix of a job's intermediate data in the bucket.
-func shufflePrefix(job *v1alpha1.FlinkJob) string {
+// namePrefix is the key prefix of everything stored for a job's name:
+// its savepoints (kept after the FlinkJob is deleted, as in Flink) and one
+// folder per incarnation (uid) of the job.
+func namePrefix(job *v1alpha1.FlinkJob) string {
 	p := ""
 	if s := job.Spec.Storage; s != nil && s.S3 != nil && s.S3.Prefix != "" {
 		p = strings.TrimSuffix(s.S3.Prefix, "/") + "/"
 	}
-	return fmt.Sprintf("%sflinkjob/%s/%s/%s/shuffle/", p, job.Namespace, job.Name, job.UID)
+	return fmt.Sprintf("%sflinkjob/%s/%s/", p, job.Namespace, job.Name)
 }
 
-func shuffleURL(job *v1alpha1.FlinkJob) string {
+// jobDataPrefix is the key prefix of a job's own data, deleted with it:
+// shuffle/ (BATCH intermediate results), checkpoints/ and control/ (the
+// JSON objects through which the manager and the job's checkpoint
+// coordinator talk; see the contract in engine/checkpoint).
+func jobDataPrefix(job *v1alpha1.FlinkJob) string {
+	return fmt.Sprintf("%s%s/", namePrefix(job), job.UID)
+}
+
+// shufflePrefix is the key prefix of a job's intermediate data in the bucket.
+func shufflePrefix(job *v1alpha1.FlinkJob) string { return jobDataPrefix(job) + "shuffle/" }
+
+// storageURL is the s3:// URL of key prefix p in the job's bucket, or ""
+// without storage.
+func storageURL(job *v1alpha1.FlinkJob, p string) string {
 	if job.Spec.Storage == nil || job.Spec.Storage.S3 == nil {
 		return ""
 	}
-	return "s3://" + job.Spec.Storage.S3.Bucket + "/" + shufflePrefix(job)
+	return "s3://" + job.Spec.Storage.S3.Bucket + "/" + p
+}
+
+func shuffleURL(job *v1alpha1.FlinkJob) string { return storageURL(job, shufflePrefix(job)) }
+func jobDataURL(job *v1alpha1.FlinkJob) string { return storageURL(job, jobDataPrefix(job)) }
+func checkpointsURL(job *v1alpha1.FlinkJob) string {
+	return storageURL(job, jobDataPrefix(job)+"checkpoints/")
+}
+func controlURL(job *v1alpha1.FlinkJob) string { return storageURL(job, jobDataPrefix(job)+"control/") }
+func savepointsURL(job *v1alpha1.FlinkJob) string {
+	return storageURL(job, namePrefix(job)+"savepoints/")
+}
+
+// stateEnv is the checkpoint/savepoint configuration of a worker (the
+// contract with the worker: FLINKJOB_CHECKPOINT_* and friends).
+func stateEnv(job *v1alpha1.FlinkJob) []corev1.EnvVar {
+	if job.Spec.Storage == nil || job.Spec.Storage.S3 == nil {
+		return nil
+	}
+	env := []corev1.EnvVar{
+		{Name: "FLINKJOB_CHECKPOINT_URL", Value: checkpointsURL(job)},
+		{Name: "FLINKJOB_SAVEPOINT_URL", Value: savepointsURL(job)},
+		{Name: "FLINKJOB_CONTROL_URL", Value: controlURL(job)},
+	}
+	if c := job.Spec.Checkpointing; c != nil {
+		retain := c.Retain
+		if retain <= 0 {
+			retain = 3
+		}
+		env = append(env,
+			corev1.EnvVar{Name: "FLINKJOB_CHECKPOINT_INTERVAL", Value: string(c.Interval)},
+			corev1.EnvVar{Name: "FLINKJOB_CHECKPOINT_RETAIN", Value: strconv.Itoa(int(retain))})
+	}
+	if job.Spec.FinalSavepoint {
+		env = append(env, corev1.EnvVar{Name: "FLINKJOB_FINAL_SAVEPOINT", Value: "true"})
+	}
+	return env
+}
+
+// restoreEnv is FLINKJOB_RESTORE_FROM for a STREAMING attempt: what
+// status.startedFrom decided for it before its pods were created.
+func restoreEnv(job *v1alpha1.FlinkJob, attempt int) []corev1.EnvVar {
+	sf := job.Status.StartedFrom
+	if sf == nil || int(sf.Attempt) != attempt {
+		return nil
+	}
+	switch sf.Kind {
+	case v1alpha1.StartCheckpoint:
+		return []corev1.EnvVar{{Name: "FLINKJOB_RESTORE_FROM", Value: "latest"}}
+	case v1alpha1.StartSavepoint:
+		return []corev1.EnvVar{{Name: "FLINKJOB_RESTORE_FROM", Value: sf.Path}}
+	}
+	return nil
 }
 
 func ownerRef(job *v1alpha1.FlinkJob) metav1.OwnerReference {
@@ -126,7 +193,7 @@ func desiredService(job *v1alpha1.FlinkJob) *corev1.Service {
 // podSpec builds a worker pod. It meets the restricted Pod Security
 // Standard: non-root, no privilege escalation, no capabilities, seccomp
 // RuntimeDefault.
-func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMode, name string, labels map[string]string, args []string) *corev1.Pod {
+func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMode, name string, labels map[string]string, args []string, extraEnv []corev1.EnvVar) *corev1.Pod {
 	image := job.Spec.Image
 	if image == "" {
 		image = r.WorkerImage
@@ -166,6 +233,8 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 	if su := shuffleURL(job); su != "" {
 		env = append(env, corev1.EnvVar{Name: "FLINKJOB_SHUFFLE_URL", Value: su})
 	}
+	env = append(env, stateEnv(job)...)
+	env = append(env, extraEnv...)
 	ctr := corev1.Container{
 		Name:            "worker",
 		Image:           image,
@@ -231,7 +300,11 @@ func (r *FlinkJobReconciler) subtaskPod(job *v1alpha1.FlinkJob, mode spec.Runtim
 	if mode == spec.Streaming {
 		args = append(args, "--peer-pattern", peerPattern(job))
 	}
-	pod := r.podSpec(job, mode, podName(job, stage, index, attempt), labels, args)
+	var extra []corev1.EnvVar
+	if mode == spec.Streaming {
+		extra = restoreEnv(job, attempt)
+	}
+	pod := r.podSpec(job, mode, podName(job, stage, index, attempt), labels, args, extra)
 	if mode == spec.Streaming {
 		pod.Spec.Hostname = hostname(stage, index)
 		pod.Spec.Subdomain = serviceName(job)
@@ -244,7 +317,7 @@ func (r *FlinkJobReconciler) finalizePod(job *v1alpha1.FlinkJob, mode spec.Runti
 	labels := jobLabels(job)
 	labels[LabelRole] = RoleFinalize
 	labels[LabelAttempt] = strconv.Itoa(attempt)
-	pod := r.podSpec(job, mode, finalizePodName(job, attempt), labels, []string{"--finalize", "--http", ""})
+	pod := r.podSpec(job, mode, finalizePodName(job, attempt), labels, []string{"--finalize", "--http", ""}, nil)
 	pod.Spec.Containers[0].ReadinessProbe = nil
 	pod.Spec.Containers[0].LivenessProbe = nil
 	pod.Spec.Containers[0].Ports = nil

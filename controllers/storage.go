@@ -3,6 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"io"
+	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,8 +28,26 @@ func apiInvalid(gk schema.GroupKind, name string, errs field.ErrorList) error {
 type Storage interface {
 	// ManifestExists reports whether a BATCH subtask's output manifest is there.
 	ManifestExists(ctx context.Context, job *v1alpha1.FlinkJob, stage, index int) (bool, error)
-	// DeleteJobData removes the job's intermediate data.
+	// DeleteJobData removes the job's own data (intermediate results,
+	// checkpoints, control objects); savepoints stay.
 	DeleteJobData(ctx context.Context, job *v1alpha1.FlinkJob) error
+
+	// ReadControl returns a control object (e.g. "checkpoint-latest.json")
+	// of the job, or nil without error when it does not exist.
+	ReadControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) ([]byte, error)
+	// WriteControl writes a control object (e.g. "savepoint-request.json").
+	WriteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string, data []byte) error
+	// DeleteControl removes a control object; a missing one is no error.
+	DeleteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) error
+	// LatestCheckpoint returns the newest complete checkpoint (one with a
+	// _COMPLETED marker) under the job's checkpoints URL; id 0 when none.
+	LatestCheckpoint(ctx context.Context, job *v1alpha1.FlinkJob) (id int64, url string, err error)
+	// ClearCheckpoints removes every checkpoint of the job and the
+	// control object naming the latest one.
+	ClearCheckpoints(ctx context.Context, job *v1alpha1.FlinkJob) error
+	// DeleteSavepoint removes a savepoint directory (an s3:// URL under the
+	// job's savepoints URL; anything else is refused).
+	DeleteSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, url string) error
 }
 
 // CredentialsNotFoundError says the job's S3 credentials Secret does not exist.
@@ -54,6 +75,11 @@ type S3Storage struct {
 }
 
 func (s S3Storage) location(ctx context.Context, job *v1alpha1.FlinkJob) (connector.Location, error) {
+	return s.locationAt(ctx, job, shuffleURL(job))
+}
+
+// locationAt reaches url (in the job's bucket) with the job's credentials.
+func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url string) (connector.Location, error) {
 	st := job.Spec.Storage.S3
 	cfg := connector.S3Config{Endpoint: st.Endpoint, Region: st.Region, Secure: s3Secure(st.Endpoint)}
 	if st.TLS != nil {
@@ -76,7 +102,7 @@ func (s S3Storage) location(ctx context.Context, job *v1alpha1.FlinkJob) (connec
 		}
 		cfg.AccessKey, cfg.SecretKey = string(sec.Data[ak]), string(sec.Data[sk])
 	}
-	return connector.ParseLocation(shuffleURL(job), cfg)
+	return connector.ParseLocation(url, cfg)
 }
 
 func (s S3Storage) ManifestExists(ctx context.Context, job *v1alpha1.FlinkJob, stage, index int) (bool, error) {
@@ -88,7 +114,122 @@ func (s S3Storage) ManifestExists(ctx context.Context, job *v1alpha1.FlinkJob, s
 }
 
 func (s S3Storage) DeleteJobData(ctx context.Context, job *v1alpha1.FlinkJob) error {
-	loc, err := s.location(ctx, job)
+	loc, err := s.locationAt(ctx, job, jobDataURL(job))
+	if err != nil {
+		return err
+	}
+	return loc.DeletePrefix(ctx, "")
+}
+
+func (s S3Storage) ReadControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) ([]byte, error) {
+	loc, err := s.locationAt(ctx, job, controlURL(job))
+	if err != nil {
+		return nil, err
+	}
+	// Exists first: a missing object is an answer, not an error.
+	ok, err := loc.Exists(ctx, name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	rc, err := loc.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	// Control objects are a few hundred bytes; a cap keeps a corrupt one
+	// from filling the manager's memory.
+	return io.ReadAll(io.LimitReader(rc, 1<<20))
+}
+
+func (s S3Storage) WriteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string, data []byte) error {
+	loc, err := s.locationAt(ctx, job, controlURL(job))
+	if err != nil {
+		return err
+	}
+	w, err := loc.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+func (s S3Storage) DeleteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) error {
+	loc, err := s.locationAt(ctx, job, controlURL(job))
+	if err != nil {
+		return err
+	}
+	return loc.DeletePrefix(ctx, name)
+}
+
+func (s S3Storage) LatestCheckpoint(ctx context.Context, job *v1alpha1.FlinkJob) (int64, string, error) {
+	loc, err := s.locationAt(ctx, job, checkpointsURL(job))
+	if err != nil {
+		return 0, "", err
+	}
+	files, err := loc.List(ctx)
+	if err != nil {
+		// An S3 prefix without objects lists as missing (the connector
+		// has no sentinel error for it): no checkpoint yet.
+		if strings.Contains(err.Error(), "no such file or prefix") {
+			return 0, "", nil
+		}
+		return 0, "", err
+	}
+	seen := map[int64]bool{}
+	var ids []int64
+	for _, f := range files {
+		dir, _, ok := strings.Cut(f.Name, "/")
+		n, isChk := strings.CutPrefix(dir, "chk-")
+		if !ok || !isChk {
+			continue
+		}
+		if id, err := strconv.ParseInt(n, 10, 64); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
+	for _, id := range ids {
+		dir := fmt.Sprintf("chk-%d/", id)
+		ok, err := loc.Exists(ctx, dir+completedMarker)
+		if err != nil {
+			return 0, "", err
+		}
+		if ok {
+			return id, checkpointsURL(job) + dir, nil
+		}
+	}
+	return 0, "", nil
+}
+
+// completedMarker marks a checkpoint (or savepoint) directory every subtask
+// acknowledged (the contract's chk-<id>/_COMPLETED).
+const completedMarker = "_COMPLETED"
+
+func (s S3Storage) ClearCheckpoints(ctx context.Context, job *v1alpha1.FlinkJob) error {
+	loc, err := s.locationAt(ctx, job, checkpointsURL(job))
+	if err != nil {
+		return err
+	}
+	if err := loc.DeletePrefix(ctx, ""); err != nil {
+		return err
+	}
+	return s.DeleteControl(ctx, job, checkpointLatestObject)
+}
+
+func (s S3Storage) DeleteSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, url string) error {
+	base := savepointsURL(job)
+	if !strings.HasPrefix(url, base) || len(url) <= len(base) {
+		return fmt.Errorf("%s is not under the job's savepoints %s: not deleting it", url, base)
+	}
+	if !strings.HasSuffix(url, "/") {
+		url += "/"
+	}
+	loc, err := s.locationAt(ctx, job, url)
 	if err != nil {
 		return err
 	}

@@ -13,11 +13,13 @@ import (
 )
 
 // runStreaming keeps the pods of every stage up at once. Any failed pod
-// restarts them all (records in flight between stages are lost with the
-// pods; checkpoints make that exactly-once in a later version), after the
-// restart strategy's delay, with a new attempt number so new pods never
-// share names or DNS with old ones. A bounded job whose pods all succeed
-// finalizes its sinks and succeeds.
+// restarts them all, after the restart strategy's delay, with a new
+// attempt number so new pods never share names or DNS with old ones; with
+// spec.checkpointing they restore the latest completed checkpoint, so
+// state and exactly-once sinks see every record once (see savepoints.go
+// for what each attempt starts from). A spec change upgrades the job per
+// spec.upgradeMode. A bounded job whose pods all succeed finalizes its
+// sinks and succeeds.
 func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	job := s.job
 	attempt := int(job.Status.Attempt)
@@ -45,8 +47,10 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	// (lastFailureTime marks the pending restart). The status is written
 	// first; the stale pods go on the next pass, so a lost status write
 	// leaves nothing half done.
+	stopping := pendingSavepoint(job) != nil && job.Status.SavepointInfo.TriggerStop
 	for _, p := range current {
-		if p.Status.Phase != corev1.PodFailed {
+		if p.Status.Phase != corev1.PodFailed || stopping {
+			// A failure during a stop-with-savepoint ends it first (below).
 			continue
 		}
 		stage := labelInt(p, LabelStage)
@@ -84,10 +88,43 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		job.Status.LastFailureTime = nil
 		restartsTotal.WithLabelValues(string(spec.Streaming)).Inc()
 	}
-	// New pods wait until the old ones are gone: they share host names.
+	// New pods wait until the old ones are gone: they share host names
+	// (and an old leader must not write checkpoints the new start clears).
 	if len(stale) > 0 && len(current) == 0 {
 		s.requeue = time.Second
 		return nil
+	}
+
+	// A stop-with-savepoint (an upgrade, or a suspend undone meanwhile)
+	// runs to its end; then the pods go and the next attempt starts.
+	if stopping {
+		done, err := r.stopWithSavepoint(ctx, s, current)
+		if err != nil || !done {
+			return err
+		}
+		job.Status.Attempt++
+		s.requeue = time.Millisecond
+		return nil
+	}
+	if len(current) > 0 && specChanged(job) {
+		if pendingSavepoint(job) != nil {
+			// A manual savepoint first: one request at a time.
+			_, _, err := r.pollSavepoint(ctx, s)
+			return err
+		}
+		return r.startUpgrade(ctx, s, job.Status.Phase == v1alpha1.PhaseRunning && allPodsRunning(current, job.Status.Stages))
+	}
+	if len(current) == 0 {
+		if sf := job.Status.StartedFrom; sf == nil || int(sf.Attempt) != attempt || job.Status.AppliedSpecHash != specHash(job) {
+			return r.prepareStart(ctx, s)
+		}
+	} else if sf := job.Status.StartedFrom; sf != nil && int(sf.Attempt) == attempt {
+		// The pods exist: what they start from is settled.
+		job.Status.NextStart = nil
+	}
+	if job.Status.AppliedSpecHash == "" {
+		// Pods started by an operator without upgrades: adopt them.
+		job.Status.AppliedGeneration, job.Status.AppliedSpecHash = job.Generation, specHash(job)
 	}
 
 	now := metav1.NewTime(r.now())
@@ -157,8 +194,30 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	if allUp {
 		setCondition(job, v1alpha1.ConditionRunning, metav1.ConditionTrue, "AllStagesRunning", "every stage's subtasks are running")
 		r.setPhase(s, v1alpha1.PhaseRunning, "Running", fmt.Sprintf("all %d stages running", len(job.Status.Stages)))
+		return r.whileRunning(ctx, s)
 	} else if job.Status.Phase != v1alpha1.PhaseRunning {
 		r.setPhase(s, v1alpha1.PhasePending, "Launching", "waiting for every stage's pods to run")
 	}
+	if pendingSavepoint(job) != nil {
+		_, _, err := r.pollSavepoint(ctx, s)
+		return err
+	}
 	return nil
+}
+
+// allPodsRunning reports whether every subtask of the stages the pods run
+// (the status's, which may differ from a changed spec's plan) has a
+// running pod.
+func allPodsRunning(current []*corev1.Pod, stages []v1alpha1.StageStatus) bool {
+	n := 0
+	for _, st := range stages {
+		n += int(st.Parallelism)
+	}
+	running := 0
+	for _, pod := range current {
+		if pod.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	return running >= n
 }

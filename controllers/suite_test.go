@@ -58,6 +58,8 @@ const (
 	// suite installs the webhook with an objectSelector on it), so specs
 	// can reach the reconciler's own validation with an invalid spec.
 	skipWebhookLabel = "flinkjob.io/envtest-skip-webhook"
+	// testSavepointTimeout is the manager's SavepointTimeout in this suite.
+	testSavepointTimeout = 4 * time.Second
 )
 
 var (
@@ -323,6 +325,9 @@ func startManager(withWebhook bool) *testManager {
 		Recorder:    m.GetEventRecorder("flinkjob-operator"),
 		WorkerImage: testImage,
 		Storage:     S3Storage{Client: m.GetAPIReader()},
+		// Short, so the timeout fallback is testable; the specs that
+		// complete savepoints answer well within it.
+		SavepointTimeout: testSavepointTimeout,
 	}
 	Expect(r.SetupWithManager(m)).To(Succeed())
 	if withWebhook {

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,7 +28,84 @@ func PlanJob(job *v1alpha1.FlinkJob) (*plan.Plan, error) {
 		return nil, &plan.ValidationError{Errors: []plan.FieldError{{Path: "spec.storage",
 			Msg: fmt.Sprintf("a BATCH job with %d stages materializes each stage's output for the next; set spec.storage.s3 (an S3-compatible bucket)", len(p.Stages))}}}
 	}
+	if errs := stateErrors(job, p); len(errs) > 0 {
+		return nil, &plan.ValidationError{Errors: errs}
+	}
 	return p, nil
+}
+
+// stateErrors checks the checkpoint and savepoint fields. The CRD's rules
+// check the same (except what needs the plan); this is what the CLI-style
+// validation and the reconciler see for jobs admitted without them.
+func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
+	js := &job.Spec
+	storage := js.Storage != nil && js.Storage.S3 != nil
+	var errs []plan.FieldError
+	add := func(path, msg string) { errs = append(errs, plan.FieldError{Path: path, Msg: msg}) }
+	const inBucket = ": savepoints are written to its bucket"
+	if c := js.Checkpointing; c != nil {
+		if !storage {
+			add("spec.checkpointing", "checkpointing needs spec.storage: checkpoints are written to its bucket")
+		}
+		if d, err := c.Interval.Get(); err != nil || d < 100*time.Millisecond {
+			add("spec.checkpointing.interval", fmt.Sprintf("%q is not a Go duration of at least 100ms", c.Interval))
+		}
+	}
+	switch js.UpgradeMode {
+	case "", v1alpha1.UpgradeStateless:
+	case v1alpha1.UpgradeSavepoint:
+		if !storage {
+			add("spec.upgradeMode", "upgradeMode savepoint needs spec.storage"+inBucket)
+		}
+	case v1alpha1.UpgradeLastState:
+		if js.Checkpointing == nil {
+			add("spec.upgradeMode", "upgradeMode last-state needs spec.checkpointing: it restarts from the latest checkpoint")
+		}
+	default:
+		add("spec.upgradeMode", fmt.Sprintf("%q is not stateless, last-state or savepoint", js.UpgradeMode))
+	}
+	if js.SavepointTriggerNonce != nil && !storage {
+		add("spec.savepointTriggerNonce", "savepointTriggerNonce needs spec.storage"+inBucket)
+	}
+	if js.FinalSavepoint {
+		if !storage {
+			add("spec.finalSavepoint", "finalSavepoint needs spec.storage"+inBucket)
+		}
+		if name := unboundedSource(&js.Job); name != "" {
+			add("spec.finalSavepoint", fmt.Sprintf("a final savepoint is taken when every source ended, and source step %s is unbounded (a datagen without count or a nexmark without events)", name))
+		}
+	}
+	if sp := js.InitialSavepointPath; sp != "" {
+		switch {
+		case !storage:
+			add("spec.initialSavepointPath", "initialSavepointPath needs spec.storage: it must be in its bucket")
+		case !strings.HasPrefix(sp, "s3://"+js.Storage.S3.Bucket+"/") || len(sp) <= len("s3://"+js.Storage.S3.Bucket+"/"):
+			add("spec.initialSavepointPath", fmt.Sprintf("%q must be an s3:// URL of a savepoint directory in spec.storage's bucket %s", sp, js.Storage.S3.Bucket))
+		}
+		if p.Mode == spec.Batch {
+			add("spec.initialSavepointPath", "only a STREAMING job restores state; this job runs in BATCH mode")
+		}
+	}
+	if h := js.SavepointHistory; h != nil && h.MaxAge != "" {
+		if d, err := h.MaxAge.Get(); err != nil || d <= 0 {
+			add("spec.savepointHistory.maxAge", fmt.Sprintf("%q is not a positive Go duration", h.MaxAge))
+		}
+	}
+	return errs
+}
+
+// unboundedSource names the first source step that never ends, if any.
+func unboundedSource(job *spec.Job) string {
+	for _, st := range job.Steps {
+		src := st.Source
+		if src == nil {
+			continue
+		}
+		if (src.Datagen != nil && src.Datagen.Count == nil) || (src.Nexmark != nil && src.Nexmark.Events == nil) {
+			return st.Name
+		}
+	}
+	return ""
 }
 
 // FieldErrors converts a validation error to Kubernetes field errors.
@@ -60,13 +139,16 @@ func (v Validator) ValidateCreate(_ context.Context, job *v1alpha1.FlinkJob) (ad
 	return v.validate(job)
 }
 
-// ValidateUpdate validates the new spec and refuses changes to the
-// dataflow and its storage: the workers read the dataflow from a ConfigMap
-// written once, and the status's stages (and the materialized output of
-// finished BATCH stages) belong to the plan the job started with. As with
-// a Kubernetes Job's template (or a Flink job graph), a different dataflow
-// is a new FlinkJob. How the pods run (image, resources, podTemplate),
-// suspend, restartStrategy and ttlSecondsAfterFinished may change.
+// ValidateUpdate validates the new spec and refuses changes that cannot
+// be applied. The storage never changes: it holds the job's checkpoints
+// and intermediate data. A STREAMING job (before and after the change) may
+// change its dataflow: the operator upgrades it per spec.upgradeMode, as
+// the Flink operator does. A BATCH job's dataflow is fixed: the status's
+// stages and the materialized output of its finished stages belong to the
+// plan it started with; as with a Kubernetes Job's template, a different
+// dataflow is a new FlinkJob. How the pods run (image, resources,
+// podTemplate), suspend, restartStrategy and ttlSecondsAfterFinished may
+// always change.
 func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob) (admission.Warnings, error) {
 	if !job.DeletionTimestamp.IsZero() {
 		return nil, nil
@@ -80,13 +162,24 @@ func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob
 	return nil, nil
 }
 
+// streamingBoth reports whether both versions of a job plan to STREAMING.
+func streamingBoth(old, job *v1alpha1.FlinkJob) bool {
+	po, err1 := PlanJob(old)
+	pn, err2 := PlanJob(job)
+	return err1 == nil && err2 == nil && po.Mode == spec.Streaming && pn.Mode == spec.Streaming
+}
+
 // dataflowChanges lists the fields that may not change once a job exists.
 func dataflowChanges(old, job *v1alpha1.FlinkJob) field.ErrorList {
-	const msg = "the dataflow of a FlinkJob cannot change once it was created; create a new FlinkJob (or delete and recreate this one)"
-	spec := field.NewPath("spec")
+	const msg = "the dataflow of a BATCH FlinkJob cannot change once it was created (a STREAMING job's can: it is upgraded per spec.upgradeMode); create a new FlinkJob (or delete and recreate this one)"
+	const storageMsg = "the storage of a FlinkJob cannot change: it holds the job's checkpoints, savepoints and intermediate data"
+	path := field.NewPath("spec")
 	o, n := &old.Spec, &job.Spec
 	var errs field.ErrorList
-	for _, f := range []struct {
+	if !equality.Semantic.DeepEqual(o.Storage, n.Storage) {
+		errs = append(errs, field.Forbidden(path.Child("storage"), storageMsg))
+	}
+	dataflow := []struct {
 		name string
 		same bool
 	}{
@@ -94,10 +187,17 @@ func dataflowChanges(old, job *v1alpha1.FlinkJob) field.ErrorList {
 		{"parallelism", o.Parallelism == n.Parallelism},
 		{"batchProcessingTime", o.BatchProcessingTime == n.BatchProcessingTime},
 		{"steps", equality.Semantic.DeepEqual(o.Steps, n.Steps)},
-		{"storage", equality.Semantic.DeepEqual(o.Storage, n.Storage)},
-	} {
+	}
+	changed := false
+	for _, f := range dataflow {
+		changed = changed || !f.same
+	}
+	if !changed || streamingBoth(old, job) {
+		return errs
+	}
+	for _, f := range dataflow {
 		if !f.same {
-			errs = append(errs, field.Forbidden(spec.Child(f.name), msg))
+			errs = append(errs, field.Forbidden(path.Child(f.name), msg))
 		}
 	}
 	return errs

@@ -56,6 +56,12 @@ type FlinkJobList struct {
 //
 // +kubebuilder:validation:XValidation:rule="self.steps.all(s, self.steps.exists_one(t, t.name == s.name))",message="step names must be unique"
 // +kubebuilder:validation:XValidation:rule="!has(self.runtimeMode) || self.runtimeMode != 'BATCH' || self.steps.all(s, !has(s.source) || ((!has(s.source.datagen) || has(s.source.datagen.count)) && (!has(s.source.nexmark) || has(s.source.nexmark.events))))",messageExpression="'runtimeMode BATCH needs bounded sources: source step %s is unbounded (a datagen without count or a nexmark without events); bound it, or use STREAMING or AUTOMATIC'.format([self.steps.filter(s, has(s.source) && ((has(s.source.datagen) && !has(s.source.datagen.count)) || (has(s.source.nexmark) && !has(s.source.nexmark.events))))[0].name])",reason=FieldValueInvalid,fieldPath=".steps"
+// +kubebuilder:validation:XValidation:rule="!has(self.checkpointing) || has(self.storage)",message="checkpointing needs spec.storage: checkpoints are written to its bucket",fieldPath=".checkpointing",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!has(self.upgradeMode) || self.upgradeMode != 'savepoint' || has(self.storage)",message="upgradeMode savepoint needs spec.storage: savepoints are written to its bucket",fieldPath=".upgradeMode",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!has(self.upgradeMode) || self.upgradeMode != 'last-state' || has(self.checkpointing)",message="upgradeMode last-state needs spec.checkpointing: it restarts from the latest checkpoint",fieldPath=".upgradeMode",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!has(self.savepointTriggerNonce) || has(self.storage)",message="savepointTriggerNonce needs spec.storage: savepoints are written to its bucket",fieldPath=".savepointTriggerNonce",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!has(self.finalSavepoint) || !self.finalSavepoint || has(self.storage)",message="finalSavepoint needs spec.storage: savepoints are written to its bucket",fieldPath=".finalSavepoint",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="!has(self.initialSavepointPath) || (has(self.storage) && self.initialSavepointPath.startsWith('s3://' + self.storage.s3.bucket + '/'))",message="initialSavepointPath must be an s3:// URL in spec.storage's bucket",fieldPath=".initialSavepointPath",reason=FieldValueInvalid
 type FlinkJobSpec struct {
 	spec.Job `json:",inline"`
 
@@ -109,6 +115,108 @@ type FlinkJobSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+
+	// checkpointing turns on periodic checkpoints of a STREAMING job (aligned
+	// barriers, state snapshots in spec.storage): after a worker failure every
+	// stage restarts from the latest completed checkpoint, so state and the
+	// exactly-once sinks see every record once. BATCH jobs ignore it (they
+	// recover from materialized stage outputs). Needs spec.storage.
+	// +optional
+	Checkpointing *Checkpointing `json:"checkpointing,omitempty"`
+
+	// upgradeMode is how a running STREAMING job carries its state across a
+	// spec change (steps, parallelism, image, resources, podTemplate,
+	// checkpointing) and across suspend/resume, as the Flink Kubernetes
+	// operator's job.upgradeMode: stateless (the default, as in Flink)
+	// restarts from empty state; last-state restarts from the latest
+	// completed checkpoint (needs spec.checkpointing); savepoint stops the job
+	// with a savepoint and restarts from it (needs spec.storage; if the
+	// savepoint fails or times out it falls back to the latest checkpoint,
+	// as Flink's last-state fallback).
+	// +kubebuilder:validation:Enum=stateless;last-state;savepoint
+	// +kubebuilder:default=stateless
+	// +optional
+	UpgradeMode UpgradeMode `json:"upgradeMode,omitempty"`
+
+	// savepointTriggerNonce triggers a savepoint of the running STREAMING job
+	// when it changes to a different value, as in the Flink Kubernetes
+	// operator. The result is recorded in status.savepointInfo. Needs
+	// spec.storage.
+	// +optional
+	SavepointTriggerNonce *int64 `json:"savepointTriggerNonce,omitempty"`
+
+	// initialSavepointPath is the s3:// URL of a savepoint (or checkpoint)
+	// directory in spec.storage's bucket that a STREAMING job restores its
+	// state from the first time it starts. Later restarts and upgrades use
+	// the job's own checkpoints and savepoints; changing it later has no
+	// effect, as in Flink.
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^s3://[a-z0-9][a-z0-9.-]*[a-z0-9]/.+$`
+	// +optional
+	InitialSavepointPath string `json:"initialSavepointPath,omitempty"`
+
+	// finalSavepoint makes a bounded job end with a savepoint of its final
+	// keyed state (trigger type FINAL in status.savepointInfo): a STREAMING
+	// job takes it once every source reached its end, before the end of
+	// input fires the remaining event-time timers; a BATCH job writes every
+	// keyed step's state after all input. An unbounded STREAMING job with the
+	// same keyed step names restores it through initialSavepointPath: the
+	// state bootstrap path. Needs spec.storage and bounded sources.
+	// +optional
+	FinalSavepoint bool `json:"finalSavepoint,omitempty"`
+
+	// savepointHistory bounds the savepoints kept in status and in storage:
+	// savepoints beyond maxCount or older than maxAge are disposed (their
+	// objects deleted), as the Flink operator's
+	// kubernetes.operator.savepoint.history.max.count/max.age. The latest
+	// savepoint and one the job starts from are never disposed.
+	// +kubebuilder:default={}
+	// +optional
+	SavepointHistory *SavepointHistory `json:"savepointHistory,omitempty"`
+}
+
+// UpgradeMode is how state survives a spec change or suspension.
+type UpgradeMode string
+
+const (
+	// UpgradeStateless restarts from empty state.
+	UpgradeStateless UpgradeMode = "stateless"
+	// UpgradeLastState restarts from the latest completed checkpoint.
+	UpgradeLastState UpgradeMode = "last-state"
+	// UpgradeSavepoint stops with a savepoint and restarts from it.
+	UpgradeSavepoint UpgradeMode = "savepoint"
+)
+
+// Checkpointing configures periodic checkpoints.
+type Checkpointing struct {
+	// interval between checkpoints, as a Go duration such as "10s" (at least
+	// 100ms), as Flink's execution.checkpointing.interval.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms')",message="interval must be at least 100ms"
+	// +required
+	Interval spec.Duration `json:"interval"`
+
+	// retain is how many completed checkpoints are kept (older ones are
+	// deleted), as Flink's state.checkpoints.num-retained.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=3
+	// +optional
+	Retain int32 `json:"retain,omitempty"`
+}
+
+// SavepointHistory bounds the savepoint history.
+type SavepointHistory struct {
+	// maxCount is how many savepoints are kept.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=10
+	// +optional
+	MaxCount int32 `json:"maxCount,omitempty"`
+
+	// maxAge disposes savepoints older than this Go duration (e.g. "24h").
+	// +kubebuilder:default="24h"
+	// +optional
+	MaxAge spec.Duration `json:"maxAge,omitempty"`
 }
 
 // PodTemplate is the part of the worker pods a user may set. The operator
@@ -440,6 +548,147 @@ type FlinkJobStatus struct {
 	// message is a human-readable explanation of the phase.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// lastCheckpoint is the latest completed checkpoint of a STREAMING job
+	// with checkpointing, as its checkpoint coordinator reported it.
+	// +optional
+	LastCheckpoint *CheckpointInfo `json:"lastCheckpoint,omitempty"`
+
+	// savepointInfo is the savepoint in progress, the latest savepoint and
+	// the history of savepoints taken by the operator.
+	// +optional
+	SavepointInfo *SavepointInfo `json:"savepointInfo,omitempty"`
+
+	// startedFrom is the state the current worker pods started from.
+	// +optional
+	StartedFrom *StartInfo `json:"startedFrom,omitempty"`
+
+	// nextStart is the state the next set of worker pods will start from,
+	// decided when the current ones were stopped (an upgrade or a suspend);
+	// absent means recovery from the latest checkpoint, if any.
+	// +optional
+	NextStart *StartInfo `json:"nextStart,omitempty"`
+
+	// appliedGeneration is the metadata.generation whose spec the worker
+	// pods run; a newer generation with a different spec (see
+	// appliedSpecHash) upgrades a STREAMING job per spec.upgradeMode.
+	// +optional
+	AppliedGeneration int64 `json:"appliedGeneration,omitempty"`
+
+	// appliedSpecHash identifies the parts of the spec the worker pods run
+	// (dataflow, image, resources, podTemplate, checkpointing).
+	// +optional
+	AppliedSpecHash string `json:"appliedSpecHash,omitempty"`
+}
+
+// CheckpointInfo is one completed checkpoint.
+type CheckpointInfo struct {
+	// id is the checkpoint's number.
+	// +optional
+	ID int64 `json:"id,omitempty"`
+	// path is the URL of the checkpoint's directory.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// time is when the checkpoint completed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+}
+
+// SavepointTriggerType says why a savepoint was taken.
+// +kubebuilder:validation:Enum=MANUAL;UPGRADE;SUSPEND;FINAL
+type SavepointTriggerType string
+
+const (
+	// SavepointManual was triggered by spec.savepointTriggerNonce.
+	SavepointManual SavepointTriggerType = "MANUAL"
+	// SavepointUpgrade stopped the job for a spec change (upgradeMode savepoint).
+	SavepointUpgrade SavepointTriggerType = "UPGRADE"
+	// SavepointSuspend stopped the job for spec.suspend (upgradeMode savepoint).
+	SavepointSuspend SavepointTriggerType = "SUSPEND"
+	// SavepointFinal is a bounded job's final state (spec.finalSavepoint).
+	SavepointFinal SavepointTriggerType = "FINAL"
+)
+
+// Savepoint is a completed savepoint.
+type Savepoint struct {
+	// path is the URL of the savepoint's directory; initialSavepointPath
+	// of another job may restore it.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// time is when the savepoint completed.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// triggerType is MANUAL, UPGRADE, SUSPEND or FINAL.
+	// +optional
+	TriggerType SavepointTriggerType `json:"triggerType,omitempty"`
+	// triggerNonce identifies the request (spec.savepointTriggerNonce for MANUAL).
+	// +optional
+	TriggerNonce string `json:"triggerNonce,omitempty"`
+	// checkpointId is the checkpoint number the savepoint was taken as.
+	// +optional
+	CheckpointID int64 `json:"checkpointId,omitempty"`
+}
+
+// SavepointInfo is the operator's savepoint bookkeeping, as the Flink
+// operator's status.jobStatus.savepointInfo.
+type SavepointInfo struct {
+	// lastSavepoint is the latest completed savepoint.
+	// +optional
+	LastSavepoint *Savepoint `json:"lastSavepoint,omitempty"`
+
+	// savepointHistory lists the retained savepoints, oldest first.
+	// +optional
+	// +listType=atomic
+	SavepointHistory []Savepoint `json:"savepointHistory,omitempty"`
+
+	// triggerNonce is the savepoint in progress, if any.
+	// +optional
+	TriggerNonce string `json:"triggerNonce,omitempty"`
+	// triggerType is why the savepoint in progress was triggered.
+	// +optional
+	TriggerType SavepointTriggerType `json:"triggerType,omitempty"`
+	// triggerTime is when the savepoint in progress was requested.
+	// +optional
+	TriggerTime *metav1.Time `json:"triggerTime,omitempty"`
+	// triggerStop says the savepoint in progress stops the job.
+	// +optional
+	TriggerStop bool `json:"triggerStop,omitempty"`
+
+	// lastTriggerNonce is the spec.savepointTriggerNonce last acted on
+	// (whether the savepoint succeeded or failed).
+	// +optional
+	LastTriggerNonce *int64 `json:"lastTriggerNonce,omitempty"`
+	// lastError is why the latest failed savepoint failed.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// StartKind is what state worker pods start from.
+// +kubebuilder:validation:Enum=Fresh;Checkpoint;Savepoint
+type StartKind string
+
+const (
+	// StartFresh starts with empty state.
+	StartFresh StartKind = "Fresh"
+	// StartCheckpoint restores the latest completed checkpoint.
+	StartCheckpoint StartKind = "Checkpoint"
+	// StartSavepoint restores a savepoint (or a named checkpoint directory).
+	StartSavepoint StartKind = "Savepoint"
+)
+
+// StartInfo is the state a set of worker pods starts from.
+type StartInfo struct {
+	// attempt is the status.attempt of the pods.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// kind is Fresh, Checkpoint or Savepoint.
+	// +optional
+	Kind StartKind `json:"kind,omitempty"`
+	// path is the savepoint's URL, or the latest completed checkpoint the
+	// operator saw when it started the pods (the workers restore the newest
+	// one they find).
+	// +optional
+	Path string `json:"path,omitempty"`
 }
 
 // StageStatus is the progress of one stage: a chain of steps run by
