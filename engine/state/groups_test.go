@@ -74,3 +74,24 @@ func TestGroupSnapshotRescales(t *testing.T) {
 		t.Fatal("restore into an operator with other state names succeeded")
 	}
 }
+
+// The cost of a checkpoint's keyed snapshot per key (a rolling sum's
+// accumulator map per key).
+func BenchmarkGroupSnapshot(b *testing.B) {
+	k := state.NewHash()
+	v := k.Value("acc", state.Codec{})
+	const keys = 50_000
+	for i := 0; i < keys; i++ {
+		id := value.KeyID(int64(i))
+		k.SetCurrentKey(id, int64(i))
+		v.Set(map[string]any{"k": int64(i), "v": int64(i * 7)})
+	}
+	tm := state.NewTimers(k)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := state.NewGroupWriter(k, shuffle.KeyGroup)
+		w.AddAll(k, tm)
+		b.SetBytes(int64(len(w.Bytes())))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*keys), "ns/key")
+}

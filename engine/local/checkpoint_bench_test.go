@@ -1,0 +1,144 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// The checkpoint overhead benchmark (issue #7): the same unbounded
+// STREAMING job, a rolling sum over 10k or 100k keys (every checkpoint
+// snapshots all keys' state: snapshots are full and synchronous), runs for
+// the same wall time with checkpoints off and every second, alternately in
+// the same process, and reports the throughput of each and their ratio
+// (goal: > 0.9).
+//
+//	go test ./engine/local -run '^$' -bench CheckpointOverhead -benchtime 3x
+//
+// Metrics: off-rec/s and ckpt-rec/s (records into the keyed step per
+// second), ckpt/off (their ratio), ckpt/off-cpu (the ratio of records per
+// CPU-second of the process, steadier on a shared machine),
+// checkpoints/run, state-MB (the size of the last checkpoint's keyed
+// snapshots).
+const ckptBenchJob = `
+parallelism: 2
+steps:
+  - name: gen
+    source:
+      datagen: {value: "{'k': seq % KEYS, 'v': seq % 1000}"}
+  - name: sums
+    keyBy: record.k
+    reduce: "{'k': acc.k, 'v': acc.v + record.v}"
+  - name: out
+    sink: {call: out}
+`
+
+// countingSink counts records and keeps nothing.
+type countingSink struct{ n atomic.Int64 }
+
+func (s *countingSink) Open(context.Context, int, int) (connector.Writer, error) {
+	return &countingWriter{s: s}, nil
+}
+
+type countingWriter struct {
+	s *countingSink
+	n int64
+}
+
+func (w *countingWriter) Write(*value.Record) error {
+	if w.n++; w.n == 4096 {
+		w.s.n.Add(w.n)
+		w.n = 0
+	}
+	return nil
+}
+func (w *countingWriter) Close() error { return nil }
+func (w *countingWriter) Abort()       {}
+
+func BenchmarkCheckpointOverhead(b *testing.B) {
+	for _, keys := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			benchCheckpointOverhead(b, strings.Replace(ckptBenchJob, "KEYS", fmt.Sprint(keys), 1))
+		})
+	}
+}
+
+func benchCheckpointOverhead(b *testing.B, job string) {
+	const d = 6 * time.Second
+	run := func(interval time.Duration) (recPerS, recPerCPU float64, checkpoints int64, stateBytes int64) {
+		sink := &countingSink{}
+		dir := b.TempDir()
+		var n atomic.Int64
+		opts := local.Options{CheckpointInterval: interval, CheckpointDir: dir, OnCheckpoint: func(int64) { n.Add(1) }}
+		opts.Env.CallSink = func(string) (connector.Sink, bool) { return sink, true }
+		ex, err := local.New(newPlan(b, job, spec.Streaming), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		start, cpu0 := time.Now(), cpuTime()
+		err = ex.Run(ctx)
+		el, cpu := time.Since(start), cpuTime()-cpu0
+		if ctx.Err() == nil {
+			b.Fatalf("the unbounded job ended: %v", err)
+		}
+		var in int64
+		for _, p := range ex.Progress() {
+			if p.Stage.Head().Name == "sums" {
+				in = p.RecordsIn
+			}
+		}
+		if id, ok, _ := checkpoint.Latest(context.Background(), checkpoint.LocalStore{Dir: dir}); ok {
+			ents, _ := os.ReadDir(filepath.Join(dir, fmt.Sprintf("chk-%d", id), "keyed", "sums"))
+			for _, e := range ents {
+				if fi, err := e.Info(); err == nil {
+					stateBytes += fi.Size()
+				}
+			}
+		}
+		return float64(in) / el.Seconds(), float64(in) / cpu.Seconds(), n.Load(), stateBytes
+	}
+	var off, on, offCPU, onCPU float64
+	var cps, size int64
+	for i := 0; i < b.N; i++ {
+		o, oc, _, _ := run(0)
+		c, cc, k, s := run(time.Second)
+		off += o
+		on += c
+		offCPU += oc
+		onCPU += cc
+		cps += k
+		size = s
+		b.Logf("pair %d: off %.0f rec/s (%.0f rec/cpu-s), checkpoints every 1s %.0f rec/s (%.0f rec/cpu-s, %d checkpoints): ratio %.3f wall, %.3f cpu",
+			i, o, oc, c, cc, k, c/o, cc/oc)
+	}
+	b.ReportMetric(off/float64(b.N), "off-rec/s")
+	b.ReportMetric(on/float64(b.N), "ckpt-rec/s")
+	b.ReportMetric(on/off, "ckpt/off")
+	b.ReportMetric(onCPU/offCPU, "ckpt/off-cpu")
+	b.ReportMetric(float64(cps)/float64(b.N), "checkpoints/run")
+	b.ReportMetric(float64(size)/1e6, "state-MB")
+}
+
+// cpuTime is the process's user+system CPU time: on a shared machine the
+// per-CPU-second throughput is steadier than wall-clock throughput.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
