@@ -344,10 +344,11 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any) map[string]a
 	}
 	bidder += NexmarkFirstPersonID
 	price := rng.price()
-	var channel, url string
+	var channel, url any
 	if rng.intn(nexmarkHotChannelRatio) > 0 {
 		i := rng.intn(len(nexmarkHotChannels))
-		channel, url = nexmarkHotChannels[i], nexmarkChannelsOf(seed).hotURLs[i]
+		cs := nexmarkChannelsOf(seed)
+		channel, url = cs.hotNames[i], cs.hotURLs[i]
 	} else {
 		id := rng.intn(nexmarkChannels)
 		cs := nexmarkChannelsOf(seed)
@@ -369,12 +370,14 @@ func nexmarkBaseURL(r *nexmarkRand) string {
 }
 
 // nexmarkChannels caches, per seed, the channels' names and URLs: they
-// are the same in every bid, so a bid only picks one.
+// are the same in every bid, so a bid only picks one. They are kept boxed
+// (a string stored in an interface is otherwise copied to the heap).
 type nexmarkChannelSet struct {
-	once    sync.Once
-	hotURLs [4]string
-	names   [nexmarkChannels]string
-	urls    [nexmarkChannels]string
+	once     sync.Once
+	hotNames [4]any
+	hotURLs  [4]any
+	names    [nexmarkChannels]any
+	urls     [nexmarkChannels]any
 }
 
 var nexmarkChannelSets sync.Map // int64 seed -> *nexmarkChannelSet
@@ -388,7 +391,7 @@ func nexmarkChannelsOf(seed int64) *nexmarkChannelSet {
 	cs.once.Do(func() {
 		for j := range cs.hotURLs {
 			r := newNexmarkRand(seed, -1-int64(j))
-			cs.hotURLs[j] = nexmarkBaseURL(&r)
+			cs.hotNames[j], cs.hotURLs[j] = nexmarkHotChannels[j], nexmarkBaseURL(&r)
 		}
 		for id := range cs.names {
 			cs.names[id] = "channel-" + strconv.Itoa(id)
