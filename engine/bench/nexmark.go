@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -90,3 +91,6 @@ func NexmarkJob(dir, q string, o NexmarkOptions) (*spec.Job, error) {
 	}
 	return job, nil
 }
+
+// CPUTime is the process's user and system CPU time so far.
+func CPUTime() time.Duration { return cpuTime() }
