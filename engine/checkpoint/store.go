@@ -383,11 +383,18 @@ func Resolve(ctx context.Context, checkpoints Store, from string, open Opener) (
 
 // SnapshotName helpers: the names a subtask writes in a checkpoint directory.
 
-// SourceName is a source subtask's position; the parallelism is part of
-// the name because a position only means something to the same subtask
-// of the same parallelism.
-func SourceName(step string, subtask, parallelism int) string {
+// SourcePositionName is a source subtask's position; the parallelism is
+// part of the name because a position only means something to the same
+// subtask of the same parallelism.
+func SourcePositionName(step string, subtask, parallelism int) string {
 	return path.Join("source", step, fmt.Sprintf("%d-of-%d", subtask, parallelism))
+}
+
+// SourceName is the name positions had before they carried the
+// parallelism; nothing writes it any more (kept for callers written
+// against it; use SourcePositionName).
+func SourceName(step string, subtask int) string {
+	return path.Join("source", step, strconv.Itoa(subtask))
 }
 
 // SinkName is a sink subtask's committables.

@@ -158,7 +158,7 @@ func (s *cpState) snapshot(ctx context.Context, id int64, chain *operator.Chain,
 		if err != nil {
 			return &operator.StepError{Step: head.Name, Err: err}
 		}
-		snap[checkpoint.SourceName(head.Name, c.Index, c.Stage.Parallelism)] = pos
+		snap[checkpoint.SourcePositionName(head.Name, c.Index, c.Stage.Parallelism)] = pos
 	}
 	if chain.Keyed != nil {
 		b, err := snapshotKeyed(chain, wm)
@@ -249,7 +249,7 @@ func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error 
 	}
 	c := s.c
 	head := c.Stage.Head()
-	pos, err := s.cp.Restore.Get(ctx, checkpoint.SourceName(head.Name, c.Index, c.Stage.Parallelism))
+	pos, err := s.cp.Restore.Get(ctx, checkpoint.SourcePositionName(head.Name, c.Index, c.Stage.Parallelism))
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		others, lerr := s.cp.Restore.List(ctx, "source/"+head.Name+"/")
 		if lerr != nil {
