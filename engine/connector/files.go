@@ -4,20 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// Files: a bounded source and a sink over a Location (local or s3://), in
-// three formats.
+// Files: a source (bounded, or continuous with monitorInterval) and a sink
+// (files_sink.go) over a Location (local or s3://), in four formats.
 //
 // Source records:
 //   - text:  {"line": "<text>"} per line, the line ending (\n or \r\n)
@@ -31,9 +30,17 @@ import (
 //     ignored), else from csv.columns (rows must have exactly that many
 //     cells), else c0, c1, .... Cells stay strings: guessing numbers
 //     would make "007" or "1e3" change meaning depending on the data, so
-//     conversion is left to an explicit map step (CEL int(), double()).
+//     conversion is left to an explicit map step (CEL int(), double()) or
+//     to a declared schema.
+//   - parquet: a map per row, typed by the schema stored in the file
+//     (files_parquet.go).
 //
-// A UTF-8 byte order mark at the start of a file is dropped in every format.
+// With a declared schema (jsonl and csv), records hold exactly the schema's
+// fields converted to their types (files_schema.go); a record that does not
+// fit fails the read with the file and line, like malformed JSON.
+//
+// A UTF-8 byte order mark at the start of a file is dropped in the text
+// formats.
 
 // fileSource is what NewFileSource returns; unexported because callers only
 // need the Source interface.
@@ -41,6 +48,9 @@ type fileSource struct {
 	loc    Location
 	format spec.Format
 	csv    csvConfig
+	schema recordSchema
+	// monitor is the continuous mode's listing interval; 0 is bounded.
+	monitor time.Duration
 }
 
 type csvConfig struct {
@@ -51,9 +61,10 @@ type csvConfig struct {
 
 // NewFileSource reads the files at s.Path: one file, or every file under a
 // directory or s3:// prefix (recursively, sorted, skipping names that start
-// with "_" or "."). It is bounded. Files are split across subtasks whole:
-// after sorting, file i goes to subtask i % parallelism, so a single large
-// file is read by one subtask. cfg is used only for s3:// paths.
+// with "_" or "."). Without monitorInterval it is bounded and files are
+// split across subtasks whole: after sorting, file i goes to subtask
+// i % parallelism, so a single large file is read by one subtask. With it,
+// it is continuous (files_monitor.go). cfg is used only for s3:// paths.
 func NewFileSource(s spec.FileSource, cfg S3Config) (Source, error) {
 	loc, err := ParseLocation(s.Path, cfg)
 	if err != nil {
@@ -64,14 +75,32 @@ func NewFileSource(s spec.FileSource, cfg S3Config) (Source, error) {
 		format = spec.FormatText
 	}
 	src := &fileSource{loc: loc, format: format}
+	if src.schema, err = parseSchema(s.Schema); err != nil {
+		return nil, fmt.Errorf("files source %s: %w", s.Path, err)
+	}
+	if s.MonitorInterval != "" {
+		d, err := s.MonitorInterval.Get()
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("files source %s: monitorInterval %q must be a positive duration", s.Path, s.MonitorInterval)
+		}
+		src.monitor = d
+	}
 	switch format {
-	case spec.FormatText, spec.FormatJSONL:
+	case spec.FormatJSONL:
+	case spec.FormatText:
+		if src.schema != nil {
+			return nil, fmt.Errorf("files source %s: format text takes no schema (its records are {\"line\": ...})", s.Path)
+		}
 	case spec.FormatCSV:
 		if src.csv, err = parseCSVOptions(s.CSV); err != nil {
 			return nil, fmt.Errorf("files source %s: %w", s.Path, err)
 		}
+	case spec.FormatParquet:
+		if src.schema != nil {
+			return nil, fmt.Errorf("files source %s: format parquet takes no schema (each file carries its own)", s.Path)
+		}
 	default:
-		return nil, fmt.Errorf("files source %s: unknown format %q (want text, jsonl or csv)", s.Path, format)
+		return nil, fmt.Errorf("files source %s: unknown format %q (want text, jsonl, csv or parquet)", s.Path, format)
 	}
 	return src, nil
 }
@@ -100,13 +129,16 @@ func parseCSVOptions(o *spec.CSVOptions) (csvConfig, error) {
 	return c, nil
 }
 
-func (s *fileSource) Bounded() bool { return true }
+func (s *fileSource) Bounded() bool { return s.monitor == 0 }
 
 // Open lists the files now (not at construction) because construction may
 // happen where the storage is not reachable, e.g. when the controller plans.
 func (s *fileSource) Open(ctx context.Context, index, parallelism int) (Reader, error) {
 	if parallelism < 1 || index < 0 || index >= parallelism {
 		return nil, fmt.Errorf("files source: subtask %d of %d", index, parallelism)
+	}
+	if s.monitor > 0 {
+		return &monitorReader{src: s, ctx: ctx, index: index, parallelism: parallelism, done: map[string]bool{}}, nil
 	}
 	all, err := s.loc.List(ctx)
 	if err != nil {
@@ -127,7 +159,7 @@ type fileReader struct {
 	ctx   context.Context
 	files []FileInfo
 	next  int
-	rc    io.ReadCloser
+	rc    io.Closer
 	dec   decoder
 	// nrec counts the records decoded from the open file (its position).
 	nrec int64
@@ -136,6 +168,87 @@ type fileReader struct {
 // decoder yields one record per call and io.EOF at the end of a file.
 type decoder interface {
 	decode() (any, error)
+}
+
+// skipper is a decoder that can move past records without decoding them.
+type skipper interface {
+	skip(n int64) error
+}
+
+// openFile opens one file of the source with its format's decoder.
+// Files are opened with the ctx of Open, not of Read: an S3 object streams
+// across many Read calls, so it must live as long as the reader.
+func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Closer, error) {
+	url := s.loc.URL(name)
+	if s.format == spec.FormatParquet {
+		ra, size, err := s.loc.OpenAt(ctx, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("files source: %w", err)
+		}
+		d, err := newParquetDecoder(ra, size, url)
+		if err != nil {
+			_ = ra.Close()
+			return nil, nil, fmt.Errorf("files source: %w", err)
+		}
+		return d, closers{d, ra}, nil
+	}
+	rc, err := s.loc.Open(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("files source: %w", err)
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
+	}
+	switch s.format {
+	case spec.FormatText:
+		return &textDecoder{br: br, url: url}, rc, nil
+	case spec.FormatJSONL:
+		return &jsonlDecoder{textDecoder: textDecoder{br: br, url: url}, schema: s.schema}, rc, nil
+	}
+	cr := csv.NewReader(br)
+	cr.Comma = s.csv.comma
+	cr.ReuseRecord = true
+	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema}
+	if !d.cfg.header {
+		d.columns = d.cfg.columns
+		if len(d.columns) == 0 && s.schema != nil {
+			d.columns = s.schema.names()
+		}
+		if len(d.columns) > 0 {
+			// Rows must match the declared columns; the csv package then
+			// reports a short or long row with its line number.
+			cr.FieldsPerRecord = len(d.columns)
+		}
+	}
+	return d, rc, nil
+}
+
+// closers closes a decoder and its file.
+type closers struct {
+	d interface{ close() }
+	c io.Closer
+}
+
+func (c closers) Close() error {
+	c.d.close()
+	return c.c.Close()
+}
+
+// skipRecords moves an open decoder past n records (restoring a position).
+func skipRecords(d decoder, n int64, url string) error {
+	if sk, ok := d.(skipper); ok {
+		return sk.skip(n)
+	}
+	for i := int64(0); i < n; i++ {
+		if _, err := d.decode(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("files source: seeking to record %d of %s: %w", n, url, err)
+		}
+	}
+	return nil
 }
 
 func (r *fileReader) Read(ctx context.Context, max int, emit func(v any)) error {
@@ -199,47 +312,21 @@ func (r *fileReader) Seek(pos []byte) error {
 	if err := r.openNext(); err != nil {
 		return err
 	}
-	for r.nrec < v[1] {
-		if _, err := r.dec.decode(); err != nil {
-			return fmt.Errorf("files source: seeking to record %d of %s: %w", v[1], r.files[r.next-1].Name, err)
-		}
-		r.nrec++
+	if err := skipRecords(r.dec, v[1], r.src.loc.URL(r.files[r.next-1].Name)); err != nil {
+		return err
 	}
+	r.nrec = v[1]
 	return nil
 }
 
 func (r *fileReader) openNext() error {
 	f := r.files[r.next]
 	r.next++
-	url := r.src.loc.URL(f.Name)
-	rc, err := r.src.loc.Open(r.ctx, f.Name)
+	dec, c, err := r.src.openFile(r.ctx, f.Name)
 	if err != nil {
-		return fmt.Errorf("files source: %w", err)
+		return err
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
-		_, _ = br.Discard(3)
-	}
-	r.rc = rc
-	r.nrec = 0
-	switch r.src.format {
-	case spec.FormatText:
-		r.dec = &textDecoder{br: br, url: url}
-	case spec.FormatJSONL:
-		r.dec = &jsonlDecoder{textDecoder{br: br, url: url}}
-	case spec.FormatCSV:
-		cr := csv.NewReader(br)
-		cr.Comma = r.src.csv.comma
-		cr.ReuseRecord = true
-		d := &csvDecoder{r: cr, url: url, cfg: r.src.csv}
-		if !d.cfg.header && len(d.cfg.columns) > 0 {
-			// Rows must match the declared columns; the csv package then
-			// reports a short or long row with its line number.
-			cr.FieldsPerRecord = len(d.cfg.columns)
-			d.columns = d.cfg.columns
-		}
-		r.dec = d
-	}
+	r.rc, r.dec, r.nrec = c, dec, 0
 	return nil
 }
 
@@ -292,6 +379,7 @@ func (d *textDecoder) decode() (any, error) {
 
 type jsonlDecoder struct {
 	textDecoder
+	schema recordSchema
 }
 
 func (d *jsonlDecoder) decode() (any, error) {
@@ -307,6 +395,13 @@ func (d *jsonlDecoder) decode() (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: invalid JSON: %w", d.url, d.line, err)
 		}
+		if d.schema != nil {
+			m, err := d.schema.conform(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: line %d: %w", d.url, d.line, err)
+			}
+			return m, nil
+		}
 		return v, nil
 	}
 }
@@ -317,6 +412,10 @@ type csvDecoder struct {
 	cfg     csvConfig
 	columns []string
 	started bool
+	schema  recordSchema
+	// cols[i] is the column of schema field i, or -1 when the file has no
+	// such column (set on the first row, once the columns are known).
+	cols []int
 }
 
 func (d *csvDecoder) decode() (any, error) {
@@ -346,6 +445,9 @@ func (d *csvDecoder) decode() (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.url, err)
 	}
+	if d.schema != nil {
+		return d.typed(row)
+	}
 	m := make(map[string]any, len(row))
 	for i, cell := range row {
 		var name string
@@ -359,272 +461,37 @@ func (d *csvDecoder) decode() (any, error) {
 	return m, nil
 }
 
-// ---- sink ----
-
-// OutputClearer is implemented by sinks whose output location should be
-// emptied once before a run (the file sink); the CLI and the controller
-// call it, never a subtask, so parallel writers cannot race on it.
-type OutputClearer interface {
-	ClearOutput(ctx context.Context) error
-}
-
-// defaultRollSize is the size at which a writer starts its next part file,
-// Flink's default rolling size, so no single file grows without bound.
-const defaultRollSize = 128 << 20
-
-// FileSink writes part files part-<subtask>-<seq>.<ext> (ext txt, jsonl or
-// csv) into a directory, each made visible only when complete (temp file
-// and rename locally, a completed multipart upload on S3), then _SUCCESS
-// when the job finishes.
-//
-// The names are deterministic, so a retried subtask overwrites its own
-// earlier parts instead of adding duplicates. The output directory should
-// still be fresh: parts of an earlier run with more subtasks or more rolls
-// would remain. ClearOutput removes them; call it once before the run.
-// Subtasks never delete, because subtask 0 deleting while subtask 1 has
-// already committed would lose data.
-//
-// A subtask that writes no record creates no file. A writer starts a new
-// part (seq+1) after about 128 MiB.
-type FileSink struct {
-	loc      Location
-	format   spec.Format
-	ext      string
-	csv      csvConfig
-	rollSize int64
-}
-
-// NewFileSink writes to the directory s.Path (local or s3://). The csv
-// format requires csv.columns, which fix the column order; a missing field
-// is an empty cell. cfg is used only for s3:// paths.
-func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
-	loc, err := ParseLocation(s.Path, cfg)
-	if err != nil {
-		return nil, err
-	}
-	format := s.Format
-	if format == "" {
-		format = spec.FormatJSONL
-	}
-	sink := &FileSink{loc: loc, format: format, rollSize: defaultRollSize}
-	switch format {
-	case spec.FormatText:
-		sink.ext = "txt"
-	case spec.FormatJSONL:
-		sink.ext = "jsonl"
-	case spec.FormatCSV:
-		sink.ext = "csv"
-		if sink.csv, err = parseCSVOptions(s.CSV); err != nil {
-			return nil, fmt.Errorf("files sink %s: %w", s.Path, err)
-		}
-		if len(sink.csv.columns) == 0 {
-			return nil, fmt.Errorf("files sink %s: format csv needs csv.columns (the columns to write, in order)", s.Path)
-		}
-	default:
-		return nil, fmt.Errorf("files sink %s: unknown format %q (want text, jsonl or csv)", s.Path, format)
-	}
-	return sink, nil
-}
-
-// Open returns the writer of one subtask. ctx bounds the writer's whole
-// life (uploads in flight stop when it is done), not just this call.
-func (s *FileSink) Open(ctx context.Context, index, parallelism int) (Writer, error) {
-	if parallelism < 1 || index < 0 || index >= parallelism {
-		return nil, fmt.Errorf("files sink: subtask %d of %d", index, parallelism)
-	}
-	return &fileWriter{sink: s, ctx: ctx, index: index}, nil
-}
-
-// Finish writes the empty _SUCCESS marker, which readers (and Hadoop/Spark
-// tooling) take as "every part is complete".
-func (s *FileSink) Finish(ctx context.Context) error {
-	w, err := s.loc.Create(ctx, "_SUCCESS")
-	if err != nil {
-		return fmt.Errorf("files sink: %w", err)
-	}
-	if err := w.Commit(); err != nil {
-		return fmt.Errorf("files sink: %w", err)
-	}
-	return nil
-}
-
-// ClearOutput deletes the part files, the _SUCCESS marker and temp files
-// left by crashed writers of earlier runs. Other files are left alone, so
-// pointing a sink at a directory with unrelated data does not destroy it.
-func (s *FileSink) ClearOutput(ctx context.Context) error {
-	for _, p := range []string{"part-", "_SUCCESS", ".part-"} {
-		if err := s.loc.DeletePrefix(ctx, p); err != nil {
-			return fmt.Errorf("files sink: clearing %s: %w", s.loc.URL(p), err)
-		}
-	}
-	return nil
-}
-
-// fileWriter writes one subtask's part files.
-type fileWriter struct {
-	sink    *FileSink
-	ctx     context.Context
-	index   int
-	seq     int
-	cur     FileWriter
-	written int64
-	buf     []byte
-	cells   []string
-	csvBuf  bytes.Buffer
-	csvW    *csv.Writer
-	err     error // sticky: after a failed write the part cannot be trusted
-	closed  bool
-}
-
-func (w *fileWriter) Write(r *value.Record) error {
-	if w.closed {
-		return errors.New("files sink: write after close")
-	}
-	if w.err != nil {
-		return w.err
-	}
-	if w.cur == nil {
-		if err := w.startPart(); err != nil {
-			w.err = err
-			return err
-		}
-	}
-	b, err := w.encode(w.buf[:0], r.Value)
-	if err != nil {
-		return err // a bad record leaves the part intact
-	}
-	w.buf = b
-	if _, err := w.cur.Write(b); err != nil {
-		w.err = err
-		return err
-	}
-	w.written += int64(len(b))
-	if w.written >= w.sink.rollSize {
-		cur := w.cur
-		w.cur = nil
-		w.seq++
-		if err := cur.Commit(); err != nil {
-			w.err = err
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *fileWriter) startPart() error {
-	name := fmt.Sprintf("part-%d-%d.%s", w.index, w.seq, w.sink.ext)
-	fw, err := w.sink.loc.Create(w.ctx, name)
-	if err != nil {
-		return fmt.Errorf("files sink: %w", err)
-	}
-	w.cur, w.written = fw, 0
-	if w.sink.format == spec.FormatCSV && w.sink.csv.header {
-		h, err := w.csvLine(nil, w.sink.csv.columns)
-		if err == nil {
-			_, err = fw.Write(h)
-		}
-		if err != nil {
-			fw.Abort()
-			w.cur = nil
-			return fmt.Errorf("files sink: %w", err)
-		}
-		w.written += int64(len(h))
-	}
-	return nil
-}
-
-func (w *fileWriter) encode(b []byte, v any) ([]byte, error) {
-	switch w.sink.format {
-	case spec.FormatJSONL:
-		b = value.AppendJSON(b, v)
-	case spec.FormatText:
-		switch x := v.(type) {
-		case string:
-			b = append(b, x...)
-		case map[string]any:
-			if l, ok := x["line"]; ok {
-				if s, ok := l.(string); ok {
-					b = append(b, s...)
-				} else {
-					b = value.AppendJSON(b, l)
+// typed converts a row by the declared schema: each field from the column
+// of the same name, other columns dropped.
+func (d *csvDecoder) typed(row []string) (any, error) {
+	if d.cols == nil {
+		d.cols = make([]int, len(d.schema))
+		for i, f := range d.schema {
+			d.cols[i] = -1
+			for j, c := range d.columns {
+				if c == f.name {
+					d.cols[i] = j
 				}
-			} else {
-				b = value.AppendJSON(b, x)
 			}
-		default:
-			b = value.AppendJSON(b, v)
+			if d.cols[i] < 0 && !f.nullable {
+				return nil, fmt.Errorf("%s: schema field %q is required but the file has no such column (columns %v)", d.url, f.name, d.columns)
+			}
 		}
-	case spec.FormatCSV:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return b, fmt.Errorf("files sink: csv needs map records, got %s", value.TypeName(v))
+	}
+	m := make(map[string]any, len(d.schema))
+	for i, f := range d.schema {
+		var v any
+		if j := d.cols[i]; j >= 0 && j < len(row) {
+			var err error
+			if v, err = f.parseCell(row[j]); err != nil {
+				line, _ := d.r.FieldPos(j)
+				return nil, fmt.Errorf("%s: line %d: %w", d.url, line, err)
+			}
+		} else if !f.nullable {
+			line, _ := d.r.FieldPos(0)
+			return nil, fmt.Errorf("%s: line %d: field %q is required but the row has no cell for it", d.url, line, f.name)
 		}
-		w.cells = w.cells[:0]
-		for _, c := range w.sink.csv.columns {
-			w.cells = append(w.cells, csvCell(m[c]))
-		}
-		return w.csvLine(b, w.cells)
+		m[f.name] = v
 	}
-	return append(b, '\n'), nil
-}
-
-// csvLine appends one CSV line; encoding/csv does the quoting.
-func (w *fileWriter) csvLine(b []byte, cells []string) ([]byte, error) {
-	if w.csvW == nil {
-		w.csvW = csv.NewWriter(&w.csvBuf)
-		w.csvW.Comma = w.sink.csv.comma
-	}
-	w.csvBuf.Reset()
-	if err := w.csvW.Write(cells); err != nil {
-		return b, err
-	}
-	w.csvW.Flush()
-	if err := w.csvW.Error(); err != nil {
-		return b, err
-	}
-	return append(b, w.csvBuf.Bytes()...), nil
-}
-
-// csvCell renders one field: strings as they are, null and missing as an
-// empty cell, bytes as base64, and everything else as its JSON text.
-func csvCell(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case []byte:
-		return base64.StdEncoding.EncodeToString(x)
-	}
-	return string(value.AppendJSON(nil, v))
-}
-
-// Close commits the current part. A writer whose write failed is aborted
-// instead and reports that failure, so a torn part never becomes visible.
-func (w *fileWriter) Close() error {
-	if w.closed {
-		return w.err
-	}
-	w.closed = true
-	if w.err != nil {
-		w.Abort()
-		return w.err
-	}
-	if w.cur == nil {
-		return nil
-	}
-	cur := w.cur
-	w.cur = nil
-	if err := cur.Commit(); err != nil {
-		w.err = err
-		return err
-	}
-	return nil
-}
-
-func (w *fileWriter) Abort() {
-	if w.cur != nil {
-		w.cur.Abort()
-		w.cur = nil
-	}
+	return m, nil
 }

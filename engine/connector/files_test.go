@@ -86,6 +86,14 @@ func writeAll(t *testing.T, sink Sink, parallelism int, vals []any) {
 	}
 }
 
+// finish runs a sink's job-wide Finish.
+func finish(t *testing.T, sink Sink) {
+	t.Helper()
+	if err := sink.(Finisher).Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -212,7 +220,7 @@ func roundTrip(t *testing.T, tc roundTripCase, cfg S3Config, in, out string, put
 		t.Fatal(err)
 	}
 	ext := map[spec.Format]string{spec.FormatText: "txt", spec.FormatJSONL: "jsonl", spec.FormatCSV: "csv"}[tc.format]
-	for _, n := range []string{"_SUCCESS", "part-0-0." + ext, "part-1-0." + ext} {
+	for _, n := range []string{"_SUCCESS", "part-0-0-0." + ext, "part-1-0-0." + ext} {
 		ok, err := loc.Exists(context.Background(), n)
 		if err != nil || !ok {
 			t.Errorf("%s: exists=%v err=%v", loc.URL(n), ok, err)
@@ -367,7 +375,31 @@ func TestFileOptionErrors(t *testing.T) {
 		err  error
 	}{
 		{"source format", func() error {
-			_, err := NewFileSource(spec.FileSource{Path: "x", Format: "parquet"}, S3Config{})
+			_, err := NewFileSource(spec.FileSource{Path: "x", Format: "orc"}, S3Config{})
+			return err
+		}()},
+		{"parquet source with a schema", func() error {
+			_, err := NewFileSource(spec.FileSource{Path: "x", Format: spec.FormatParquet, Schema: []spec.SchemaField{{Name: "a", Type: spec.TypeInt}}}, S3Config{})
+			return err
+		}()},
+		{"parquet sink without a schema", func() error {
+			_, err := NewFileSink(spec.FileSink{Path: "x", Format: spec.FormatParquet}, S3Config{})
+			return err
+		}()},
+		{"unknown field type", func() error {
+			_, err := NewFileSink(spec.FileSink{Path: "x", Schema: []spec.SchemaField{{Name: "a", Type: "decimal"}}}, S3Config{})
+			return err
+		}()},
+		{"duplicate field", func() error {
+			_, err := NewFileSource(spec.FileSource{Path: "x", Format: spec.FormatJSONL, Schema: []spec.SchemaField{{Name: "a", Type: spec.TypeInt}, {Name: "a", Type: spec.TypeString}}}, S3Config{})
+			return err
+		}()},
+		{"negative part size", func() error {
+			_, err := NewFileSink(spec.FileSink{Path: "x", RollingPolicy: &spec.RollingPolicy{MaxPartSize: -1}}, S3Config{})
+			return err
+		}()},
+		{"bad monitor interval", func() error {
+			_, err := NewFileSource(spec.FileSource{Path: "x", MonitorInterval: "0s"}, S3Config{})
 			return err
 		}()},
 		{"source delimiter", func() error {
@@ -443,8 +475,9 @@ func TestFileSinkEncodings(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
+		finish(t, sink)
 		ext := map[spec.Format]string{spec.FormatText: "txt", "": "jsonl", spec.FormatCSV: "csv"}[tc.sink.Format]
-		b, err := os.ReadFile(filepath.Join(dir, "part-0-0."+ext))
+		b, err := os.ReadFile(filepath.Join(dir, "part-0-0-0."+ext))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,40 +499,60 @@ func TestFileSinkEncodings(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "part-0-0.csv")); string(b) != "ok\n" {
+	finish(t, sink)
+	if b, _ := os.ReadFile(filepath.Join(dir, "part-0-0-0.csv")); string(b) != "ok\n" {
 		t.Errorf("part = %q", b)
 	}
 }
 
-func TestFileSinkCommitOnCloseLocal(t *testing.T) {
+func TestFileSinkStagesUntilFinishLocal(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	pending := filepath.Join(dir, "_pending")
 	sink := mustSink(t, spec.FileSink{Path: dir}, S3Config{})
 
-	// Before Close only a hidden temp file exists; readers see nothing.
+	// While writing only a hidden temp file exists; readers see nothing.
 	w, _ := sink.Open(ctx, 0, 2)
 	if err := w.Write(&value.Record{Value: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	names := readDir(t, dir)
-	if len(names) != 1 || !strings.HasPrefix(names[0], ".part-0-0.jsonl.tmp-") {
-		t.Fatalf("while writing, dir holds %v; want only a hidden temp file", names)
+	names := readDir(t, pending)
+	if len(names) != 1 || !strings.HasPrefix(names[0], ".part-0-0-0.jsonl.tmp-") {
+		t.Fatalf("while writing, _pending holds %v; want only a hidden temp file", names)
 	}
 	if got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatJSONL}, S3Config{}), 1); len(got) != 0 {
 		t.Fatalf("a reader saw uncommitted records %q", got)
 	}
 	// Abort leaves nothing at all.
 	w.Abort()
-	if names := readDir(t, dir); len(names) != 0 {
-		t.Fatalf("after abort, dir holds %v", names)
+	if names := readDir(t, pending); len(names) != 0 {
+		t.Fatalf("after abort, _pending holds %v", names)
+	}
+	// Close stages the part: still invisible to readers until Finish.
+	w, _ = sink.Open(ctx, 0, 2)
+	if err := w.Write(&value.Record{Value: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readDir(t, pending); !reflect.DeepEqual(got, []string{"part-0-0-0.jsonl"}) {
+		t.Fatalf("after Close, _pending holds %v", got)
+	}
+	if got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatJSONL}, S3Config{}), 1); len(got) != 0 {
+		t.Fatalf("a reader saw staged records %q", got)
 	}
 	// A writer with no records creates no part file.
 	w, _ = sink.Open(ctx, 1, 2)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if names := readDir(t, dir); len(names) != 0 {
-		t.Fatalf("empty writer left %v", names)
+	finish(t, sink)
+	if got := readDir(t, dir); !reflect.DeepEqual(got, []string{"_SUCCESS", "part-0-0-0.jsonl"}) {
+		t.Fatalf("after Finish, dir holds %v", got)
+	}
+	if got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatJSONL}, S3Config{}), 1); !reflect.DeepEqual(got, []string{`"y"`}) {
+		t.Fatalf("after Finish read %q", got)
 	}
 	// Close is idempotent and writes after it fail.
 	if err := w.Close(); err != nil {
@@ -524,20 +577,21 @@ func TestFileSinkRollsParts(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	finish(t, sink)
 	got := readDir(t, dir)
-	want := []string{"part-3-0.txt", "part-3-1.txt", "part-3-2.txt"}
+	want := []string{"_SUCCESS", "part-3-0-0.txt", "part-3-0-1.txt", "part-3-0-2.txt"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "part-3-1.txt")); string(b) != "cccc\ndddd\n" {
-		t.Fatalf("part-3-1 = %q", b)
+	if b, _ := os.ReadFile(filepath.Join(dir, "part-3-0-1.txt")); string(b) != "cccc\ndddd\n" {
+		t.Fatalf("part-3-0-1 = %q", b)
 	}
 }
 
 func TestFileSinkClearOutputLocal(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	for _, n := range []string{"part-0-0.jsonl", "part-7-3.jsonl", "_SUCCESS", ".part-0-0.jsonl.tmp-dead", "keep.txt", "sub/part-0-0.jsonl"} {
+	for _, n := range []string{"part-0-0.jsonl", "part-7-3-1.jsonl", "_SUCCESS", ".part-0-0.jsonl.tmp-dead", "_pending/part-1-2-0.jsonl", "_pending/.part-1-3-0.jsonl.tmp-x", "keep.txt", "sub/part-0-0.jsonl"} {
 		writeFile(t, filepath.Join(dir, n), "x\n")
 	}
 	sink := mustSink(t, spec.FileSink{Path: dir}, S3Config{})

@@ -113,13 +113,25 @@ type Location interface {
 	List(ctx context.Context) ([]FileInfo, error)
 	// Open streams a file; the content is never held in memory whole.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// OpenAt opens a file for reads at offsets (formats such as Parquet
+	// whose index is at the end) and returns its size. On S3 each read is
+	// a ranged GET.
+	OpenAt(ctx context.Context, name string) (readerAtCloser, int64, error)
+	// Rename moves a complete file to a new name, replacing what is there:
+	// a rename locally (atomic), a server-side copy then a delete on S3
+	// (the new name appears whole; a crash between the two leaves both,
+	// so callers must be able to redo it).
+	Rename(ctx context.Context, from, to string) error
 	// Create starts writing a file that appears only on Commit.
 	Create(ctx context.Context, name string) (FileWriter, error)
+	// Sub is the location of the directory dir under this one.
+	Sub(dir string) Location
 	// Exists reports whether the file exists.
 	Exists(ctx context.Context, name string) (bool, error)
 	// DeletePrefix deletes every file whose name starts with prefix
-	// (hidden ones included; "" deletes everything). A missing location is
-	// not an error.
+	// (hidden ones included; "" deletes everything), and on S3 aborts the
+	// incomplete multipart uploads (writes of crashed writers) under it. A
+	// missing location is not an error.
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
@@ -250,6 +262,8 @@ func (l *localLocation) path(name string) string {
 
 func (l *localLocation) URL(name string) string { return l.path(name) }
 
+func (l *localLocation) Sub(dir string) Location { return &localLocation{root: l.path(dir)} }
+
 func (l *localLocation) List(ctx context.Context) ([]FileInfo, error) {
 	st, err := os.Stat(l.root)
 	if err != nil {
@@ -301,6 +315,35 @@ func (l *localLocation) List(ctx context.Context) ([]FileInfo, error) {
 
 func (l *localLocation) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	return os.Open(l.path(name))
+}
+
+func (l *localLocation) OpenAt(_ context.Context, name string) (readerAtCloser, int64, error) {
+	f, err := os.Open(l.path(name))
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+func (l *localLocation) Rename(_ context.Context, from, to string) error {
+	dst := l.path(to)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(l.path(from), dst); err != nil {
+		return err
+	}
+	// Persist the rename, as localWriter.Commit does.
+	if d, err := os.Open(filepath.Dir(dst)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }
 
 func (l *localLocation) Create(_ context.Context, name string) (FileWriter, error) {
@@ -455,6 +498,21 @@ func (l *s3Location) key(name string) string {
 
 func (l *s3Location) URL(name string) string { return "s3://" + l.bucket + "/" + l.key(name) }
 
+func (l *s3Location) Sub(dir string) Location {
+	p := l.dirPrefix() + dir
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return &s3Location{client: l.client, bucket: l.bucket, prefix: p}
+}
+
+// errNoSuchPrefix is List's error for an S3 prefix with nothing under it;
+// it matches fs.ErrNotExist like a missing local directory does.
+type errNoSuchPrefix struct{}
+
+func (errNoSuchPrefix) Error() string        { return "no such file or prefix" }
+func (errNoSuchPrefix) Is(target error) bool { return target == fs.ErrNotExist }
+
 func (l *s3Location) List(ctx context.Context) ([]FileInfo, error) {
 	// A prefix that is itself an object is a single-file location, the S3
 	// counterpart of a local path naming a file.
@@ -484,7 +542,7 @@ func (l *s3Location) List(ctx context.Context) ([]FileInfo, error) {
 	if seen == 0 {
 		// S3 has no directories: nothing under the prefix is the only way
 		// a typo in the path shows, so it must not read as empty input.
-		return nil, fmt.Errorf("%s: no such file or prefix", l.String())
+		return nil, fmt.Errorf("%s: %w", l.String(), errNoSuchPrefix{})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -502,6 +560,34 @@ func (l *s3Location) Open(ctx context.Context, name string) (io.ReadCloser, erro
 		return nil, fmt.Errorf("%s: %w", l.URL(name), err)
 	}
 	return obj, nil
+}
+
+func (l *s3Location) OpenAt(ctx context.Context, name string) (readerAtCloser, int64, error) {
+	obj, err := l.client.GetObject(ctx, l.bucket, l.key(name), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", l.URL(name), err)
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		_ = obj.Close()
+		return nil, 0, fmt.Errorf("%s: %w", l.URL(name), err)
+	}
+	return obj, st.Size, nil
+}
+
+// Rename copies server side (ComposeObject, which also copies objects
+// over S3's 5 GiB single-copy limit in parts) and deletes the source.
+func (l *s3Location) Rename(ctx context.Context, from, to string) error {
+	_, err := l.client.ComposeObject(ctx,
+		minio.CopyDestOptions{Bucket: l.bucket, Object: l.key(to)},
+		minio.CopySrcOptions{Bucket: l.bucket, Object: l.key(from)})
+	if err != nil {
+		return fmt.Errorf("copying %s to %s: %w", l.URL(from), l.URL(to), err)
+	}
+	if err := l.client.RemoveObject(ctx, l.bucket, l.key(from), minio.RemoveObjectOptions{}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("%s: %w", l.URL(from), err)
+	}
+	return nil
 }
 
 func (l *s3Location) Create(ctx context.Context, name string) (FileWriter, error) {
@@ -541,6 +627,8 @@ func contentType(name string) string {
 		return "text/csv"
 	case ".txt":
 		return "text/plain; charset=utf-8"
+	case ".parquet":
+		return "application/vnd.apache.parquet"
 	}
 	return "application/octet-stream"
 }
@@ -598,6 +686,24 @@ func (l *s3Location) DeletePrefix(ctx context.Context, prefix string) error {
 	}
 	if rmErr != nil {
 		return rmErr
+	}
+	// Uploads a killed writer left open hold storage (and, for a
+	// transactional sink, data that must never appear): abort them too.
+	// The listing is bucket-wide and filtered here: MinIO lists uploads
+	// by prefix only for a prefix that is a whole object name.
+	for u := range l.client.ListIncompleteUploads(ctx, l.bucket, "", true) {
+		if u.Err != nil {
+			if isNotFound(u.Err) {
+				break
+			}
+			return fmt.Errorf("%s: listing incomplete uploads: %w", l.URL(prefix), u.Err)
+		}
+		if !strings.HasPrefix(u.Key, full) {
+			continue
+		}
+		if err := l.client.RemoveIncompleteUpload(ctx, l.bucket, u.Key); err != nil && !isNotFound(err) {
+			return fmt.Errorf("s3://%s/%s: aborting upload: %w", l.bucket, u.Key, err)
+		}
 	}
 	return ctx.Err()
 }

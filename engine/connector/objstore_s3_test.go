@@ -292,8 +292,10 @@ func TestS3MultipartStreaming(t *testing.T) {
 	}
 	// The first 16 MiB part is uploaded by now, yet no object exists.
 	loc := mustLocation(t, "s3://"+bucket+"/big/", cfg)
-	if ok, err := loc.Exists(ctx, "part-0-0.jsonl"); err != nil || ok {
-		t.Fatalf("before Close: exists=%v err=%v", ok, err)
+	for _, n := range []string{"part-0-0-0.jsonl", "_pending/part-0-0-0.jsonl"} {
+		if ok, err := loc.Exists(ctx, n); err != nil || ok {
+			t.Fatalf("before Close: %s exists=%v err=%v", n, ok, err)
+		}
 	}
 	if ups := incompleteUploads(t, cfg, bucket); len(ups) != 1 {
 		t.Fatalf("before Close: incomplete uploads %v, want one", ups)
@@ -301,12 +303,10 @@ func TestS3MultipartStreaming(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := testClient(t, cfg).StatObject(ctx, bucket, "big/part-0-0.jsonl", minio.StatObjectOptions{})
+	// Close completes the upload to the pending name.
+	st, err := testClient(t, cfg).StatObject(ctx, bucket, "big/_pending/part-0-0-0.jsonl", minio.StatObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if st.Size <= 16<<20 {
-		t.Fatalf("object is %d bytes, want > 16 MiB", st.Size)
 	}
 	// A multipart object's ETag ends in -<number of parts>.
 	if !strings.HasSuffix(st.ETag, "-2") {
@@ -314,6 +314,17 @@ func TestS3MultipartStreaming(t *testing.T) {
 	}
 	if ups := incompleteUploads(t, cfg, bucket); len(ups) != 0 {
 		t.Errorf("after Close: incomplete uploads %v", ups)
+	}
+	finish(t, sink)
+	st, err = testClient(t, cfg).StatObject(ctx, bucket, "big/part-0-0-0.jsonl", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size <= 16<<20 {
+		t.Fatalf("object is %d bytes, want > 16 MiB", st.Size)
+	}
+	if ok, err := loc.Exists(ctx, "_pending/part-0-0-0.jsonl"); err != nil || ok {
+		t.Fatalf("after Finish: pending part exists=%v err=%v", ok, err)
 	}
 
 	// Read it back streaming and check every record is there once, in order.
@@ -376,7 +387,7 @@ func TestS3AbortLeavesNoObject(t *testing.T) {
 			t.Fatal(err)
 		}
 		loc := mustLocation(t, "s3://"+bucket+"/out/", cfg)
-		if ok, err := loc.Exists(ctx, "part-0-0.txt"); err != nil || ok {
+		if ok, err := loc.Exists(ctx, "part-0-0-0.txt"); err != nil || ok {
 			t.Fatalf("%d MiB: after Abort exists=%v err=%v", mib, ok, err)
 		}
 		if ups := incompleteUploads(t, cfg, bucket); len(ups) != 0 {
@@ -434,7 +445,7 @@ func TestS3SuccessMarkerAndClearOutput(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	if want := []string{"README", "part-0-0.jsonl", "part-1-0.jsonl", "part-2-0.jsonl"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"README", "part-0-0-0.jsonl", "part-1-0-0.jsonl", "part-2-0-0.jsonl"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("listed %v, want %v (the marker is hidden)", names, want)
 	}
 }

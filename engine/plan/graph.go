@@ -172,6 +172,8 @@ func sourceBounded(s *spec.Source) bool {
 		return s.Nexmark.Events != nil
 	case s.Kafka != nil:
 		return s.Kafka.StoppingOffsets != nil
+	case s.Files != nil:
+		return s.Files.MonitorInterval == ""
 	}
 	return true
 }
@@ -435,7 +437,9 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		if n.Kind == KindSource {
 			n.Bounded = sourceBounded(n.Step.Source)
 			if mode == spec.Batch && !n.Bounded {
-				if n.Step.Source.Kafka != nil {
+				if n.Step.Source.Files != nil {
+					el.add(n.Path+".source", "source %q is unbounded (files with monitorInterval), but the job runs in BATCH mode, which needs every source bounded: remove monitorInterval, or use STREAMING or AUTOMATIC", n.Name)
+				} else if n.Step.Source.Kafka != nil {
 					el.add(n.Path+".source", "source %q is unbounded (kafka without stoppingOffsets), but the job runs in BATCH mode, which needs every source bounded: set kafka.stoppingOffsets, or use STREAMING or AUTOMATIC", n.Name)
 				} else if n.Step.Source.Nexmark != nil {
 					el.add(n.Path+".source", "source %q is unbounded (nexmark without events), but the job runs in BATCH mode, which needs every source bounded: set nexmark.events, or use STREAMING or AUTOMATIC", n.Name)
@@ -886,10 +890,7 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 	}
 	if s.Files != nil {
 		kinds++
-		if s.Files.Path == "" {
-			el.add(sp+".files.path", "is required")
-		}
-		checkFormat(sp+".files", s.Files.Format, s.Files.CSV, false, el)
+		checkFileSource(sp+".files", s.Files, el)
 	}
 	if x := s.Nexmark; x != nil {
 		kinds++
@@ -934,20 +935,6 @@ func compileSource(n *Node, el *errList, c func(string, string, expr.Want, ...st
 	}
 }
 
-func checkFormat(path string, f spec.Format, csv *spec.CSVOptions, sink bool, el *errList) {
-	switch f {
-	case "", spec.FormatText, spec.FormatJSONL, spec.FormatCSV:
-	default:
-		el.add(path+".format", "must be text, jsonl or csv, not %q", f)
-	}
-	if csv != nil && len([]rune(csv.Delimiter)) > 1 {
-		el.add(path+".csv.delimiter", "must be a single character, not %q", csv.Delimiter)
-	}
-	if sink && f == spec.FormatCSV && (csv == nil || len(csv.Columns) == 0) {
-		el.add(path+".csv.columns", "a csv sink needs the columns to write, in order")
-	}
-}
-
 func compileSink(n *Node, el *errList) {
 	s := n.Step.Sink
 	sp := n.Path + ".sink"
@@ -964,10 +951,7 @@ func compileSink(n *Node, el *errList) {
 		checkKafkaSink(sp+".kafka", n.Name, s.Kafka, el)
 	}
 	if s.Files != nil {
-		if s.Files.Path == "" {
-			el.add(sp+".files.path", "is required")
-		}
-		checkFormat(sp+".files", s.Files.Format, s.Files.CSV, true, el)
+		checkFileSink(sp+".files", s.Files, el)
 	}
 }
 

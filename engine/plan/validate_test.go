@@ -271,7 +271,7 @@ var invalidJobs = []invalidCase{
 		mutate: func(j *spec.Job) { j.Steps[0].Source.Elements[0].Raw = nil },
 		path:   "spec.steps[0].source.elements[0]", msg: "is empty; write a JSON value"},
 	{name: "bad file format", yaml: steps("  - name: src\n    source: {files: {path: x, format: xml}}\n", outStep),
-		path: "spec.steps[0].source.files.format", msg: `must be text, jsonl or csv, not "xml"`},
+		path: "spec.steps[0].source.files.format", msg: `must be text, jsonl, csv or parquet, not "xml"`},
 	{name: "csv sink without columns", yaml: steps(srcStep, "  - name: out\n    sink: {files: {path: out/, format: csv}}\n"),
 		path: "spec.steps[1].sink.files.csv.columns", msg: "a csv sink needs the columns to write"},
 	{name: "csv delimiter too long", yaml: steps(srcStep, "  - name: out\n    sink: {files: {path: out/, format: csv, csv: {columns: [a], delimiter: \";;\"}}}\n"),

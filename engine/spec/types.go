@@ -166,7 +166,8 @@ type Source struct {
 	// unbounded without).
 	// +optional
 	Datagen *Datagen `json:"datagen,omitempty"`
-	// files reads files under a local path or an s3:// URL (bounded).
+	// files reads files under a local path or an s3:// URL (bounded, or
+	// unbounded with monitorInterval).
 	// +optional
 	Files *FileSource `json:"files,omitempty"`
 	// nexmark generates the Nexmark benchmark's events (persons, auctions
@@ -248,27 +249,72 @@ type Nexmark struct {
 }
 
 // Format is a file format for files sources and sinks.
-// +kubebuilder:validation:Enum=text;jsonl;csv
+// +kubebuilder:validation:Enum=text;jsonl;csv;parquet
 type Format string
 
 const (
-	FormatText  Format = "text"
-	FormatJSONL Format = "jsonl"
-	FormatCSV   Format = "csv"
+	FormatText    Format = "text"
+	FormatJSONL   Format = "jsonl"
+	FormatCSV     Format = "csv"
+	FormatParquet Format = "parquet"
 )
+
+// FieldType is the type of a schema field. Records carry int as int64,
+// double as float64, bytes as bytes and timestamp as int milliseconds since
+// the epoch (what source.timestamp and CEL arithmetic expect); text formats
+// write timestamps as RFC 3339 and read RFC 3339 or epoch milliseconds.
+// +kubebuilder:validation:Enum=string;int;double;bool;timestamp;bytes
+type FieldType string
+
+const (
+	TypeString    FieldType = "string"
+	TypeInt       FieldType = "int"
+	TypeDouble    FieldType = "double"
+	TypeBool      FieldType = "bool"
+	TypeTimestamp FieldType = "timestamp"
+	TypeBytes     FieldType = "bytes"
+)
+
+// SchemaField is one field (column) of a file schema.
+type SchemaField struct {
+	// name is the field's name in records (and the column's in the file).
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// type is string, int, double, bool, timestamp or bytes.
+	Type FieldType `json:"type"`
+	// nullable allows the field to be null or missing; otherwise a record
+	// without it is malformed.
+	// +optional
+	Nullable bool `json:"nullable,omitempty"`
+}
 
 // FileSource reads files.
 type FileSource struct {
 	// path is a file or a directory (local, or s3://bucket/prefix/).
 	// +kubebuilder:validation:MinLength=1
 	Path string `json:"path"`
-	// format is text (one record {"line": ...} per line), jsonl or csv.
+	// format is text (one record {"line": ...} per line), jsonl, csv or
+	// parquet (its schema is read from each file).
 	// +kubebuilder:default=text
 	// +optional
 	Format Format `json:"format,omitempty"`
 	// csv options for format csv.
 	// +optional
 	CSV *CSVOptions `json:"csv,omitempty"`
+	// schema types the fields of jsonl and csv records: cells and values
+	// are converted to the declared types, records keep only the declared
+	// fields, and a record that does not fit fails the job naming the file
+	// and line. Not allowed with parquet (its files carry their schema).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Schema []SchemaField `json:"schema,omitempty"`
+	// monitorInterval makes the source continuous (unbounded): the path is
+	// listed again at this interval and files that appeared since are read,
+	// each once. Absent, the files present at the start are read and the
+	// source ends.
+	// +optional
+	MonitorInterval Duration `json:"monitorInterval,omitempty"`
 }
 
 // CSVOptions describes CSV files.
@@ -488,16 +534,47 @@ type PrintSink struct {
 type DiscardSink struct{}
 
 // FileSink writes part files, then a _SUCCESS marker when the job finishes.
+// Part files are staged under path/_pending/ (hidden from readers) and made
+// visible under their final names part-<subtask>-<checkpoint>-<n>.<ext>:
+// in STREAMING with checkpoints, when the checkpoint that covers them
+// completes (exactly once across failures: two-phase commit); at the end of
+// a bounded job otherwise. A STREAMING job without checkpoints that never
+// ends never makes its output visible, as with Flink's FileSink.
 type FileSink struct {
 	// path is a directory (local, or s3://bucket/prefix/).
 	// +kubebuilder:validation:MinLength=1
 	Path string `json:"path"`
 	// format is text (the `line` field, or the record itself when it is a
-	// string), jsonl or csv.
+	// string), jsonl, csv or parquet (needs schema).
 	// +kubebuilder:default=jsonl
 	// +optional
 	Format Format `json:"format,omitempty"`
 	// csv options for format csv.
 	// +optional
 	CSV *CSVOptions `json:"csv,omitempty"`
+	// schema is the fields to write: required for parquet (the file's
+	// schema), optional for jsonl and csv (records are checked and
+	// converted to it; csv columns default to its field names).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Schema []SchemaField `json:"schema,omitempty"`
+	// rollingPolicy says when a subtask starts its next part file. Parts
+	// also roll at every checkpoint.
+	// +optional
+	RollingPolicy *RollingPolicy `json:"rollingPolicy,omitempty"`
+}
+
+// RollingPolicy says when a file sink starts a new part file, as Flink's
+// DefaultRollingPolicy.
+type RollingPolicy struct {
+	// maxPartSize is the size in bytes at which a part is finished
+	// (default 128 MiB).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxPartSize int64 `json:"maxPartSize,omitempty"`
+	// rolloverInterval is the longest time a part stays open; the part is
+	// finished at the first record after it (default: no limit).
+	// +optional
+	RolloverInterval Duration `json:"rolloverInterval,omitempty"`
 }
