@@ -365,15 +365,13 @@ func (r *FlinkJobReconciler) whileRunning(ctx context.Context, s *state) error {
 func (r *FlinkJobReconciler) stopWithSavepoint(ctx context.Context, s *state, current []*corev1.Pod) (bool, error) {
 	job := s.job
 	si := pendingSavepoint(job)
-	for _, p := range current {
-		if p.Status.Phase == corev1.PodFailed {
-			res := savepointResult{Error: fmt.Sprintf("stage %d subtask %d failed meanwhile: %s", labelInt(p, LabelStage), labelInt(p, LabelIndex), failureMessage(p))}
-			r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
-			si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
-			_ = r.Storage.DeleteControl(ctx, job, savepointRequestObject)
-			job.Status.NextStart = nil
-			return true, nil
-		}
+	if _, msg := lostSubtask(job, current); msg != "" {
+		res := savepointResult{Error: "meanwhile " + msg}
+		r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
+		si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
+		_ = r.Storage.DeleteControl(ctx, job, savepointRequestObject)
+		job.Status.NextStart = nil
+		return true, nil
 	}
 	typ := si.TriggerType
 	done, res, err := r.pollSavepoint(ctx, s)

@@ -163,7 +163,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		)))
 		Expect(checkpointsURL(job)).To(Equal(fmt.Sprintf("s3://%s/flinkjob/%s/ckpt/%s/checkpoints/", testBucket, ns, job.UID)))
 		Expect(savepointsURL(job)).To(Equal(fmt.Sprintf("s3://%s/flinkjob/%s/ckpt/savepoints/", testBucket, ns)))
-		Eventually(status(ctx, job)).Should(HaveField("StartedFrom", Equal(&v1alpha1.StartInfo{Attempt: 0, Kind: v1alpha1.StartFresh})))
+		Eventually(status(ctx, job)).Should(HaveField("StartedFrom", beStart(0, v1alpha1.StartFresh, "")))
 
 		By("showing the leader's latest completed checkpoint in status")
 		runAll(ctx, job, 4)
@@ -175,7 +175,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		By("restarting every stage from the latest checkpoint after a failure")
 		fail(ctx, workers(ctx, job, 1)[0], "killed")
 		Eventually(workerEnv(ctx, job, 1, 4)).WithTimeout(15 * time.Second).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", "latest")))
-		Expect(status(ctx, job)(Default).StartedFrom).To(Equal(&v1alpha1.StartInfo{Attempt: 1, Kind: v1alpha1.StartCheckpoint, Path: chk2}))
+		Expect(status(ctx, job)(Default).StartedFrom).To(beStart(1, v1alpha1.StartCheckpoint, chk2))
 		Expect(exists(ctx, checkpointsURL(job), "chk-2/_COMPLETED")()).To(BeTrue(), "the checkpoints it restores from stay")
 		Eventually(eventNote(ctx, job, "Restoring")).Should(ContainSubstring("attempt 1 starts from Checkpoint " + chk2))
 
@@ -187,6 +187,23 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Expect(exists(ctx, sp, "counts-0")()).To(BeTrue())
 	})
 
+	It("treats a deleted worker pod as a failure of every stage and never recreates it alone", func(ctx SpecContext) {
+		pw := watchPods(ctx, ns)
+		defer pw.stop()
+		job := create(ctx, newJob(ns, "evicted", fmt.Sprintf(counting, 2), withStorage(), withCheckpointing("1s"),
+			withRestart(v1alpha1.RestartFixedDelay, "1s", 3)))
+		job = fetch(ctx, job)
+		runAll(ctx, job, 4)
+		Eventually(status(ctx, job)).Should(HaveField("StartedFrom.Launched", true))
+		writeCheckpoint(ctx, job, 1)
+		victim := workers(ctx, job, 1)[1]
+		Expect(k8sClient.Delete(ctx, &victim)).To(Succeed())
+		Eventually(workerEnv(ctx, job, 1, 4)).WithTimeout(15 * time.Second).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", "latest")))
+		Eventually(eventNote(ctx, job, "Restarting")).Should(ContainSubstring("stage 1 subtask 1"))
+		Expect(pw.createdNames()).To(HaveKeyWithValue(victim.Name, 1), "the deleted pod was not recreated in its attempt")
+		Expect(status(ctx, job)(Default).Restarts).To(Equal(int32(1)))
+	})
+
 	It("starts from initialSavepointPath, restarts from it until a checkpoint completes, then from the checkpoint", func(ctx SpecContext) {
 		initial := fmt.Sprintf("s3://%s/flinkjob/%s/bootstrap/savepoints/sp-4-final/", testBucket, ns)
 		job := create(ctx, newJob(ns, "restored", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s"),
@@ -194,7 +211,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 			func(j *v1alpha1.FlinkJob) { j.Spec.InitialSavepointPath = initial }))
 		job = fetch(ctx, job)
 		Eventually(workerEnv(ctx, job, 0, 2)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", initial)))
-		Expect(status(ctx, job)(Default).StartedFrom).To(Equal(&v1alpha1.StartInfo{Kind: v1alpha1.StartSavepoint, Path: initial}))
+		Expect(status(ctx, job)(Default).StartedFrom).To(beStart(0, v1alpha1.StartSavepoint, initial))
 
 		By("a failure before the first checkpoint restarts from the savepoint again, not from empty state")
 		runAll(ctx, job, 2)
@@ -306,7 +323,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Eventually(workerNames(ctx, job, -1)).Should(BeEmpty())
 		Eventually(status(ctx, job)).Should(And(
 			HaveField("Phase", v1alpha1.PhaseSuspended),
-			HaveField("NextStart", Equal(&v1alpha1.StartInfo{Kind: v1alpha1.StartSavepoint, Path: sp})),
+			HaveField("NextStart", beStart(0, v1alpha1.StartSavepoint, sp)),
 			HaveField("SavepointInfo.LastSavepoint", And(Not(BeNil()), HaveField("Path", sp), HaveField("TriggerType", v1alpha1.SavepointSuspend))),
 		))
 
@@ -316,7 +333,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Expect(exists(ctx, checkpointsURL(job), "chk-3/_COMPLETED")()).To(BeFalse())
 		Expect(exists(ctx, controlURL(job), checkpointLatestObject)()).To(BeFalse())
 		Eventually(status(ctx, job)).Should(And(
-			HaveField("StartedFrom", Equal(&v1alpha1.StartInfo{Attempt: 1, Kind: v1alpha1.StartSavepoint, Path: sp})),
+			HaveField("StartedFrom", beStart(1, v1alpha1.StartSavepoint, sp)),
 			HaveField("NextStart", BeNil()), HaveField("LastCheckpoint", BeNil())))
 	})
 
@@ -382,7 +399,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Image = "registry.example/worker:v2" })
 			Eventually(workerEnv(ctx, job, 1, 2)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", "latest")))
 			Expect(workers(ctx, job, -1)[0].Spec.Containers[0].Image).To(Equal("registry.example/worker:v2"))
-			Expect(status(ctx, job)(Default).StartedFrom).To(Equal(&v1alpha1.StartInfo{Attempt: 1, Kind: v1alpha1.StartCheckpoint, Path: chk}))
+			Expect(status(ctx, job)(Default).StartedFrom).To(beStart(1, v1alpha1.StartCheckpoint, chk))
 
 			By("not restarting for changes the pods do not run (restart strategy, ttl, the savepoint history)")
 			runAll(ctx, job, 2)
@@ -413,7 +430,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 				HaveField("Stages", HaveLen(3)),
 				HaveField("StagesSummary", "0/3"),
 				HaveField("SavepointInfo.LastSavepoint.TriggerType", v1alpha1.SavepointUpgrade),
-				HaveField("StartedFrom", Equal(&v1alpha1.StartInfo{Attempt: 1, Kind: v1alpha1.StartSavepoint, Path: sp})),
+				HaveField("StartedFrom", beStart(1, v1alpha1.StartSavepoint, sp)),
 			))
 			st := status(ctx, job)(Default)
 			Expect(st.Stages[0].Parallelism).To(Equal(int32(2)))
@@ -488,6 +505,11 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		})
 	})
 })
+
+// beStart matches a status.startedFrom (or nextStart).
+func beStart(attempt int32, kind v1alpha1.StartKind, path string) OmegaMatcher {
+	return And(Not(BeNil()), HaveField("Attempt", attempt), HaveField("Kind", kind), HaveField("Path", path))
+}
 
 // stagePodsAll are the pod names of counting at parallelism 1 for attempt.
 func stagePodsAll(job *v1alpha1.FlinkJob, attempt int) []string {

@@ -48,13 +48,8 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	// first; the stale pods go on the next pass, so a lost status write
 	// leaves nothing half done.
 	stopping := pendingSavepoint(job) != nil && job.Status.SavepointInfo.TriggerStop
-	for _, p := range current {
-		if p.Status.Phase != corev1.PodFailed || stopping {
-			// A failure during a stop-with-savepoint ends it first (below).
-			continue
-		}
-		stage := labelInt(p, LabelStage)
-		msg := fmt.Sprintf("stage %d subtask %d failed: %s", stage, labelInt(p, LabelIndex), failureMessage(p))
+	// A failure during a stop-with-savepoint ends it first (below).
+	if stage, msg := lostSubtask(job, current); msg != "" && !stopping {
 		if stage >= 0 && stage < len(job.Status.Stages) {
 			job.Status.Stages[stage].SubtasksFailed = 1
 		}
@@ -131,6 +126,7 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	if job.Status.StartTime == nil {
 		job.Status.StartTime = &now
 	}
+	created := 0
 	allSucceeded := true
 	for _, pst := range s.plan.Stages {
 		st := &job.Status.Stages[pst.ID]
@@ -147,6 +143,7 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 				if err := r.createIfMissing(ctx, r.subtaskPod(job, spec.Streaming, pst.ID, i, attempt)); err != nil {
 					return err
 				}
+				created++
 				allSucceeded = false
 				continue
 			}
@@ -181,6 +178,11 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 		default:
 			st.Phase = v1alpha1.StagePending
 		}
+	}
+	if sf := job.Status.StartedFrom; created == 0 && sf != nil && int(sf.Attempt) == attempt {
+		// Every pod of the attempt exists: from now on a missing one was
+		// deleted (see lostSubtask), never created late.
+		sf.Launched = true
 	}
 	if allSucceeded {
 		return r.runFinalize(ctx, s)
@@ -220,4 +222,45 @@ func allPodsRunning(current []*corev1.Pod, stages []v1alpha1.StageStatus) bool {
 		}
 	}
 	return running >= n
+}
+
+// lostSubtask names a subtask of the current attempt that failed, or whose
+// pod was deleted or is gone (kubectl delete, eviction, a lost node) once
+// every pod of the attempt had been created. Any of them fails the
+// attempt: a pod recreated alone would start from the attempt's initial
+// state while its peers went on, and state and exactly-once sinks would
+// see records twice. Pods of other attempts are stale, deleted by the
+// operator itself.
+func lostSubtask(job *v1alpha1.FlinkJob, current []*corev1.Pod) (int, string) {
+	for _, p := range current {
+		if p.Status.Phase == corev1.PodFailed {
+			stage := labelInt(p, LabelStage)
+			return stage, fmt.Sprintf("stage %d subtask %d failed: %s", stage, labelInt(p, LabelIndex), failureMessage(p))
+		}
+	}
+	for _, p := range current {
+		if !p.DeletionTimestamp.IsZero() && p.Status.Phase != corev1.PodSucceeded {
+			stage := labelInt(p, LabelStage)
+			return stage, fmt.Sprintf("stage %d subtask %d: its pod %s was deleted", stage, labelInt(p, LabelIndex), p.Name)
+		}
+	}
+	sf := job.Status.StartedFrom
+	if sf == nil || !sf.Launched || int(sf.Attempt) != int(job.Status.Attempt) {
+		return -1, ""
+	}
+	for _, st := range job.Status.Stages {
+		for i := 0; i < int(st.Parallelism); i++ {
+			found := false
+			for _, p := range current {
+				if labelInt(p, LabelStage) == int(st.Index) && labelInt(p, LabelIndex) == i {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return int(st.Index), fmt.Sprintf("stage %d subtask %d: its pod %s is gone", st.Index, i, podName(job, int(st.Index), i, int(job.Status.Attempt)))
+			}
+		}
+	}
+	return -1, ""
 }

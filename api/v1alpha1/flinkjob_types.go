@@ -689,6 +689,10 @@ type StartInfo struct {
 	// one they find).
 	// +optional
 	Path string `json:"path,omitempty"`
+	// launched is set once every pod of the attempt was created: a pod
+	// missing after that was deleted, and fails the attempt.
+	// +optional
+	Launched bool `json:"launched,omitempty"`
 }
 
 // StageStatus is the progress of one stage: a chain of steps run by
