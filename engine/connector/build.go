@@ -64,6 +64,8 @@ func NewSink(s *spec.Sink, env Env) (Sink, error) {
 		return NewFileSink(*s.Files, env.S3)
 	case s.Discard != nil:
 		return NewDiscardSink(), nil
+	case s.Kafka != nil:
+		return NewKafkaSink(*s.Kafka)
 	case s.Call != "":
 		var sk Sink
 		ok := false
@@ -75,5 +77,5 @@ func NewSink(s *spec.Sink, env Env) (Sink, error) {
 		}
 		return sk, nil
 	}
-	return nil, fmt.Errorf("sink sets none of print, files, discard, call")
+	return nil, fmt.Errorf("sink sets none of print, files, discard, call, kafka")
 }
