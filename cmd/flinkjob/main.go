@@ -182,6 +182,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	workDir := fs.String("work-dir", "", "directory for BATCH shuffle data and sort spills (default: a temporary directory)")
 	processes := fs.Bool("processes", false, "run every subtask as its own worker process (gRPC between them in STREAMING, the shuffle directory or --shuffle in BATCH)")
 	shuffle := fs.String("shuffle", "", "with --processes: where BATCH stages materialize output (s3://bucket/prefix/ or a directory)")
+	var cp checkpointFlags
+	cp.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -197,7 +199,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	if *processes {
+		if cp.set() {
+			return fmt.Errorf("--checkpoint-*, --restore-from and --savepoint-* apply to the in-process run, not to --processes")
+		}
 		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet)
 	}
-	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now()})
+	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now(), cp: cp})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,34 @@ type localRun struct {
 	workDir        string
 	timed          bool // the run stops at --duration: a deadline is a normal end
 	start          time.Time
+	cp             checkpointFlags
+}
+
+// checkpointFlags are run's checkpoint and savepoint flags (issue #7).
+type checkpointFlags struct {
+	dir, restore, savepoints string
+	interval                 time.Duration
+	retain                   int
+	final, stopSavepoint     bool
+}
+
+func (f *checkpointFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dir, "checkpoint-dir", "", "STREAMING: directory of checkpoints (chk-<id>/)")
+	fs.DurationVar(&f.interval, "checkpoint-interval", 0, "STREAMING: take a checkpoint this often into --checkpoint-dir (0: off)")
+	fs.IntVar(&f.retain, "checkpoint-retain", 3, "complete checkpoints kept")
+	fs.StringVar(&f.restore, "restore-from", "", "STREAMING: start from \"latest\" (newest checkpoint in --checkpoint-dir, or fresh), a checkpoint ID, or a checkpoint or savepoint directory")
+	fs.StringVar(&f.savepoints, "savepoint-dir", "", "directory of savepoints (sp-<id>-<nonce>/)")
+	fs.BoolVar(&f.final, "final-savepoint", false, "bounded job: write savepoint \"final\" into --savepoint-dir at the end (STREAMING: before the final watermark; BATCH: every keyed step's final state)")
+	fs.BoolVar(&f.stopSavepoint, "stop-with-savepoint", false, "STREAMING: on interrupt or --duration, stop with a savepoint in --savepoint-dir instead of just stopping")
+}
+
+func (f *checkpointFlags) set() bool {
+	return f.dir != "" || f.interval != 0 || f.restore != "" || f.savepoints != "" || f.final || f.stopSavepoint
+}
+
+func (f *checkpointFlags) options(o *local.Options) {
+	o.CheckpointDir, o.CheckpointInterval, o.RetainCheckpoints = f.dir, f.interval, f.retain
+	o.RestoreFrom, o.SavepointDir, o.FinalSavepoint = f.restore, f.savepoints, f.final
 }
 
 func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {
@@ -31,9 +60,40 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 		env.S3.Endpoint = st.S3.Endpoint
 		env.S3.Region = st.S3.Region
 	}
-	ex, err := local.New(p, local.Options{Env: env, WorkDir: o.workDir})
+	opts := local.Options{Env: env, WorkDir: o.workDir}
+	o.cp.options(&opts)
+	if o.cp.stopSavepoint && o.cp.savepoints == "" {
+		return fmt.Errorf("--stop-with-savepoint needs --savepoint-dir")
+	}
+	opts.OnSavepoint = func(sp local.Savepoint) {
+		fmt.Fprintf(o.stderr, "savepoint %s (checkpoint %d): %s\n", sp.Nonce, sp.ID, sp.Path)
+	}
+	ex, err := local.New(p, opts)
 	if err != nil {
 		return err
+	}
+	runCtx := ctx
+	if o.cp.stopSavepoint {
+		// The interrupt (or --duration) takes a savepoint and stops the
+		// job after it, instead of cancelling the run.
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stopped := make(chan struct{})
+		defer close(stopped)
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-stopped:
+				return
+			}
+			sctx, scancel := context.WithTimeout(runCtx, time.Minute)
+			defer scancel()
+			if _, err := ex.TriggerSavepoint(sctx, fmt.Sprintf("stop%d", time.Now().Unix()), true); err != nil {
+				fmt.Fprintf(o.stderr, "stop with savepoint: %v\n", err)
+				cancel()
+			}
+		}()
 	}
 	for name, s := range ex.Sinks() {
 		if c, ok := s.(connector.OutputClearer); ok {
@@ -54,11 +114,14 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 			showProgress(ex, o.stderr, done)
 		}()
 	}
-	err = ex.Run(ctx)
+	err = ex.Run(runCtx)
 	close(done)
 	wg.Wait()
 	if err != nil && o.timed && errors.Is(err, context.DeadlineExceeded) {
 		err = nil // --duration elapsed: an unbounded job stops here by request
+	}
+	if errors.Is(err, local.ErrStopped) {
+		err = nil // stopped with a savepoint, as asked
 	}
 	if !o.quiet {
 		summary(ex, o.stderr, err, time.Since(o.start))
