@@ -196,6 +196,15 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 	if w := node.Step.Source.Watermarks; streaming && w != nil {
 		idleness, _ = w.Idleness.Get()
 	}
+	// A read blocks until a value arrives; with checkpoints a quiet source
+	// must still start barriers (and commit), so reads time out at least
+	// every barrierPoll. The source turns idle only after idleness
+	// without data.
+	timeout := idleness
+	if cps != nil && (timeout <= 0 || timeout > barrierPoll) {
+		timeout = barrierPoll
+	}
+	lastData := time.Now()
 	var procErr error
 	var n int64
 	idle := false
@@ -235,8 +244,8 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 	for {
 		rctx := ctx
 		var cancel context.CancelFunc
-		if idleness > 0 {
-			rctx, cancel = context.WithTimeout(ctx, idleness)
+		if timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, timeout)
 		}
 		n = 0
 		err := rd.Read(rctx, c.BatchSize, emit)
@@ -260,8 +269,10 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 				}
 				return nil
 			}
-			if idleness > 0 && ctx.Err() == nil && rctx.Err() != nil {
-				if n == 0 && !idle {
+			if timeout > 0 && ctx.Err() == nil && rctx.Err() != nil {
+				if n > 0 {
+					lastData = time.Now()
+				} else if idleness > 0 && !idle && time.Since(lastData) >= idleness {
 					idle = true
 					if err := setIdle(true); err != nil {
 						return err
@@ -274,11 +285,16 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 			}
 			return &operator.StepError{Step: node.Name, Err: err}
 		}
+		lastData = time.Now()
 		if err := between(); err != nil {
 			return err
 		}
 	}
 }
+
+// barrierPoll bounds how long a checkpointed source's read may block, so
+// a quiet source still starts the barriers asked for.
+const barrierPoll = 100 * time.Millisecond
 
 // sourceBarriers starts the checkpoints the coordinator asked for since the
 // last read batch: the source takes its snapshot (position, chained sink),
