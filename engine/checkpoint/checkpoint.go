@@ -63,6 +63,12 @@ type Options struct {
 	Interval time.Duration
 	// Retain is the number of complete checkpoints kept (default 3).
 	Retain int
+	// Timeout gives up a checkpoint that did not complete in this time
+	// (default 10 minutes, as Flink), so a lost barrier or acknowledgement
+	// does not stop checkpointing for good; the next one starts at the
+	// next interval (subtasks still aligning the old one give it up when
+	// the new barrier arrives).
+	Timeout time.Duration
 	// Subtasks is the number of subtasks that must acknowledge a checkpoint.
 	Subtasks int
 	// Sources is the number of source subtasks (for the final savepoint:
@@ -109,6 +115,9 @@ type Coordinator struct {
 func NewCoordinator(store Store, opts Options) *Coordinator {
 	if opts.Retain <= 0 {
 		opts.Retain = 3
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Minute
 	}
 	if opts.FirstID <= 0 {
 		opts.FirstID = 1
@@ -157,6 +166,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			c.expire()
 			c.Trigger()
 		}
 	}
@@ -184,6 +194,15 @@ func (c *Coordinator) triggerLocked(final bool) int64 {
 		trigger(Barrier{ID: id, Final: final})
 	}
 	return id
+}
+
+// expire gives up the checkpoint in flight once it is older than Timeout.
+func (c *Coordinator) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending != 0 && !c.final && time.Since(c.started) > c.opts.Timeout {
+		c.abandonLocked(fmt.Errorf("checkpoint %d timed out after %v (%d of %d subtasks acknowledged)", c.pending, c.opts.Timeout, len(c.acked), c.opts.Subtasks))
+	}
 }
 
 // Stop stops periodic checkpoints (the one in flight goes on): after a

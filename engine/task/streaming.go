@@ -326,9 +326,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor); err != nil {
 				return err
 			}
-			if err := al.barrier(b.Channel, id); err != nil {
-				return fmt.Errorf("%s: %w", c.name(), err)
-			}
+			al.barrier(b.Channel, id)
 			if rest := elems[i+1:]; len(rest) > 0 {
 				// Front of the queue: it came before anything buffered.
 				al.buf[b.Channel] = append([]Batch{{Channel: b.Channel, Elems: rest}}, al.buf[b.Channel]...)
@@ -482,6 +480,7 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 // in order) until barrier N arrived on every channel that has not ended.
 type aligner struct {
 	id      int64 // the checkpoint being aligned; 0 when none
+	done    int64 // the last checkpoint taken or given up
 	blocked []bool
 	ended   []bool
 	buf     [][]Batch
@@ -491,13 +490,22 @@ func newAligner(n int) *aligner {
 	return &aligner{blocked: make([]bool, n), ended: make([]bool, n), buf: make([][]Batch, n)}
 }
 
-func (a *aligner) barrier(ch int, id int64) error {
-	if a.id != 0 && a.id != id {
-		return fmt.Errorf("barrier of checkpoint %d on channel %d while aligning checkpoint %d", id, ch, a.id)
+func (a *aligner) barrier(ch int, id int64) {
+	switch {
+	case id <= a.done || (a.id != 0 && id < a.id):
+		// A late barrier of a checkpoint given up (or already taken):
+		// nothing to align, the channel goes on.
+		return
+	case a.id != 0 && id > a.id:
+		// A newer checkpoint started before the current one aligned
+		// (the coordinator gave it up, e.g. after its timeout): give up
+		// the current alignment, as Flink does, and align the new one.
+		a.done = a.id
+		a.id = 0
+		clear(a.blocked)
 	}
 	a.id = id
 	a.blocked[ch] = true
-	return nil
 }
 
 // aligned reports whether the current barrier arrived on every open channel.
@@ -515,6 +523,7 @@ func (a *aligner) aligned() bool {
 
 // release unblocks every channel once the checkpoint is taken.
 func (a *aligner) release() {
+	a.done = a.id
 	a.id = 0
 	clear(a.blocked)
 }

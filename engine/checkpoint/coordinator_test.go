@@ -1,0 +1,63 @@
+package checkpoint
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A checkpoint that misses its timeout is given up, and the next one
+// starts; a late acknowledgement of the old one is ignored; complete
+// checkpoints notify and count.
+func TestCoordinatorTimeoutAndAcks(t *testing.T) {
+	ctx := context.Background()
+	store := LocalStore{Dir: t.TempDir()}
+	var completed []int64
+	c := NewCoordinator(store, Options{Subtasks: 2, Sources: 1, Timeout: time.Millisecond,
+		OnComplete: func(id int64) { completed = append(completed, id) }})
+	var got []Barrier
+	c.AddSource(Subtask{0, 0}, func(b Barrier) { got = append(got, b) })
+	if id := c.Trigger(); id != 1 {
+		t.Fatalf("first checkpoint %d", id)
+	}
+	if id := c.Trigger(); id != 0 {
+		t.Fatalf("a second checkpoint %d started while one is in flight", id)
+	}
+	if err := c.Ack(ctx, Subtask{0, 0}, 1, map[string][]byte{"source/s/0-of-1": []byte("p1")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	c.expire()
+	if id := c.Trigger(); id != 2 {
+		t.Fatalf("after the timeout the next checkpoint is %d, want 2", id)
+	}
+	if err := c.Ack(ctx, Subtask{1, 0}, 1, nil); err != nil { // late: ignored
+		t.Fatal(err)
+	}
+	if len(completed) != 0 {
+		t.Fatalf("a given-up checkpoint completed: %v", completed)
+	}
+	for _, st := range []Subtask{{0, 0}, {1, 0}} {
+		if err := c.Ack(ctx, st, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(completed) != 1 || completed[0] != 2 || len(got) != 2 || got[1].ID != 2 {
+		t.Fatalf("completed %v, barriers %v", completed, got)
+	}
+	if done, _ := Completed(ctx, store); len(done) != 1 || done[0] != 2 {
+		t.Fatalf("complete in the store: %v", done)
+	}
+	// The final savepoint starts once every source ended, and only then.
+	c.SourceEnded(Subtask{0, 0})
+	if len(got) != 3 || !got[2].Final || got[2].ID != 3 {
+		t.Fatalf("barriers after the sources ended: %v", got)
+	}
+	if id, ok := c.FinalID(); !ok || id != 3 {
+		t.Fatalf("final ID %d %v", id, ok)
+	}
+	if _, err := c.TriggerAndWait(ctx); err == nil || !strings.Contains(err.Error(), "finishing") {
+		t.Fatalf("a checkpoint after the final one: %v", err)
+	}
+}
