@@ -96,6 +96,12 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 		}()
 	}
 	for name, s := range ex.Sinks() {
+		if o.cp.restore != "" {
+			// A restored run continues the output of the run it restores:
+			// the exactly-once file sink's published parts up to the
+			// checkpoint are part of it, and clearing them would lose them.
+			break
+		}
 		if c, ok := s.(connector.OutputClearer); ok {
 			if err := c.ClearOutput(ctx); err != nil {
 				return fmt.Errorf("step %q: clearing old output: %w", name, err)
