@@ -37,6 +37,40 @@
 // At most one checkpoint is in flight. Checkpoints stop once any subtask
 // has finished (checkpoints after tasks finished, FLIP-147, are left out),
 // except the final savepoint of a bounded job (SourceEnded).
+//
+// # Snapshot format and restore
+//
+// A checkpoint or savepoint directory (see Store) holds snapshots named by
+// step, not by stage: keyed state and timers per keyed step, split by key
+// group (engine/shuffle's 128), so a job restores at any keyed parallelism
+// and even with another plan, as long as its keyed steps have the same
+// names and state (a BATCH job's final state restored by a STREAMING job).
+// Restore rules, per step of the restoring job:
+//
+//   - keyed step: takes the key groups it owns from every file of the
+//     step; none = fresh state. Its event time restarts at the snapshot's
+//     watermark (the minimum over the files read) and never goes back.
+//   - source step: resumes at its position if the snapshot has positions
+//     for a step of that name (same parallelism, else a clear error);
+//     none = it starts from the beginning. A job bootstrapped from a
+//     savepoint should name its sources differently unless it means to
+//     resume them.
+//   - Transactional sink: Recover gets its subtask's committables.
+//   - process step with a broadcast input: its broadcast state.
+//
+// Savepoints are copies of a completed checkpoint's directory (SavepointTo,
+// CopyAs), except the BATCH final savepoint, whose keyed subtasks write
+// each key's final state straight into it (task.Config.FinalSavepoint):
+// the state after the key's last record and before its end-of-input
+// timers fire, with the timers still registered, watermark MinWatermark.
+// A bounded STREAMING job's final savepoint is taken after every source
+// ended and before the final MaxWatermark: where no event-time timer fired
+// before the end (rolling reduce/aggregate, process state, windows without
+// watermarks) the two hold the same keyed state.
+//
+// Snapshots are full and taken synchronously at the aligned barrier; the
+// cost is about that of processing one record per key of state (see
+// engine/local's BenchmarkCheckpointOverhead).
 package checkpoint
 
 import (
