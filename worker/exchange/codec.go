@@ -13,6 +13,7 @@ package exchange
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc/encoding"
 
@@ -61,9 +62,15 @@ func AppendBatch(b []byte, bt *task.Batch) []byte {
 		b = append(b, byte(el.Kind))
 		switch el.Kind {
 		case task.KindRecord:
-			body := value.AppendRecord(nil, &el.Rec)
-			b = binary.AppendUvarint(b, uint64(len(body)))
-			b = append(b, body...)
+			// Encode the body in place, then slide it behind its length:
+			// no buffer per record.
+			start := len(b)
+			b = value.AppendRecord(b, &el.Rec)
+			var l [binary.MaxVarintLen64]byte
+			k := binary.PutUvarint(l[:], uint64(len(b)-start))
+			b = append(b, l[:k]...)
+			copy(b[start+k:], b[start:len(b)-k])
+			copy(b[start:], l[:k])
 		case task.KindWatermark, task.KindBarrier:
 			b = binary.AppendVarint(b, el.Wm)
 		}
@@ -71,9 +78,15 @@ func AppendBatch(b []byte, bt *task.Batch) []byte {
 	return b
 }
 
+// decoders recycle value.Decoders, whose interned map keys (a stream's
+// records repeat the same field names) then outlive one batch.
+var decoders = sync.Pool{New: func() any { return new(value.Decoder) }}
+
 // DecodeBatch decodes a batch written by AppendBatch. Bad bytes give an
 // error, never a panic.
 func DecodeBatch(b []byte) (task.Batch, error) {
+	dec := decoders.Get().(*value.Decoder)
+	defer decoders.Put(dec)
 	var bt task.Batch
 	ch, n := binary.Uvarint(b)
 	if n <= 0 {
@@ -100,7 +113,7 @@ func DecodeBatch(b []byte) (task.Batch, error) {
 			if n <= 0 || l > uint64(len(b)-n) {
 				return bt, value.ErrCorrupt
 			}
-			if err := value.DecodeRecord(b[n:n+int(l)], &el.Rec); err != nil {
+			if err := dec.DecodeRecord(b[n:n+int(l)], &el.Rec); err != nil {
 				return bt, err
 			}
 			b = b[n+int(l):]
