@@ -635,6 +635,8 @@ spec:
 		}
 	}, NodeTimeout(5*time.Minute))
 
+	checkpointSpecs()
+
 	It("is uninstalled by Helm without leaving anything behind but the CRD", func(ctx SpecContext) {
 		cleanupJobs(ctx)
 		_, err := run(ctx, cfg.helm, "uninstall", cfg.release, "-n", cfg.operatorNS, "--wait", "--timeout", "2m")
