@@ -234,6 +234,7 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 		env = append(env, corev1.EnvVar{Name: "FLINKJOB_SHUFFLE_URL", Value: su})
 	}
 	env = append(env, stateEnv(job)...)
+	env = append(env, connectorSecretEnv(job)...)
 	env = append(env, extraEnv...)
 	ctr := corev1.Container{
 		Name:            "worker",
