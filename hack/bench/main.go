@@ -9,7 +9,9 @@
 // fixed number of events. Throughput is events per CPU second: the CPU
 // time (user + system, getrusage) of this process and of the worker
 // processes it waited for, over the run, not the wall time. That is the
-// figure Flink's are given in (events/s per core). Then, for each query, a
+// figure Flink's are given in (events/s per core). STREAMING runs take a
+// checkpoint every second (-checkpoint-interval), as Flink's figures are with
+// checkpoints on; the table shows the newest complete one. Then, for each query, a
 // STREAMING in-process run at half of that query's measured peak wall-clock
 // rate (a rate-limited source) measures the latency from an event's
 // creation to the sink.
@@ -35,6 +37,7 @@ import (
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/bench"
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -75,7 +78,7 @@ func main() {
 	flag.StringVar(&c.samples, "samples", "config/samples/nexmark", "directory of the query manifests")
 	flag.StringVar(&c.out, "out", "bin/bench", "output directory for results.csv, latency.csv and ratio.svg")
 	flag.StringVar(&c.worker, "worker", "", "worker binary (default: build ./cmd/worker into -out)")
-	flag.DurationVar(&c.checkpoint, "checkpoint-interval", 0, "take checkpoints at this interval in STREAMING (in-process; 0: off)")
+	flag.DurationVar(&c.checkpoint, "checkpoint-interval", time.Second, "take checkpoints at this interval in STREAMING, in process and in the workers (0: off)")
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the in-process runs to this file")
@@ -101,6 +104,8 @@ type result struct {
 	cpu    time.Duration
 	allocs float64 // heap allocations per event (in-process only)
 	output int64   // records that reached the sink (in-process only)
+	// checkpoint is the ID of the newest complete checkpoint (0: none).
+	checkpoint int64
 }
 
 func (r result) perCore() float64 { return float64(r.events) / r.cpu.Seconds() }
@@ -143,8 +148,8 @@ func run(c config) error {
 				if err != nil {
 					return fmt.Errorf("%s %s %s: %w", q, m, rn, err)
 				}
-				log.Printf("%-3s %-9s %-10s %10.0f events/s/core  %6.2fx Flink  (%.2fs wall, %.2fs CPU, %.2f allocs/event)",
-					q, m, rn, r.perCore(), r.ratio(), r.wall.Seconds(), r.cpu.Seconds(), r.allocs)
+				log.Printf("%-3s %-9s %-10s %10.0f events/s/core  %6.2fx Flink  (%.2fs wall, %.2fs CPU, %.2f allocs/event, checkpoint %d)",
+					q, m, rn, r.perCore(), r.ratio(), r.wall.Seconds(), r.cpu.Seconds(), r.allocs, r.checkpoint)
 				results = append(results, r)
 			}
 		}
@@ -231,7 +236,11 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 				return res, err
 			}
 		}
-		r, err := runner.New(job, runner.Options{Worker: c.worker, Mode: mode, Dir: filepath.Join(dir, "run"), ShuffleURL: filepath.Join(dir, "shuffle")})
+		ro := runner.Options{Worker: c.worker, Mode: mode, Dir: filepath.Join(dir, "run"), ShuffleURL: filepath.Join(dir, "shuffle")}
+		if mode == spec.Streaming && c.checkpoint > 0 {
+			ro.Args = []string{"--checkpoint-interval", c.checkpoint.String(), "--checkpoint-url", filepath.Join(dir, "checkpoints")}
+		}
+		r, err := runner.New(job, ro)
 		if err != nil {
 			return res, err
 		}
@@ -243,6 +252,15 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 	}
 	res.wall, res.cpu = time.Since(wall0), cpuTime()-cpu0
 	runtime.ReadMemStats(&m1)
+	if mode == spec.Streaming && c.checkpoint > 0 {
+		st, err := checkpoint.OpenLocal(filepath.Join(dir, "checkpoints"))
+		if err == nil {
+			res.checkpoint, _, err = checkpoint.Latest(ctx, st)
+		}
+		if err != nil {
+			return res, fmt.Errorf("reading the checkpoints: %w", err)
+		}
+	}
 	if rn == inProcess {
 		res.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(c.events)
 	}
@@ -263,15 +281,19 @@ func cpuTime() time.Duration {
 }
 
 func printTable(w io.Writer, c config, results []result, lats []latency) {
-	fmt.Fprintf(w, "\nNexmark, %d events per run, parallelism %d, event-time rate %d/s; events/s per CPU core (process CPU time incl. workers)\n\n", c.events, c.parallelism, c.firstEventRate)
-	fmt.Fprintf(w, "%-5s %-10s %-11s %14s %12s %8s %10s %8s %12s\n", "query", "mode", "runner", "events/s/core", "Flink/core", "ratio", "events/s", "cores", "allocs/event")
+	cp := "off"
+	if c.checkpoint > 0 {
+		cp = "every " + c.checkpoint.String()
+	}
+	fmt.Fprintf(w, "\nNexmark, %d events per run, parallelism %d, event-time rate %d/s, STREAMING checkpoints %s; events/s per CPU core (process CPU time incl. workers)\n\n", c.events, c.parallelism, c.firstEventRate, cp)
+	fmt.Fprintf(w, "%-5s %-10s %-11s %14s %12s %8s %10s %8s %12s %6s\n", "query", "mode", "runner", "events/s/core", "Flink/core", "ratio", "events/s", "cores", "allocs/event", "ckpts")
 	for _, r := range results {
 		allocs := "-"
 		if r.runner == inProcess {
 			allocs = fmt.Sprintf("%.1f", r.allocs)
 		}
-		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12.0f %7.2fx %10.0f %8.2f %12s\n", r.query, r.mode, r.runner, r.perCore(),
-			bench.FlinkPerCore[r.query], r.ratio(), r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs)
+		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12.0f %7.2fx %10.0f %8.2f %12s %6d\n", r.query, r.mode, r.runner, r.perCore(),
+			bench.FlinkPerCore[r.query], r.ratio(), r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint)
 	}
 	if len(lats) > 0 {
 		fmt.Fprintf(w, "\nSTREAMING latency (in-process), event creation to sink, at half of the peak rate\n\n")
