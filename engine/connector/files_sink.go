@@ -86,6 +86,7 @@ type FileSink struct {
 	ext          string
 	csv          csvConfig
 	schema       recordSchema
+	csvField     []int // csv column i is schema field csvField[i], or -1
 	pq           *parquet.Schema
 	rollSize     int64
 	rollInterval time.Duration
@@ -142,6 +143,15 @@ func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
 		}
 		if len(sink.csv.columns) == 0 {
 			return nil, fmt.Errorf("files sink %s: format csv needs csv.columns or a schema (the columns to write, in order)", s.Path)
+		}
+		for _, c := range sink.csv.columns {
+			j := -1
+			for k, f := range sink.schema {
+				if f.name == c {
+					j = k
+				}
+			}
+			sink.csvField = append(sink.csvField, j)
 		}
 	case spec.FormatParquet:
 		sink.ext = "parquet"
@@ -574,6 +584,7 @@ type lineEncoder struct {
 	n      int64
 	buf    []byte
 	cells  []string
+	vals   []any
 	csvBuf bytes.Buffer
 	csvW   *csv.Writer
 }
@@ -651,17 +662,18 @@ func (e *lineEncoder) encode(b []byte, v any) ([]byte, error) {
 		}
 		e.cells = e.cells[:0]
 		if s.schema != nil {
-			c, err := s.schema.conform(m)
-			if err != nil {
-				return b, err
-			}
-			byName := make(map[string]schemaField, len(s.schema))
+			// Every schema field is checked, even one not written.
+			e.vals = e.vals[:0]
 			for _, f := range s.schema {
-				byName[f.name] = f
+				x, err := f.convert(m[f.name])
+				if err != nil {
+					return b, err
+				}
+				e.vals = append(e.vals, x)
 			}
-			for _, col := range s.csv.columns {
-				if f, ok := byName[col]; ok {
-					e.cells = append(e.cells, f.formatCell(c[col]))
+			for i, col := range s.csv.columns {
+				if j := s.csvField[i]; j >= 0 {
+					e.cells = append(e.cells, s.schema[j].formatCell(e.vals[j]))
 				} else {
 					e.cells = append(e.cells, csvCell(m[col]))
 				}
