@@ -37,7 +37,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -152,18 +155,23 @@ type ckpt struct {
 	// failed receives a follower's fatal control error (the leader is gone).
 	failed chan error
 	done   chan struct{} // closed once the subtask finished (no more events matter)
+	acks   sync.WaitGroup
+
+	// For metrics: checkpoints this subtask acknowledged, and (leader)
+	// checkpoints completed and the last one's ID.
+	acked, completed, lastID atomic.Int64
 }
 
 // newCkpt prepares checkpointing for one subtask, or returns nil when the
 // run has neither checkpoints nor a restore. The leader resolves what to
-// restore from; followers learn it from the leader (startFollower).
+// restore from; followers learn it from the leader (start).
 func newCkpt(ctx context.Context, cfg Config, p *plan.Plan, log *slog.Logger) (*ckpt, error) {
 	cc := cfg.Checkpoints
-	if !cc.enabled() && cc.RestoreFrom == "" {
-		return nil, nil
-	}
 	if err := cc.validate(); err != nil {
 		return nil, err
+	}
+	if !cc.enabled() && cc.RestoreFrom == "" {
+		return nil, nil
 	}
 	c := &ckpt{cfg: cc, log: log, open: checkpoint.OpenURL(cfg.S3), self: checkpoint.Subtask{Stage: cfg.Stage, Index: cfg.Index},
 		cp: &task.Checkpointing{FinalSavepoint: cc.FinalSavepoint}, failed: make(chan error, 1), done: make(chan struct{})}
@@ -219,12 +227,14 @@ type leader struct {
 	total    int
 	complete chan int64 // the leader's own subtask's completions
 
-	mu         sync.Mutex
-	subs       map[checkpoint.Subtask]*outbox
-	subbed     map[checkpoint.Subtask]bool
-	finished   map[checkpoint.Subtask]bool
-	allSubbed  chan struct{}
-	allDone    chan struct{}
+	mu        sync.Mutex
+	subs      map[checkpoint.Subtask]*outbox
+	subbed    map[checkpoint.Subtask]bool
+	finished  map[checkpoint.Subtask]bool
+	allSubbed chan struct{}
+	allDone   chan struct{}
+
+	latestMu   sync.Mutex // serializes checkpoint-latest.json writes
 	lastLatest int64
 
 	bg sync.WaitGroup // control objects being written
@@ -317,9 +327,9 @@ func newLeader(ctx context.Context, c *ckpt, p *plan.Plan) (*leader, error) {
 		c.cp.Barriers = l.coord.SourceBarriers(self.Stage, self.Index)
 	}
 	c.cp.Complete = l.complete
-	c.cp.Ack = func(id int64, snap map[string][]byte) error {
+	c.cp.Ack = c.async(func(id int64, snap map[string][]byte) error {
 		return l.coord.Ack(ctx, self, id, snap)
-	}
+	})
 	c.cp.SourceEnded = func() { l.coord.SourceEnded(self) }
 	c.log.Info("checkpoint leader", "subtasks", l.total, "sources", sources, "interval", c.cfg.Interval,
 		"checkpoints", c.cfg.URL, "restore", url, "firstCheckpoint", max(highest, m.ID)+1)
@@ -401,6 +411,8 @@ func (l *leader) finish(st checkpoint.Subtask) {
 // onComplete is the coordinator's completion callback: notify every
 // subtask, record checkpoint-latest.json, and write the final savepoint.
 func (l *leader) onComplete(id int64) {
+	l.c.completed.Add(1)
+	l.c.lastID.Store(id)
 	checkpoint.Notify(l.complete, id)
 	l.mu.Lock()
 	for _, o := range l.subs {
@@ -431,8 +443,8 @@ func (l *leader) onComplete(id int64) {
 
 func (l *leader) writeLatest(id int64) {
 	// Serialized and monotonic: completions may race to get here.
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.latestMu.Lock()
+	defer l.latestMu.Unlock()
 	if id <= l.lastLatest {
 		return
 	}
@@ -604,12 +616,12 @@ func (c *ckpt) start(ctx context.Context, resolve exchange.Resolver, isSource bo
 	}
 	c.cp.Complete = complete
 	self := c.self
-	c.cp.Ack = func(id int64, snap map[string][]byte) error {
+	c.cp.Ack = c.async(func(id int64, snap map[string][]byte) error {
 		if err := checkpoint.WriteSnapshot(ctx, c.store, id, snap); err != nil {
 			return err
 		}
 		return client.Call(ctx, exchange.ControlRequest{Op: exchange.OpAck, Stage: self.Stage, Subtask: self.Index, ID: id})
-	}
+	})
 	c.cp.SourceEnded = func() {
 		if err := client.Call(ctx, exchange.ControlRequest{Op: exchange.OpSourceEnded, Stage: self.Stage, Subtask: self.Index}); err != nil {
 			c.fail(err)
@@ -643,6 +655,35 @@ func (c *ckpt) start(ctx context.Context, resolve exchange.Resolver, isSource bo
 	return nil
 }
 
+// async makes a snapshot's upload and acknowledgement asynchronous, as
+// Flink's asynchronous snapshot phase: the task has taken its snapshot
+// (copied here: the task may reuse its buffers) and goes on processing
+// while the snapshot is written to the store and acknowledged. The checkpoint completes only
+// once every acknowledgement arrived, which comes after the write, so
+// nothing changes for correctness; a failure fails the subtask. finish
+// waits for the acknowledgements in flight before reporting the subtask
+// finished, which would otherwise abandon the checkpoint.
+func (c *ckpt) async(ack func(id int64, snap map[string][]byte) error) func(int64, map[string][]byte) error {
+	return func(id int64, snap map[string][]byte) error {
+		// The task may reuse its buffers once Ack returns: keep a copy.
+		own := make(map[string][]byte, len(snap))
+		for name, b := range snap {
+			own[name] = append([]byte(nil), b...)
+		}
+		snap = own
+		c.acks.Add(1)
+		go func() {
+			defer c.acks.Done()
+			if err := ack(id, snap); err != nil {
+				c.fail(err)
+				return
+			}
+			c.acked.Add(1)
+		}()
+		return nil
+	}
+}
+
 // fail reports a fatal control error; the worker ends its task with it.
 func (c *ckpt) fail(err error) {
 	select {
@@ -655,6 +696,12 @@ func (c *ckpt) fail(err error) {
 // leader; the leader waits until every subtask finished (it serves the
 // control service until then) and its control objects are written.
 func (c *ckpt) finish(ctx context.Context) error {
+	c.acks.Wait()
+	select {
+	case err := <-c.failed:
+		return err
+	default:
+	}
 	close(c.done)
 	if l := c.leader; l != nil {
 		l.coord.Finished(c.self)
@@ -728,4 +775,18 @@ func finishBatchSavepoint(ctx context.Context, cfg Config, p *plan.Plan, log *sl
 		return fmt.Errorf("final savepoint: writing %s: %w", ControlSavepointFinal, err)
 	}
 	return nil
+}
+
+// register adds the checkpoint metrics to the worker's registry.
+func (c *ckpt) register(reg *prometheus.Registry) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_checkpoint_acks_total", Help: "Checkpoints this subtask wrote its snapshot for and acknowledged."},
+			func() float64 { return float64(c.acked.Load()) }))
+	if c.leader != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_checkpoints_completed_total", Help: "Checkpoints completed by the job's coordinator (leader worker only)."},
+				func() float64 { return float64(c.completed.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flinkjob_worker_last_checkpoint_id", Help: "ID of the last completed checkpoint (leader worker only)."},
+				func() float64 { return float64(c.lastID.Load()) }))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -110,6 +111,15 @@ func Main(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// FLINKJOB_CPU_PROFILE=<prefix> writes a CPU profile of this worker to
+	// <prefix>-<stage>-<index>.pprof (profiling multi-process runs).
+	if prefix := os.Getenv("FLINKJOB_CPU_PROFILE"); prefix != "" && !cfg.Finalize {
+		f, err := os.Create(fmt.Sprintf("%s-%d-%d.pprof", prefix, cfg.Stage, cfg.Index))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if _, err := Run(ctx, cfg); err != nil {
 		cfg.Log.Error("subtask failed", "stage", cfg.Stage, "subtask", cfg.Index, "err", err)
 		return 1

@@ -226,6 +226,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	if cps != nil {
+		cps.register(m.registry)
+	}
 	var inbox <-chan task.Batch
 	// Stages with inputs receive them on the exchange server; the
 	// checkpoint leader serves the control service on it as well.

@@ -130,6 +130,9 @@ type ControlClient struct {
 	// restarting its connection, shorter than a pod restart).
 	Attempts int
 	Backoff  time.Duration
+	// AttemptTimeout bounds one attempt, waiting for the connection
+	// included (default 5s).
+	AttemptTimeout time.Duration
 }
 
 // DialControl returns a client of the control service at addr. It connects
@@ -146,7 +149,7 @@ func DialControl(addr string) (*ControlClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint leader at %s: %w", addr, err)
 	}
-	return &ControlClient{addr: addr, cc: cc, Attempts: 8, Backoff: 100 * time.Millisecond}, nil
+	return &ControlClient{addr: addr, cc: cc, Attempts: 8, Backoff: 100 * time.Millisecond, AttemptTimeout: 5 * time.Second}, nil
 }
 
 // Close closes the connection.
@@ -160,7 +163,7 @@ func (c *ControlClient) Call(ctx context.Context, r ControlRequest) error {
 	delay := c.Backoff
 	var err error
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		actx, cancel := context.WithTimeout(ctx, c.AttemptTimeout)
 		err = c.cc.Invoke(actx, "/"+controlServiceName+"/Call", &frame{b: b}, &frame{}, grpc.WaitForReady(true))
 		cancel()
 		if err == nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,14 +22,15 @@ import (
 
 // Exactly-once STREAMING across worker processes (issue #7): checkpoints
 // coordinated by the leader worker over gRPC, snapshots in a real MinIO,
-// output through an exactly-once (two-phase commit) sink.
+// output through the exactly-once files sink (two-phase commit: parts
+// published when their checkpoint completes) into MinIO too.
 
 // ckptJob is a 3-stage keyed STREAMING job at parallelism 2 (six worker
 // processes) over a bounded, rate-limited datagen. Its output is a running
 // count per key, so the multiset of output lines is the same whatever the
 // interleaving of the two source subtasks: {k, c} for c = 1..n_k. A record
 // lost or processed twice shows as a missing or repeated line.
-func ckptJob(t testing.TB, count, rate int) *spec.Job {
+func ckptJob(t testing.TB, count, rate int, out string) *spec.Job {
 	return loadJob(t, fmt.Sprintf(`
 runtimeMode: STREAMING
 parallelism: 2
@@ -45,8 +45,8 @@ steps:
     keyBy: record.k
     reduce: "{'k': acc.k, 'c': acc.c + record.c}"
   - name: out
-    sink: {call: tx}
-`, count, rate))
+    sink: {files: {path: "%s", format: jsonl}}
+`, count, rate, out))
 }
 
 // ckptEnv is the worker environment of one job: checkpoints, savepoints
@@ -60,13 +60,13 @@ type ckptEnv struct {
 func newCkptEnv(t testing.TB, s3 connector.S3Config, bucket, name string) ckptEnv {
 	base := fmt.Sprintf("s3://%s/flinkjob/ns/%s/", bucket, name)
 	return ckptEnv{s3: s3, checkpoints: base + "uid/checkpoints/", savepoints: base + "savepoints/",
-		control: base + "uid/control/", out: filepath.Join(t.TempDir(), "out")}
+		control: base + "uid/control/", out: base + "out/"}
 }
 
 func (e ckptEnv) env(extra ...string) []string {
 	return append(append(testminio.Env(e.s3),
 		"FLINKJOB_CHECKPOINT_URL="+e.checkpoints, "FLINKJOB_SAVEPOINT_URL="+e.savepoints,
-		"FLINKJOB_CONTROL_URL="+e.control, "FLINKJOB_CONTROL_POLL=50ms", "TX_SINK_DIR="+e.out), extra...)
+		"FLINKJOB_CONTROL_URL="+e.control, "FLINKJOB_CONTROL_POLL=50ms"), extra...)
 }
 
 // control opens the job's control objects.
@@ -93,20 +93,34 @@ func readJSON(t testing.TB, s checkpoint.Store, name string, v any) bool {
 	return true
 }
 
-// sinkLines reads the visible output of the tx sink, sorted.
-func sinkLines(t testing.TB, dir string) []string {
-	files, err := filepath.Glob(filepath.Join(dir, "part-*"))
+// sinkLines reads the visible output of a files sink (the published part
+// files; pending ones are hidden), sorted.
+func sinkLines(t testing.TB, s3 connector.S3Config, url string) []string {
+	t.Helper()
+	ctx := context.Background()
+	loc, err := connector.ParseLocation(url, s3)
 	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := loc.List(ctx)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such file or prefix") {
+			return nil // nothing published yet
+		}
 		t.Fatal(err)
 	}
 	var lines []string
 	for _, f := range files {
-		fh, err := os.Open(f)
+		if !strings.HasPrefix(f.Name, "part-") {
+			t.Errorf("unexpected file %s in %s", f.Name, url)
+			continue
+		}
+		rc, err := loc.Open(ctx, f.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines = append(lines, nonEmptyLines(t, fh)...)
-		fh.Close()
+		lines = append(lines, nonEmptyLines(t, rc)...)
+		rc.Close()
 	}
 	sort.Strings(lines)
 	return lines
@@ -166,12 +180,12 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	)
 	s3 := testminio.Start(t)
 	bucket := testminio.Bucket(t, s3)
-	job := ckptJob(t, count, rate)
 	want := wantCounts(count)
 
 	// The failure-free run, with checkpoints on, gives the reference.
 	ref := newCkptEnv(t, s3, bucket, "reference")
-	r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: ref.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
+	job := ckptJob(t, count, rate, ref.out)
+	r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: ref.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +194,7 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reference := sinkLines(t, ref.out)
+	reference := sinkLines(t, s3, ref.out)
 	equalLines(t, "failure-free output", reference, want)
 	var latest worker.LatestCheckpoint
 	if !readJSON(t, ref.controlStore(t), worker.ControlLatest, &latest) || latest.ID == 0 || !strings.HasSuffix(latest.Path, fmt.Sprintf("/chk-%d/", latest.ID)) {
@@ -192,6 +206,7 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		rng := rand.New(rand.NewSource(int64(round)))
 		e := newCkptEnv(t, s3, bucket, fmt.Sprintf("round-%d", round))
+		job := ckptJob(t, count, rate, e.out)
 		control := e.controlStore(t)
 		kills := 0
 		for attempt := 0; ; attempt++ {
@@ -201,7 +216,7 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 			var ps procs
 			var before worker.LatestCheckpoint
 			restored := readJSON(t, control, worker.ControlLatest, &before)
-			r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), OnStart: ps.add,
+			r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), OnStart: ps.add,
 				Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms", "FLINKJOB_RESTORE_FROM=latest")})
 			if err != nil {
 				t.Fatal(err)
@@ -238,7 +253,7 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 			}
 			kills++
 		}
-		equalLines(t, fmt.Sprintf("round %d output", round), sinkLines(t, e.out), reference)
+		equalLines(t, fmt.Sprintf("round %d output", round), sinkLines(t, s3, e.out), reference)
 		if t.Failed() {
 			return
 		}
@@ -261,13 +276,13 @@ func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
 	const count, rate = 6000, 3000 // about 2 s of input
 	s3 := testminio.Start(t)
 	bucket := testminio.Bucket(t, s3)
-	job := ckptJob(t, count, rate)
 	e := newCkptEnv(t, s3, bucket, "savepoint")
+	job := ckptJob(t, count, rate, e.out)
 	control := e.controlStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	r, err := runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
+	r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,19 +318,19 @@ func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("the job finished before it was stopped: slow it down")
 	}
-	before := len(sinkLines(t, e.out))
+	before := len(sinkLines(t, s3, e.out))
 	if before == 0 || before >= count {
 		t.Fatalf("%d lines committed at the savepoint, want some but not all %d", before, count)
 	}
 
-	r, err = runner.New(job, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
+	r, err = runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	equalLines(t, "output after the restore from the savepoint", sinkLines(t, e.out), wantCounts(count))
+	equalLines(t, "output after the restore from the savepoint", sinkLines(t, s3, e.out), wantCounts(count))
 }
 
 // TestStreamingRestoreFromMissingSavepointFails: RESTORE_FROM naming a
@@ -326,7 +341,7 @@ func TestStreamingRestoreFromMissingSavepointFails(t *testing.T) {
 	bucket := testminio.Bucket(t, s3)
 	e := newCkptEnv(t, s3, bucket, "missing")
 	missing := e.savepoints + "sp-7-nope/"
-	r, err := runner.New(ckptJob(t, 100, 0), runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + missing)})
+	r, err := runner.New(ckptJob(t, 100, 0, e.out), runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + missing)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,11 +365,11 @@ func TestFinalSavepointBootstrap(t *testing.T) {
 	bucket := testminio.Bucket(t, s3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bootstrap := ckptJob(t, count, 0)
 	paths := map[spec.RuntimeMode]string{}
 	for _, mode := range []spec.RuntimeMode{spec.Streaming, spec.Batch} {
 		e := newCkptEnv(t, s3, bucket, "bootstrap-"+strings.ToLower(string(mode)))
-		opts := runner.Options{Worker: slowBin, Dir: t.TempDir(), Mode: mode, Env: e.env("FLINKJOB_FINAL_SAVEPOINT=true")}
+		bootstrap := ckptJob(t, count, 0, e.out)
+		opts := runner.Options{Worker: workerBin, Dir: t.TempDir(), Mode: mode, Env: e.env("FLINKJOB_FINAL_SAVEPOINT=true")}
 		if mode == spec.Batch {
 			opts.ShuffleURL = fmt.Sprintf("s3://%s/shuffle-%s/", bucket, mode)
 		}
@@ -371,7 +386,7 @@ func TestFinalSavepointBootstrap(t *testing.T) {
 		}
 		if mode == spec.Streaming {
 			// STREAMING output is every running count.
-			equalLines(t, "bootstrap output", sinkLines(t, e.out), wantCounts(count))
+			equalLines(t, "bootstrap output", sinkLines(t, s3, e.out), wantCounts(count))
 		}
 		paths[mode] = res.Path
 	}
@@ -380,7 +395,8 @@ func TestFinalSavepointBootstrap(t *testing.T) {
 	// savepoint has no position for (it starts at its beginning), into a
 	// sink step of its own (a sink named as in the savepoint would recover
 	// the bootstrap's last transaction, as it should).
-	restoring := loadJob(t, `
+	restoring := func(out string) *spec.Job {
+		return loadJob(t, `
 runtimeMode: STREAMING
 parallelism: 2
 steps:
@@ -391,8 +407,9 @@ steps:
     keyBy: record.k
     reduce: "{'k': acc.k, 'c': acc.c + record.c}"
   - name: more-out
-    sink: {call: tx}
+    sink: {files: {path: "`+out+`", format: jsonl}}
 `)
+	}
 	var want []string
 	for k := 0; k < 23; k++ {
 		n := (count-k+22)/23 + 1 // the bootstrap's records of key k, and one more
@@ -400,16 +417,16 @@ steps:
 	}
 	sort.Strings(want)
 	for mode, path := range paths {
-		out := filepath.Join(t.TempDir(), "out")
+		out := fmt.Sprintf("s3://%s/restored-%s/out/", bucket, mode)
 		// Restore only: no checkpoint storage, the path names the savepoint.
-		env := append(testminio.Env(s3), "FLINKJOB_RESTORE_FROM="+path, "TX_SINK_DIR="+out)
-		r, err := runner.New(restoring, runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: env})
+		env := append(testminio.Env(s3), "FLINKJOB_RESTORE_FROM="+path)
+		r, err := runner.New(restoring(out), runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: env})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Run(ctx); err != nil {
 			t.Fatalf("restore from the %s savepoint: %v", mode, err)
 		}
-		equalLines(t, fmt.Sprintf("restored from the %s savepoint %s", mode, path), sinkLines(t, out), want)
+		equalLines(t, fmt.Sprintf("restored from the %s savepoint %s", mode, path), sinkLines(t, s3, out), want)
 	}
 }

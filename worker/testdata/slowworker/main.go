@@ -10,9 +10,6 @@
 //     duplicates, min and max id) to $SLOW_SINK_OUT-<subtask>.json.
 //   - map "slow" (`call: slow`) waits SLOW_MAP_DELAY per record (default
 //     100µs) and passes the record on unchanged.
-//   - sink "tx" (`sink: {call: tx}`) is an exactly-once sink by two-phase
-//     commit (connector.Transactional) into the directory TX_SINK_DIR; see
-//     tx.go.
 //
 // Waits are paid in slices of at least a millisecond, so short per-record
 // delays add up to their nominal total rather than to the OS timer's
@@ -34,7 +31,6 @@ import (
 )
 
 func main() {
-	udf.RegisterSink("tx", txSink{dir: os.Getenv("TX_SINK_DIR")})
 	udf.RegisterSink("slow", slowSink{delay: envDuration("SLOW_SINK_DELAY", 20*time.Microsecond), out: os.Getenv("SLOW_SINK_OUT")})
 	var p pacer
 	p.delay = envDuration("SLOW_MAP_DELAY", 100*time.Microsecond)

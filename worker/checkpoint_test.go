@@ -1,0 +1,79 @@
+package worker_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/worker"
+)
+
+// Bad checkpoint settings fail the worker before it runs, naming the
+// setting; so does a restore from a directory that is not a complete
+// checkpoint.
+func TestCheckpointSettingsErrors(t *testing.T) {
+	job := writeFile(t, "job.yaml", `
+runtimeMode: STREAMING
+steps:
+  - name: gen
+    source: {datagen: {value: "{'k': seq}", count: 10}}
+  - name: out
+    sink: {discard: {}}
+`)
+	dir := t.TempDir()
+	cases := []struct {
+		cp   worker.CheckpointConfig
+		want string
+	}{
+		{worker.CheckpointConfig{Interval: time.Second}, "FLINKJOB_CHECKPOINT_INTERVAL needs FLINKJOB_CHECKPOINT_URL"},
+		{worker.CheckpointConfig{FinalSavepoint: true}, "needs FLINKJOB_CHECKPOINT_URL"},
+		{worker.CheckpointConfig{URL: dir + "/chk", FinalSavepoint: true}, "needs FLINKJOB_SAVEPOINT_URL"},
+		{worker.CheckpointConfig{URL: dir + "/chk", Interval: -time.Second}, "must not be negative"},
+		{worker.CheckpointConfig{RestoreFrom: dir + "/nowhere/sp-1-x/"}, dir + "/nowhere/sp-1-x/"},
+		{worker.CheckpointConfig{URL: dir + "/chk", RestoreFrom: "7"}, "checkpoint 7 is not complete"},
+		{worker.CheckpointConfig{RestoreFrom: "latest"}, "needs a checkpoint store"},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := worker.Run(ctx, worker.Config{JobFile: job, Mode: spec.Streaming, Listen: "127.0.0.1:0", Checkpoints: c.cp})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error with %q", c.cp, err, c.want)
+		}
+	}
+}
+
+// A job of one subtask (one stage, parallelism 1) with checkpoints to a
+// directory: the leader is the only subtask, completes checkpoints alone
+// and records the latest.
+func TestCheckpointSingleSubtaskLeader(t *testing.T) {
+	job := writeFile(t, "job.yaml", `
+runtimeMode: STREAMING
+steps:
+  - name: gen
+    source: {datagen: {value: "{'k': seq % 3, 'n': 1}", count: 3000, ratePerSecond: 3000}}
+  - name: double
+    map: "{'k': record.k, 'n': record.n * 2}"
+  - name: out
+    sink: {discard: {}}
+`)
+	dir := t.TempDir()
+	cp := worker.CheckpointConfig{URL: dir + "/checkpoints/", ControlURL: dir + "/control/", Interval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := worker.Run(ctx, worker.Config{JobFile: job, Mode: spec.Streaming, Listen: "127.0.0.1:0", Checkpoints: cp}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := readFileString(dir + "/control/" + worker.ControlLatest)
+	if err != nil || !strings.Contains(b, `"path":"`+dir+`/checkpoints/chk-`) {
+		t.Fatalf("checkpoint-latest.json: %s %v", b, err)
+	}
+}
+
+func readFileString(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
