@@ -254,3 +254,58 @@ func TestNexmarkQ8(t *testing.T) {
 		checkSame(t, "q8", nexmarkQuery(t, "q8", mode).SortedJSON("out"), jsonSorted(want))
 	})
 }
+
+// q6: per seller, the integer average winning price of its 11 latest
+// closed auctions (by closing time, then id). The last average each seller
+// gets is compared, and that every winning bid gives one.
+func TestNexmarkQ6(t *testing.T) {
+	evs := nexmarkEventsOf()
+	auctions := map[int64]map[string]any{}
+	for _, e := range evs {
+		if e["type"] == "auction" {
+			auctions[i64(body(e), "id")] = body(e)
+		}
+	}
+	best := map[int64]int64{}
+	for _, e := range evs {
+		if e["type"] != "bid" {
+			continue
+		}
+		b := body(e)
+		a, ok := auctions[i64(b, "auction")]
+		if ok && i64(b, "dateTime") >= i64(a, "dateTime") && i64(b, "dateTime") <= i64(a, "expires") {
+			best[i64(a, "id")] = max(best[i64(a, "id")], i64(b, "price"))
+		}
+	}
+	type closed struct{ t, id, p int64 }
+	bySeller := map[int64][]closed{}
+	for id, p := range best {
+		a := auctions[id]
+		bySeller[i64(a, "seller")] = append(bySeller[i64(a, "seller")], closed{i64(a, "expires"), id, p})
+	}
+	var want []any
+	for s, cs := range bySeller {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].t < cs[j].t || cs[i].t == cs[j].t && cs[i].id < cs[j].id })
+		cs = cs[max(0, len(cs)-11):]
+		var sum int64
+		for _, c := range cs {
+			sum += c.p
+		}
+		want = append(want, map[string]any{"seller": s, "avg_price": sum / int64(len(cs))})
+	}
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		out := nexmarkQuery(t, "q6", mode).Values("out")
+		if len(out) != len(best) {
+			t.Errorf("q6: %d averages, want one per auction with a winning bid (%d)", len(out), len(best))
+		}
+		last := map[int64]any{}
+		for _, v := range out {
+			last[i64(v.(map[string]any), "seller")] = v
+		}
+		var got []any
+		for _, v := range last {
+			got = append(got, v)
+		}
+		checkSame(t, "q6", jsonSorted(got), jsonSorted(want))
+	})
+}

@@ -110,7 +110,15 @@ type result struct {
 
 func (r result) perCore() float64 { return float64(r.events) / r.cpu.Seconds() }
 func (r result) perWall() float64 { return float64(r.events) / r.wall.Seconds() }
-func (r result) ratio() float64   { return r.perCore() / bench.FlinkPerCore[r.query] }
+
+// ratio is the throughput per core over Flink's, 0 without a Flink figure.
+func (r result) ratio() float64 {
+	f, ok := bench.FlinkPerCore[r.query]
+	if !ok {
+		return 0
+	}
+	return r.perCore() / f
+}
 
 func run(c config) error {
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
@@ -139,8 +147,8 @@ func run(c config) error {
 	var results []result
 	var lats []latency
 	for _, q := range c.queries {
-		if _, ok := bench.FlinkPerCore[q]; !ok {
-			return fmt.Errorf("no Flink figure for query %q", q)
+		if !slices.Contains(bench.NexmarkQueries, q) {
+			return fmt.Errorf("no query %q (the queries are %s)", q, strings.Join(bench.NexmarkQueries, ", "))
 		}
 		for _, m := range c.modes {
 			for _, rn := range c.runners {
@@ -292,8 +300,12 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 		if r.runner == inProcess {
 			allocs = fmt.Sprintf("%.1f", r.allocs)
 		}
-		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12.0f %7.2fx %10.0f %8.2f %12s %6d\n", r.query, r.mode, r.runner, r.perCore(),
-			bench.FlinkPerCore[r.query], r.ratio(), r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint)
+		flink, ratio := "-", "-"
+		if f, ok := bench.FlinkPerCore[r.query]; ok {
+			flink, ratio = fmt.Sprintf("%.0f", f), fmt.Sprintf("%.2fx", r.ratio())
+		}
+		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12s %8s %10.0f %8.2f %12s %6d\n", r.query, r.mode, r.runner, r.perCore(),
+			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint)
 	}
 	if len(lats) > 0 {
 		fmt.Fprintf(w, "\nSTREAMING latency (in-process), event creation to sink, at half of the peak rate\n\n")

@@ -98,7 +98,7 @@ func writeSVG(path string, c config, results []result) error {
 		x0 := left + gap/2 + float64(qi)*groupW
 		for si, s := range ss {
 			for _, r := range results {
-				if r.query != q || r.mode != s.mode || r.runner != s.runner {
+				if r.query != q || r.mode != s.mode || r.runner != s.runner || r.ratio() == 0 {
 					continue
 				}
 				x, yy := x0+float64(si)*barW, y(r.ratio())
