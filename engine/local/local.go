@@ -113,6 +113,10 @@ type StageProgress struct {
 	RecordsOut  int64
 	Done        int // subtasks finished
 	LateDropped int64
+	// SnapshotTime is the time the stage's subtasks spent taking
+	// checkpoint snapshots (summed), over Snapshots snapshots.
+	SnapshotTime time.Duration
+	Snapshots    int64
 }
 
 // Executor runs one plan.
@@ -179,6 +183,8 @@ func (e *Executor) Progress() []StageProgress {
 			out[i].RecordsIn += c.RecordsIn.Load()
 			out[i].RecordsOut += c.RecordsOut.Load()
 			out[i].LateDropped += c.LateDropped.Load()
+			out[i].SnapshotTime += time.Duration(c.SnapshotNanos.Load())
+			out[i].Snapshots += c.Snapshots.Load()
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"time"
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
@@ -147,6 +148,11 @@ func (t trackedSink) Open(ctx context.Context, index, parallelism int) (connecto
 // snapshot takes the subtask's snapshot of checkpoint id and acks it.
 func (s *cpState) snapshot(ctx context.Context, id int64, chain *operator.Chain, wm int64) error {
 	c := s.c
+	start := time.Now()
+	defer func() {
+		c.Counters.SnapshotNanos.Add(int64(time.Since(start)))
+		c.Counters.Snapshots.Add(1)
+	}()
 	snap := map[string][]byte{}
 	head := c.Stage.Head()
 	if s.reader != nil {

@@ -78,6 +78,11 @@ type Counters struct {
 	RecordsOut  atomic.Int64
 	LateDropped atomic.Int64
 	Watermark   atomic.Int64
+	// SnapshotNanos is the time spent taking checkpoint snapshots (the
+	// synchronous part, during which the subtask processes nothing), and
+	// Snapshots how many were taken.
+	SnapshotNanos atomic.Int64
+	Snapshots     atomic.Int64
 }
 
 // Config describes the subtask to run.
