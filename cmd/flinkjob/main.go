@@ -25,6 +25,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/internal/kafkadev"
 	"github.com/flinkjob/flinkjob/worker"
 )
 
@@ -34,6 +35,8 @@ Usage:
   flinkjob run -f FILE [--mode STREAMING|BATCH|AUTOMATIC] [--parallelism N] [--duration D] [--quiet]
   flinkjob validate -f FILE [--mode M]
   flinkjob plan -f FILE [--mode M] [--dot]
+  flinkjob kafka-broker [--listen 127.0.0.1:9092] [--topic NAME:PARTITIONS]...
+                        (an in-memory Kafka-protocol broker for development)
 
 FILE may be "-" for standard input. Exit codes: 0 ok, 1 the job failed,
 2 the manifest or the command line is invalid.
@@ -71,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// The CLI doubles as the worker binary, so `run --processes` needs
 		// nothing else installed.
 		return worker.Main(args[1:])
+	case "kafka-broker":
+		// A development Kafka-protocol broker for the Kafka samples (and
+		// the e2e suite's Kafka pod).
+		return kafkadev.Main(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "flinkjob: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"sigs.k8s.io/yaml"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
@@ -24,6 +27,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
+	"github.com/flinkjob/flinkjob/internal/kafkadev"
 )
 
 func kfakeCluster(t *testing.T, partitions int32, topics ...string) string {
@@ -236,5 +240,69 @@ steps:
 				t.Fatalf("first difference at %d: got %s want %s", i, got[i], upper[i])
 			}
 		}
+	}
+}
+
+// The samples in config/samples/kafka run against the development broker
+// (flinkjob kafka-broker): produce-readings fills the topic, and
+// windowed-counts gives the same windows in STREAMING and in BATCH
+// (AUTOMATIC), none of them late.
+func TestKafkaSamples(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := kafkadev.Start(kafkadev.Config{Listen: addr, Topics: map[string]int32{"readings": 4, "counts": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	load := func(name string) *spec.Job {
+		b, err := os.ReadFile("../../config/samples/kafka/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Spec spec.Job `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(strings.ReplaceAll(string(b), "127.0.0.1:9092", addr)), &m); err != nil {
+			t.Fatal(err)
+		}
+		return &m.Spec
+	}
+	enginetest.Run(t, load("produce-readings.yaml"), spec.Automatic, local.Options{})
+	job := load("windowed-counts.yaml")
+	var prev []string
+	for _, mode := range []spec.RuntimeMode{spec.Streaming, spec.Automatic} {
+		p, err := plan.New(job, plan.Options{Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var late int64
+		ex, err := local.New(p, local.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ex.Run(context.Background()); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		for _, s := range ex.Progress() {
+			late += s.LateDropped
+		}
+		if late != 0 {
+			t.Errorf("%s: %d readings dropped as late", mode, late)
+		}
+		all := readCommitted(t, addr, "counts")
+		got := slices.Clone(all[len(prev):])
+		slices.Sort(got)
+		if len(got) < 7*100 {
+			t.Fatalf("%s: %d windows, want at least 700 (7 sensors, 1000 s)", mode, len(got))
+		}
+		if prev != nil && !slices.Equal(got, prev) {
+			t.Fatalf("BATCH windows differ from STREAMING's")
+		}
+		prev = got
 	}
 }

@@ -361,7 +361,7 @@ func (w *kafkaWriter) abortLingering(ctx context.Context) error {
 		aborted++
 	}
 	if aborted > 0 {
-		slog.Info("kafka sink: fenced transactions of an earlier attempt", "prefix", w.sink.Spec.TransactionalIDPrefix, "subtask", w.index, "from", w.next, "count", aborted)
+		slog.Info("kafka sink: fenced the transactional ids an earlier attempt used (aborting what it left open)", "prefix", w.sink.Spec.TransactionalIDPrefix, "subtask", w.index, "from", w.next, "count", aborted)
 	}
 	w.ready = true
 	return nil
