@@ -44,6 +44,9 @@ import (
 //     once, as Beam does, so bids join persons.
 //   - No out-of-order groups (Beam's outOfOrderGroupSize, 1 by default)
 //     and no rate shapes: one event-time rate, FirstEventRate.
+//   - The extra padding strings are cut from one shared pool of random
+//     letters (their lengths are Nexmark's), so they overlap between
+//     events; no query reads them.
 type Nexmark struct {
 	// Events bounds the source; negative means unbounded.
 	Events        int64

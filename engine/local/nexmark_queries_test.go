@@ -309,3 +309,25 @@ func TestNexmarkQ6(t *testing.T) {
 		checkSame(t, "q6", jsonSorted(got), jsonSorted(want))
 	})
 }
+
+// q0 (every bid), q1 (prices in euros) and q2 (the bids on auctions whose
+// id is a multiple of 123) as the samples write them.
+func TestNexmarkQ0Q1Q2Samples(t *testing.T) {
+	var q0, q1, q2 []any
+	for _, e := range nexmarkEventsOf() {
+		if e["type"] != "bid" {
+			continue
+		}
+		b := body(e)
+		q0 = append(q0, b)
+		q1 = append(q1, map[string]any{"auction": b["auction"], "bidder": b["bidder"], "price": i64(b, "price") * 908 / 1000, "dateTime": b["dateTime"]})
+		if i64(b, "auction")%123 == 0 {
+			q2 = append(q2, map[string]any{"auction": b["auction"], "price": b["price"]})
+		}
+	}
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		for q, want := range map[string][]any{"q0": q0, "q1": q1, "q2": q2} {
+			checkSame(t, q, nexmarkQuery(t, q, mode).SortedJSON("out"), jsonSorted(want))
+		}
+	})
+}
