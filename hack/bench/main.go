@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +90,8 @@ func main() {
 	}
 	c.runners = strings.Split(runners, ",")
 	log.SetFlags(0)
+	// The engine logs each checkpoint; the table is what matters here.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := run(c); err != nil {
 		log.Fatal(err)
 	}
