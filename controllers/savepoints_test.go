@@ -8,6 +8,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -262,6 +264,8 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Expect(exists(ctx, paths[0], "_COMPLETED")()).To(BeFalse())
 		Expect(exists(ctx, paths[1], "_COMPLETED")()).To(BeTrue())
 		Eventually(eventNote(ctx, job, "SavepointDisposed")).Should(And(ContainSubstring(paths[0]), ContainSubstring("beyond maxCount 2")))
+		Expect(counterValue(savepointsTotal.WithLabelValues("MANUAL", "completed"))).To(BeNumerically(">=", 3))
+		Expect(counterValue(savepointsDisposedTotal)).To(BeNumerically(">=", 1))
 
 		By("reporting a failed savepoint without touching the history")
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.SavepointTriggerNonce = ptr.To(int64(5)) })
@@ -495,11 +499,14 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		It("lets a STREAMING job's dataflow change (an upgrade) but never its storage", func(ctx SpecContext) {
 			job := create(ctx, newJob(ns, "editable", fmt.Sprintf(counting, 1), withStorage()))
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Parallelism = 3 })
-			err := k8sClient.Update(ctx, func() *v1alpha1.FlinkJob {
+			var err error
+			// The operator writes the job too (finalizer, status): retry conflicts.
+			Eventually(func() bool {
 				j := fetch(ctx, job)
 				j.Spec.Storage.S3.Prefix = "moved"
-				return j
-			}())
+				err = k8sClient.Update(ctx, j)
+				return apierrors.IsConflict(err)
+			}).Should(BeFalse())
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 			Expect(err.Error()).To(ContainSubstring("spec.storage: Forbidden"))
 		})
@@ -514,4 +521,12 @@ func beStart(attempt int32, kind v1alpha1.StartKind, path string) OmegaMatcher {
 // stagePodsAll are the pod names of counting at parallelism 1 for attempt.
 func stagePodsAll(job *v1alpha1.FlinkJob, attempt int) []string {
 	return podNames(job, attempt, [2]int{0, 0}, [2]int{1, 0})
+}
+
+// counterValue reads a Prometheus counter of this process.
+func counterValue(c prometheus.Counter) float64 {
+	GinkgoHelper()
+	var m dto.Metric
+	Expect(c.Write(&m)).To(Succeed())
+	return m.GetCounter().GetValue()
 }

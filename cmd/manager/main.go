@@ -36,7 +36,9 @@ func main() {
 		metricsAddr, probeAddr, workerImage, certDir, webhookConfig, serviceName, namespace string
 		leaderElect, enableWebhook, selfSigned                                              bool
 		webhookPort                                                                         int
+		savepointTimeout                                                                    time.Duration
 	)
+	flag.DurationVar(&savepointTimeout, "savepoint-timeout", controllers.DefaultSavepointTimeout, "how long a savepoint may take before the operator gives up (a stop-with-savepoint then falls back to the latest checkpoint)")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "metrics address (0 disables)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "health probe address")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so only one manager reconciles")
@@ -88,10 +90,11 @@ func main() {
 		os.Exit(1)
 	}
 	r := &controllers.FlinkJobReconciler{
-		Client:      mgr.GetClient(),
-		Recorder:    mgr.GetEventRecorder("flinkjob-operator"),
-		WorkerImage: workerImage,
-		Storage:     controllers.S3Storage{Client: mgr.GetAPIReader()},
+		Client:           mgr.GetClient(),
+		Recorder:         mgr.GetEventRecorder("flinkjob-operator"),
+		WorkerImage:      workerImage,
+		Storage:          controllers.S3Storage{Client: mgr.GetAPIReader()},
+		SavepointTimeout: savepointTimeout,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		log.Error(err, "setting up the controller")
