@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,12 +74,21 @@ steps:
     sink: {call: counts}
 `
 
-func bootstrap(t *testing.T, mode spec.RuntimeMode) local.Savepoint {
+func bootstrap(t *testing.T, mode spec.RuntimeMode, interval time.Duration) local.Savepoint {
 	t.Helper()
 	var got []local.Savepoint
+	var checkpoints atomic.Int64
 	opts := local.Options{SavepointDir: t.TempDir(), FinalSavepoint: true,
 		OnSavepoint: func(sp local.Savepoint) { got = append(got, sp) }}
-	ex, err := local.New(newPlan(t, bootstrapJob, mode), opts)
+	job := bootstrapJob
+	if interval > 0 {
+		// Periodic checkpoints while the bounded input lasts: the final
+		// savepoint follows them.
+		opts.CheckpointInterval, opts.CheckpointDir = interval, t.TempDir()
+		opts.OnCheckpoint = func(int64) { checkpoints.Add(1) }
+		job = strings.Replace(job, "count: 5000", "count: 5000, ratePerSecond: 40000", 1)
+	}
+	ex, err := local.New(newPlan(t, job, mode), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +101,9 @@ func bootstrap(t *testing.T, mode spec.RuntimeMode) local.Savepoint {
 	}
 	if _, err := os.Stat(filepath.Join(sp.Path, checkpoint.CompletedMarker)); err != nil {
 		t.Fatalf("%s bootstrap: %v", mode, err)
+	}
+	if interval > 0 && (checkpoints.Load() < 2 || sp.ID != checkpoints.Load()) {
+		t.Fatalf("%d checkpoints, the final one %d: want periodic ones, then the final one last", checkpoints.Load(), sp.ID)
 	}
 	return sp
 }
@@ -141,8 +154,9 @@ func keyedDump(t *testing.T, dir string) []string {
 // keyed step names continues from either with the same output, which
 // counts the history exactly once.
 func TestBootstrapSavepointBatchEqualsStreaming(t *testing.T) {
-	batch := bootstrap(t, spec.Batch)
-	stream := bootstrap(t, spec.Streaming)
+	batch := bootstrap(t, spec.Batch, 0)
+	stream := bootstrap(t, spec.Streaming, 0)
+	streamCkpt := bootstrap(t, spec.Streaming, 10*time.Millisecond)
 	if batch.ID != 0 || stream.ID == 0 {
 		t.Errorf("savepoint IDs: BATCH %d (want 0), STREAMING %d (want a checkpoint ID)", batch.ID, stream.ID)
 	}
@@ -152,6 +166,9 @@ func TestBootstrapSavepointBatchEqualsStreaming(t *testing.T) {
 	}
 	if !reflect.DeepEqual(bd, sd) {
 		t.Fatalf("keyed state differs\nBATCH:\n%s\nSTREAMING:\n%s", strings.Join(bd, "\n"), strings.Join(sd, "\n"))
+	}
+	if cd := keyedDump(t, streamCkpt.Path); !reflect.DeepEqual(bd, cd) {
+		t.Fatalf("keyed state differs\nBATCH:\n%s\nSTREAMING with checkpoints:\n%s", strings.Join(bd, "\n"), strings.Join(cd, "\n"))
 	}
 
 	// What continuing must give: history plus 10 records of v=1 per key.
