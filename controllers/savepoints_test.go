@@ -420,8 +420,14 @@ var _ = Describe("Checkpoints and savepoints", func() {
 				withUpgradeMode(v1alpha1.UpgradeSavepoint)))
 			job = fetch(ctx, job)
 			runAll(ctx, job, 2)
+			By("refusing a change of the source's parallelism: its positions could not be restored")
+			err := k8sClient.Update(ctx, func() *v1alpha1.FlinkJob { j := fetch(ctx, job); j.Spec.Parallelism = 2; return j }())
+			Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(And(ContainSubstring("spec.parallelism"), ContainSubstring("source step clicks")))
+
+			By("rescaling the keyed step and splitting off the sink: three stages")
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) {
-				j.Spec.Parallelism = 2
+				j.Spec.Steps[1].Parallelism = ptr.To(int32(2))
 				j.Spec.Steps[2].Parallelism = ptr.To(int32(1))
 			})
 			Eventually(savepointRequested(ctx, job)).Should(HaveField("Stop", true))
@@ -429,7 +435,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 			Expect(req.Nonce).To(HavePrefix("upgrade-"))
 			Consistently(workerNames(ctx, job, -1)).WithTimeout(500*time.Millisecond).Should(HaveLen(2), "the old pods run until the savepoint exists")
 			sp := completeSavepoint(ctx, job, req.Nonce, 12)
-			Eventually(workerEnv(ctx, job, 1, 5)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", sp)))
+			Eventually(workerEnv(ctx, job, 1, 4)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", sp)))
 			Eventually(status(ctx, job)).Should(And(
 				HaveField("Stages", HaveLen(3)),
 				HaveField("StagesSummary", "0/3"),
@@ -437,8 +443,8 @@ var _ = Describe("Checkpoints and savepoints", func() {
 				HaveField("StartedFrom", beStart(1, v1alpha1.StartSavepoint, sp)),
 			))
 			st := status(ctx, job)(Default)
-			Expect(st.Stages[0].Parallelism).To(Equal(int32(2)))
-			runAll(ctx, job, 5)
+			Expect([]int32{st.Stages[0].Parallelism, st.Stages[1].Parallelism, st.Stages[2].Parallelism}).To(Equal([]int32{1, 2, 1}))
+			runAll(ctx, job, 4)
 		})
 	})
 

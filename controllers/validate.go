@@ -71,8 +71,8 @@ func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
 		if !storage {
 			add("spec.finalSavepoint", "finalSavepoint needs spec.storage"+inBucket)
 		}
-		if name := unboundedSource(&js.Job); name != "" {
-			add("spec.finalSavepoint", fmt.Sprintf("a final savepoint is taken when every source ended, and source step %s is unbounded (a datagen without count or a nexmark without events)", name))
+		if name := unboundedSource(p); name != "" {
+			add("spec.finalSavepoint", fmt.Sprintf("a final savepoint is taken when every source ended, and source step %s is unbounded", name))
 		}
 	}
 	if sp := js.InitialSavepointPath; sp != "" {
@@ -94,15 +94,15 @@ func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
 	return errs
 }
 
-// unboundedSource names the first source step that never ends, if any.
-func unboundedSource(job *spec.Job) string {
-	for _, st := range job.Steps {
-		src := st.Source
-		if src == nil {
-			continue
-		}
-		if (src.Datagen != nil && src.Datagen.Count == nil) || (src.Nexmark != nil && src.Nexmark.Events == nil) {
-			return st.Name
+// unboundedSource names the first source step that never ends, if any
+// (the planner's judgement: a datagen without count, a nexmark without
+// events, a kafka source without stoppingOffsets, a monitored files source).
+func unboundedSource(p *plan.Plan) string {
+	for _, st := range p.Stages {
+		for _, n := range st.Chain {
+			if n.Step != nil && n.Step.Source != nil && !n.Bounded {
+				return n.Name
+			}
 		}
 	}
 	return ""
@@ -159,7 +159,50 @@ func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob
 	if errs := dataflowChanges(old, job); len(errs) > 0 {
 		return nil, newInvalid(job, errs)
 	}
+	if errs := sourceRescales(old, job); len(errs) > 0 {
+		return nil, newInvalid(job, errs)
+	}
 	return nil, nil
+}
+
+// sourceRescales refuses a stateful upgrade (upgradeMode last-state or
+// savepoint) that changes a source step's parallelism: checkpointed source
+// positions belong to their subtasks, and the restore would fail. Keyed
+// steps may change parallelism (their state is stored by key group).
+func sourceRescales(old, job *v1alpha1.FlinkJob) field.ErrorList {
+	if upgradeModeOf(job) == v1alpha1.UpgradeStateless || !streamingBoth(old, job) {
+		return nil
+	}
+	po, _ := PlanJob(old)
+	pn, _ := PlanJob(job)
+	was := map[string]int{}
+	for _, st := range po.Stages {
+		for _, n := range st.Chain {
+			if n.Step != nil && n.Step.Source != nil {
+				was[n.Name] = st.Parallelism
+			}
+		}
+	}
+	var errs field.ErrorList
+	for _, st := range pn.Stages {
+		for _, n := range st.Chain {
+			if n.Step == nil || n.Step.Source == nil {
+				continue
+			}
+			if p, ok := was[n.Name]; ok && p != st.Parallelism {
+				path := field.NewPath("spec", "parallelism")
+				for i := range job.Spec.Steps {
+					if job.Spec.Steps[i].Name == n.Name && job.Spec.Steps[i].Parallelism != nil {
+						path = field.NewPath("spec", "steps").Index(i).Child("parallelism")
+					}
+				}
+				errs = append(errs, field.Forbidden(path, fmt.Sprintf(
+					"source step %s would run with parallelism %d instead of %d: its checkpointed positions belong to its %d subtasks, so upgradeMode %s cannot restore them; keep the source's parallelism (set it on the step) or use upgradeMode stateless",
+					n.Name, st.Parallelism, p, p, upgradeModeOf(job))))
+			}
+		}
+	}
+	return errs
 }
 
 // streamingBoth reports whether both versions of a job plan to STREAMING.
