@@ -289,6 +289,7 @@ type SchemaField struct {
 }
 
 // FileSource reads files.
+// +kubebuilder:validation:XValidation:rule="!has(self.format) || self.format != 'parquet' || !has(self.schema)",message="a parquet source reads the schema stored in each file; remove schema",fieldPath=".schema",reason=FieldValueForbidden
 type FileSource struct {
 	// path is a file or a directory (local, or s3://bucket/prefix/).
 	// +kubebuilder:validation:MinLength=1
@@ -540,6 +541,7 @@ type DiscardSink struct{}
 // completes (exactly once across failures: two-phase commit); at the end of
 // a bounded job otherwise. A STREAMING job without checkpoints that never
 // ends never makes its output visible, as with Flink's FileSink.
+// +kubebuilder:validation:XValidation:rule="!has(self.format) || self.format != 'parquet' || (has(self.schema) && size(self.schema) > 0)",message="a parquet sink needs a schema (the files' columns)",fieldPath=".schema",reason=FieldValueRequired
 type FileSink struct {
 	// path is a directory (local, or s3://bucket/prefix/).
 	// +kubebuilder:validation:MinLength=1
