@@ -104,8 +104,11 @@ type FlinkJobSpec struct {
 	RestartStrategy *RestartStrategy `json:"restartStrategy,omitempty"`
 
 	// suspend stops the job: the operator deletes its worker pods and keeps
-	// its state (BATCH keeps the finished stages' results, STREAMING its
-	// latest checkpoint). Setting it back to false resumes the job.
+	// its progress (BATCH keeps the finished stages' results). A running
+	// STREAMING job stops as spec.upgradeMode says: savepoint takes a
+	// savepoint first (the pods stay until it exists) and resumes from it;
+	// last-state resumes from the latest checkpoint; stateless resumes from
+	// empty state. Setting it back to false resumes the job.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
