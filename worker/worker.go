@@ -6,6 +6,21 @@
 // S3-compatible storage (LocationStore). It serves readiness, liveness and
 // Prometheus metrics over HTTP, exits 0 only on success, and writes a
 // termination message with its counts for the controller.
+//
+// # Checkpoints
+//
+// Exactly-once STREAMING (checkpoint.go): with FLINKJOB_CHECKPOINT_URL set,
+// the worker of stage 0, subtask 0 (the leader) runs the job's checkpoint
+// coordinator (engine/checkpoint) and serves a control gRPC service on its
+// exchange server; every other worker subscribes to it. The coordinator
+// lives in the leader rather than in the operator's manager because a
+// STREAMING failure restarts every worker anyway: a coordinator inside the
+// job shares its fate and needs no failover (a new leader finds the last
+// complete checkpoint in storage), the manager needs no network path to
+// the pods and carries no per-job coordination load, and talks to the job
+// only through small JSON objects under FLINKJOB_CONTROL_URL. Snapshots go
+// from each subtask straight to object storage (S3 through
+// checkpoint.S3Store); only small acknowledgements go to the leader.
 package worker
 
 import (
