@@ -637,6 +637,8 @@ spec:
 
 	checkpointSpecs()
 
+	kafkaSpecs()
+
 	It("is uninstalled by Helm without leaving anything behind but the CRD", func(ctx SpecContext) {
 		cleanupJobs(ctx)
 		_, err := run(ctx, cfg.helm, "uninstall", cfg.release, "-n", cfg.operatorNS, "--wait", "--timeout", "2m")

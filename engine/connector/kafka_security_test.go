@@ -81,7 +81,7 @@ func TestKafkaSASL(t *testing.T) {
 			}
 			t.Setenv(spec.SecretEnvName(pass), "wrong")
 			src := &KafkaSource{Spec: spec.KafkaSource{BootstrapServers: c.ListenAddrs(), Topics: []string{"t"}, Security: sec}}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			// (kfake drops the connection; Kafka answers SASL_AUTHENTICATION_FAILED.)
 			if rd, err := src.Open(ctx, 0, 1); err == nil {
@@ -147,7 +147,7 @@ func TestKafkaTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without the CA the broker's certificate is not trusted.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	bad := &spec.KafkaSecurity{TLS: &spec.KafkaTLS{CertSecretRef: &crt, KeySecretRef: &key}}
 	if rd, err := (&KafkaSource{Spec: spec.KafkaSource{BootstrapServers: c.ListenAddrs(), Topics: []string{"t"}, Security: bad}}).Open(ctx, 0, 1); err == nil {

@@ -16,7 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
@@ -95,7 +97,19 @@ func (s *KafkaSource) Open(ctx context.Context, index, parallelism int) (Reader,
 	}
 	r := &kafkaReader{src: s, opts: opts, admin: admin, adm: kadm.NewClient(admin), index: index,
 		parallelism: parallelism, byTP: map[topicPartition]*partState{}, wm: value.MinWatermark}
-	if err := r.assign(ctx); err != nil {
+	if !s.Bounded() {
+		// Flink's partition.discovery.interval.ms, on by default for
+		// unbounded sources; bounded ones read what existed at the start.
+		r.discoverEvery = 5 * time.Minute
+		if d, ok := propMillis(k.Properties, "partition.discovery.interval.ms"); ok {
+			r.discoverEvery = d
+		}
+	}
+	// A broker that does not answer (or refuses the credentials) fails
+	// the open instead of retrying for as long as the job runs.
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := r.assign(actx); err != nil {
 		admin.Close()
 		return nil, err
 	}
@@ -112,8 +126,10 @@ type kafkaReader struct {
 
 	parts   []*partState // owned partitions, sorted
 	byTP    map[topicPartition]*partState
-	topics  []string
 	started bool
+	// discoverEvery is the partition discovery interval (unbounded only).
+	discoverEvery time.Duration
+	nextDiscover  time.Time
 	// restored holds the positions of a Seek until the reader starts.
 	restored map[topicPartition]kafkaPos
 
@@ -135,52 +151,20 @@ type kafkaPos struct {
 }
 
 func (r *kafkaReader) assign(ctx context.Context) error {
-	k := &r.src.Spec
-	var topics []string
-	if k.TopicPattern != "" {
-		re, err := regexp.Compile("^(?:" + k.TopicPattern + ")$")
-		if err != nil {
-			return fmt.Errorf("kafka topicPattern: %w", err)
-		}
-		all, err := r.adm.ListTopics(ctx)
-		if err != nil {
-			return fmt.Errorf("kafka: list topics: %w", err)
-		}
-		for _, t := range all.Names() {
-			if re.MatchString(t) {
-				topics = append(topics, t)
-			}
-		}
-	} else {
-		topics = append(topics, k.Topics...)
-	}
-	r.topics = topics
-	if len(topics) == 0 {
-		return nil
-	}
-	details, err := r.adm.ListTopics(ctx, topics...)
+	tps, err := r.owned(ctx)
 	if err != nil {
-		return fmt.Errorf("kafka: describe topics %v: %w", topics, err)
+		return err
 	}
-	for _, t := range topics {
-		d, ok := details[t]
-		if !ok || d.Err != nil {
-			e := d.Err
-			if e == nil {
-				e = errors.New("not found")
-			}
-			return fmt.Errorf("kafka topic %q: %w", t, e)
-		}
-		for _, p := range d.Partitions.Numbers() {
-			if KafkaPartitionOwner(t, p, r.parallelism) != r.index {
-				continue
-			}
-			tp := topicPartition{t, p}
-			ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
-			r.parts = append(r.parts, ps)
-			r.byTP[tp] = ps
-		}
+	for _, tp := range tps {
+		ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
+		r.parts = append(r.parts, ps)
+		r.byTP[tp] = ps
 	}
+	r.sortParts()
+	return nil
+}
+
+func (r *kafkaReader) sortParts() {
 	sort.Slice(r.parts, func(i, j int) bool {
 		a, b := r.parts[i].tp, r.parts[j].tp
 		if a.Topic != b.Topic {
@@ -188,6 +172,104 @@ func (r *kafkaReader) assign(ctx context.Context) error {
 		}
 		return a.Partition < b.Partition
 	})
+}
+
+// owned lists the partitions of the source's topics this subtask reads.
+func (r *kafkaReader) owned(ctx context.Context) ([]topicPartition, error) {
+	k := &r.src.Spec
+	// A metadata request of its own: the client's cached metadata may be
+	// seconds old, and discovery wants what exists now.
+	req := kmsg.NewPtrMetadataRequest()
+	var re *regexp.Regexp
+	if k.TopicPattern != "" {
+		var err error
+		if re, err = regexp.Compile("^(?:" + k.TopicPattern + ")$"); err != nil {
+			return nil, fmt.Errorf("kafka topicPattern: %w", err)
+		}
+	} else {
+		for _, t := range k.Topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	resp, err := req.RequestWith(ctx, r.admin)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: metadata: %w", err)
+	}
+	found := map[string]*kmsg.MetadataResponseTopic{}
+	for i := range resp.Topics {
+		if t := &resp.Topics[i]; t.Topic != nil {
+			found[*t.Topic] = t
+		}
+	}
+	var topics []string
+	if re != nil {
+		for name, t := range found {
+			if !t.IsInternal && t.ErrorCode == 0 && re.MatchString(name) {
+				topics = append(topics, name)
+			}
+		}
+		sort.Strings(topics)
+	} else {
+		topics = k.Topics
+	}
+	var out []topicPartition
+	for _, name := range topics {
+		t := found[name]
+		if t == nil {
+			return nil, fmt.Errorf("kafka topic %q: not in the brokers' metadata", name)
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("kafka topic %q: %w", name, err)
+		}
+		for _, p := range t.Partitions {
+			if KafkaPartitionOwner(name, p.Partition, r.parallelism) == r.index {
+				out = append(out, topicPartition{name, p.Partition})
+			}
+		}
+	}
+	return out, nil
+}
+
+// discover adds the partitions (of new matching topics, or added to the
+// topics) this subtask owns and does not read yet; they start at their
+// earliest offset, as in Flink.
+func (r *kafkaReader) discover(ctx context.Context) error {
+	tps, err := r.owned(ctx)
+	if err != nil {
+		return err
+	}
+	var fresh []*partState
+	now := time.Now()
+	for _, tp := range tps {
+		if r.byTP[tp] == nil {
+			fresh = append(fresh, &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64, lastActive: now})
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	offs, err := r.resolve(ctx, &spec.KafkaOffsets{Mode: spec.OffsetsEarliest}, fresh, false)
+	if err != nil {
+		return err
+	}
+	assign := map[string]map[int32]kgo.Offset{}
+	for i, p := range fresh {
+		p.next = offs[i]
+		r.parts = append(r.parts, p)
+		r.byTP[p.tp] = p
+		if assign[p.tp.Topic] == nil {
+			assign[p.tp.Topic] = map[int32]kgo.Offset{}
+		}
+		assign[p.tp.Topic][p.tp.Partition] = kgo.NewOffset().At(p.next)
+	}
+	r.sortParts()
+	slog.Info("kafka source: new partitions", "subtask", r.index, "partitions", len(fresh))
+	if r.consumer == nil {
+		return r.newConsumer(assign)
+	}
+	r.consumer.AddConsumePartitions(assign)
 	return nil
 }
 
@@ -290,33 +372,47 @@ func (r *kafkaReader) start(ctx context.Context) error {
 		assign[p.tp.Topic][p.tp.Partition] = kgo.NewOffset().At(p.next)
 	}
 	if len(assign) > 0 {
-		opts := append([]kgo.Opt{}, r.opts...)
-		opts = append(opts, kgo.ConsumePartitions(assign), kgo.KeepControlRecords(),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if r.readCommitted() {
-			opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		if err := r.newConsumer(assign); err != nil {
+			return err
 		}
-		props := k.Properties
-		if n, ok := propInt(props, "fetch.max.bytes"); ok {
-			opts = append(opts, kgo.FetchMaxBytes(int32(n)))
-		}
-		if n, ok := propInt(props, "fetch.min.bytes"); ok {
-			opts = append(opts, kgo.FetchMinBytes(int32(n)))
-		}
-		if d, ok := propMillis(props, "fetch.max.wait.ms"); ok {
-			opts = append(opts, kgo.FetchMaxWait(d))
-		}
-		if n, ok := propInt(props, "max.partition.fetch.bytes"); ok {
-			opts = append(opts, kgo.FetchMaxPartitionBytes(int32(n)))
-		}
-		cl, err := kgo.NewClient(opts...)
-		if err != nil {
-			return fmt.Errorf("kafka: %w", err)
-		}
-		r.consumer = cl
 	}
 	r.started = true
 	r.restored = nil
+	if r.discoverEvery > 0 {
+		r.nextDiscover = now.Add(r.discoverEvery)
+	}
+	return nil
+}
+
+// newConsumer starts consuming partitions at the given offsets.
+func (r *kafkaReader) newConsumer(assign map[string]map[int32]kgo.Offset) error {
+	props := r.src.Spec.Properties
+	opts := append([]kgo.Opt{}, r.opts...)
+	opts = append(opts, kgo.ConsumePartitions(assign), kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Partitions added by discovery start without waiting out the
+		// default 5 s between metadata refreshes.
+		kgo.MetadataMinAge(250*time.Millisecond))
+	if r.readCommitted() {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	if n, ok := propInt(props, "fetch.max.bytes"); ok {
+		opts = append(opts, kgo.FetchMaxBytes(int32(n)))
+	}
+	if n, ok := propInt(props, "fetch.min.bytes"); ok {
+		opts = append(opts, kgo.FetchMinBytes(int32(n)))
+	}
+	if d, ok := propMillis(props, "fetch.max.wait.ms"); ok {
+		opts = append(opts, kgo.FetchMaxWait(d))
+	}
+	if n, ok := propInt(props, "max.partition.fetch.bytes"); ok {
+		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(n)))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	r.consumer = cl
 	return nil
 }
 
@@ -442,19 +538,45 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 	if err := r.start(ctx); err != nil {
 		return err
 	}
-	if r.allDone() {
-		if r.src.Bounded() {
-			return io.EOF
-		}
-		// An unbounded source with no partitions here waits, like a
-		// Flink reader without splits (set idleness so it does not hold
-		// the watermark back).
-		<-ctx.Done()
-		return ctx.Err()
-	}
 	n := 0
 	for n == 0 {
-		fetches := r.consumer.PollRecords(ctx, max)
+		if r.discoverEvery > 0 && !time.Now().Before(r.nextDiscover) {
+			if err := r.discover(ctx); err != nil && ctx.Err() == nil {
+				slog.Warn("kafka source: partition discovery failed", "subtask", r.index, "err", err)
+			}
+			r.nextDiscover = time.Now().Add(r.discoverEvery)
+		}
+		if r.consumer == nil || r.allDone() {
+			if r.src.Bounded() {
+				return io.EOF
+			}
+			// An unbounded source with no partitions here waits for
+			// discovery, like a Flink reader without splits (set
+			// idleness so it does not hold the watermark back).
+			var wake <-chan time.Time
+			var t *time.Timer
+			if r.discoverEvery > 0 {
+				t = time.NewTimer(time.Until(r.nextDiscover))
+				wake = t.C
+			}
+			select {
+			case <-ctx.Done():
+			case <-wake:
+			}
+			if t != nil {
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if r.discoverEvery > 0 {
+			pctx, cancel = context.WithDeadline(ctx, r.nextDiscover)
+		}
+		fetches := r.consumer.PollRecords(pctx, max)
+		cancel()
 		if ctx.Err() != nil && fetches.NumRecords() == 0 {
 			return ctx.Err()
 		}

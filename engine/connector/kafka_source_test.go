@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,5 +353,51 @@ func TestKafkaSourcePerPartitionWatermarksWithIdleness(t *testing.T) {
 	kafkaProduce(t, addrs, kafkaRec("t", 1, "", "e", 6_000))
 	if wm := read(src, rd, 1); wm != 28_999 {
 		t.Fatalf("watermark %d, want 28999 (never decreases)", wm)
+	}
+}
+
+// An unbounded source picks up topics that start matching its pattern,
+// and partitions added to its topics, while it runs; they are read from
+// their earliest offset.
+func TestKafkaSourceDiscoversNewTopicsAndPartitions(t *testing.T) {
+	_, addrs := newKafka(t, 1, "ev-a")
+	kafkaProduce(t, addrs, kafkaRec("ev-a", 0, "", "a0", 1000))
+	k := spec.KafkaSource{BootstrapServers: addrs, TopicPattern: "ev-.*",
+		Properties: map[string]string{"partition.discovery.interval.ms": "20"}}
+	rd := openKafka(t, k, 0, 1)
+	if got := kafkaValues(readKafka(t, rd, 1)); !slices.Equal(got, []string{"a0"}) {
+		t.Fatalf("got %v", got)
+	}
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "ev-b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "other"); err != nil {
+		t.Fatal(err)
+	}
+	// Written before the reader sees the topic: read from the earliest offset.
+	kafkaProduce(t, addrs, kafkaRec("ev-b", 0, "", "b0", 1000), kafkaRec("ev-b", 1, "", "b1", 1000), kafkaRec("other", 0, "", "x", 1000))
+	if got := kafkaValues(readKafka(t, rd, 2)); !slices.Equal(got, []string{"b0", "b1"}) {
+		t.Fatalf("after topic ev-b appeared: got %v", got)
+	}
+	if _, err := adm.CreatePartitions(ctx, 1, "ev-a"); err != nil {
+		t.Fatal(err)
+	}
+	kafkaProduce(t, addrs, kafkaRec("ev-a", 1, "", "a1", 1000))
+	if got := kafkaValues(readKafka(t, rd, 1)); !slices.Equal(got, []string{"a1"}) {
+		t.Fatalf("after ev-a got a partition: got %v", got)
+	}
+	// The new partitions are in the position.
+	pos, err := rd.(Positioned).Position()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{`"t":"ev-a","p":1,"n":1`, `"t":"ev-b","p":1,"n":1`} {
+		if !strings.Contains(string(pos), p) {
+			t.Errorf("position %s lacks %s", pos, p)
+		}
 	}
 }

@@ -23,6 +23,8 @@ var KafkaSourceProperties = map[string]func(string) error{
 	"max.partition.fetch.bytes":    positiveInt,
 	"request.timeout.ms":           positiveInt,
 	"commit.offsets.on.checkpoint": oneOf("true", "false"),
+	// 0 turns discovery off; the default is 5 minutes (unbounded sources).
+	"partition.discovery.interval.ms": nonNegativeInt,
 }
 
 // KafkaSinkProperties are the producer properties a Kafka sink accepts.

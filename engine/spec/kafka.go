@@ -23,7 +23,8 @@ type KafkaSource struct {
 	// +listType=atomic
 	Topics []string `json:"topics,omitempty"`
 	// topicPattern is a regular expression (RE2, anchored) selecting the
-	// topics to read among those that exist when the job starts.
+	// topics to read: those that exist when the job starts and, when
+	// unbounded, those created later (partition discovery).
 	// +optional
 	TopicPattern string `json:"topicPattern,omitempty"`
 	// groupId is the consumer group whose committed offsets startingOffsets
@@ -51,7 +52,10 @@ type KafkaSource struct {
 	// client.id, isolation.level (read_uncommitted, read_committed),
 	// fetch.max.bytes, fetch.min.bytes, fetch.max.wait.ms,
 	// max.partition.fetch.bytes, request.timeout.ms,
-	// commit.offsets.on.checkpoint (true/false, default true with groupId).
+	// commit.offsets.on.checkpoint (true/false, default true with groupId),
+	// partition.discovery.interval.ms (how often an unbounded source looks
+	// for new matching topics and new partitions, read from their earliest
+	// offset; default 300000, 0 turns it off).
 	// +optional
 	Properties map[string]string `json:"properties,omitempty"`
 	// security configures TLS and SASL.
