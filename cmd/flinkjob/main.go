@@ -206,10 +206,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	if *processes {
-		if cp.set() {
-			return fmt.Errorf("--checkpoint-*, --restore-from and --savepoint-* apply to the in-process run, not to --processes")
+		if cp.stopSavepoint {
+			return fmt.Errorf("--stop-with-savepoint applies to the in-process run, not to --processes")
 		}
-		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet)
+		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet, cp)
 	}
 	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now(), cp: cp})
 }

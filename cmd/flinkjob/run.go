@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -47,6 +48,28 @@ func (f *checkpointFlags) register(fs *flag.FlagSet) {
 
 func (f *checkpointFlags) set() bool {
 	return f.dir != "" || f.interval != 0 || f.restore != "" || f.savepoints != "" || f.final || f.stopSavepoint
+}
+
+// workerArgs passes the flags to worker processes (the worker's flags of
+// the same meaning; the leader worker coordinates checkpoints).
+func (f *checkpointFlags) workerArgs() []string {
+	var a []string
+	if f.dir != "" {
+		a = append(a, "--checkpoint-url", f.dir, "--checkpoint-retain", strconv.Itoa(f.retain))
+	}
+	if f.interval != 0 {
+		a = append(a, "--checkpoint-interval", f.interval.String())
+	}
+	if f.restore != "" {
+		a = append(a, "--restore-from", f.restore)
+	}
+	if f.savepoints != "" {
+		a = append(a, "--savepoint-url", f.savepoints)
+	}
+	if f.final {
+		a = append(a, "--final-savepoint")
+	}
+	return a
 }
 
 func (f *checkpointFlags) options(o *local.Options) {
@@ -217,7 +240,7 @@ func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) 
 
 // runProcesses runs the job with one worker process per subtask (this
 // binary's `worker` command), as the operator runs pods.
-func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool) error {
+func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool, cp checkpointFlags) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -237,7 +260,8 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 			if err != nil {
 				return err
 			}
-			if c, ok := s.(connector.OutputClearer); ok {
+			// A restored run continues the output it restores (see runLocal).
+			if c, ok := s.(connector.OutputClearer); ok && cp.restore == "" {
 				if err := c.ClearOutput(ctx); err != nil {
 					return err
 				}
@@ -245,7 +269,7 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 		}
 	}
 	r, err := runner.New(&m.Spec.Job, runner.Options{Worker: exe, Prefix: []string{"worker"}, Mode: p.Mode,
-		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2})
+		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2, Args: cp.workerArgs()})
 	if err != nil {
 		return err
 	}
