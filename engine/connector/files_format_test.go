@@ -441,3 +441,48 @@ func TestTextFormatsWithSchema(t *testing.T) {
 		}
 	}
 }
+
+// Nested Parquet columns (a list, a struct) read as lists and maps.
+func TestParquetSourceNestedColumns(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64), Nullable: true},
+		{Name: "s", Type: arrow.StructOf(arrow.Field{Name: "a", Type: arrow.BinaryTypes.String}, arrow.Field{Name: "b", Type: arrow.PrimitiveTypes.Float64, Nullable: true}), Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	lb := b.Field(0).(*array.ListBuilder)
+	sb := b.Field(1).(*array.StructBuilder)
+	for i := 0; i < 3; i++ {
+		lb.Append(true)
+		for j := 0; j <= i; j++ {
+			lb.ValueBuilder().(*array.Int64Builder).Append(int64(j))
+		}
+		sb.Append(true)
+		sb.FieldBuilder(0).(*array.StringBuilder).Append(fmt.Sprint("x", i))
+		sb.FieldBuilder(1).(*array.Float64Builder).Append(float64(i) + 0.5)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	var buf bytes.Buffer
+	fw, err := pqarrow.NewFileWriter(schema, &buf, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "n.parquet"), buf.String())
+	got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatParquet}, S3Config{}), 1)
+	want := []string{
+		`{"l":[0,1,2],"s":{"a":"x2","b":2.5}}`,
+		`{"l":[0,1],"s":{"a":"x1","b":1.5}}`,
+		`{"l":[0],"s":{"a":"x0","b":0.5}}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
