@@ -361,14 +361,29 @@ func (l *leader) Subscribe(ctx context.Context, stage, subtask int, send func(ex
 	for {
 		for _, ev := range o.take() {
 			if err := send(ev); err != nil {
+				l.gone(st)
 				return err
 			}
 		}
 		select {
 		case <-o.wake:
 		case <-ctx.Done():
+			l.gone(st)
 			return nil
 		}
+	}
+}
+
+// gone handles the end of a subscription: a subtask that went away
+// without reporting that it finished has failed (its process died), and no
+// checkpoint can complete without it, so the leader fails too, rather than
+// wait (a follower reports finished before it closes its subscription).
+func (l *leader) gone(st checkpoint.Subtask) {
+	l.mu.Lock()
+	finished := l.finished[st]
+	l.mu.Unlock()
+	if !finished {
+		l.c.fail(fmt.Errorf("checkpoint leader: stage %d subtask %d went away before it finished (its control subscription ended)", st.Stage, st.Index))
 	}
 }
 
@@ -707,8 +722,10 @@ func (c *ckpt) finish(ctx context.Context) error {
 		l.coord.Finished(c.self)
 		select {
 		case <-l.allDone:
+		case err := <-c.failed:
+			return err
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		}
 		l.bg.Wait()
 		return nil
