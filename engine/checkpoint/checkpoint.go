@@ -324,6 +324,14 @@ func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
 func (c *Coordinator) Finished(st Subtask) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.finished && !c.final {
+		// Say it once: a job with a bounded and an unbounded source keeps
+		// running without checkpoints, and Transactional sinks then
+		// publish nothing more until the job ends (as Flink before
+		// FLIP-147).
+		c.opts.Logger.Warn("a subtask finished: no more checkpoints in this run (checkpoints after tasks finished are not supported)",
+			"stage", st.Stage, "subtask", st.Index)
+	}
 	c.finished = true
 	if c.pending != 0 && !c.acked[st] {
 		c.abandonLocked(fmt.Errorf("checkpoint %d abandoned: stage %d subtask %d finished before acknowledging it", c.pending, st.Stage, st.Index))
