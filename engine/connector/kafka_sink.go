@@ -41,6 +41,19 @@ import (
 // Flink resumes a pre-committed transaction after a restart by setting a
 // new producer's id and epoch through reflection; franz-go needs no such
 // trick: Recover sends EndTxn for the stored id and epoch itself.
+//
+// Deviations from Flink, by design of this engine:
+//   - at the end of a bounded input Close commits the last transaction
+//     itself (the job's Finisher runs in another process on Kubernetes and
+//     has no producer to commit with); Flink takes a final checkpoint
+//     first. A failure after one subtask's Close and before the job ends
+//     replays that subtask's records since the last checkpoint.
+//   - in BATCH a failed subtask is re-run from its input: its open
+//     transaction is aborted (by Abort, or fenced when the re-run starts),
+//     so its output appears once, unless it failed after Close committed.
+//   - a transaction Kafka aborted before Recover could commit it (the
+//     outage outlasted transactionTimeout) is logged as lost, not fatal,
+//     as Flink's KafkaCommitter does.
 type KafkaSink struct {
 	Spec  spec.KafkaSink
 	exprs *plan.KafkaSinkExprs
