@@ -34,9 +34,11 @@
 //     task.Checkpointing.Complete channel with Notify (remotely: one gRPC
 //     call per worker, which calls Notify for its subtasks).
 //
-// At most one checkpoint is in flight. Checkpoints stop once any subtask
-// has finished (checkpoints after tasks finished, FLIP-147, are left out),
-// except the final savepoint of a bounded job (SourceEnded).
+// At most one checkpoint is in flight. Checkpoints go on after subtasks
+// finished (FinishedWith, as Flink's FLIP-147), except after one whose end
+// cannot be carried into later checkpoints (a Transactional sink's last
+// transaction waits for the job's end): then they stop (Finished). The
+// final savepoint of a bounded job is SourceEnded's.
 //
 // # Snapshot format and restore
 //
@@ -135,6 +137,9 @@ type Coordinator struct {
 	started  time.Time
 	acked    map[Subtask]bool
 	finished bool
+	// gone are the subtasks that finished with a snapshot that stands
+	// for them in every later checkpoint (FinishedWith).
+	gone     map[Subtask]map[string][]byte
 	ended    map[Subtask]bool
 	final    bool // the final savepoint was triggered
 	complete []int64
@@ -160,7 +165,7 @@ func NewCoordinator(store Store, opts Options) *Coordinator {
 		opts.Logger = slog.Default()
 	}
 	return &Coordinator{store: store, opts: opts, sources: map[Subtask]func(Barrier){},
-		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}}
+		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}, gone: map[Subtask]map[string][]byte{}}
 }
 
 // Store is the checkpoints store.
@@ -223,9 +228,14 @@ func (c *Coordinator) triggerLocked(final bool) int64 {
 	c.pending = id
 	c.started = time.Now()
 	c.acked = map[Subtask]bool{}
+	for st := range c.gone {
+		c.acked[st] = true
+	}
 	c.final = final
-	for _, trigger := range c.sources {
-		trigger(Barrier{ID: id, Final: final})
+	for st, trigger := range c.sources {
+		if _, gone := c.gone[st]; !gone {
+			trigger(Barrier{ID: id, Final: final})
+		}
 	}
 	return id
 }
@@ -310,6 +320,17 @@ func (c *Coordinator) Acknowledge(ctx context.Context, st Subtask, id int64) err
 }
 
 func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
+	c.mu.Lock()
+	var carried []map[string][]byte
+	for _, snap := range c.gone {
+		carried = append(carried, snap)
+	}
+	c.mu.Unlock()
+	for _, snap := range carried {
+		if err := WriteSnapshot(ctx, c.store, id, snap); err != nil {
+			return err
+		}
+	}
 	if err := MarkComplete(ctx, Sub(c.store, DirName(id)), Meta{ID: id, Kind: "checkpoint"}); err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
@@ -319,17 +340,39 @@ func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
 	return nil
 }
 
+// FinishedWith tells the coordinator a subtask ended normally, with the
+// snapshot that stands for it in every later checkpoint (see
+// task.Checkpointing.OnFinish): checkpoints go on without it, as Flink's
+// FLIP-147 (a job with a bounded and an unbounded source keeps
+// checkpointing). The checkpoint in flight counts it as acknowledged: its
+// output all precedes its End, which downstream alignment counts as the
+// barrier. A nil snapshot is Finished.
+func (c *Coordinator) FinishedWith(ctx context.Context, st Subtask, snap map[string][]byte) error {
+	if snap == nil {
+		c.Finished(st)
+		return nil
+	}
+	c.mu.Lock()
+	c.gone[st] = snap
+	delete(c.sources, st)
+	id := c.pending
+	if id == 0 || c.acked[st] {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.Acknowledge(ctx, st, id)
+}
+
 // Finished tells the coordinator a subtask ended: no checkpoint starts any
 // more, and the one in flight is abandoned unless the subtask acknowledged it.
 func (c *Coordinator) Finished(st Subtask) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.finished && !c.final {
-		// Say it once: a job with a bounded and an unbounded source keeps
-		// running without checkpoints, and Transactional sinks then
-		// publish nothing more until the job ends (as Flink before
-		// FLIP-147).
-		c.opts.Logger.Warn("a subtask finished: no more checkpoints in this run (checkpoints after tasks finished are not supported)",
+		// Say it once: the job keeps running without checkpoints, and
+		// Transactional sinks then publish nothing more until it ends.
+		c.opts.Logger.Warn("a subtask finished with a Transactional sink's last transaction pending: no more checkpoints in this run",
 			"stage", st.Stage, "subtask", st.Index)
 	}
 	c.finished = true

@@ -179,3 +179,76 @@ func TestCheckpointRestoreSourceParallelism(t *testing.T) {
 		t.Fatalf("restore at another source parallelism: %v", err)
 	}
 }
+
+// Checkpoints go on after a bounded source finished (Flink's FLIP-147):
+// its end position stands for it in later checkpoints, so a restore does
+// not read it again, and the sums count its records exactly once.
+func TestCheckpointsAfterASourceFinished(t *testing.T) {
+	const job = `
+parallelism: 2
+steps:
+  - name: bonus
+    parallelism: 1
+    source: {elements: [{k: 0, v: 1000000}, {k: 1, v: 2000000}]}
+  - name: nums
+    source:
+      datagen: {value: "{'k': seq % 13, 'v': seq}", count: 20000, ratePerSecond: 100000}
+  - name: all
+    inputs: [nums, bonus]
+    union: {}
+  - name: sums
+    parallelism: 3
+    keyBy: record.k
+    reduce: "{'k': acc.k, 'v': acc.v + record.v}"
+  - name: out
+    parallelism: 3
+    sink: {call: out}
+`
+	run := func(opts local.Options, ctx context.Context) (*enginetest.Collect, error) {
+		c := enginetest.NewCollect()
+		opts.Env.CallSink = c.Sink
+		return c, local.Run(ctx, newPlan(t, job, spec.Streaming), opts)
+	}
+	ref, err := run(local.Options{}, context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	lastPerKey(want, ref)
+	for seed := int64(1); seed <= 3; seed++ {
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		var n atomic.Int64
+		opts := local.Options{CheckpointInterval: 15 * time.Millisecond, CheckpointDir: dir, BatchSize: 64,
+			OnCheckpoint: func(int64) {
+				if n.Add(1) == 3+seed {
+					cancel()
+				}
+			}}
+		c1, err1 := run(opts, ctx)
+		cancel()
+		if err1 == nil {
+			t.Fatalf("seed %d: ended before the kill (%d checkpoints)", seed, n.Load())
+		}
+		if n.Load() < 3+seed {
+			t.Fatalf("seed %d: %d checkpoints completed: they stopped when bonus finished (%v)", seed, n.Load(), err1)
+		}
+		dirStore, m, err := checkpoint.Resolve(context.Background(), checkpoint.LocalStore{Dir: dir}, "latest", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dirStore.Get(context.Background(), checkpoint.SourcePositionName("bonus", 0, 1)); err != nil {
+			t.Fatalf("seed %d: checkpoint %d has no position for the finished source: %v", seed, m.ID, err)
+		}
+		c2, err := run(local.Options{CheckpointDir: dir, RestoreFrom: "latest", BatchSize: 64}, context.Background())
+		if err != nil {
+			t.Fatalf("seed %d: restore: %v", seed, err)
+		}
+		got := map[string]string{}
+		lastPerKey(got, c1)
+		lastPerKey(got, c2)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("seed %d: sums\n got %v\nwant %v", seed, got, want)
+		}
+	}
+}

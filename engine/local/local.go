@@ -260,6 +260,11 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 	e.mu.Lock()
 	e.stop = cancel
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.stop = nil
+		e.mu.Unlock()
+	}()
 	capacity := e.opts.ChannelCapacity
 	if capacity <= 0 {
 		capacity = 4
@@ -299,9 +304,6 @@ func (e *Executor) runStreaming(ctx context.Context) error {
 					cfg.Checkpoint = cps[s.ID][i]
 				}
 				err := task.RunStreaming(ctx, cfg, send.inboxes[s.ID][i], send)
-				if err == nil && coord != nil {
-					coord.Finished(checkpoint.Subtask{Stage: s.ID, Index: i})
-				}
 				e.finished(s.ID, i, err == nil)
 				if err != nil {
 					cancel(err)
@@ -368,6 +370,16 @@ func (e *Executor) savepointDone(sp Savepoint) {
 	}
 }
 
+// stopWith fails the running STREAMING job with err.
+func (e *Executor) stopWith(err error) {
+	e.mu.Lock()
+	stop := e.stop
+	e.mu.Unlock()
+	if stop != nil {
+		stop(err)
+	}
+}
+
 // FinalSavepoint returns the final savepoint, once Run wrote it.
 func (e *Executor) FinalSavepoint() (Savepoint, bool) {
 	e.mu.Lock()
@@ -405,7 +417,7 @@ func (e *Executor) TriggerSavepoint(ctx context.Context, nonce string, stop bool
 		return Savepoint{}, err
 	}
 	e.savepointDone(sp)
-	if stop {
+	if stop && cancel != nil {
 		cancel(ErrStopped)
 	}
 	return sp, nil
@@ -485,6 +497,11 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 			complete := make(chan int64, 1)
 			completes = append(completes, complete)
 			cp := &task.Checkpointing{Restore: restore, Complete: complete}
+			cp.OnFinish = func(snap map[string][]byte) {
+				if err := coord.FinishedWith(ctx, st, snap); err != nil {
+					e.stopWith(err)
+				}
+			}
 			cp.Ack = func(id int64, snap map[string][]byte) error {
 				return coord.Ack(ctx, st, id, snap)
 			}

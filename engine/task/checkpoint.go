@@ -58,6 +58,16 @@ type Checkpointing struct {
 	// MaxWatermark fires the remaining event-time timers.
 	FinalSavepoint bool
 	SourceEnded    func()
+	// OnFinish, if set, is called when the subtask ended normally, with
+	// what stands for it in later checkpoints (checkpoints go on after
+	// some subtasks finished, as Flink's FLIP-147): a source its end
+	// position, other subtasks nothing (an empty map: a finished subtask
+	// has emitted everything, and restored it ends again at once without
+	// output). It gets nil when the subtask's end cannot be carried: a
+	// Transactional writer staged its last transaction for the job's
+	// Finisher, so checkpoints must stop. The driver hands it to
+	// checkpoint.Coordinator.FinishedWith.
+	OnFinish func(snap map[string][]byte)
 }
 
 // cpState is a subtask's checkpointing state: what to snapshot and whom to
@@ -71,8 +81,9 @@ type cpState struct {
 	reader connector.Reader
 	// sinkRestore holds the restored committables by sink step.
 	sinkRestore map[string][]byte
-	acked       int64 // the last checkpoint acknowledged
-	committed   int64 // the last checkpoint committed
+	endPos      []byte // a source's position at the end of its input
+	acked       int64  // the last checkpoint acknowledged
+	committed   int64  // the last checkpoint committed
 }
 
 type stepWriter struct {
@@ -221,6 +232,38 @@ func (s *cpState) completed(ctx context.Context, id int64) error {
 		}
 	}
 	return nil
+}
+
+// finished reports the subtask's normal end to OnFinish.
+func (s *cpState) finished() {
+	if s == nil || s.cp.OnFinish == nil {
+		return
+	}
+	for _, sw := range s.writers {
+		if _, ok := sw.w.(connector.Transactional); ok {
+			s.cp.OnFinish(nil)
+			return
+		}
+	}
+	snap := map[string][]byte{}
+	if s.reader != nil {
+		if s.endPos == nil {
+			s.cp.OnFinish(nil) // the reader has no position to resume from
+			return
+		}
+		snap[checkpoint.SourcePositionName(s.c.Stage.Head().Name, s.c.Index, s.c.Stage.Parallelism)] = s.endPos
+	}
+	s.cp.OnFinish(snap)
+}
+
+// keepEndPosition records a source's position at the end of its input
+// (before the reader closes), for OnFinish.
+func (s *cpState) keepEndPosition() {
+	if p, ok := s.reader.(connector.Positioned); ok {
+		if pos, err := p.Position(); err == nil {
+			s.endPos = pos
+		}
+	}
 }
 
 // pollComplete handles a waiting completion notification, if any.

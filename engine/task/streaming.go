@@ -292,7 +292,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		if err != nil {
 			return err
 		}
-		return finishStreaming(&c, chain, outs)
+		if err := finishStreaming(&c, chain, outs); err != nil {
+			return err
+		}
+		cps.finished()
+		return nil
 	}
 
 	nch := shuffle.Channels(c.Stage)
@@ -431,7 +435,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	if timer != nil {
 		timer.Stop()
 	}
-	return finishStreaming(&c, chain, outs)
+	if err := finishStreaming(&c, chain, outs); err != nil {
+		return err
+	}
+	cps.finished()
+	return nil
 }
 
 // processBatch feeds one batch's elements to the chain's head; open counts

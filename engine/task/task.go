@@ -270,7 +270,12 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 		if err != nil {
 			if isEOF(err) {
 				if cps != nil && cps.cp.FinalSavepoint {
-					return awaitFinal(ctx, cps, chain, flush, barrier)
+					if err := awaitFinal(ctx, cps, chain, flush, barrier); err != nil {
+						return err
+					}
+				}
+				if cps != nil {
+					cps.keepEndPosition()
 				}
 				return nil
 			}
