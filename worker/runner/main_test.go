@@ -70,7 +70,13 @@ func goBuild(root string, bins map[string]string) error {
 		wg.Add(1)
 		go func(out, pkg string) {
 			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", out, pkg)
+			args := []string{"build", "-o", out}
+			if os.Getenv("WORKER_RACE") != "" {
+				// WORKER_RACE=1 builds the workers with the race detector:
+				// a race makes a worker exit with status 66, failing its test.
+				args = append(args, "-race")
+			}
+			cmd := exec.Command("go", append(args, pkg)...)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
 				errs <- fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
