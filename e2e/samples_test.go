@@ -27,6 +27,7 @@ type sample struct {
 var boundedSamples = []sample{
 	{"wordcount-batch.yaml", "wordcount.jsonl", "word"},
 	{"wordcount-streaming.yaml", "wordcount.jsonl", "word"},
+	{"wordcount-checkpointed.yaml", "wordcount.jsonl", "word"},
 	{"windowed-temperatures.yaml", "windowed-temperatures.jsonl", ""},
 	{"orders-join.yaml", "orders-join.jsonl", ""},
 }
