@@ -87,11 +87,15 @@ func writeSVG(path string, c config, results []result) error {
 	fmt.Fprintf(&b, `<text x="%.0f" y="20" font-size="13">flinkjob events/s per core / Flink's (Nexmark, %d events, parallelism %d)</text>`+"\n", left, c.events, c.parallelism)
 	for e := lo; e <= hi; e++ {
 		yy := y(pow10(e))
-		stroke := "#ddd"
-		if e == 0 || e == 1 {
-			stroke = "#c00"
+		// 1x is Flink, 10x the goal.
+		style := `stroke="#ddd"`
+		switch e {
+		case 0:
+			style = `stroke="#c00"`
+		case 1:
+			style = `stroke="#2a2" stroke-dasharray="6 3"`
 		}
-		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="%s"/>`+"\n", left, width-10, yy, yy, stroke)
+		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" %s/>`+"\n", left, width-10, yy, yy, style)
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%gx</text>`+"\n", left-5, yy+4, pow10(e))
 	}
 	for qi, q := range c.queries {
