@@ -33,6 +33,13 @@
 //     the driver delivers the ID to every subtask's
 //     task.Checkpointing.Complete channel with Notify (remotely: one gRPC
 //     call per worker, which calls Notify for its subtasks).
+//   - a subtask's end: task.Checkpointing.OnFinish gives the small
+//     snapshot that stands for the finished subtask (a source's end
+//     position) or nil; pass it to FinishedWith (remotely: send it with
+//     the "finished" message; Finished alone stops checkpoints).
+//   - savepoints: SavepointTo (on demand, stop-with-savepoint); the final
+//     savepoint of a bounded job: task.Checkpointing.FinalSavepoint and
+//     SourceEnded, then FinalID once the job ended, and CopyAs.
 //
 // At most one checkpoint is in flight. Checkpoints go on after subtasks
 // finished (FinishedWith, as Flink's FLIP-147), except after one whose end
