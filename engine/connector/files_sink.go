@@ -198,6 +198,9 @@ func (s *FileSink) Finish(ctx context.Context) error {
 	if err := s.pending.DeletePrefix(ctx, ""); err != nil {
 		return fmt.Errorf("files sink: %w", err)
 	}
+	if err := abortUploads(ctx, s.pending, ""); err != nil {
+		return fmt.Errorf("files sink: %w", err)
+	}
 	removeEmptyDir(s.pending)
 	if len(names) > 0 {
 		slog.Debug("files sink published pending parts at the end of the job", "path", s.loc.String(), "parts", len(names))
@@ -221,6 +224,9 @@ func (s *FileSink) ClearOutput(ctx context.Context) error {
 		if err := s.loc.DeletePrefix(ctx, p); err != nil {
 			return fmt.Errorf("files sink: clearing %s: %w", s.loc.URL(p), err)
 		}
+	}
+	if err := abortUploads(ctx, s.pending, ""); err != nil {
+		return fmt.Errorf("files sink: %w", err)
 	}
 	removeEmptyDir(s.pending)
 	return nil
@@ -399,6 +405,9 @@ func (w *fileWriter) deleteStaged(ctx context.Context) error {
 		if err := w.sink.pending.DeletePrefix(ctx, p); err != nil {
 			return fmt.Errorf("files sink: deleting parts staged by an earlier attempt: %w", err)
 		}
+	}
+	if err := abortUploads(ctx, w.sink.pending, fmt.Sprintf("part-%d-", w.index)); err != nil {
+		return fmt.Errorf("files sink: aborting uploads of an earlier attempt: %w", err)
 	}
 	return nil
 }

@@ -129,9 +129,8 @@ type Location interface {
 	// Exists reports whether the file exists.
 	Exists(ctx context.Context, name string) (bool, error)
 	// DeletePrefix deletes every file whose name starts with prefix
-	// (hidden ones included; "" deletes everything), and on S3 aborts the
-	// incomplete multipart uploads (writes of crashed writers) under it. A
-	// missing location is not an error.
+	// (hidden ones included; "" deletes everything). A missing location is
+	// not an error. Writes in progress are not files: see abortUploads.
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
@@ -687,10 +686,22 @@ func (l *s3Location) DeletePrefix(ctx context.Context, prefix string) error {
 	if rmErr != nil {
 		return rmErr
 	}
-	// Uploads a killed writer left open hold storage (and, for a
-	// transactional sink, data that must never appear): abort them too.
-	// The listing is bucket-wide and filtered here: MinIO lists uploads
-	// by prefix only for a prefix that is a whole object name.
+	return ctx.Err()
+}
+
+// abortUploads aborts the multipart uploads in progress under prefix of an
+// S3 location: writes that a killed writer left open hold storage and, for
+// the transactional file sink, data that must never appear. Local
+// locations have nothing to do here (their temp files are files). The
+// listing is bucket-wide and filtered here, because MinIO lists uploads by
+// prefix only for a prefix that is a whole object name; so it is kept out
+// of DeletePrefix, which other callers use often.
+func abortUploads(ctx context.Context, loc Location, prefix string) error {
+	l, ok := loc.(*s3Location)
+	if !ok {
+		return nil
+	}
+	full := l.dirPrefix() + prefix
 	for u := range l.client.ListIncompleteUploads(ctx, l.bucket, "", true) {
 		if u.Err != nil {
 			if isNotFound(u.Err) {
@@ -705,7 +716,7 @@ func (l *s3Location) DeletePrefix(ctx context.Context, prefix string) error {
 			return fmt.Errorf("s3://%s/%s: aborting upload: %w", l.bucket, u.Key, err)
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 func isNotFound(err error) bool {
