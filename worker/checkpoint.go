@@ -234,6 +234,8 @@ type leader struct {
 	allSubbed chan struct{}
 	allDone   chan struct{}
 
+	stoppedAt atomic.Pointer[string] // the path of a stop-with-savepoint
+
 	latestMu   sync.Mutex // serializes checkpoint-latest.json writes
 	lastLatest int64
 
@@ -575,6 +577,9 @@ func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
 			res.Error = fmt.Sprintf("savepoint: %v", err)
 		} else {
 			res.Path, res.CheckpointID, res.TimeMs = path, id, time.Now().UnixMilli()
+			if req.Stop {
+				l.stoppedAt.Store(&path)
+			}
 		}
 	}
 	if res.Error != "" {
@@ -728,6 +733,13 @@ func (c *ckpt) finish(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 		l.bg.Wait()
+		if p := l.stoppedAt.Load(); p != nil {
+			// The job was stopped with a savepoint but reached its end
+			// before it was deleted. It must not succeed: the finalize
+			// step would publish output the savepoint does not cover,
+			// which a job restored from it writes again.
+			return fmt.Errorf("checkpoint leader: the job was stopped with savepoint %s; it ends without publishing the output after it", *p)
+		}
 		return nil
 	}
 	if c.client == nil {

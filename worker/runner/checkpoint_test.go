@@ -269,10 +269,16 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 // TestStreamingStopWithSavepointAndRestore: the manager's stop-with-
 // savepoint across processes. A savepoint request (stop=true) is written
 // to the control URL while the job runs; the leader takes the savepoint,
-// stops checkpointing, and writes the result; the processes are killed;
-// a new run restored from the savepoint's path finishes, and the output
-// continues exactly.
+// stops checkpointing, and writes the result; the processes are killed
+// (or, not killed in time, the bounded job reaches its end and fails
+// without publishing anything after the savepoint); a new run restored
+// from the savepoint's path finishes, and the output continues exactly.
 func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
+	t.Run("killed", func(t *testing.T) { stopWithSavepoint(t, true) })
+	t.Run("not-killed", func(t *testing.T) { stopWithSavepoint(t, false) })
+}
+
+func stopWithSavepoint(t *testing.T, kill bool) {
 	const count, rate = 6000, 3000 // about 2 s of input
 	s3 := testminio.Start(t)
 	bucket := testminio.Bucket(t, s3)
@@ -287,6 +293,7 @@ func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	rctx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
 	// Request once a checkpoint completed (the job is up and running).
@@ -314,13 +321,24 @@ func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
 	if readJSON(t, control, worker.ControlLatest, &latest); latest.ID != res.CheckpointID {
 		t.Errorf("checkpoint %d completed after the stop-with-savepoint %d", latest.ID, res.CheckpointID)
 	}
-	stop() // the manager deletes the pods
-	if err := <-done; err == nil {
-		t.Fatal("the job finished before it was stopped: slow it down")
-	}
 	before := len(sinkLines(t, s3, e.out))
 	if before == 0 || before >= count {
 		t.Fatalf("%d lines committed at the savepoint, want some but not all %d", before, count)
+	}
+	if kill {
+		stop() // the manager deletes the pods
+		if err := <-done; err == nil {
+			t.Fatal("the job finished before it was stopped: slow it down")
+		}
+	} else {
+		// Not deleted in time, the bounded job reaches its end: it fails
+		// rather than publish output the savepoint does not cover.
+		if err := <-done; err == nil || !strings.Contains(err.Error(), "stopped with savepoint "+res.Path) {
+			t.Fatalf("a job stopped with a savepoint ended with %v", err)
+		}
+		if n := len(sinkLines(t, s3, e.out)); n != before {
+			t.Fatalf("%d lines published after the stop-with-savepoint, %d at it", n, before)
+		}
 	}
 
 	r, err = runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
