@@ -20,8 +20,8 @@ import (
 type GroupWriter struct {
 	group  func(keyID string) int
 	names  []any
-	groups map[int]*groupSnap
-	slots  []any // reused per entry
+	groups []*groupSnap // by key group
+	n      int          // key groups with data
 }
 
 // groupSnap is one key group's entries and timers, each already encoded
@@ -38,7 +38,42 @@ type groupSnap struct {
 var (
 	tagList  = value.Append(nil, []any{})[0]
 	tagBytes = value.Append(nil, []byte{})[0]
+	tagMap   = value.Append(nil, map[string]any{})[0]
 )
+
+// appendValue is value.Append with a faster path for small maps (a
+// rolling accumulator per key is one): one pass over the map into a stack
+// array, sorted there, instead of collecting the keys, sorting them and
+// looking every one up again. The bytes are the same.
+func appendValue(b []byte, v any) []byte {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) > 8 {
+		return value.Append(b, v)
+	}
+	type kv struct {
+		k string
+		v any
+	}
+	var arr [8]kv
+	n := 0
+	for k, e := range m {
+		// Insertion sort: the encoding wants keys in ascending order.
+		i := n
+		for i > 0 && arr[i-1].k > k {
+			arr[i] = arr[i-1]
+			i--
+		}
+		arr[i] = kv{k, e}
+		n++
+	}
+	b = binary.AppendUvarint(append(b, tagMap), uint64(n))
+	for _, p := range arr[:n] {
+		b = binary.AppendUvarint(b, uint64(len(p.k)))
+		b = append(b, p.k...)
+		b = value.Append(b, p.v)
+	}
+	return b
+}
 
 func appendListHeader(b []byte, n int) []byte {
 	return binary.AppendUvarint(append(b, tagList), uint64(n))
@@ -52,20 +87,23 @@ func appendBytes(b []byte, s string) []byte {
 // NewGroupWriter starts a snapshot of the state of k; group maps a key ID
 // to its key group.
 func NewGroupWriter(k *Keyed, group func(keyID string) int) *GroupWriter {
-	w := &GroupWriter{group: group, groups: map[int]*groupSnap{}}
+	w := &GroupWriter{group: group}
 	for _, d := range k.descs {
 		w.names = append(w.names, d.name)
 	}
-	w.slots = make([]any, len(k.descs))
 	return w
 }
 
 func (w *GroupWriter) at(keyID string) *groupSnap {
 	g := w.group(keyID)
+	if g >= len(w.groups) {
+		w.groups = append(w.groups, make([]*groupSnap, g+1-len(w.groups))...)
+	}
 	s := w.groups[g]
 	if s == nil {
 		s = &groupSnap{}
 		w.groups[g] = s
+		w.n++
 	}
 	return s
 }
@@ -89,7 +127,7 @@ func (w *GroupWriter) addEntry(k *Keyed, id string, e *entry) {
 				v = c.ToValue(v)
 			}
 		}
-		b = value.Append(b, v)
+		b = appendValue(b, v)
 	}
 	s.entries = b
 	s.nEntries++
@@ -112,8 +150,9 @@ func (w *GroupWriter) addTimers(t *Timers) {
 
 // AddAll adds every key's state and every timer (hash form, STREAMING).
 func (w *GroupWriter) AddAll(k *Keyed, t *Timers) {
-	for id, e := range k.entries {
-		w.addEntry(k, id, e)
+	k.compactList()
+	for _, e := range k.list {
+		w.addEntry(k, e.id, e)
 	}
 	w.addTimers(t)
 }
@@ -131,13 +170,18 @@ func (w *GroupWriter) AddCurrent(k *Keyed, t *Timers) {
 func (w *GroupWriter) Bytes() []byte {
 	n := 16
 	for _, s := range w.groups {
-		n += len(s.entries) + len(s.timers) + 32
+		if s != nil {
+			n += len(s.entries) + len(s.timers) + 32
+		}
 	}
 	b := make([]byte, 0, n)
 	b = appendListHeader(b, 2)
 	b = value.Append(b, w.names)
-	b = appendListHeader(b, len(w.groups))
+	b = appendListHeader(b, w.n)
 	for g, s := range w.groups {
+		if s == nil {
+			continue
+		}
 		b = appendListHeader(b, 3)
 		b = value.Append(b, int64(g))
 		b = append(appendListHeader(b, s.nEntries), s.entries...)
@@ -233,10 +277,12 @@ func (k *Keyed) restoreEntry(ev any) error {
 		e.used++
 	}
 	if e.used > 0 {
-		if old := k.entries[string(id)]; old != nil {
+		e.id = string(id)
+		if old := k.entries[e.id]; old != nil {
 			old.gone = true
 		}
-		k.entries[string(id)] = e
+		k.entries[e.id] = e
+		k.addToList(e)
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ type desc struct {
 
 type entry struct {
 	key   any
+	id    string // the key ID (hash form)
 	slots []any
 	used  int  // non-nil slots; the entry is removed when it drops to 0
 	gone  bool // removed from entries (a cached pointer to it is stale)
@@ -95,6 +96,9 @@ type Keyed struct {
 	descs   []desc
 	entries map[string]*entry
 	single  entry // BATCH: the current key's entry, reused
+	// list holds the entries in creation order, gone ones included until
+	// the next compaction, so a snapshot walks a slice instead of the map.
+	list    []*entry
 	cur     *entry
 	curID   string
 	curKey  any
@@ -176,8 +180,9 @@ func (k *Keyed) set(slot int, v any) {
 		if v == nil {
 			return
 		}
-		e = &entry{key: k.curKey}
+		e = &entry{key: k.curKey, id: k.curID}
 		k.entries[k.curID] = e
+		k.addToList(e)
 		k.cur = e
 		k.cache.put(k.curID, e)
 	}
@@ -344,6 +349,8 @@ func (k *Keyed) Restore(data []byte) error {
 		e.gone = true
 	}
 	k.entries = make(map[string]*entry, len(entries))
+	clear(k.list)
+	k.list = k.list[:0]
 	k.cur, k.curID, k.curKey = nil, "", nil
 	if k.cache != nil {
 		*k.cache = entryCache{}
@@ -359,7 +366,7 @@ func (k *Keyed) Restore(data []byte) error {
 		if err != nil || len(krest) != 0 || len(slots) != len(k.descs) {
 			return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
 		}
-		e := &entry{key: key, slots: make([]any, len(k.descs))}
+		e := &entry{key: key, id: string(id), slots: make([]any, len(k.descs))}
 		for i, s := range slots {
 			if s == nil {
 				continue
@@ -373,8 +380,31 @@ func (k *Keyed) Restore(data []byte) error {
 			e.used++
 		}
 		if e.used > 0 {
-			k.entries[string(id)] = e
+			k.entries[e.id] = e
+			k.addToList(e)
 		}
 	}
 	return nil
+}
+
+// addToList appends a new entry to list, first dropping the gone ones
+// when they would make up most of it.
+func (k *Keyed) addToList(e *entry) {
+	if len(k.list) >= 2*len(k.entries)+1024 {
+		k.compactList()
+	}
+	k.list = append(k.list, e)
+}
+
+// compactList drops gone entries from list.
+func (k *Keyed) compactList() {
+	n := 0
+	for _, e := range k.list {
+		if !e.gone {
+			k.list[n] = e
+			n++
+		}
+	}
+	clear(k.list[n:])
+	k.list = k.list[:n]
 }
