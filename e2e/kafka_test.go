@@ -112,8 +112,10 @@ func kafkaSpecs() {
 			}}))
 		Expect(err).NotTo(HaveOccurred())
 
-		var after int64 // kill once two checkpoints of the current attempt completed
-		for _, stage := range []string{"s1-1", "s0-0"} { // a sink subtask, then the source
+		// Kill a sink subtask, then the source, each once two checkpoints
+		// of the current attempt completed.
+		var after int64
+		for _, stage := range []string{"s1-1", "s0-0"} {
 			job := waitFor(ctx, "kafka-copy", "two more checkpoints", 3*time.Minute, func(j *v1alpha1.FlinkJob) bool {
 				return j.Status.Phase == v1alpha1.PhaseRunning && j.Status.LastCheckpoint != nil && j.Status.LastCheckpoint.ID >= after+2
 			})
