@@ -201,4 +201,37 @@ func checkpointSpecs() {
 		Expect(job.Status.StartedFrom.Path).To(Equal(stop))
 		Expect(committedOutput(ctx, out)).To(Equal(countingExpected(count)), "the output continues exactly")
 	}, NodeTimeout(12*time.Minute))
+
+	It("upgrades a running job whose dataflow changed through a savepoint, carrying its keyed state, with exactly the failure-free output", func(ctx SpecContext) {
+		const name, count, rate = "ckpt-upgrade", 3000, 100
+		dumpOnFailure(name)
+		manifest, out := countingJob(name, count, rate, map[string]any{"upgradeMode": "savepoint"})
+		_, err := kubectlApply(ctx, manifest)
+		Expect(err).NotTo(HaveOccurred())
+		before := waitFor(ctx, name, "a completed checkpoint", 3*time.Minute, func(j *v1alpha1.FlinkJob) bool {
+			return j.Status.Phase == v1alpha1.PhaseRunning && j.Status.LastCheckpoint != nil
+		})
+
+		By("adding a step after the keyed counts (a new plan; the keyed step keeps its name and state)")
+		patchJob(ctx, name, func(j *v1alpha1.FlinkJob) {
+			var keep v1alpha1.FlinkJob
+			Expect(yaml.Unmarshal([]byte(`{"spec": {"steps": [{"name": "keep", "filter": "record.total > 0"}]}}`), &keep)).To(Succeed())
+			steps := j.Spec.Steps
+			j.Spec.Steps = append(append(steps[:2:2], keep.Spec.Steps[0]), steps[2])
+		})
+		job := waitFor(ctx, name, "the upgrade savepoint and the new pods", 3*time.Minute, func(j *v1alpha1.FlinkJob) bool {
+			si := j.Status.SavepointInfo
+			return si != nil && si.LastSavepoint != nil && si.LastSavepoint.TriggerType == v1alpha1.SavepointUpgrade &&
+				j.Status.StartedFrom != nil && j.Status.StartedFrom.Attempt > before.Status.Attempt
+		})
+		Expect(job.Status.StartedFrom.Kind).To(Equal(v1alpha1.StartSavepoint))
+		Expect(job.Status.StartedFrom.Path).To(Equal(job.Status.SavepointInfo.LastSavepoint.Path))
+		Expect(job.Status.AppliedGeneration).To(Equal(job.Generation))
+
+		waitSucceeded(ctx, name, 5*time.Minute)
+		job, err = getJob(ctx, name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(job.Status.Restarts).To(BeZero(), "an upgrade is no failure")
+		Expect(committedOutput(ctx, out)).To(Equal(countingExpected(count)), "the upgraded job continued the counts exactly")
+	}, NodeTimeout(12*time.Minute))
 }
