@@ -91,9 +91,12 @@ func main() {
 		c.modes = append(c.modes, spec.RuntimeMode(m))
 	}
 	c.runners = strings.Split(runners, ",")
-	log.SetFlags(0)
 	// The engine logs each checkpoint; the table is what matters here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// slog.SetDefault sends package log through that handler too, at INFO
+	// (dropped): the progress lines and fatal errors go to stderr.
+	log.SetOutput(os.Stderr)
+	log.SetFlags(0)
 	if err := run(c); err != nil {
 		log.Fatal(err)
 	}
