@@ -77,3 +77,35 @@ func readFileString(p string) (string, error) {
 	b, err := os.ReadFile(p)
 	return string(b), err
 }
+
+// The checkpoint flags of the worker binary (the FLINKJOB_* variables'
+// counterparts): a one-subtask job checkpoints into a directory and ends
+// with its final savepoint; a bad duration is a usage error (exit 2).
+func TestCheckpointFlags(t *testing.T) {
+	job := writeFile(t, "job.yaml", `
+runtimeMode: STREAMING
+steps:
+  - name: gen
+    source: {datagen: {value: "{'k': seq}", count: 2000, ratePerSecond: 4000}}
+  - name: out
+    sink: {discard: {}}
+`)
+	dir := t.TempDir()
+	code, res, stderr := runWorker(t, "--job", job, "--listen", "127.0.0.1:0",
+		"--checkpoint-url", dir+"/chk", "--checkpoint-interval", "50ms", "--checkpoint-retain", "2",
+		"--savepoint-url", dir+"/sp", "--control-url", dir+"/control", "--final-savepoint")
+	if code != 0 || res.Error != "" {
+		t.Fatalf("exit %d: %+v\n%s", code, res, stderr)
+	}
+	b, err := readFileString(dir + "/control/" + worker.ControlSavepointFinal)
+	if err != nil || !strings.Contains(b, `"nonce":"final"`) || !strings.Contains(b, dir+"/sp/sp-") || !strings.Contains(b, `"error":""`) {
+		t.Fatalf("savepoint-final.json: %s %v", b, err)
+	}
+	chk, _ := os.ReadDir(dir + "/chk")
+	if len(chk) == 0 || len(chk) > 3 { // retain 2, and one in flight
+		t.Errorf("%d checkpoint directories with --checkpoint-retain 2", len(chk))
+	}
+	if code, _, stderr := runWorker(t, "--job", job, "--checkpoint-interval", "soon"); code != 2 || !strings.Contains(stderr, "--checkpoint-interval") {
+		t.Errorf("bad --checkpoint-interval: exit %d, %s", code, stderr)
+	}
+}
