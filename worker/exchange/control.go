@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -32,6 +33,10 @@ import (
 // connections. Messages are JSON in the exchange's raw frames: they are few
 // and small (one per checkpoint per subtask).
 const controlServiceName = "flinkjob.control.v1.Control"
+
+// ControlKeepalive is how often a worker pings the leader on an idle
+// control connection.
+const ControlKeepalive = 20 * time.Second
 
 // Control operations of Call.
 const (
@@ -145,6 +150,9 @@ func DialControl(addr string) (*ControlClient, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(CodecName)),
+		// A subscription is idle between checkpoints; pings find a leader
+		// whose host vanished without closing the connection.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ControlKeepalive, Timeout: 10 * time.Second}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint leader at %s: %w", addr, err)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/flinkjob/flinkjob/engine/task"
@@ -57,6 +58,10 @@ const WindowSize = 1 << 20
 func NewServer(stage, subtask, capacity int) *Server {
 	s := &Server{stage: stage, subtask: subtask, inbox: make(chan task.Batch, capacity), opened: map[int]bool{}}
 	s.grpc = grpc.NewServer(
+		// Control subscriptions (control.go) idle between checkpoints
+		// and ping every ControlKeepalive so a vanished leader is noticed;
+		// the default policy would refuse pings more often than 5 min.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: ControlKeepalive / 2, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(WindowSize),
 		grpc.InitialConnWindowSize(WindowSize),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
