@@ -234,4 +234,40 @@ func checkpointSpecs() {
 		Expect(job.Status.Restarts).To(BeZero(), "an upgrade is no failure")
 		Expect(committedOutput(ctx, out)).To(Equal(countingExpected(count)), "the upgraded job continued the counts exactly")
 	}, NodeTimeout(12*time.Minute))
+
+	It("bootstraps a STREAMING job's keyed state from a BATCH job's final savepoint (initialSavepointPath)", func(ctx SpecContext) {
+		const boot, cont, count = "ckpt-boot", "ckpt-continue", 1000
+		dumpOnFailure(boot, cont)
+		manifest, _ := countingJob(boot, count, 0, map[string]any{"runtimeMode": "BATCH", "finalSavepoint": true})
+		_, err := kubectlApply(ctx, manifest)
+		Expect(err).NotTo(HaveOccurred())
+		waitSucceeded(ctx, boot, 5*time.Minute)
+		job, err := getJob(ctx, boot)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(job.Status.SavepointInfo).NotTo(BeNil())
+		final := job.Status.SavepointInfo.LastSavepoint
+		Expect(final).NotTo(BeNil())
+		Expect(final.TriggerType).To(Equal(v1alpha1.SavepointFinal))
+		Expect(objectExists(ctx, final.Path+"_COMPLETED")).To(BeTrue(), "%s_COMPLETED in MinIO", final.Path)
+
+		By("a STREAMING job with the same keyed step restores " + final.Path)
+		manifest, out := countingJob(cont, count/2, 0, map[string]any{"initialSavepointPath": final.Path})
+		_, err = kubectlApply(ctx, manifest)
+		Expect(err).NotTo(HaveOccurred())
+		waitSucceeded(ctx, cont, 5*time.Minute)
+		job, err = getJob(ctx, cont)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(job.Status.StartedFrom).NotTo(BeNil())
+		Expect(job.Status.StartedFrom.Kind).To(Equal(v1alpha1.StartSavepoint))
+		// Every key counted count/10 records in the BATCH job: the
+		// STREAMING counts continue from there.
+		var want []string
+		for k := range 10 {
+			for n := count/10 + 1; n <= count/10+count/20; n++ {
+				want = append(want, fmt.Sprintf(`{"key":%d,"total":%d}`, k, n))
+			}
+		}
+		sort.Strings(want)
+		Expect(committedOutput(ctx, out)).To(Equal(want))
+	}, NodeTimeout(12*time.Minute))
 }
