@@ -561,7 +561,11 @@ func (r *FlinkJobReconciler) suspendStreaming(ctx context.Context, s *state) (bo
 	case v1alpha1.UpgradeLastState:
 		job.Status.NextStart = nil
 	default:
-		job.Status.NextStart = &v1alpha1.StartInfo{Kind: v1alpha1.StartFresh}
+		// A job that never started keeps its first start
+		// (initialSavepointPath).
+		if job.Status.StartedFrom != nil {
+			job.Status.NextStart = &v1alpha1.StartInfo{Kind: v1alpha1.StartFresh}
+		}
 	}
 	return true, nil
 }

@@ -227,6 +227,16 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Eventually(workerEnv(ctx, job, 2, 2)).WithTimeout(15 * time.Second).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", "latest")))
 	})
 
+	It("keeps initialSavepointPath for the first start of a job created suspended", func(ctx SpecContext) {
+		initial := fmt.Sprintf("s3://%s/flinkjob/%s/bootstrap/savepoints/sp-4-final/", testBucket, ns)
+		job := create(ctx, newJob(ns, "created-suspended", fmt.Sprintf(counting, 1), withStorage(),
+			func(j *v1alpha1.FlinkJob) { j.Spec.InitialSavepointPath = initial; j.Spec.Suspend = true }))
+		Eventually(phaseOf(ctx, job)).Should(Equal(v1alpha1.PhaseSuspended))
+		Expect(workerNames(ctx, job, -1)()).To(BeEmpty())
+		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Suspend = false })
+		Eventually(workerEnv(ctx, job, 1, 2)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", initial)))
+	})
+
 	It("takes a savepoint when savepointTriggerNonce changes, records it, reports failures, and disposes savepoints beyond the history limit", func(ctx SpecContext) {
 		job := create(ctx, newJob(ns, "manual", fmt.Sprintf(counting, 1), withStorage(),
 			func(j *v1alpha1.FlinkJob) {
