@@ -400,7 +400,10 @@ func (l *leader) Call(ctx context.Context, r exchange.ControlRequest) error {
 	}
 	switch r.Op {
 	case exchange.OpAck:
-		return l.coord.Acknowledge(ctx, st, r.ID)
+		// The ack that completes a checkpoint writes its marker and
+		// prunes old ones: that must not stop halfway because the caller
+		// gave up waiting (it retries, and a retry of an ack is a no-op).
+		return l.coord.Acknowledge(context.WithoutCancel(ctx), st, r.ID)
 	case exchange.OpSourceEnded:
 		l.coord.SourceEnded(st)
 	case exchange.OpFinished:
