@@ -98,11 +98,11 @@ type Keyed struct {
 	single  entry // BATCH: the current key's entry, reused
 	// list holds the entries in creation order, gone ones included until
 	// the next compaction, so a snapshot walks a slice instead of the map.
-	list    []*entry
-	cur     *entry
-	curID   string
-	curKey  any
-	cache   *entryCache // hash form only
+	list   []*entry
+	cur    *entry
+	curID  string
+	curKey any
+	cache  *entryCache // hash form only
 }
 
 // NewHash returns hash-form state (STREAMING).
