@@ -349,17 +349,24 @@ func (l *leader) Subscribe(ctx context.Context, stage, subtask int, send func(ex
 	if !ok {
 		return fmt.Errorf("stage %d subtask %d is not a subtask of this job's plan (or is the leader)", stage, subtask)
 	}
-	if err := send(exchange.ControlEvent{Hello: true, Restore: l.restore}); err != nil {
-		return err
-	}
+	// One subscription per subtask for the life of the job: a second one
+	// would split the subtask's events between two streams.
 	l.mu.Lock()
-	if !l.subbed[st] {
+	dup := l.subbed[st]
+	if !dup {
 		l.subbed[st] = true
 		if len(l.subbed) == len(l.subs) {
 			close(l.allSubbed)
 		}
 	}
 	l.mu.Unlock()
+	if dup {
+		return fmt.Errorf("stage %d subtask %d is already subscribed", stage, subtask)
+	}
+	if err := send(exchange.ControlEvent{Hello: true, Restore: l.restore}); err != nil {
+		l.gone(st)
+		return err
+	}
 	for {
 		for _, ev := range o.take() {
 			if err := send(ev); err != nil {
