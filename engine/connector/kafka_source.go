@@ -376,12 +376,22 @@ func (r *kafkaReader) start(ctx context.Context) error {
 			return err
 		}
 	}
+	slog.Info("kafka source: reading", "subtask", r.index, "of", r.parallelism, "partitions", len(r.parts),
+		"finished", len(r.parts)-countAssigned(assign), "restored", r.restored != nil, "bounded", k.StoppingOffsets != nil)
 	r.started = true
 	r.restored = nil
 	if r.discoverEvery > 0 {
 		r.nextDiscover = now.Add(r.discoverEvery)
 	}
 	return nil
+}
+
+func countAssigned(a map[string]map[int32]kgo.Offset) int {
+	n := 0
+	for _, ps := range a {
+		n += len(ps)
+	}
+	return n
 }
 
 // newConsumer starts consuming partitions at the given offsets.

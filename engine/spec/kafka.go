@@ -9,7 +9,10 @@ import (
 // partition read by exactly one), every record becomes
 // {"key", "value", "topic", "partition", "offset", "timestamp", "headers"},
 // and the record's Kafka timestamp is its event time unless source.timestamp
-// says otherwise. With checkpoints the offsets read are stored in each
+// says otherwise. With watermarks, each partition has its own watermark and a
+// subtask emits the minimum over its partitions that are not idle (with a
+// source.timestamp expression the watermark follows the subtask's largest
+// timestamp instead). With checkpoints the offsets read are stored in each
 // checkpoint (and committed back to groupId when it completes); a restore
 // resumes right after them.
 // +kubebuilder:validation:XValidation:rule="has(self.topics) != has(self.topicPattern)",message="a kafka source sets exactly one of topics, topicPattern"
