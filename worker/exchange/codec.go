@@ -8,6 +8,10 @@
 //
 // The service is declared by hand with a raw-bytes codec rather than
 // generated from a .proto, because its only message is an opaque frame.
+//
+// The same server carries the checkpoint control service of a job's leader
+// worker (control.go): barrier triggers and completions streamed to the
+// other workers, their acknowledgements back.
 package exchange
 
 import (
