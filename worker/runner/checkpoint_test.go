@@ -226,22 +226,43 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Kill in the first attempt always, in the second one time in two.
+			// Kill in the first attempt always, in the second one time in
+			// two; at a random moment after the start (at start-up too), or,
+			// one time in two, at a random moment after the attempt's first
+			// checkpoint completed (so that restarts restore checkpoints
+			// however slow the machine).
 			kill := attempt == 0 || attempt == 1 && rng.Intn(2) == 0
+			afterCheckpoint := rng.Intn(2) == 0
 			killAt := time.Duration(150+rng.Intn(1000)) * time.Millisecond
+			if afterCheckpoint {
+				killAt = time.Duration(rng.Intn(500)) * time.Millisecond
+			}
 			killed := make(chan string, 1)
+			runDone := make(chan struct{})
 			if kill {
 				pick := rand.New(rand.NewSource(rng.Int63()))
 				go func() {
-					time.Sleep(killAt)
+					defer close(killed)
+					for afterCheckpoint && !newCheckpoint(control, before.ID) {
+						select {
+						case <-runDone:
+							return
+						case <-time.After(10 * time.Millisecond):
+						}
+					}
+					select {
+					case <-runDone:
+						return
+					case <-time.After(killAt):
+					}
 					p, i := ps.pick(pick)
 					if p != nil && p.Kill() == nil {
-						killed <- fmt.Sprintf("process %d (pid %d) at %s", i, p.Pid, killAt)
+						killed <- fmt.Sprintf("process %d (pid %d) at %s (after a checkpoint: %v)", i, p.Pid, killAt, afterCheckpoint)
 					}
-					close(killed)
 				}()
 			}
 			err = r.Run(ctx)
+			close(runDone)
 			what := ""
 			if kill {
 				what = <-killed
@@ -266,6 +287,16 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	if fromCheckpoint < rounds/2 {
 		t.Errorf("only %d of %d restarts restored a checkpoint", fromCheckpoint, restarts)
 	}
+}
+
+// newCheckpoint reports whether a checkpoint newer than after completed.
+func newCheckpoint(control checkpoint.Store, after int64) bool {
+	b, err := control.Get(context.Background(), worker.ControlLatest)
+	if err != nil {
+		return false
+	}
+	var l worker.LatestCheckpoint
+	return json.Unmarshal(b, &l) == nil && l.ID > after
 }
 
 // TestStreamingStopWithSavepointAndRestore: the manager's stop-with-
