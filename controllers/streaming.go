@@ -111,7 +111,18 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 	}
 	if len(current) == 0 {
 		if sf := job.Status.StartedFrom; sf == nil || int(sf.Attempt) != attempt || job.Status.AppliedSpecHash != specHash(job) {
-			return r.prepareStart(ctx, s)
+			if err := r.prepareStart(ctx, s); err != nil {
+				return err
+			}
+			// With storage the decision (and the checkpoints it cleared)
+			// is written before any pod exists, so a lost status write
+			// never leaves pods started from a state the status does not
+			// name. Without storage there is no state to restore: the
+			// pods start in this pass (one round trip less per start, for
+			// the many-jobs case).
+			if hasStorage(job) {
+				return nil
+			}
 		}
 	} else if sf := job.Status.StartedFrom; sf != nil && int(sf.Attempt) == attempt {
 		// The pods exist: what they start from is settled.
