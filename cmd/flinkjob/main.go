@@ -198,6 +198,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The manifest's spec.checkpointing (what the operator runs) is the
+	// default of --checkpoint-interval and --checkpoint-retain once
+	// --checkpoint-dir says where checkpoints go.
+	if ck := m.Spec.Checkpointing; ck != nil && cp.dir != "" {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if d, err := ck.Interval.Get(); err == nil && !given["checkpoint-interval"] {
+			cp.interval = d
+		}
+		if ck.Retain > 0 && !given["checkpoint-retain"] {
+			cp.retain = int(ck.Retain)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *duration > 0 {
