@@ -29,6 +29,24 @@ type Process struct {
 	// bstate is the subtask's broadcast state: the same on every subtask
 	// because every subtask sees every broadcast record.
 	bstate any
+	// Reused per evaluation so that passing the variables allocates
+	// nothing: the argument slice, the input names boxed once, and the
+	// last boxed timestamp and watermark (records of a stream often share
+	// a millisecond; the watermark changes once per batch at most).
+	args      []any
+	inputsAny []any
+	lastTs    int64
+	lastTsAny any
+	lastWm    int64
+	lastWmAny any
+}
+
+// box returns v as an interface, reusing the last one boxed for slot.
+func box(v int64, last *int64, boxed *any) any {
+	if *boxed == nil || *last != v {
+		*last, *boxed = v, v
+	}
+	return *boxed
 }
 
 func (o *Process) Open(ctx *Context, out Collector) error {
@@ -36,6 +54,10 @@ func (o *Process) Open(ctx *Context, out Collector) error {
 	o.val = o.st.Value("state", state.Codec{})
 	o.onTimer = o.timer
 	o.elemEv = o.onElement.Evaluator()
+	o.inputsAny = make([]any, len(o.inputNames))
+	for i, n := range o.inputNames {
+		o.inputsAny[i] = n
+	}
 	if o.onTimerP != nil {
 		o.timerEv = o.onTimerP.Evaluator()
 	}
@@ -63,13 +85,14 @@ func (o *Process) Process(r *value.Record, input int) error {
 		o.setKey(r)
 		key, st = r.Key, o.val.Get()
 	}
-	var ts any
+	ts := int64(0)
 	if r.Ts != value.NoTimestamp {
 		ts = r.Ts
-	} else {
-		ts = int64(0)
 	}
-	res, err := o.elemEv.Eval(r.Value, key, st, ts, o.inputNames[input], o.wm, o.bstate)
+	o.args = append(o.args[:0], r.Value, key, st, box(ts, &o.lastTs, &o.lastTsAny), o.inputsAny[input],
+		box(o.wm, &o.lastWm, &o.lastWmAny), o.bstate)
+	res, err := o.elemEv.Eval(o.args...)
+	clear(o.args)
 	if err != nil {
 		return o.fail(err)
 	}
