@@ -316,6 +316,10 @@ func checkKafkaSink(path, step string, k *spec.KafkaSink, el *errList) *KafkaSin
 		if k.TransactionalIDPrefix == "" {
 			el.add(path+".transactionalIdPrefix", "is required with deliveryGuarantee exactly-once: a name unique to this job and sink, stable across restarts")
 		}
+		if a, ok := k.Properties["acks"]; ok && a != "all" && a != "-1" {
+			// Transactions need the idempotent producer, which needs acks=all.
+			el.add(fmt.Sprintf("%s.properties[%q]", path, "acks"), "must be all with deliveryGuarantee exactly-once (Kafka transactions need it), not %q", a)
+		}
 	default:
 		el.add(path+".deliveryGuarantee", "must be none, at-least-once or exactly-once, not %q", k.DeliveryGuarantee)
 	}

@@ -63,6 +63,8 @@ var invalidKafkaJobs = []invalidCase{
 		path: "spec.steps[1].sink.kafka.deliveryGuarantee", msg: `not "twice"`},
 	{name: "kafka sink bad acks", yaml: steps(srcStep, kOut(", properties: {acks: '2'}")),
 		path: `spec.steps[1].sink.kafka.properties["acks"]`, msg: "must be one of"},
+	{name: "kafka sink exactly-once with acks 1", yaml: steps(srcStep, kOut(", deliveryGuarantee: exactly-once, transactionalIdPrefix: p, properties: {acks: '1'}")),
+		path: `spec.steps[1].sink.kafka.properties["acks"]`, msg: "must be all with deliveryGuarantee exactly-once"},
 	{name: "kafka sink short transaction timeout", yaml: steps(srcStep, kOut(", deliveryGuarantee: exactly-once, transactionalIdPrefix: p, transactionTimeout: 10ms")),
 		path: "spec.steps[1].sink.kafka.transactionTimeout", msg: "at least 1s"},
 }
