@@ -64,8 +64,13 @@ type csvConfig struct {
 // with "_" or "."). Without monitorInterval it is bounded and files are
 // split across subtasks whole: after sorting, file i goes to subtask
 // i % parallelism, so a single large file is read by one subtask. With it,
-// it is continuous (files_monitor.go). cfg is used only for s3:// paths.
+// it is continuous (files_monitor.go). cfg is used only for s3:// paths,
+// and s.S3 replaces it when set (withFileS3).
 func NewFileSource(s spec.FileSource, cfg S3Config) (Source, error) {
+	cfg, err := withFileS3(cfg, s.S3)
+	if err != nil {
+		return nil, fmt.Errorf("files source %s: %w", s.Path, err)
+	}
 	loc, err := ParseLocation(s.Path, cfg)
 	if err != nil {
 		return nil, err

@@ -96,8 +96,12 @@ type FileSink struct {
 // NewFileSink writes to the directory s.Path (local or s3://). The csv
 // format needs its columns, from csv.columns or else the schema's field
 // names; a missing field is an empty cell. parquet needs a schema. cfg is
-// used only for s3:// paths.
+// used only for s3:// paths, and s.S3 replaces it when set (withFileS3).
 func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
+	cfg, err := withFileS3(cfg, s.S3)
+	if err != nil {
+		return nil, fmt.Errorf("files sink %s: %w", s.Path, err)
+	}
 	loc, err := ParseLocation(s.Path, cfg)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
@@ -29,6 +30,7 @@ func checkFileSource(path string, f *spec.FileSource, el *errList) {
 	if f.MonitorInterval != "" {
 		checkPositiveDuration(path+".monitorInterval", f.MonitorInterval, el)
 	}
+	checkFileS3(path, f.Path, f.S3, el)
 }
 
 // checkFileSink checks spec.steps[i].sink.files (at path).
@@ -60,6 +62,34 @@ func checkFileSink(path string, f *spec.FileSink, el *errList) {
 			checkPositiveDuration(path+".rollingPolicy.rolloverInterval", rp.RolloverInterval, el)
 		}
 	}
+	checkFileS3(path, f.Path, f.S3, el)
+}
+
+// checkFileS3 checks a files source's or sink's own s3 block (at
+// path+".s3"): it only makes sense for an s3:// path, the endpoint must be
+// one the connector can dial, and an access key without its secret key (or
+// the reverse) would fail only when a worker starts.
+func checkFileS3(path, p string, s *spec.FileS3, el *errList) {
+	if s == nil {
+		return
+	}
+	path += ".s3"
+	if scheme, _, _ := strings.Cut(p, "://"); p != "" && !strings.EqualFold(scheme, "s3") && !strings.EqualFold(scheme, "s3a") {
+		el.add(path, "applies to s3:// paths only, not %q", p)
+	}
+	if s.Endpoint != "" {
+		if _, _, err := spec.ParseS3Endpoint(s.Endpoint); err != nil {
+			el.add(path+".endpoint", "%v", err)
+		}
+	}
+	switch {
+	case s.AccessKeySecretRef != nil && s.SecretKeySecretRef == nil:
+		el.add(path+".secretKeySecretRef", "is required with accessKeySecretRef (set both, or neither for anonymous access)")
+	case s.AccessKeySecretRef == nil && s.SecretKeySecretRef != nil:
+		el.add(path+".accessKeySecretRef", "is required with secretKeySecretRef (set both, or neither for anonymous access)")
+	}
+	checkSecretRef(path+".accessKeySecretRef", s.AccessKeySecretRef, el)
+	checkSecretRef(path+".secretKeySecretRef", s.SecretKeySecretRef, el)
 }
 
 func checkFileFormat(path string, f spec.Format, csv *spec.CSVOptions, el *errList) {

@@ -274,9 +274,9 @@ func SecretEnvName(r SecretRef) string {
 	return b.String()
 }
 
-// SecretRefs lists every Secret reference of a job's connectors, in step
-// order and without duplicates, so the operator can pass each one to the
-// workers.
+// SecretRefs lists every Secret reference of a job's connectors (Kafka
+// security, files s3 keys), in step order and without duplicates, so the
+// operator can pass each one to the workers.
 func (j *Job) SecretRefs() []SecretRef {
 	var out []SecretRef
 	seen := map[SecretRef]bool{}
@@ -300,6 +300,12 @@ func (j *Job) SecretRefs() []SecretRef {
 			add(s.PasswordSecretRef)
 		}
 	}
+	files := func(s *FileS3) {
+		if s != nil {
+			add(s.AccessKeySecretRef)
+			add(s.SecretKeySecretRef)
+		}
+	}
 	for i := range j.Steps {
 		st := &j.Steps[i]
 		if st.Source != nil && st.Source.Kafka != nil {
@@ -307,6 +313,12 @@ func (j *Job) SecretRefs() []SecretRef {
 		}
 		if st.Sink != nil && st.Sink.Kafka != nil {
 			sec(st.Sink.Kafka.Security)
+		}
+		if st.Source != nil && st.Source.Files != nil {
+			files(st.Source.Files.S3)
+		}
+		if st.Sink != nil && st.Sink.Files != nil {
+			files(st.Sink.Files.S3)
 		}
 	}
 	return out

@@ -316,6 +316,10 @@ type FileSource struct {
 	// source ends.
 	// +optional
 	MonitorInterval Duration `json:"monitorInterval,omitempty"`
+	// s3 reaches an s3:// path with this source's own endpoint and
+	// credentials (from Secrets) instead of the job's storage settings.
+	// +optional
+	S3 *FileS3 `json:"s3,omitempty"`
 }
 
 // CSVOptions describes CSV files.
@@ -565,6 +569,10 @@ type FileSink struct {
 	// also roll at every checkpoint.
 	// +optional
 	RollingPolicy *RollingPolicy `json:"rollingPolicy,omitempty"`
+	// s3 reaches an s3:// path with this sink's own endpoint and
+	// credentials (from Secrets) instead of the job's storage settings.
+	// +optional
+	S3 *FileS3 `json:"s3,omitempty"`
 }
 
 // RollingPolicy says when a file sink starts a new part file, as Flink's
