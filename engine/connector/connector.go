@@ -70,6 +70,19 @@ type Positioned interface {
 	Seek(pos []byte) error
 }
 
+// PositionedFor is implemented by Positioned readers that need to know
+// which checkpoint a position belongs to, for example a Kafka reader that
+// commits exactly checkpoint id's offsets to its consumer group when
+// CheckpointListener.CheckpointComplete(id) arrives (completion
+// notifications may be merged or skipped, so counting positions is not
+// enough). At checkpoint id's barrier the task calls PositionFor(id)
+// instead of Position; Position is still used for a position that belongs
+// to no checkpoint (a finished source's end position).
+type PositionedFor interface {
+	Positioned
+	PositionFor(id int64) ([]byte, error)
+}
+
 // encodeInts and decodeInts are the text encoding of reader positions.
 func encodeInts(v ...int64) []byte {
 	var b []byte

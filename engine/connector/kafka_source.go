@@ -139,7 +139,13 @@ type kafkaReader struct {
 	// pending holds the positions taken for checkpoints that have not
 	// completed yet, oldest first (see CheckpointComplete).
 	mu      sync.Mutex
-	pending [][]kafkaPos
+	pending []checkpointPos
+}
+
+// checkpointPos is the position taken for one checkpoint.
+type checkpointPos struct {
+	id  int64
+	pos []kafkaPos
 }
 
 // kafkaPos is one partition's entry in a reader position.
@@ -274,16 +280,26 @@ func (r *kafkaReader) discover(ctx context.Context) error {
 }
 
 // Position encodes the next offset (and the stop offset) of every owned
-// partition.
+// partition. It belongs to no checkpoint (the task uses PositionFor for
+// those), so nothing is committed for it.
 func (r *kafkaReader) Position() ([]byte, error) {
+	if err := r.start(context.Background()); err != nil {
+		return nil, err
+	}
+	return json.Marshal(r.positions())
+}
+
+// PositionFor is Position taken at checkpoint id's barrier: the reader
+// keeps it until CheckpointComplete tells whether id completed.
+func (r *kafkaReader) PositionFor(id int64) ([]byte, error) {
 	if err := r.start(context.Background()); err != nil {
 		return nil, err
 	}
 	pos := r.positions()
 	r.mu.Lock()
-	r.pending = append(r.pending, pos)
+	r.pending = append(r.pending, checkpointPos{id: id, pos: pos})
 	if len(r.pending) > 16 {
-		// Checkpoints that never complete (declined) must not pile up.
+		// Checkpoints that never complete (abandoned) must not pile up.
 		r.pending = r.pending[len(r.pending)-16:]
 	}
 	r.mu.Unlock()
@@ -735,14 +751,14 @@ func decodeKafka(b []byte, f spec.KafkaFormat, null bool) (any, error) {
 // false), as Flink's KafkaSource does: for monitoring, and for a job started
 // fresh from committed offsets. The restore itself uses the checkpoint.
 //
-// The task takes a position at each checkpoint's barrier, in order, and
-// tells of completions in order, but a position does not carry its
-// checkpoint's ID. The reader keeps the positions not yet committed,
-// oldest first; when checkpoint id completes, the newest position is id's
-// unless the next checkpoint's barrier already passed (one checkpoint is in
-// flight at a time), so with two or more positions waiting it commits the
-// second newest. That may commit one checkpoint late, never early: the
-// group never gets ahead of a completed checkpoint.
+// The task takes the position of checkpoint id with PositionFor(id), so
+// the reader commits exactly the offsets stored in checkpoint id, however
+// notifications arrive: one replacing another (a subtask told of 5 only
+// commits 5's offsets, which cover 4's) or an abandoned checkpoint's
+// position left behind (dropped once a later one completes). Positions of
+// checkpoints up to id are dropped; a completion for a checkpoint this
+// reader took no position for commits nothing, so the group never gets
+// ahead of a completed checkpoint.
 func (r *kafkaReader) CheckpointComplete(ctx context.Context, id int64) error {
 	k := &r.src.Spec
 	if k.GroupID == "" || k.Properties["commit.offsets.on.checkpoint"] == "false" {
@@ -750,15 +766,17 @@ func (r *kafkaReader) CheckpointComplete(ctx context.Context, id int64) error {
 	}
 	r.mu.Lock()
 	var pos []kafkaPos
-	switch n := len(r.pending); {
-	case n == 0:
-	case n == 1:
-		pos = r.pending[0]
-		r.pending = r.pending[:0]
-	default:
-		pos = r.pending[n-2]
-		r.pending = append(r.pending[:0], r.pending[n-1])
+	n := 0
+	for _, p := range r.pending {
+		if p.id == id {
+			pos = p.pos
+		}
+		if p.id > id {
+			r.pending[n] = p
+			n++
+		}
 	}
+	r.pending = r.pending[:n]
 	r.mu.Unlock()
 	if pos == nil {
 		return nil

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -251,7 +252,8 @@ func TestKafkaSourceCommitsOffsetsOnCheckpointComplete(t *testing.T) {
 	k := spec.KafkaSource{BootstrapServers: addrs, Topics: []string{"t"}, GroupID: "grp"}
 	rd := openKafka(t, k, 0, 1)
 	readKafka(t, rd, 20)
-	if _, err := rd.(Positioned).Position(); err != nil { // checkpoint 1's barrier
+	pos1, err := rd.(PositionedFor).PositionFor(1) // checkpoint 1's barrier
+	if err != nil {
 		t.Fatal(err)
 	}
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(addrs...))
@@ -275,29 +277,77 @@ func TestKafkaSourceCommitsOffsetsOnCheckpointComplete(t *testing.T) {
 	if err := rd.(CheckpointListener).CheckpointComplete(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if c := committed(); !reflect.DeepEqual(c, map[int32]int64{0: 10, 1: 10}) {
-		t.Fatalf("committed = %v, want 10 in both partitions", c)
+	if c, want := committed(), storedOffsets(t, pos1); !reflect.DeepEqual(c, want) || c[0] != 10 || c[1] != 10 {
+		t.Fatalf("committed = %v, want checkpoint 1's positions %v (10 in both partitions)", c, want)
 	}
-	// Checkpoint 2's barrier passes before checkpoint 2... and 3's before
-	// 2 is known complete: completing 2 must not commit 3's offsets.
+	// A position that belongs to no checkpoint (a finished source's end)
+	// is never committed.
+	kafkaProduce(t, addrs, kafkaRec("t", 0, "", "w", 2000))
+	readKafka(t, rd, 1)
+	if _, err := rd.(Positioned).Position(); err != nil {
+		t.Fatal(err)
+	}
+	// Checkpoint 3's barrier passes before checkpoint 2 is known
+	// complete: completing 2 commits 2's offsets, not 3's.
 	kafkaProduce(t, addrs, kafkaRec("t", 0, "", "x", 2000))
 	readKafka(t, rd, 1)
-	rd.(Positioned).Position() // 2
+	pos2, _ := rd.(PositionedFor).PositionFor(2)
 	kafkaProduce(t, addrs, kafkaRec("t", 0, "", "y", 2000))
 	readKafka(t, rd, 1)
-	rd.(Positioned).Position() // 3
+	pos3, _ := rd.(PositionedFor).PositionFor(3)
 	if err := rd.(CheckpointListener).CheckpointComplete(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if c := committed(); c[0] != 11 {
-		t.Fatalf("after checkpoint 2: committed %v, want partition 0 at 11", c)
+	if c, want := committed(), storedOffsets(t, pos2); !reflect.DeepEqual(c, want) || c[0] != 12 {
+		t.Fatalf("after checkpoint 2: committed %v, want checkpoint 2's positions %v (partition 0 at 12)", c, want)
 	}
+	// Checkpoint 4 is abandoned (its position stays behind), and the
+	// subtask hears of 6 only (its notification replaced 5's): 6's
+	// offsets exactly, not one checkpoint late.
 	if err := rd.(CheckpointListener).CheckpointComplete(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	if c := committed(); c[0] != 12 {
-		t.Fatalf("after checkpoint 3: committed %v, want partition 0 at 12", c)
+	if c, want := committed(), storedOffsets(t, pos3); !reflect.DeepEqual(c, want) {
+		t.Fatalf("after checkpoint 3: committed %v, want %v", c, want)
 	}
+	var pos6 []byte
+	for id := int64(4); id <= 6; id++ {
+		kafkaProduce(t, addrs, kafkaRec("t", int32(id%2), "", "z", 2000))
+		readKafka(t, rd, 1)
+		pos, err := rd.(PositionedFor).PositionFor(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos6 = pos
+	}
+	if err := rd.(CheckpointListener).CheckpointComplete(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if c, want := committed(), storedOffsets(t, pos6); !reflect.DeepEqual(c, want) || c[0] != 15 || c[1] != 11 {
+		t.Fatalf("after checkpoint 6: committed %v, want checkpoint 6's positions %v (15 and 11)", c, want)
+	}
+	// A late notification of an older checkpoint commits nothing.
+	if err := rd.(CheckpointListener).CheckpointComplete(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if c := committed(); c[0] != 15 || c[1] != 11 {
+		t.Fatalf("a late completion of checkpoint 5 moved the group back: %v", c)
+	}
+}
+
+// storedOffsets decodes a position as stored in a checkpoint into the
+// offsets by partition.
+func storedOffsets(t *testing.T, pos []byte) map[int32]int64 {
+	t.Helper()
+	var ps []kafkaPos
+	if err := json.Unmarshal(pos, &ps); err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, p := range ps {
+		out[p.Partition] = p.Next
+	}
+	return out
 }
 
 // The watermark of a subtask with several partitions is the minimum over

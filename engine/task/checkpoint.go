@@ -171,7 +171,13 @@ func (s *cpState) snapshot(ctx context.Context, id int64, chain *operator.Chain,
 		if !ok {
 			return &operator.StepError{Step: head.Name, Err: fmt.Errorf("its reader cannot report a position for checkpoint %d", id)}
 		}
-		pos, err := p.Position()
+		var pos []byte
+		var err error
+		if pf, ok := p.(connector.PositionedFor); ok {
+			pos, err = pf.PositionFor(id)
+		} else {
+			pos, err = p.Position()
+		}
 		if err != nil {
 			return &operator.StepError{Step: head.Name, Err: err}
 		}
