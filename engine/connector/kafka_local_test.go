@@ -6,9 +6,11 @@ package connector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -17,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
 	"github.com/flinkjob/flinkjob/engine/local"
@@ -178,7 +182,12 @@ func TestKafkaExactlyOnceJobAcrossRestore(t *testing.T) {
 	}
 	produceAll(t, addr, recs)
 	slices.Sort(want)
-	job := parse(t, fmt.Sprintf(`
+	// The first run reads "in" unbounded, so it is still running when
+	// its second checkpoint completes however slow the machine (bounded,
+	// its 30000 records could all be copied before that); the restored
+	// run stops at the topic's end (a restored partition without a stop
+	// offset takes stoppingOffsets then).
+	jobText := fmt.Sprintf(`
 parallelism: 2
 steps:
   - name: in
@@ -199,15 +208,25 @@ steps:
         format: string
         deliveryGuarantee: exactly-once
         transactionalIdPrefix: copier-out
-`, addr, addr))
-	p, err := plan.New(job, plan.Options{Mode: spec.Streaming})
+`, addr, addr)
+	p, err := plan.New(parse(t, jobText), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbounded := strings.Replace(jobText, "        stoppingOffsets: {mode: latest}\n", "", 1)
+	if unbounded == jobText {
+		t.Fatal("no stoppingOffsets line to drop")
+	}
+	p1, err := plan.New(parse(t, unbounded), plan.Options{Mode: spec.Streaming})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
+	// Unbounded, the first run ends only by the cancel below, or by this
+	// generous deadline if checkpoints never complete.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var checkpoints atomic.Int64
-	err1 := local.Run(ctx, p, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
+	err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
 		OnCheckpoint: func(int64) {
 			if checkpoints.Add(1) == 2 {
 				cancel()
@@ -218,7 +237,7 @@ steps:
 		t.Fatalf("the first run ended (%v) before a second checkpoint", err1)
 	}
 	if err1 == nil {
-		t.Log("the first run finished before the cancel took effect; the restore below has nothing left to read")
+		t.Fatal("the unbounded first run ended without an error")
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel2()
@@ -304,5 +323,102 @@ func TestKafkaSamples(t *testing.T) {
 			t.Fatalf("BATCH windows differ from STREAMING's")
 		}
 		prev = got
+	}
+}
+
+// The offsets a Kafka source commits to its consumer group on checkpoint
+// completion are exactly those stored in a completed checkpoint: the task
+// takes each checkpoint's position with PositionFor(id), and the reader
+// commits id's on CheckpointComplete(id). Each subtask commits its own
+// partitions, so each subtask's committed offsets must equal its position
+// in one completed checkpoint (never a mix, never ahead of one).
+func TestKafkaGroupOffsetsAreACheckpointsPositions(t *testing.T) {
+	addr := kfakeCluster(t, 4, "in")
+	var recs []*kgo.Record
+	for i := 0; i < 40000; i++ {
+		recs = append(recs, &kgo.Record{Topic: "in", Partition: int32(i % 4), Value: []byte(fmt.Sprint(i))})
+	}
+	produceAll(t, addr, recs)
+	p, err := plan.New(parse(t, fmt.Sprintf(`
+parallelism: 2
+steps:
+  - name: in
+    source: {kafka: {bootstrapServers: [%q], topics: [in], groupId: g}}
+  - name: out
+    sink: {call: out}
+`, addr)), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done atomic.Int64
+	opts := local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, RetainCheckpoints: 1000, BatchSize: 32,
+		OnCheckpoint: func(id int64) {
+			if done.Add(1) == 5 {
+				cancel()
+			}
+		}}
+	opts.Env.CallSink = enginetest.NewCollect().Sink
+	if err := local.Run(ctx, p, opts); err == nil {
+		t.Fatal("the unbounded job ended without an error")
+	}
+	if done.Load() < 5 {
+		t.Fatalf("only %d checkpoints completed", done.Load())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) { committed[o.Partition] = o.At })
+	store := checkpoint.LocalStore{Dir: dir}
+	ids, err := checkpoint.Completed(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := int64(0)
+	for i := 0; i < 2; i++ {
+		var match int64
+		var mine map[int32]int64
+		for _, id := range ids {
+			b, err := checkpoint.Sub(store, checkpoint.DirName(id)).Get(context.Background(), checkpoint.SourcePositionName("in", i, 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ps []struct {
+				P int32 `json:"p"`
+				N int64 `json:"n"`
+			}
+			if err := json.Unmarshal(b, &ps); err != nil {
+				t.Fatal(err)
+			}
+			pos := map[int32]int64{}
+			for _, p := range ps {
+				pos[p.P] = p.N
+			}
+			mine = map[int32]int64{}
+			for part := range pos {
+				if at, ok := committed[part]; ok {
+					mine[part] = at
+				}
+			}
+			if maps.Equal(mine, pos) {
+				match = id
+			}
+		}
+		if match == 0 {
+			t.Fatalf("subtask %d: committed offsets %v are no completed checkpoint's positions (checkpoints %v)", i, mine, ids)
+		}
+		latest = max(latest, match)
+	}
+	if latest < 2 {
+		t.Errorf("the group's offsets are those of checkpoint %d only", latest)
 	}
 }
