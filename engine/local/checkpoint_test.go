@@ -45,10 +45,15 @@ func lastPerKey(into map[string]string, c *enginetest.Collect) {
 
 func runCollect(t *testing.T, opts local.Options, ctx context.Context) (*enginetest.Collect, error) {
 	t.Helper()
+	return runJob(t, checkpointJob, opts, ctx)
+}
+
+// runJob runs job (STREAMING) into a collecting "out" sink.
+func runJob(t *testing.T, job string, opts local.Options, ctx context.Context) (*enginetest.Collect, error) {
+	t.Helper()
 	c := enginetest.NewCollect()
 	opts.Env.CallSink = c.Sink
-	p := newPlan(t, checkpointJob, spec.Streaming)
-	err := local.Run(ctx, p, opts)
+	err := local.Run(ctx, newPlan(t, job, spec.Streaming), opts)
 	return c, err
 }
 
@@ -67,18 +72,36 @@ func TestCheckpointRestoreExactlyOnceState(t *testing.T) {
 	}
 	for seed := int64(1); seed <= 10; seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		dir := t.TempDir()
-		ctx, cancel := context.WithCancel(context.Background())
-		var first atomic.Bool
 		delay := time.Duration(rng.Intn(60)) * time.Millisecond
-		opts := local.Options{CheckpointInterval: 20 * time.Millisecond, CheckpointDir: dir, BatchSize: 64,
-			OnCheckpoint: func(int64) {
-				if first.CompareAndSwap(false, true) {
-					time.AfterFunc(delay, cancel)
-				}
-			}}
-		c1, err1 := runCollect(t, opts, ctx)
-		cancel()
+		// The first run must complete a checkpoint before its 20000
+		// records end (about 0.13 s at the job's pace). On a loaded
+		// machine it may not: then the seed runs again at a slower pace
+		// (the source's position is its sequence number, whatever the
+		// pace), so the test still cancels a run after a checkpoint.
+		var (
+			dir   string
+			c1    *enginetest.Collect
+			err1  error
+			first atomic.Bool
+		)
+		for _, pace := range []int{150000, 20000, 2000} {
+			dir = t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			first.Store(false)
+			opts := local.Options{CheckpointInterval: 20 * time.Millisecond, CheckpointDir: dir, BatchSize: 64,
+				OnCheckpoint: func(int64) {
+					if first.CompareAndSwap(false, true) {
+						time.AfterFunc(delay, cancel)
+					}
+				}}
+			job := strings.Replace(checkpointJob, "ratePerSecond: 150000", fmt.Sprintf("ratePerSecond: %d", pace), 1)
+			c1, err1 = runJob(t, job, opts, ctx)
+			cancel()
+			if first.Load() || err1 != nil {
+				break
+			}
+			t.Logf("seed %d: the run at %d records/s ended before a checkpoint completed; again slower", seed, pace)
+		}
 		if !first.Load() {
 			t.Fatalf("seed %d: no checkpoint completed (run error %v)", seed, err1)
 		}
@@ -205,9 +228,15 @@ steps:
     sink: {call: out}
 `
 	run := func(opts local.Options, ctx context.Context) (*enginetest.Collect, error) {
-		c := enginetest.NewCollect()
-		opts.Env.CallSink = c.Sink
-		return c, local.Run(ctx, newPlan(t, job, spec.Streaming), opts)
+		return runJob(t, job, opts, ctx)
+	}
+	// The killed run reads nums at a slower pace (its position is the
+	// sequence number, whatever the pace): it must still be running after
+	// 3+seed checkpoints, and at 100k/s its 0.2 s of input ended before
+	// that on a loaded machine. 4k/s gives the checkpoints 5 s.
+	slowJob := strings.Replace(job, "ratePerSecond: 100000", "ratePerSecond: 4000", 1)
+	if slowJob == job {
+		t.Fatal("the job has no ratePerSecond: 100000 to slow down")
 	}
 	ref, err := run(local.Options{}, context.Background())
 	if err != nil {
@@ -225,7 +254,7 @@ steps:
 					cancel()
 				}
 			}}
-		c1, err1 := run(opts, ctx)
+		c1, err1 := runJob(t, slowJob, opts, ctx)
 		cancel()
 		if err1 == nil {
 			t.Fatalf("seed %d: ended before the kill (%d checkpoints)", seed, n.Load())
