@@ -132,6 +132,12 @@ func (w *edgeWriter) flush() error {
 	return nil
 }
 
+// DefaultBufferTimeout is Config.BufferTimeout's default. Flink's is
+// 100ms; a few ms keeps sparse outputs (a keyed join's matches, a timer's
+// results) well under the latency target while the input stays busy, at
+// the cost of one clock read per input batch.
+const DefaultBufferTimeout = 5 * time.Millisecond
+
 // streamOutputs fans a chain's output out to the stage's edges.
 type streamOutputs struct {
 	main []*edgeWriter            // edges from the tail's main output
@@ -366,6 +372,10 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	var timer *time.Timer
 	var timerC <-chan time.Time
+	// lastFlush is when the outputs were last flushed: a busy input never
+	// takes the quiet branch below, so buffered output is flushed once it
+	// may have waited BufferTimeout.
+	lastFlush := time.Now()
 	for open > 0 {
 		// Flush what is buffered before waiting: batches fill under load
 		// and go out at once when the input is quiet (low latency).
@@ -382,6 +392,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			if err := outs.flush(); err != nil {
 				return err
 			}
+			lastFlush = time.Now()
 			if procDeadline != 0 && chain.Keyed != nil {
 				d := time.Duration(procDeadline-c.Now()) * time.Millisecond
 				if timer == nil {
@@ -421,6 +432,12 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		}
 		if err := settle(); err != nil {
 			return err
+		}
+		if now := time.Now(); now.Sub(lastFlush) >= c.BufferTimeout {
+			if err := outs.flush(); err != nil {
+				return err
+			}
+			lastFlush = now
 		}
 		if procDeadline != 0 && procDeadline <= c.Now() && chain.Keyed != nil {
 			procDeadline = 0

@@ -95,6 +95,11 @@ type Config struct {
 	Sinks   map[string]connector.Sink
 	// BatchSize is the number of elements per batch sent downstream (default 512).
 	BatchSize int
+	// BufferTimeout bounds how long a STREAMING subtask keeps a partly
+	// filled output batch while its input stays busy (Flink's
+	// execution.buffer-timeout; default DefaultBufferTimeout). Full
+	// batches go at once, and everything goes when the input is quiet.
+	BufferTimeout time.Duration
 	// SortMemory is the BATCH sort budget in bytes for this subtask (default 64 MiB).
 	SortMemory int64
 	// TempDir holds BATCH sort spills (default os.TempDir()).
@@ -118,6 +123,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 512
+	}
+	if c.BufferTimeout <= 0 {
+		c.BufferTimeout = DefaultBufferTimeout
 	}
 	if c.SortMemory <= 0 {
 		c.SortMemory = 64 << 20
