@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/freeport"
 	"github.com/flinkjob/flinkjob/worker"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
@@ -35,12 +35,12 @@ func writeFile(t testing.TB, name, body string) string {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the ephemeral range: see package freeport.
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 func TestLoadJob(t *testing.T) {

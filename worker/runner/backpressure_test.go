@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flinkjob/flinkjob/internal/freeport"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
@@ -48,12 +48,12 @@ func readSummary(t testing.TB, path string) slowSummary {
 // freeAddr reserves a loopback address for a worker's HTTP endpoint.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the ephemeral range: see package freeport.
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // procMemory reads a process's current and peak resident set (bytes) from

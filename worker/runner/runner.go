@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/freeport"
 )
 
 // Options configure a run.
@@ -250,15 +250,9 @@ func (l *lineWriter) flush() {
 	}
 }
 
-// freePort finds a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort finds a free loopback port for a worker to listen on later
+// (below the ephemeral range: see package freeport).
+func freePort() (int, error) { return freeport.Port() }
 
 func (r *Runner) runStreaming(ctx context.Context) error {
 	peers := map[string]string{}
