@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flinkjob/flinkjob/engine/gctune"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
@@ -43,6 +44,7 @@ FILE may be "-" for standard input. Exit codes: 0 ok, 1 the job failed,
 `
 
 func main() {
+	gctune.Apply() // GOGC 400 under the container's memory limit (see gctune)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

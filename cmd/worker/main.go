@@ -9,9 +9,11 @@ package main
 import (
 	"os"
 
+	"github.com/flinkjob/flinkjob/engine/gctune"
 	"github.com/flinkjob/flinkjob/worker"
 )
 
 func main() {
+	gctune.Apply() // GOGC 400 under the pod's memory limit (see gctune)
 	os.Exit(worker.Main(os.Args[1:]))
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/bench"
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/gctune"
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -89,6 +90,9 @@ func main() {
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the in-process runs to this file")
 	flag.Parse()
+	// As cmd/flinkjob (in-process runs) and cmd/worker do.
+	gcPercent, _ := gctune.Apply()
+	log.Printf("GOGC %d", gcPercent)
 	c.queries = strings.Split(queries, ",")
 	for _, m := range strings.Split(modes, ",") {
 		c.modes = append(c.modes, spec.RuntimeMode(m))
