@@ -40,9 +40,17 @@ chart-check:
 	hack/chart-check.sh
 
 # One MinIO (built from source by hack/minio.sh) serves every package's S3
-# tests; it is stopped by PID whatever the tests' outcome.
+# tests; it is stopped by PID whatever the tests' outcome. It is this run's
+# own: a fresh work dir makes hack/minio.sh refuse a port where another
+# server (another `make test`, `make minio-start`) already answers, and the
+# next port is tried, so no run adopts another's server and wipes it on stop.
 test-go: minio-install envtest
-	@hack/minio.sh start >/dev/null; eval "$$(hack/minio.sh env)"; \
+	@export MINIO_WORKDIR="$$(mktemp -d "$${TMPDIR:-/tmp}/flinkjob-test-minio.XXXXXX")"; port=$(MINIO_PORT); \
+	until MINIO_PORT=$$port hack/minio.sh start >/dev/null; do \
+		port=$$((port + 2)); \
+		if [ $$port -ge $$(($(MINIO_PORT) + 20)) ]; then echo "no MinIO port free from $(MINIO_PORT)" >&2; exit 1; fi; \
+	done; \
+	export MINIO_PORT=$$port; eval "$$(hack/minio.sh env)"; \
 	export KUBEBUILDER_ASSETS="$$(hack/envtest.sh path)"; \
 	$(GO) test -count=1 -timeout 20m $(PKGS); rc=$$?; \
 	hack/minio.sh stop; exit $$rc

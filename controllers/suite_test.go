@@ -11,12 +11,10 @@ package controllers
 // Binaries: KUBEBUILDER_ASSETS when set, else hack/envtest.sh path (built
 // by hack/envtest.sh install when missing: minutes the first time). MinIO:
 // MINIO_ENDPOINT/MINIO_ACCESS_KEY/MINIO_SECRET_KEY when set (make test),
-// else a private server started with hack/minio.sh on MINIO_PORT 19300
-// (or the next free even port) and stopped after the suite. Nothing skips.
+// else internal/testminio's private server, stopped after the suite.
+// Nothing skips.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -49,6 +47,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/internal/testminio"
 )
 
 const (
@@ -231,71 +230,23 @@ func flock(path string) func() {
 	return func() { f.Close() }
 }
 
-// testMinio is the suite's MinIO: the one in MINIO_ENDPOINT, or a private
-// server started (and later stopped) with hack/minio.sh.
+// testMinio is the suite's MinIO: internal/testminio's (the one in
+// MINIO_ENDPOINT, or a private server on a port claimed with a lock file,
+// so a concurrent run of this suite never adopts this one's server and
+// wipes it when it stops, which showed as "bucket does not exist").
 type testMinio struct {
-	cfg    connector.S3Config
-	script string
-	env    []string
+	cfg connector.S3Config
 }
 
 func startTestMinio() (*testMinio, error) {
-	if ep := os.Getenv("MINIO_ENDPOINT"); ep != "" {
-		return &testMinio{cfg: connector.S3Config{Endpoint: ep, AccessKey: os.Getenv("MINIO_ACCESS_KEY"), SecretKey: os.Getenv("MINIO_SECRET_KEY")}}, nil
-	}
-	script := filepath.Join(repoRoot, "hack", "minio.sh")
-	unlock := flock(filepath.Join(repoRoot, "bin", ".minio-install.lock"))
-	out, err := exec.Command(script, "install").CombinedOutput()
-	unlock()
+	cfg, err := testminio.Config()
 	if err != nil {
-		return nil, fmt.Errorf("hack/minio.sh install: %v\n%s", err, out)
+		return nil, err
 	}
-	var errs []string
-	// 19300 first; another run of this suite may hold it, so a few more
-	// (even ports: the console takes port+1).
-	for port := 19300; port < 19320; port += 2 {
-		env := append(os.Environ(), fmt.Sprintf("MINIO_PORT=%d", port))
-		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(script, "start")
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			errs = append(errs, fmt.Sprintf("port %d: %v: %s", port, err, strings.TrimSpace(stderr.String())))
-			continue
-		}
-		m := &testMinio{script: script, env: env}
-		sc := bufio.NewScanner(&stdout)
-		for sc.Scan() {
-			if kv, ok := strings.CutPrefix(sc.Text(), "export "); ok {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "MINIO_ENDPOINT":
-					m.cfg.Endpoint = v
-				case "MINIO_ACCESS_KEY":
-					m.cfg.AccessKey = v
-				case "MINIO_SECRET_KEY":
-					m.cfg.SecretKey = v
-				}
-			}
-		}
-		if m.cfg.Endpoint == "" {
-			m.stop()
-			return nil, fmt.Errorf("hack/minio.sh start printed no MINIO_ENDPOINT:\n%s", stdout.String())
-		}
-		return m, nil
-	}
-	return nil, fmt.Errorf("hack/minio.sh start:\n%s", strings.Join(errs, "\n"))
+	return &testMinio{cfg: cfg}, nil
 }
 
-func (m *testMinio) stop() {
-	if m.script == "" {
-		return
-	}
-	cmd := exec.Command(m.script, "stop")
-	cmd.Env = m.env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(GinkgoWriter, "hack/minio.sh stop: %v\n%s", err, out)
-	}
-}
+func (m *testMinio) stop() { testminio.Stop() }
 
 // testManager is a running manager with the FlinkJob controller (and,
 // when asked, the webhook server envtest's configuration points at).

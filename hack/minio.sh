@@ -87,6 +87,19 @@ cmd_start() {
 		return 1
 	fi
 	[[ -x "${MINIO_BIN}" ]] || cmd_install
+	# Claim the port machine-wide for the server's life: the server
+	# inherits fd 9, so the lock holds until it exits. Without it, two
+	# starts at the same moment from different work dirs both found the
+	# port free, one server failed to bind, and its start took the other's
+	# server for its own (and its stop later pulled it from under the
+	# other run). No flock (macOS): no claim, as before.
+	if command -v flock >/dev/null 2>&1; then
+		exec 9>"${TMPDIR:-/tmp}/flinkjob-minio-port-${MINIO_PORT}.lock"
+		if ! flock -n 9; then
+			log "port ${MINIO_PORT} is claimed by another MinIO start; set MINIO_PORT"
+			return 1
+		fi
+	fi
 	# A stale data dir from a crashed run would leak objects into this one.
 	rm -rf "${DATA_DIR}"
 	mkdir -p "${DATA_DIR}"

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,8 +29,9 @@ import (
 // `eval "$(hack/minio.sh env)"`, they use that server. Otherwise the first
 // S3 test builds bin/minio (hack/minio.sh install; minutes on a cold build
 // cache) and starts it on MINIO_TEST_PORT (default 19100, away from the
-// Makefile's 19000); TestMain stops it. They never skip: a missing server
-// is a failure, not a pass.
+// Makefile's 19000; the next even port when another run holds it, never
+// adopting a server this process did not start); TestMain stops it. They
+// never skip: a missing server is a failure, not a pass.
 
 var testMinio struct {
 	once    sync.Once
@@ -73,12 +75,22 @@ func startTestMinio() {
 		testMinio.err = err
 		return
 	}
-	port := os.Getenv("MINIO_TEST_PORT")
-	if port == "" {
-		port = "19100"
+	port := 19100
+	if p, err := strconv.Atoi(os.Getenv("MINIO_TEST_PORT")); err == nil && p > 0 {
+		port = p
+	}
+	// A work dir of this process's own: hack/minio.sh then refuses a port
+	// where another server answers (another `go test` of this package)
+	// instead of adopting it, and the next port is tried below. Adopted,
+	// the other run's TestMain stopped it and wiped its data under this
+	// one ("bucket does not exist").
+	workdir, err := os.MkdirTemp("", "flinkjob-connector-minio-")
+	if err != nil {
+		testMinio.err = err
+		return
 	}
 	testMinio.script = script
-	testMinio.env = append(os.Environ(), "MINIO_PORT="+port)
+	testMinio.env = append(os.Environ(), "MINIO_PORT="+strconv.Itoa(port), "MINIO_WORKDIR="+workdir)
 
 	start := time.Now()
 	install := exec.Command(script, "install")
@@ -92,12 +104,21 @@ func startTestMinio() {
 	}
 
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(script, "start")
-	cmd.Env = testMinio.env
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		testMinio.err = fmt.Errorf("hack/minio.sh start: %v\n%s", err, stderr.String())
-		return
+	for try := 0; ; try++ {
+		stdout.Reset()
+		stderr.Reset()
+		testMinio.env = append(os.Environ(), "MINIO_PORT="+strconv.Itoa(port+2*try), "MINIO_WORKDIR="+workdir)
+		cmd := exec.Command(script, "start")
+		cmd.Env = testMinio.env
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err == nil {
+			break
+		}
+		if try == 9 {
+			testMinio.err = fmt.Errorf("hack/minio.sh start (ports %d-%d): %v\n%s", port, port+2*try, err, stderr.String())
+			return
+		}
 	}
 	// From here on the server may be up, so TestMain must stop it.
 	testMinio.started = true

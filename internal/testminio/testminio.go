@@ -80,6 +80,13 @@ func Start(t testing.TB) connector.S3Config {
 	return state.cfg
 }
 
+// Config is Start for code without a testing.TB (a Ginkgo suite's
+// BeforeSuite): the same server, or the error that kept it from starting.
+func Config() (connector.S3Config, error) {
+	state.once.Do(start)
+	return state.cfg, state.err
+}
+
 // Stop stops the server Start started (nothing when it used
 // MINIO_ENDPOINT or never ran). Call it from TestMain after m.Run.
 func Stop() {
