@@ -248,16 +248,19 @@ func (c NexmarkConfig) Event(seed, n int64) map[string]any {
 	// Boxed once: the event's ts and its body's dateTime share it.
 	ts := any(c.Timestamp(n))
 	kind := NexmarkKind(n)
+	// typ is kind boxed from a constant: boxing the variable would
+	// allocate a string header per event.
 	var body map[string]any
+	var typ any
 	switch kind {
 	case "person":
-		body = c.person(n, rng, ts)
+		body, typ = c.person(n, rng, ts), "person"
 	case "auction":
-		body = c.auction(n, rng, ts)
+		body, typ = c.auction(n, rng, ts), "auction"
 	default:
-		body = c.bid(seed, n, rng, ts)
+		body, typ = c.bid(seed, n, rng, ts), "bid"
 	}
-	return map[string]any{"type": kind, "ts": ts, kind: body}
+	return map[string]any{"type": typ, "ts": ts, kind: body}
 }
 
 var (
