@@ -157,6 +157,12 @@ type ckpt struct {
 	done   chan struct{} // closed once the subtask finished (no more events matter)
 	acks   sync.WaitGroup
 
+	// end is what stands for the finished subtask in later checkpoints
+	// (task.Checkpointing.OnFinish; nil: its end cannot be carried, or it
+	// did not report one), set in the task's goroutine before finish.
+	endMu sync.Mutex
+	end   map[string][]byte
+
 	// For metrics: checkpoints this subtask acknowledged, and (leader)
 	// checkpoints completed and the last one's ID.
 	acked, completed, lastID atomic.Int64
@@ -175,6 +181,23 @@ func newCkpt(ctx context.Context, cfg Config, p *plan.Plan, log *slog.Logger) (*
 	}
 	c := &ckpt{cfg: cc, log: log, open: checkpoint.OpenURL(cfg.S3), self: checkpoint.Subtask{Stage: cfg.Stage, Index: cfg.Index},
 		cp: &task.Checkpointing{FinalSavepoint: cc.FinalSavepoint}, failed: make(chan error, 1), done: make(chan struct{})}
+	// Checkpoints go on after a subtask finished, as in engine/local
+	// (Flink's FLIP-147): a job with a bounded and an unbounded source
+	// keeps checkpointing once the bounded one ended. finish hands this to
+	// the coordinator (the leader's directly, a follower's with its
+	// "finished" report).
+	c.cp.OnFinish = func(snap map[string][]byte) {
+		own := make(map[string][]byte, len(snap))
+		for name, b := range snap {
+			own[name] = append([]byte(nil), b...)
+		}
+		if snap == nil {
+			own = nil
+		}
+		c.endMu.Lock()
+		c.end = own
+		c.endMu.Unlock()
+	}
 	if cc.enabled() {
 		s, err := c.open(cc.URL)
 		if err != nil {
@@ -414,25 +437,37 @@ func (l *leader) Call(ctx context.Context, r exchange.ControlRequest) error {
 	case exchange.OpSourceEnded:
 		l.coord.SourceEnded(st)
 	case exchange.OpFinished:
-		l.finish(st)
+		var snap map[string][]byte
+		if r.Carry {
+			snap = r.Snapshot
+			if snap == nil {
+				snap = map[string][]byte{}
+			}
+		}
+		// Like an ack, it may complete the checkpoint in flight.
+		return l.finish(context.WithoutCancel(ctx), st, snap)
 	default:
 		return fmt.Errorf("unknown control operation %q", r.Op)
 	}
 	return nil
 }
 
-// finish records that a subtask ended successfully.
-func (l *leader) finish(st checkpoint.Subtask) {
-	l.coord.Finished(st)
+// finish records that a subtask ended successfully, with what stands for
+// it in later checkpoints (nil: checkpoints stop; see FinishedWith).
+func (l *leader) finish(ctx context.Context, st checkpoint.Subtask, snap map[string][]byte) error {
+	if err := l.coord.FinishedWith(ctx, st, snap); err != nil {
+		return fmt.Errorf("checkpoint leader: stage %d subtask %d finished: %w", st.Stage, st.Index, err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.finished[st] {
-		return
+		return nil
 	}
 	l.finished[st] = true
 	if len(l.finished) == len(l.subs) {
 		close(l.allDone)
 	}
+	return nil
 }
 
 // onComplete is the coordinator's completion callback: notify every
@@ -723,8 +758,11 @@ func (c *ckpt) fail(err error) {
 }
 
 // finish runs after the subtask's task succeeded: a follower tells the
-// leader; the leader waits until every subtask finished (it serves the
-// control service until then) and its control objects are written.
+// leader, with what stands for it in later checkpoints (its end position
+// for a source), so checkpoints go on without it; the leader hands its
+// own to the coordinator likewise, then waits until every subtask
+// finished (it serves the control service until then) and its control
+// objects are written.
 func (c *ckpt) finish(ctx context.Context) error {
 	c.acks.Wait()
 	select {
@@ -733,8 +771,13 @@ func (c *ckpt) finish(ctx context.Context) error {
 	default:
 	}
 	close(c.done)
+	c.endMu.Lock()
+	end := c.end
+	c.endMu.Unlock()
 	if l := c.leader; l != nil {
-		l.coord.Finished(c.self)
+		if err := l.coord.FinishedWith(ctx, c.self, end); err != nil {
+			return fmt.Errorf("checkpoint leader: its own subtask finished: %w", err)
+		}
 		select {
 		case <-l.allDone:
 		case err := <-c.failed:
@@ -755,7 +798,8 @@ func (c *ckpt) finish(ctx context.Context) error {
 	if c.client == nil {
 		return nil
 	}
-	return c.client.Call(ctx, exchange.ControlRequest{Op: exchange.OpFinished, Stage: c.self.Stage, Subtask: c.self.Index})
+	return c.client.Call(ctx, exchange.ControlRequest{Op: exchange.OpFinished, Stage: c.self.Stage, Subtask: c.self.Index,
+		Carry: end != nil, Snapshot: end})
 }
 
 // close releases the connection to the leader.

@@ -146,7 +146,11 @@ type Coordinator struct {
 	finished bool
 	// gone are the subtasks that finished with a snapshot that stands
 	// for them in every later checkpoint (FinishedWith).
-	gone     map[Subtask]map[string][]byte
+	gone map[Subtask]map[string][]byte
+	// goneFrom is the first checkpoint a gone subtask's snapshot stands
+	// in for: not one it acknowledged itself before it finished, whose
+	// own snapshot (an earlier source position) must stay.
+	goneFrom map[Subtask]int64
 	ended    map[Subtask]bool
 	final    bool // the final savepoint was triggered
 	complete []int64
@@ -172,7 +176,7 @@ func NewCoordinator(store Store, opts Options) *Coordinator {
 		opts.Logger = slog.Default()
 	}
 	return &Coordinator{store: store, opts: opts, sources: map[Subtask]func(Barrier){},
-		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}, gone: map[Subtask]map[string][]byte{}}
+		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}, gone: map[Subtask]map[string][]byte{}, goneFrom: map[Subtask]int64{}}
 }
 
 // Store is the checkpoints store.
@@ -228,6 +232,11 @@ func (c *Coordinator) Trigger() int64 {
 
 func (c *Coordinator) triggerLocked(final bool) int64 {
 	if c.pending != 0 || ((c.finished || c.stopped) && !final) || c.final {
+		return 0
+	}
+	if c.opts.Sources > 0 && len(c.sources) == 0 && len(c.gone) > 0 {
+		// Every source finished (FinishedWith): no barrier would start
+		// this checkpoint, which would only wait for its timeout.
 		return 0
 	}
 	id := c.next
@@ -329,8 +338,10 @@ func (c *Coordinator) Acknowledge(ctx context.Context, st Subtask, id int64) err
 func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
 	c.mu.Lock()
 	var carried []map[string][]byte
-	for _, snap := range c.gone {
-		carried = append(carried, snap)
+	for st, snap := range c.gone {
+		if id >= c.goneFrom[st] {
+			carried = append(carried, snap)
+		}
 	}
 	c.mu.Unlock()
 	for _, snap := range carried {
@@ -360,13 +371,22 @@ func (c *Coordinator) FinishedWith(ctx context.Context, st Subtask, snap map[str
 		return nil
 	}
 	c.mu.Lock()
+	if _, ok := c.gone[st]; ok {
+		c.mu.Unlock()
+		return nil // a retried report
+	}
 	c.gone[st] = snap
 	delete(c.sources, st)
 	id := c.pending
 	if id == 0 || c.acked[st] {
+		// A checkpoint the subtask acknowledged itself keeps its own
+		// snapshot: a source's records after that barrier are not in it,
+		// so its end position must not replace the barrier's position.
+		c.goneFrom[st] = c.next
 		c.mu.Unlock()
 		return nil
 	}
+	c.goneFrom[st] = id
 	c.mu.Unlock()
 	return c.Acknowledge(ctx, st, id)
 }

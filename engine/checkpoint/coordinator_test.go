@@ -61,3 +61,19 @@ func TestCoordinatorTimeoutAndAcks(t *testing.T) {
 		t.Fatalf("a checkpoint after the final one: %v", err)
 	}
 }
+
+// Once every source finished (FinishedWith), no checkpoint starts: no
+// barrier would start it, so it would only wait for its timeout (and hold
+// up a savepoint meanwhile).
+func TestCoordinatorNoCheckpointAfterEverySourceFinished(t *testing.T) {
+	ctx := context.Background()
+	c := NewCoordinator(LocalStore{Dir: t.TempDir()}, Options{Subtasks: 2, Sources: 1})
+	src := Subtask{0, 0}
+	c.AddSource(src, func(Barrier) {})
+	if err := c.FinishedWith(ctx, src, map[string][]byte{"source/s/0-of-1": []byte("end")}); err != nil {
+		t.Fatal(err)
+	}
+	if id := c.Trigger(); id != 0 {
+		t.Fatalf("checkpoint %d started with every source finished", id)
+	}
+}

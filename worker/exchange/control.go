@@ -52,6 +52,12 @@ type ControlRequest struct {
 	Subtask int    `json:"subtask"`
 	// ID is the acknowledged checkpoint (OpAck).
 	ID int64 `json:"id,omitempty"`
+	// Carry (OpFinished) says the subtask's end can be carried into later
+	// checkpoints, with Snapshot standing for it there (a source's end
+	// position; none for other subtasks): see task.Checkpointing.OnFinish
+	// and checkpoint.Coordinator.FinishedWith. Without it checkpoints stop.
+	Carry    bool              `json:"carry,omitempty"`
+	Snapshot map[string][]byte `json:"snapshot,omitempty"`
 }
 
 // ControlEvent is one message of a subscription.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,16 @@ func TestControlSubscribeAndCall(t *testing.T) {
 	if err := c.Call(ctx, ControlRequest{Op: OpAck, Stage: 1, Subtask: 2, ID: 4}); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.calls) != 1 || h.calls[0] != (ControlRequest{Op: OpAck, Stage: 1, Subtask: 2, ID: 4}) {
+	if len(h.calls) != 1 || !reflect.DeepEqual(h.calls[0], ControlRequest{Op: OpAck, Stage: 1, Subtask: 2, ID: 4}) {
+		t.Fatalf("calls: %+v", h.calls)
+	}
+	// A finished subtask's report carries what stands for it in later
+	// checkpoints (a source's end position), bytes intact.
+	fin := ControlRequest{Op: OpFinished, Stage: 1, Subtask: 2, Carry: true, Snapshot: map[string][]byte{"source/in/2-of-3": {0, 1, 0xff}}}
+	if err := c.Call(ctx, fin); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.calls) != 2 || !reflect.DeepEqual(h.calls[1], fin) {
 		t.Fatalf("calls: %+v", h.calls)
 	}
 	// A refusal comes back at once (no retries), with the leader's reason.
@@ -89,7 +99,7 @@ func TestControlSubscribeAndCall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a subtask") || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("refused call: %v", err)
 	}
-	if len(h.calls) != 2 || time.Since(start) > 5*time.Second {
+	if len(h.calls) != 3 || time.Since(start) > 5*time.Second {
 		t.Fatalf("a refusal was retried: %d calls", len(h.calls))
 	}
 	// A subscription the leader refuses ends with its reason.
