@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,14 +183,17 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	bucket := testminio.Bucket(t, s3)
 	want := wantCounts(count)
 
-	// The failure-free run, with checkpoints on, gives the reference.
+	// The failure-free run, with checkpoints on, gives the reference. Its
+	// source is 4 times slower so that a checkpoint completes before its
+	// end on a loaded machine too (checked below).
 	ref := newCkptEnv(t, s3, bucket, "reference")
-	job := ckptJob(t, count, rate, ref.out)
+	job := ckptJob(t, count, rate/4, ref.out)
 	r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: ref.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: a round is a few seconds, a slow machine's round more.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
@@ -204,79 +208,20 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	restarts, fromCheckpoint := 0, 0
 	start := time.Now()
 	for round := 0; round < rounds; round++ {
-		rng := rand.New(rand.NewSource(int64(round)))
-		e := newCkptEnv(t, s3, bucket, fmt.Sprintf("round-%d", round))
-		job := ckptJob(t, count, rate, e.out)
-		control := e.controlStore(t)
-		kills := 0
-		for attempt := 0; ; attempt++ {
-			if attempt > 6 {
-				t.Fatalf("round %d: the job did not finish in %d attempts", round, attempt)
+		// A round whose first attempt was to be killed after its first
+		// checkpoint, but ended before one completed (a loaded machine
+		// starting six processes can take most of the second of input),
+		// runs again, same seed, with the source 4 times slower (same
+		// output: the source's position is its sequence number).
+		for pace := rate; ; pace /= 4 {
+			if pace < rate/64 {
+				t.Fatalf("round %d: no checkpoint completed even at %d records/s", round, pace*4)
 			}
-			var ps procs
-			var before worker.LatestCheckpoint
-			if attempt > 0 {
-				restarts++
-				if readJSON(t, control, worker.ControlLatest, &before) {
-					fromCheckpoint++
-				}
-			}
-			r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), OnStart: ps.add,
-				Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms", "FLINKJOB_RESTORE_FROM=latest")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Kill in the first attempt always, in the second one time in
-			// two; at a random moment after the start (at start-up too), or,
-			// one time in two, at a random moment after the attempt's first
-			// checkpoint completed (so that restarts restore checkpoints
-			// however slow the machine).
-			kill := attempt == 0 || attempt == 1 && rng.Intn(2) == 0
-			afterCheckpoint := rng.Intn(2) == 0
-			killAt := time.Duration(150+rng.Intn(1000)) * time.Millisecond
-			if afterCheckpoint {
-				killAt = time.Duration(rng.Intn(500)) * time.Millisecond
-			}
-			killed := make(chan string, 1)
-			runDone := make(chan struct{})
-			if kill {
-				pick := rand.New(rand.NewSource(rng.Int63()))
-				go func() {
-					defer close(killed)
-					for afterCheckpoint && !newCheckpoint(control, before.ID) {
-						select {
-						case <-runDone:
-							return
-						case <-time.After(10 * time.Millisecond):
-						}
-					}
-					select {
-					case <-runDone:
-						return
-					case <-time.After(killAt):
-					}
-					p, i := ps.pick(pick)
-					if p != nil && p.Kill() == nil {
-						killed <- fmt.Sprintf("process %d (pid %d) at %s (after a checkpoint: %v)", i, p.Pid, killAt, afterCheckpoint)
-					}
-				}()
-			}
-			err = r.Run(ctx)
-			close(runDone)
-			what := ""
-			if kill {
-				what = <-killed
-			}
-			if err == nil {
-				t.Logf("round %d: finished in attempt %d after %d kill(s) (last restore from checkpoint %d)", round, attempt, kills, before.ID)
+			if !killRound(t, round, count, pace, s3, bucket, reference, &restarts, &fromCheckpoint, ctx) {
 				break
 			}
-			if what == "" {
-				t.Fatalf("round %d attempt %d failed without a kill: %v", round, attempt, err)
-			}
-			kills++
+			t.Logf("round %d: the job ended before its first checkpoint at %d records/s; again slower", round, pace)
 		}
-		equalLines(t, fmt.Sprintf("round %d output", round), sinkLines(t, s3, e.out), reference)
 		if t.Failed() {
 			return
 		}
@@ -287,6 +232,92 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	if fromCheckpoint < rounds/2 {
 		t.Errorf("only %d of %d restarts restored a checkpoint", fromCheckpoint, restarts)
 	}
+}
+
+// killRound runs one round of TestStreamingKillRandomWorkerExactlyOnce
+// with the source at pace records/s. again reports that the first attempt,
+// to be killed after its first checkpoint, ended before any checkpoint
+// completed (the round proved nothing; run it again slower).
+func killRound(t *testing.T, round, count, pace int, s3 connector.S3Config, bucket string, reference []string, restarts, fromCheckpoint *int, ctx context.Context) (again bool) {
+	rng := rand.New(rand.NewSource(int64(round)))
+	e := newCkptEnv(t, s3, bucket, fmt.Sprintf("round-%d-%d", round, pace))
+	job := ckptJob(t, count, pace, e.out)
+	control := e.controlStore(t)
+	kills := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 6 {
+			t.Fatalf("round %d: the job did not finish in %d attempts", round, attempt)
+		}
+		var ps procs
+		var before worker.LatestCheckpoint
+		if attempt > 0 {
+			*restarts++
+			if readJSON(t, control, worker.ControlLatest, &before) {
+				*fromCheckpoint++
+			}
+		}
+		r, err := runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), OnStart: ps.add,
+			Env: e.env("FLINKJOB_CHECKPOINT_INTERVAL=100ms", "FLINKJOB_RESTORE_FROM=latest")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Kill in the first attempt always, in the second one time in
+		// two; at a random moment after the start (at start-up too), or,
+		// one time in two, at a random moment after the attempt's first
+		// checkpoint completed (so that restarts restore checkpoints
+		// however slow the machine).
+		kill := attempt == 0 || attempt == 1 && rng.Intn(2) == 0
+		afterCheckpoint := rng.Intn(2) == 0
+		killAt := time.Duration(150+rng.Intn(1000)) * time.Millisecond
+		if afterCheckpoint {
+			killAt = time.Duration(rng.Intn(500)) * time.Millisecond
+		}
+		killed := make(chan string, 1)
+		runDone := make(chan struct{})
+		var sawCheckpoint atomic.Bool
+		if kill {
+			pick := rand.New(rand.NewSource(rng.Int63()))
+			go func() {
+				defer close(killed)
+				for afterCheckpoint && !newCheckpoint(control, before.ID) {
+					select {
+					case <-runDone:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				sawCheckpoint.Store(true)
+				select {
+				case <-runDone:
+					return
+				case <-time.After(killAt):
+				}
+				p, i := ps.pick(pick)
+				if p != nil && p.Kill() == nil {
+					killed <- fmt.Sprintf("process %d (pid %d) at %s (after a checkpoint: %v)", i, p.Pid, killAt, afterCheckpoint)
+				}
+			}()
+		}
+		err = r.Run(ctx)
+		close(runDone)
+		what := ""
+		if kill {
+			what = <-killed
+		}
+		if err == nil {
+			if attempt == 0 && afterCheckpoint && !sawCheckpoint.Load() {
+				return true
+			}
+			t.Logf("round %d: finished in attempt %d after %d kill(s) (last restore from checkpoint %d)", round, attempt, kills, before.ID)
+			break
+		}
+		if what == "" {
+			t.Fatalf("round %d attempt %d failed without a kill: %v", round, attempt, err)
+		}
+		kills++
+	}
+	equalLines(t, fmt.Sprintf("round %d output", round), sinkLines(t, s3, e.out), reference)
+	return false
 }
 
 // newCheckpoint reports whether a checkpoint newer than after completed.
@@ -312,7 +343,11 @@ func TestStreamingStopWithSavepointAndRestore(t *testing.T) {
 }
 
 func stopWithSavepoint(t *testing.T, kill bool) {
-	const count, rate = 6000, 3000 // about 2 s of input
+	// About 6 s of input: the savepoint is requested after the first
+	// checkpoint, which on a loaded machine (six processes starting) came
+	// after the 2 s this job had before, so the job ended first. The
+	// restored run reads the rest at full speed.
+	const count, rate = 6000, 1000
 	s3 := testminio.Start(t)
 	bucket := testminio.Bucket(t, s3)
 	e := newCkptEnv(t, s3, bucket, "savepoint")
@@ -374,7 +409,7 @@ func stopWithSavepoint(t *testing.T, kill bool) {
 	}
 	t.Logf("%d of %d lines published at the stop-with-savepoint (checkpoint %d)", before, count, res.CheckpointID)
 
-	r, err = runner.New(job, runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
+	r, err = runner.New(ckptJob(t, count, 0, e.out), runner.Options{Worker: workerBin, Dir: t.TempDir(), Env: e.env("FLINKJOB_RESTORE_FROM=" + res.Path)})
 	if err != nil {
 		t.Fatal(err)
 	}
