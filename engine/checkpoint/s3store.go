@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 )
@@ -52,7 +50,7 @@ func NewS3Store(rawURL string, cfg connector.S3Config) (*S3Store, error) {
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	client, err := newS3Client(cfg)
+	client, err := connector.NewS3Client(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint store %q: %w", rawURL, err)
 	}
@@ -172,42 +170,4 @@ func OpenURL(cfg connector.S3Config) Opener {
 		}
 		return OpenLocal(u)
 	}
-}
-
-// newS3Client builds a minio-go client from cfg, with the rules of
-// engine/connector's S3 locations (an http:// or https:// endpoint
-// overrides Secure; no endpoint is an error rather than AWS by default).
-func newS3Client(cfg connector.S3Config) (*minio.Client, error) {
-	endpoint, secure := cfg.Endpoint, cfg.Secure
-	if strings.Contains(endpoint, "://") {
-		u, err := url.Parse(endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("S3 endpoint %q: %w", endpoint, err)
-		}
-		switch u.Scheme {
-		case "http":
-			secure = false
-		case "https":
-			secure = true
-		default:
-			return nil, fmt.Errorf("S3 endpoint %q: scheme must be http or https", endpoint)
-		}
-		endpoint = u.Host
-	}
-	if endpoint == "" {
-		return nil, errors.New("no S3 endpoint configured (set FLINKJOB_S3_ENDPOINT)")
-	}
-	tr, err := minio.DefaultTransport(secure)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.InsecureSkipVerify && tr.TLSClientConfig != nil {
-		tr.TLSClientConfig.InsecureSkipVerify = true
-	}
-	return minio.New(endpoint, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:    secure,
-		Region:    cfg.Region,
-		Transport: tr,
-	})
 }

@@ -156,7 +156,7 @@ func ParseLocation(p string, cfg S3Config) (Location, error) {
 		if bucket == "" {
 			return nil, fmt.Errorf("%s: no bucket in s3 URL", p)
 		}
-		client, err := newS3Client(cfg)
+		client, err := NewS3Client(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -166,8 +166,10 @@ func ParseLocation(p string, cfg S3Config) (Location, error) {
 	}
 }
 
-// newS3Client builds a minio-go client from cfg.
-func newS3Client(cfg S3Config) (*minio.Client, error) {
+// NewS3Client builds a minio-go client from cfg: an http:// or https://
+// endpoint overrides Secure; no endpoint is an error rather than AWS by
+// default. The checkpoint store shares it.
+func NewS3Client(cfg S3Config) (*minio.Client, error) {
 	endpoint, secure := cfg.Endpoint, cfg.Secure
 	if strings.Contains(endpoint, "://") {
 		u, err := url.Parse(endpoint)
@@ -207,7 +209,7 @@ func newS3Client(cfg S3Config) (*minio.Client, error) {
 // EnsureBucket creates bucket unless it exists, so a fresh MinIO (tests, the
 // local CLI) can be written to without a separate admin tool.
 func EnsureBucket(ctx context.Context, cfg S3Config, bucket string) error {
-	client, err := newS3Client(cfg)
+	client, err := NewS3Client(cfg)
 	if err != nil {
 		return err
 	}

@@ -163,7 +163,7 @@ func testBucket(t *testing.T, cfg S3Config) string {
 
 func testClient(t *testing.T, cfg S3Config) *minio.Client {
 	t.Helper()
-	c, err := newS3Client(cfg)
+	c, err := NewS3Client(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
