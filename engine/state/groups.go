@@ -234,18 +234,9 @@ func RestoreGroups(k *Keyed, t *Timers, data []byte, keep func(group int) bool) 
 		}
 		timers, _ := g[2].([]any)
 		for _, tv := range timers {
-			f, ok := tv.([]any)
-			if !ok || len(f) != 3 {
-				return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
+			if err := t.restoreTimer(tv); err != nil {
+				return err
 			}
-			d, _ := f[0].(int64)
-			ts, _ := f[1].(int64)
-			id, _ := f[2].([]byte)
-			key, krest, err := value.Decode(id)
-			if err != nil || len(krest) != 0 || d < 0 || d > 1 {
-				return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
-			}
-			t.queues[d].add(ts, string(id), key)
 		}
 	}
 	return nil

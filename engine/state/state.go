@@ -356,32 +356,8 @@ func (k *Keyed) Restore(data []byte) error {
 		*k.cache = entryCache{}
 	}
 	for _, ev := range entries {
-		pair, ok := ev.([]any)
-		if !ok || len(pair) != 2 {
-			return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
-		}
-		id, _ := pair[0].([]byte)
-		slots, _ := pair[1].([]any)
-		key, krest, err := value.Decode(id)
-		if err != nil || len(krest) != 0 || len(slots) != len(k.descs) {
-			return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
-		}
-		e := &entry{key: key, id: string(id), slots: make([]any, len(k.descs))}
-		for i, s := range slots {
-			if s == nil {
-				continue
-			}
-			if c := k.descs[i].codec; c.FromValue != nil {
-				if s, err = c.FromValue(s); err != nil {
-					return fmt.Errorf("state %q: %w", k.descs[i].name, err)
-				}
-			}
-			e.slots[i] = s
-			e.used++
-		}
-		if e.used > 0 {
-			k.entries[e.id] = e
-			k.addToList(e)
+		if err := k.restoreEntry(ev); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -350,18 +350,26 @@ func (t *Timers) Restore(data []byte) error {
 	t.Reset()
 	list, _ := v.([]any)
 	for _, e := range list {
-		f, ok := e.([]any)
-		if !ok || len(f) != 3 {
-			return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
+		if err := t.restoreTimer(e); err != nil {
+			return err
 		}
-		d, _ := f[0].(int64)
-		ts, _ := f[1].(int64)
-		id, _ := f[2].([]byte)
-		key, krest, err := value.Decode(id)
-		if err != nil || len(krest) != 0 || d < 0 || d > 1 {
-			return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
-		}
-		t.queues[d].add(ts, string(id), key)
 	}
+	return nil
+}
+
+// restoreTimer adds one [domain, ts, keyID] timer of a snapshot.
+func (t *Timers) restoreTimer(e any) error {
+	f, ok := e.([]any)
+	if !ok || len(f) != 3 {
+		return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
+	}
+	d, _ := f[0].(int64)
+	ts, _ := f[1].(int64)
+	id, _ := f[2].([]byte)
+	key, krest, err := value.Decode(id)
+	if err != nil || len(krest) != 0 || d < 0 || d > 1 {
+		return fmt.Errorf("timer snapshot: %w", value.ErrCorrupt)
+	}
+	t.queues[d].add(ts, string(id), key)
 	return nil
 }
