@@ -103,6 +103,26 @@ func (m *mergeIterator) down(i int) {
 	}
 }
 
+// heapify orders the whole heap.
+func (m *mergeIterator) heapify() {
+	for i := len(m.heap)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
+}
+
+// settleTop restores the heap after its top input was advanced, dropping
+// that input first when it is exhausted (ok false).
+func (m *mergeIterator) settleTop(ok bool) {
+	if !ok {
+		n := len(m.heap) - 1
+		m.heap[0] = m.heap[n]
+		m.heap = m.heap[:n]
+	}
+	if len(m.heap) > 0 {
+		m.down(0)
+	}
+}
+
 func (m *mergeIterator) Next(rec *value.Record) (bool, error) {
 	if m.err != nil {
 		return false, m.err
@@ -125,9 +145,7 @@ func (m *mergeIterator) Next(rec *value.Record) (bool, error) {
 				m.heap = append(m.heap, i)
 			}
 		}
-		for i := len(m.heap)/2 - 1; i >= 0; i-- {
-			m.down(i)
-		}
+		m.heapify()
 	} else if m.last >= 0 {
 		// The top of the heap is the input handed out last: advance it and
 		// restore the heap, or drop it when it is exhausted.
@@ -140,13 +158,8 @@ func (m *mergeIterator) Next(rec *value.Record) (bool, error) {
 		}
 		if !ok {
 			c.rec = value.Record{}
-			n := len(m.heap) - 1
-			m.heap[0] = m.heap[n]
-			m.heap = m.heap[:n]
 		}
-		if len(m.heap) > 0 {
-			m.down(0)
-		}
+		m.settleTop(ok)
 	}
 	if len(m.heap) == 0 {
 		return false, nil
@@ -196,9 +209,7 @@ func (m *mergeIterator) NextEncoded() ([]byte, bool, error) {
 				m.heap = append(m.heap, i)
 			}
 		}
-		for i := len(m.heap)/2 - 1; i >= 0; i-- {
-			m.down(i)
-		}
+		m.heapify()
 	} else if !m.encoded {
 		return nil, false, errors.New("extsort: NextEncoded after Next")
 	} else if m.last >= 0 {
@@ -209,14 +220,7 @@ func (m *mergeIterator) NextEncoded() ([]byte, bool, error) {
 			m.err = err
 			return nil, false, err
 		}
-		if !ok {
-			n := len(m.heap) - 1
-			m.heap[0] = m.heap[n]
-			m.heap = m.heap[:n]
-		}
-		if len(m.heap) > 0 {
-			m.down(0)
-		}
+		m.settleTop(ok)
 	}
 	if len(m.heap) == 0 {
 		return nil, false, nil
