@@ -397,21 +397,28 @@ func TestMergePartitionFiles(t *testing.T) {
 	for p := 0; p < 4; p++ {
 		recs := stableSorted(randomRecords(rng, 500))
 		all = append(all, recs...)
-		var buf bytes.Buffer
-		w := value.NewRecordWriter(&buf)
-		for i := range recs {
-			if err := w.Write(&recs[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, NewReaderIterator(value.NewRecordReader(&buf), nil))
+		inputs = append(inputs, encodedInput(t, recs))
 	}
 	m := Merge(inputs)
 	defer m.Close()
 	requireEqual(t, drain(t, m), stableSorted(all))
+}
+
+// encodedInput writes recs as a partition file in memory and reads them
+// back through a ReaderIterator.
+func encodedInput(t *testing.T, recs []value.Record) Iterator {
+	t.Helper()
+	var buf bytes.Buffer
+	w := value.NewRecordWriter(&buf)
+	for i := range recs {
+		if err := w.Write(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return NewReaderIterator(value.NewRecordReader(&buf), nil)
 }
 
 func TestReaderIteratorCorrupt(t *testing.T) {
@@ -633,17 +640,7 @@ func TestSortEncodedMatchesStableSort(t *testing.T) {
 				inputs = append(inputs, &sliceIterator{recs: recs}) // not encoded
 				continue
 			}
-			var buf bytes.Buffer
-			w := value.NewRecordWriter(&buf)
-			for i := range recs {
-				if err := w.Write(&recs[i]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			inputs = append(inputs, NewReaderIterator(value.NewRecordReader(&buf), nil))
+			inputs = append(inputs, encodedInput(t, recs))
 		}
 		m := Merge(inputs)
 		defer m.Close()
