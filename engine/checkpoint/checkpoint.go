@@ -145,12 +145,8 @@ type Coordinator struct {
 	acked    map[Subtask]bool
 	finished bool
 	// gone are the subtasks that finished with a snapshot that stands
-	// for them in every later checkpoint (FinishedWith).
-	gone map[Subtask]map[string][]byte
-	// goneFrom is the first checkpoint a gone subtask's snapshot stands
-	// in for: not one it acknowledged itself before it finished, whose
-	// own snapshot (an earlier source position) must stay.
-	goneFrom map[Subtask]int64
+	// for them in later checkpoints (FinishedWith).
+	gone     map[Subtask]goneSubtask
 	ended    map[Subtask]bool
 	final    bool // the final savepoint was triggered
 	complete []int64
@@ -158,6 +154,15 @@ type Coordinator struct {
 	// is abandoned); see Await.
 	waiters map[int64][]chan error
 	stopped bool
+}
+
+// goneSubtask is a finished subtask's stand-in snapshot and the first
+// checkpoint it stands in for: not one the subtask acknowledged itself
+// before it finished, whose own snapshot (an earlier source position)
+// must stay.
+type goneSubtask struct {
+	snap map[string][]byte
+	from int64
 }
 
 // NewCoordinator returns a coordinator writing checkpoints into store
@@ -176,7 +181,7 @@ func NewCoordinator(store Store, opts Options) *Coordinator {
 		opts.Logger = slog.Default()
 	}
 	return &Coordinator{store: store, opts: opts, sources: map[Subtask]func(Barrier){},
-		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}, gone: map[Subtask]map[string][]byte{}, goneFrom: map[Subtask]int64{}}
+		next: opts.FirstID, ended: map[Subtask]bool{}, waiters: map[int64][]chan error{}, gone: map[Subtask]goneSubtask{}}
 }
 
 // Store is the checkpoints store.
@@ -248,10 +253,8 @@ func (c *Coordinator) triggerLocked(final bool) int64 {
 		c.acked[st] = true
 	}
 	c.final = final
-	for st, trigger := range c.sources {
-		if _, gone := c.gone[st]; !gone {
-			trigger(Barrier{ID: id, Final: final})
-		}
+	for _, trigger := range c.sources { // FinishedWith removed the gone ones
+		trigger(Barrier{ID: id, Final: final})
 	}
 	return id
 }
@@ -338,9 +341,9 @@ func (c *Coordinator) Acknowledge(ctx context.Context, st Subtask, id int64) err
 func (c *Coordinator) completeCheckpoint(ctx context.Context, id int64) error {
 	c.mu.Lock()
 	var carried []map[string][]byte
-	for st, snap := range c.gone {
-		if id >= c.goneFrom[st] {
-			carried = append(carried, snap)
+	for _, g := range c.gone {
+		if id >= g.from {
+			carried = append(carried, g.snap)
 		}
 	}
 	c.mu.Unlock()
@@ -375,18 +378,17 @@ func (c *Coordinator) FinishedWith(ctx context.Context, st Subtask, snap map[str
 		c.mu.Unlock()
 		return nil // a retried report
 	}
-	c.gone[st] = snap
 	delete(c.sources, st)
 	id := c.pending
 	if id == 0 || c.acked[st] {
 		// A checkpoint the subtask acknowledged itself keeps its own
 		// snapshot: a source's records after that barrier are not in it,
 		// so its end position must not replace the barrier's position.
-		c.goneFrom[st] = c.next
+		c.gone[st] = goneSubtask{snap: snap, from: c.next}
 		c.mu.Unlock()
 		return nil
 	}
-	c.goneFrom[st] = id
+	c.gone[st] = goneSubtask{snap: snap, from: id}
 	c.mu.Unlock()
 	return c.Acknowledge(ctx, st, id)
 }
