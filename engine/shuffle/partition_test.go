@@ -23,18 +23,35 @@ func TestKeyGroupIsFNV1a(t *testing.T) {
 	}
 }
 
-func BenchmarkRouteHash(b *testing.B) {
-	job := &spec.Job{Parallelism: 1, Steps: []spec.Step{
+// hashEdge plans a job keyed by record.g at parallelism par and returns
+// its hash edge.
+func hashEdge(tb testing.TB, par int) *plan.Edge {
+	tb.Helper()
+	job := &spec.Job{Parallelism: int32(par), Steps: []spec.Step{
 		{Name: "src", Source: &spec.Source{Elements: []spec.Value{{Raw: []byte(`{"g":1}`)}}}},
 		{Name: "sum", KeyBy: "record.g", Reduce: "acc"},
 		{Name: "out", Sink: &spec.Sink{Print: &spec.PrintSink{}}},
 	}}
 	p, err := plan.New(job, plan.Options{Mode: spec.Streaming})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	e := p.Stages[0].Outputs[0]
-	part := NewPartitioner(e, 0)
+	var e *plan.Edge
+	for _, s := range p.Stages {
+		for _, o := range s.Outputs {
+			if o.Partitioning == spec.Hash {
+				e = o
+			}
+		}
+	}
+	if e == nil || e.To.Parallelism != par {
+		tb.Fatalf("no hash edge to %d subtasks in\n%s", par, p)
+	}
+	return e
+}
+
+func BenchmarkRouteHash(b *testing.B) {
+	part := NewPartitioner(hashEdge(b, 1), 0)
 	recs := make([]map[string]any, 1000)
 	for i := range recs {
 		recs[i] = map[string]any{"g": int64(i)}
@@ -53,26 +70,7 @@ func BenchmarkRouteHash(b *testing.B) {
 // SubtaskForKey, whatever its caches hold.
 func TestRouteHashKeys(t *testing.T) {
 	for _, par := range []int{1, 3} {
-		job := &spec.Job{Parallelism: int32(par), Steps: []spec.Step{
-			{Name: "src", Source: &spec.Source{Elements: []spec.Value{{Raw: []byte(`{"g":1}`)}}}},
-			{Name: "sum", KeyBy: "record.g", Reduce: "acc"},
-			{Name: "out", Sink: &spec.Sink{Print: &spec.PrintSink{}}},
-		}}
-		p, err := plan.New(job, plan.Options{Mode: spec.Streaming})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var e *plan.Edge
-		for _, s := range p.Stages {
-			for _, o := range s.Outputs {
-				if o.Partitioning == spec.Hash {
-					e = o
-				}
-			}
-		}
-		if e == nil || e.To.Parallelism != par {
-			t.Fatalf("no hash edge to %d subtasks in\n%s", par, p)
-		}
+		e := hashEdge(t, par)
 		part := NewPartitioner(e, 0)
 		keys := []any{"a", "b", 1.5, true, nil, []any{int64(1)}, map[string]any{"x": "y"}}
 		for i := int64(-5000); i < 5000; i += 7 {
