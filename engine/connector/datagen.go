@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
@@ -23,31 +22,13 @@ type Datagen struct {
 func (d Datagen) Bounded() bool { return d.Count >= 0 }
 
 func (d Datagen) Open(_ context.Context, index, parallelism int) (Reader, error) {
-	return &datagenReader{d: d, seq: int64(index), step: int64(parallelism), pace: newPacer(d.RatePerSecond, parallelism)}, nil
+	return &datagenReader{d: d, strided: newStrided("datagen", index, parallelism, d.RatePerSecond)}, nil
 }
 
+// datagenReader's position is the next sequence number (strided).
 type datagenReader struct {
-	d         Datagen
-	seq, step int64
-	pace      pacer
-}
-
-// Position is the next sequence number (what a checkpoint stores).
-func (r *datagenReader) Position() ([]byte, error) { return encodeInts(r.seq), nil }
-
-// Seek resumes at a sequence number Position returned. A rate starts over
-// from now.
-func (r *datagenReader) Seek(pos []byte) error {
-	v, err := decodeInts(pos, 1)
-	if err != nil {
-		return err
-	}
-	if (v[0]-r.seq)%r.step != 0 {
-		return fmt.Errorf("datagen: position %d is not this subtask's (first %d, step %d)", v[0], r.seq, r.step)
-	}
-	r.seq = v[0]
-	r.pace.restart()
-	return nil
+	d Datagen
+	strided
 }
 
 func (r *datagenReader) Read(ctx context.Context, max int, emit func(any)) error {
@@ -56,18 +37,18 @@ func (r *datagenReader) Read(ctx context.Context, max int, emit func(any)) error
 		return err
 	}
 	for i := 0; i < n; i++ {
-		if r.d.Count >= 0 && r.seq >= r.d.Count {
+		if r.d.Count >= 0 && r.next >= r.d.Count {
 			return io.EOF
 		}
-		v, err := r.d.Value.Eval1(r.seq)
+		v, err := r.d.Value.Eval1(r.next)
 		if err != nil {
 			return err
 		}
 		emit(v)
-		r.seq += r.step
+		r.next += r.step
 		r.pace.sent(1)
 	}
-	if r.d.Count >= 0 && r.seq >= r.d.Count {
+	if r.d.Count >= 0 && r.next >= r.d.Count {
 		return io.EOF
 	}
 	return nil

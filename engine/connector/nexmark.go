@@ -134,7 +134,7 @@ func (x Nexmark) Open(_ context.Context, index, parallelism int) (Reader, error)
 	if err := x.Config.check(); err != nil {
 		return nil, err
 	}
-	return &nexmarkReader{x: x, n: int64(index), step: int64(parallelism), pace: newPacer(x.RatePerSecond, parallelism)}, nil
+	return &nexmarkReader{x: x, strided: newStrided("nexmark", index, parallelism, x.RatePerSecond)}, nil
 }
 
 func (c NexmarkConfig) check() error {
@@ -153,28 +153,10 @@ func (c NexmarkConfig) check() error {
 	return nil
 }
 
+// nexmarkReader's position is the next event number (strided).
 type nexmarkReader struct {
-	x       Nexmark
-	n, step int64
-	pace    pacer
-}
-
-// Position is the next event number (what a checkpoint stores).
-func (r *nexmarkReader) Position() ([]byte, error) { return encodeInts(r.n), nil }
-
-// Seek resumes at an event number Position returned. A rate starts over
-// from now.
-func (r *nexmarkReader) Seek(pos []byte) error {
-	v, err := decodeInts(pos, 1)
-	if err != nil {
-		return err
-	}
-	if (v[0]-r.n)%r.step != 0 {
-		return fmt.Errorf("nexmark: position %d is not this subtask's (first %d, step %d)", v[0], r.n, r.step)
-	}
-	r.n = v[0]
-	r.pace.restart()
-	return nil
+	x Nexmark
+	strided
 }
 
 func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error {
@@ -183,14 +165,14 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		return err
 	}
 	for i := 0; i < n; i++ {
-		if r.x.Events >= 0 && r.n >= r.x.Events {
+		if r.x.Events >= 0 && r.next >= r.x.Events {
 			return io.EOF
 		}
-		emit(r.x.Config.Event(r.x.Seed, r.n))
-		r.n += r.step
+		emit(r.x.Config.Event(r.x.Seed, r.next))
+		r.next += r.step
 		r.pace.sent(1)
 	}
-	if r.x.Events >= 0 && r.n >= r.x.Events {
+	if r.x.Events >= 0 && r.next >= r.x.Events {
 		return io.EOF
 	}
 	return nil

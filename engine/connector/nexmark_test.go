@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -239,4 +240,51 @@ func processCPU() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestGeneratorSeek: datagen and nexmark readers resume at a position one
+// of them returned, and refuse another subtask's position.
+func TestGeneratorSeek(t *testing.T) {
+	prog, err := expr.Compile("seq * 10", expr.Any, "seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []Source{Datagen{Value: prog, Count: 20}, nexmarkSource(20, 7)} {
+		all := readNexmark(t, s, 3)[1]
+		r, err := s.Open(context.Background(), 1, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []any
+		if err := r.Read(context.Background(), 2, func(v any) { got = append(got, v) }); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := r.(Positioned).Position()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(pos) != "7" { // subtask 1 of 3 read 1, 4; next is 7
+			t.Fatalf("%T: position %q, want 7", s, pos)
+		}
+		r2, _ := s.Open(context.Background(), 1, 3)
+		if err := r2.(Positioned).Seek(pos); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := r2.Read(context.Background(), 1000, func(v any) { got = append(got, v) })
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !reflect.DeepEqual(got, all) {
+			t.Fatalf("%T: resumed read %v, want %v", s, got, all)
+		}
+		r3, _ := s.Open(context.Background(), 1, 3)
+		if err := r3.(Positioned).Seek([]byte("6")); err == nil {
+			t.Fatalf("%T: Seek to another subtask's position 6 succeeded", s)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -48,3 +49,33 @@ func (p *pacer) sent(n int) { p.emitted += int64(n) }
 
 // restart begins pacing anew from now (after a restore).
 func (p *pacer) restart() { p.start, p.emitted = time.Now(), 0 }
+
+// strided is the position of a generator source whose subtask i of n
+// produces the numbers i, i+n, i+2n, ... (datagen, nexmark): the next
+// number is what a checkpoint stores, and the pacer limits the rate.
+type strided struct {
+	name       string // for errors
+	next, step int64
+	pace       pacer
+}
+
+func newStrided(name string, index, parallelism int, ratePerSecond int64) strided {
+	return strided{name: name, next: int64(index), step: int64(parallelism), pace: newPacer(ratePerSecond, parallelism)}
+}
+
+// Position is the next number (what a checkpoint stores).
+func (s *strided) Position() ([]byte, error) { return encodeInts(s.next), nil }
+
+// Seek resumes at a number Position returned. A rate starts over from now.
+func (s *strided) Seek(pos []byte) error {
+	v, err := decodeInts(pos, 1)
+	if err != nil {
+		return err
+	}
+	if (v[0]-s.next)%s.step != 0 {
+		return fmt.Errorf("%s: position %d is not this subtask's (first %d, step %d)", s.name, v[0], s.next, s.step)
+	}
+	s.next = v[0]
+	s.pace.restart()
+	return nil
+}
