@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"cmp"
 	"math"
 	"unicode/utf8"
 
@@ -420,22 +421,22 @@ func compareSame(l, r any, equality bool) (c int, ok bool) {
 	switch x := l.(type) {
 	case int64:
 		if y, ok := r.(int64); ok {
-			return cmp3(x < y, x > y), true
+			return cmp.Compare(x, y), true
 		}
 	case uint64:
 		if y, ok := r.(uint64); ok {
-			return cmp3(x < y, x > y), true
+			return cmp.Compare(x, y), true
 		}
 	case float64:
 		if y, ok := r.(float64); ok {
 			if x != x || y != y {
 				return 2, equality
 			}
-			return cmp3(x < y, x > y), true
+			return cmp.Compare(x, y), true
 		}
 	case string:
 		if y, ok := r.(string); ok {
-			return cmp3(x < y, x > y), true
+			return cmp.Compare(x, y), true
 		}
 	case bool:
 		if y, ok := r.(bool); ok && equality {
@@ -446,16 +447,6 @@ func compareSame(l, r any, equality bool) (c int, ok bool) {
 		}
 	}
 	return 0, false
-}
-
-func cmp3(less, greater bool) int {
-	switch {
-	case less:
-		return -1
-	case greater:
-		return 1
-	}
-	return 0
 }
 
 func compareWant(fn string) func(c int) bool {
