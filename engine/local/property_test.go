@@ -294,7 +294,8 @@ func TestPropertyStreamingEqualsBatch(t *testing.T) {
 	t.Logf("%d seeds in %v", len(seeds), time.Since(start))
 }
 
-// diffSorted describes how two sorted string lists differ (a few examples).
+// diffSorted describes how two string lists differ as multisets (a few
+// examples); they need not be sorted.
 func diffSorted(got, want []string) string {
 	g, w := map[string]int{}, map[string]int{}
 	for _, s := range got {

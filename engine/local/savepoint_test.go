@@ -266,7 +266,7 @@ func TestStopWithSavepointRoundTrip(t *testing.T) {
 			t.Fatalf("restore from %s: %v", sp.Path, err)
 		}
 		if got := st.sorted(); !reflect.DeepEqual(got, want) {
-			t.Log(diff(got, want))
+			t.Log(diffSorted(got, want))
 			t.Fatalf("stopped at %v (savepoint %d, %d visible at the stop): %d records after the restore, want %d", at, sp.ID, stopped, len(got), len(want))
 		}
 	}

@@ -252,7 +252,7 @@ func TestTransactionalSinkExactlyOnce(t *testing.T) {
 			recovered++
 		}
 		if got := st.sorted(); !reflect.DeepEqual(got, want) {
-			t.Log(diff(got, want))
+			t.Log(diffSorted(got, want))
 			t.Fatalf("seed %d (kill after checkpoint %d + %v): %d records visible, want %d (first dup %q)",
 				seed, kill, delay, len(got), len(want), firstDup(got))
 		}
@@ -290,37 +290,6 @@ func TestNotifyKeepsNewest(t *testing.T) {
 		t.Fatalf("a second notification %d is waiting", id)
 	default:
 	}
-}
-
-func diff(got, want []string) string {
-	g, w := map[string]int{}, map[string]int{}
-	for _, x := range got {
-		g[x]++
-	}
-	for _, x := range want {
-		w[x]++
-	}
-	var extra, missing []string
-	for k, n := range g {
-		if n > w[k] {
-			extra = append(extra, k)
-		}
-	}
-	for k, n := range w {
-		if n > g[k] {
-			missing = append(missing, k)
-		}
-	}
-	sort.Strings(extra)
-	sort.Strings(missing)
-	return fmt.Sprintf("extra %d %v\nmissing %d %v", len(extra), head(extra), len(missing), head(missing))
-}
-
-func head(s []string) []string {
-	if len(s) > 10 {
-		return s[:10]
-	}
-	return s
 }
 
 // Event-time windows and a window join (state kept through codecs,
@@ -407,7 +376,7 @@ steps:
 					t.Fatalf("seed %d: restored run: %v", seed, err)
 				}
 				if got := st.sorted(); !reflect.DeepEqual(got, want) {
-					t.Log(diff(got, want))
+					t.Log(diffSorted(got, want))
 					t.Fatalf("seed %d: %d records, want %d", seed, len(got), len(want))
 				}
 			}
@@ -476,7 +445,7 @@ func TestFileSinkExactlyOnceAcrossRestores(t *testing.T) {
 			}
 		}
 		if got := lines(out); !reflect.DeepEqual(got, want) {
-			t.Log(diff(got, want))
+			t.Log(diffSorted(got, want))
 			t.Fatalf("seed %d: %d lines visible, want %d", seed, len(got), len(want))
 		}
 	}
