@@ -43,35 +43,43 @@ func BenchmarkFileSinkWrite(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				tx := w.(Transactional)
 				recs := make([]*value.Record, 1024)
 				for i := range recs {
 					recs[i] = rec(i)
 				}
 				b.ReportAllocs()
-				b.ResetTimer()
-				id := int64(0)
-				for i := 0; i < b.N; i++ {
-					if err := w.Write(recs[i%len(recs)]); err != nil {
-						b.Fatal(err)
-					}
-					if every > 0 && (i+1)%every == 0 {
-						id++
-						if _, err := tx.PreCommit(ctx, id); err != nil {
-							b.Fatal(err)
-						}
-						if err := tx.Commit(ctx, id); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
+				benchWrite(b, w, every, func(i int) *value.Record { return recs[i%len(recs)] })
 				if err := sink.(Finisher).Finish(ctx); err != nil {
 					b.Fatal(err)
 				}
 			})
 		}
+	}
+}
+
+// benchWrite resets the timer and writes b.N records (rec(i)) through w,
+// with a checkpoint (PreCommit, then Commit) every `every` records (0:
+// none), then closes w.
+func benchWrite(b *testing.B, w Writer, every int, rec func(i int) *value.Record) {
+	ctx := context.Background()
+	tx := w.(Transactional)
+	b.ResetTimer()
+	id := int64(0)
+	for i := 0; i < b.N; i++ {
+		if err := w.Write(rec(i)); err != nil {
+			b.Fatal(err)
+		}
+		if every > 0 && (i+1)%every == 0 {
+			id++
+			if _, err := tx.PreCommit(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
