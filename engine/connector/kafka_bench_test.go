@@ -42,10 +42,18 @@ func BenchmarkKafkaSink(b *testing.B) {
 func BenchmarkKafkaSource(b *testing.B) {
 	_, addrs := newKafka(b, 3, "in")
 	const n = 100000
-	s, _ := NewKafkaSink(spec.KafkaSink{BootstrapServers: addrs, Topic: "in"})
-	w, _ := s.Open(context.Background(), 0, 1)
+	s, err := NewKafkaSink(spec.KafkaSink{BootstrapServers: addrs, Topic: "in"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := s.Open(context.Background(), 0, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := 0; i < n; i++ {
-		w.Write(&value.Record{Value: map[string]any{"i": int64(i), "s": fmt.Sprint("v", i)}, Ts: int64(i)})
+		if err := w.Write(&value.Record{Value: map[string]any{"i": int64(i), "s": fmt.Sprint("v", i)}, Ts: int64(i)}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		b.Fatal(err)
@@ -56,6 +64,9 @@ func BenchmarkKafkaSource(b *testing.B) {
 	total := 0
 	for i := 0; i < b.N; i++ {
 		total += len(readKafka(b, openKafka(b, k, 0, 1), 0))
+	}
+	if total != b.N*n {
+		b.Fatalf("read %d records in %d passes, want %d", total, b.N, b.N*n)
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "records/s")
 }
