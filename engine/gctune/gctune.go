@@ -2,9 +2,9 @@
 //
 // A stream processor allocates a short-lived value or two per record over a
 // small live heap, so with Go's default GOGC=100 the collector runs very
-// often: in BenchmarkNexmark (q1, q3 STREAMING) GC and its assists take
-// about a third of the CPU, and GOGC=400 gives 1.37-1.38x the events per
-// CPU second. A higher GOGC alone would let a process with a large keyed
+// often: in BenchmarkNexmark (q1, q3 STREAMING, 2 shared cores, two
+// alternating runs of each) GOGC=400 gave 1.2-1.6x the events per CPU
+// second of GOGC=100 (q1 1.3-1.6x, q3 1.2-1.3x). A higher GOGC alone would let a process with a large keyed
 // state grow to five times its live heap, so Apply also gives the runtime a
 // soft memory limit below the container's (cgroup) limit: near the limit
 // the collector runs as often as it must, whatever GOGC says.
