@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -153,13 +154,25 @@ func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob
 	if !job.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
-	if w, err := v.validate(job); err != nil {
-		return w, err
+	pn, err := PlanJob(job)
+	if err != nil {
+		return nil, newInvalid(job, FieldErrors(err))
 	}
-	if errs := dataflowChanges(old, job); len(errs) > 0 {
+	// The old version is planned at most once, and only when a check needs it.
+	po := sync.OnceValue(func() *plan.Plan {
+		p, err := PlanJob(old)
+		if err != nil {
+			return nil
+		}
+		return p
+	})
+	streamingBoth := func() bool {
+		return po() != nil && po().Mode == spec.Streaming && pn.Mode == spec.Streaming
+	}
+	if errs := dataflowChanges(old, job, streamingBoth); len(errs) > 0 {
 		return nil, newInvalid(job, errs)
 	}
-	if errs := sourceRescales(old, job); len(errs) > 0 {
+	if errs := sourceRescales(job, po, pn, streamingBoth); len(errs) > 0 {
 		return nil, newInvalid(job, errs)
 	}
 	return nil, nil
@@ -169,14 +182,14 @@ func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob
 // savepoint) that changes a source step's parallelism: checkpointed source
 // positions belong to their subtasks, and the restore would fail. Keyed
 // steps may change parallelism (their state is stored by key group).
-func sourceRescales(old, job *v1alpha1.FlinkJob) field.ErrorList {
-	if upgradeModeOf(job) == v1alpha1.UpgradeStateless || !streamingBoth(old, job) {
+// po plans the old version (nil when it is invalid), pn is the new one's
+// plan, and streamingBoth reports whether both plan to STREAMING.
+func sourceRescales(job *v1alpha1.FlinkJob, po func() *plan.Plan, pn *plan.Plan, streamingBoth func() bool) field.ErrorList {
+	if upgradeModeOf(job) == v1alpha1.UpgradeStateless || !streamingBoth() {
 		return nil
 	}
-	po, _ := PlanJob(old)
-	pn, _ := PlanJob(job)
 	was := map[string]int{}
-	for _, st := range po.Stages {
+	for _, st := range po().Stages {
 		for _, n := range st.Chain {
 			if n.Step != nil && n.Step.Source != nil {
 				was[n.Name] = st.Parallelism
@@ -205,15 +218,9 @@ func sourceRescales(old, job *v1alpha1.FlinkJob) field.ErrorList {
 	return errs
 }
 
-// streamingBoth reports whether both versions of a job plan to STREAMING.
-func streamingBoth(old, job *v1alpha1.FlinkJob) bool {
-	po, err1 := PlanJob(old)
-	pn, err2 := PlanJob(job)
-	return err1 == nil && err2 == nil && po.Mode == spec.Streaming && pn.Mode == spec.Streaming
-}
-
-// dataflowChanges lists the fields that may not change once a job exists.
-func dataflowChanges(old, job *v1alpha1.FlinkJob) field.ErrorList {
+// dataflowChanges lists the fields that may not change once a job exists;
+// streamingBoth reports whether both versions plan to STREAMING.
+func dataflowChanges(old, job *v1alpha1.FlinkJob, streamingBoth func() bool) field.ErrorList {
 	const msg = "the dataflow of a BATCH FlinkJob cannot change once it was created (a STREAMING job's can: it is upgraded per spec.upgradeMode); create a new FlinkJob (or delete and recreate this one)"
 	const storageMsg = "the storage of a FlinkJob cannot change: it holds the job's checkpoints, savepoints and intermediate data"
 	path := field.NewPath("spec")
@@ -235,7 +242,7 @@ func dataflowChanges(old, job *v1alpha1.FlinkJob) field.ErrorList {
 	for _, f := range dataflow {
 		changed = changed || !f.same
 	}
-	if !changed || streamingBoth(old, job) {
+	if !changed || streamingBoth() {
 		return errs
 	}
 	for _, f := range dataflow {
