@@ -96,6 +96,24 @@ func (s recordSchema) conform(v any) (map[string]any, error) {
 	return out, nil
 }
 
+// exactInt is v as an int64 when that loses nothing: an int64, a uint64
+// up to MaxInt64, or an integral double within 2^53.
+func exactInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x), true
+		}
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x), true
+		}
+	}
+	return 0, false
+}
+
 // convert converts one dynamic value to the field's type. Only lossless
 // conversions are made (an integral double to int, an int to double, an
 // RFC 3339 string to a timestamp, base64 text to bytes); anything else is
@@ -116,17 +134,8 @@ func (f schemaField) convert(v any) (any, error) {
 			return s, nil
 		}
 	case spec.TypeInt:
-		switch x := v.(type) {
-		case int64:
+		if x, ok := exactInt(v); ok {
 			return x, nil
-		case uint64:
-			if x <= math.MaxInt64 {
-				return int64(x), nil
-			}
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return int64(x), nil
-			}
 		}
 	case spec.TypeDouble:
 		switch x := v.(type) {
@@ -142,18 +151,10 @@ func (f schemaField) convert(v any) (any, error) {
 			return b, nil
 		}
 	case spec.TypeTimestamp:
-		switch x := v.(type) {
-		case int64:
+		if x, ok := exactInt(v); ok {
 			return x, nil
-		case uint64:
-			if x <= math.MaxInt64 {
-				return int64(x), nil
-			}
-		case float64:
-			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-				return int64(x), nil
-			}
-		case string:
+		}
+		if x, ok := v.(string); ok {
 			ms, err := parseTimestamp(x)
 			if err != nil {
 				return nil, fmt.Errorf("field %q: %w", f.name, err)
