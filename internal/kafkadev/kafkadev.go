@@ -8,8 +8,8 @@
 // command /flinkjob kafka-broker) listening on all interfaces and
 // advertising its Service name. It speaks the protocol including
 // transactions, read_committed, consumer groups, SASL and TLS; data lives
-// in memory (or in --data-dir) and is gone when it stops. Not for
-// production.
+// in memory and is gone when it stops, unless --data-dir keeps it across
+// restarts. Not for production.
 package kafkadev
 
 import (
