@@ -128,12 +128,10 @@ type Window struct {
 	lateName string
 	late     Collector
 	wins     state.ValueState
-	// bounds caches the boxed start and end of the window emitted last:
-	// every key's window of a time range has the same bounds.
-	bounds struct {
-		start, end int64
-		s, e       any
-	}
+	// The boxed start and end of the window emitted last (see box): every
+	// key's window of a time range has the same bounds.
+	lastStart, lastEnd       int64
+	lastStartAny, lastEndAny any
 }
 
 func (o *Window) Open(ctx *Context, out Collector) error {
@@ -331,11 +329,8 @@ func (o *Window) fire(t state.Timer) error {
 func (o *Window) emit(w *win) error {
 	var fields map[string]any
 	if o.isAgg {
-		b := &o.bounds
-		if b.s == nil || b.start != w.start || b.end != w.end {
-			b.start, b.end, b.s, b.e = w.start, w.end, w.start, w.end
-		}
-		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": b.s, "windowEnd": b.e}
+		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": box(w.start, &o.lastStart, &o.lastStartAny),
+			"windowEnd": box(w.end, &o.lastEnd, &o.lastEndAny)}
 	}
 	v, err := o.agg.result(w.acc, fields)
 	if err != nil {
