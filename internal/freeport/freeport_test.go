@@ -28,3 +28,20 @@ func TestPortBelowEphemeralRange(t *testing.T) {
 		l.Close()
 	}
 }
+
+// One process is never handed the same port twice in a row of calls (a
+// job's workers each get their own): independent random draws repeated
+// one within a few hundred calls.
+func TestPortsDoNotRepeat(t *testing.T) {
+	seen := map[int]bool{}
+	for i := 0; i < 500; i++ {
+		p, err := Port()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice in %d calls", p, i+1)
+		}
+		seen[p] = true
+	}
+}
