@@ -21,6 +21,7 @@ package extsort
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -239,7 +240,7 @@ func (s *Sorter) compare(a, b entry) int {
 		// The prefixes are the whole keys: the shorter one (zero padded)
 		// sorts first, as bytes.Compare has it.
 		if a.klen != b.klen {
-			return cmpInt(int(a.klen), int(b.klen))
+			return cmp.Compare(a.klen, b.klen)
 		}
 	default:
 		ka := s.arena[a.koff : a.koff+int(a.klen)]
@@ -256,16 +257,6 @@ func (s *Sorter) compare(a, b entry) int {
 	case a.koff < b.koff:
 		return -1
 	case a.koff > b.koff:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
 		return 1
 	}
 	return 0
