@@ -49,6 +49,16 @@ func withUpgradeMode(m v1alpha1.UpgradeMode) jobOption {
 	return func(j *v1alpha1.FlinkJob) { j.Spec.UpgradeMode = m }
 }
 
+// runningCounting creates counting at parallelism 1 with storage and a
+// checkpoint every second (and opts), and runs its two pods.
+func runningCounting(ctx context.Context, ns, name string, opts ...jobOption) *v1alpha1.FlinkJob {
+	GinkgoHelper()
+	opts = append([]jobOption{withStorage(), withCheckpointing("1s")}, opts...)
+	job := fetch(ctx, create(ctx, newJob(ns, name, fmt.Sprintf(counting, 1), opts...)))
+	runAll(ctx, job, 2)
+	return job
+}
+
 func locationAt(url string) connector.Location {
 	GinkgoHelper()
 	loc, err := connector.ParseLocation(url, s3cfg)
@@ -319,10 +329,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 	})
 
 	It("suspends with upgradeMode savepoint by stopping with a savepoint, and resumes from it", func(ctx SpecContext) {
-		job := create(ctx, newJob(ns, "pausable", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s"),
-			withUpgradeMode(v1alpha1.UpgradeSavepoint)))
-		job = fetch(ctx, job)
-		runAll(ctx, job, 2)
+		job := runningCounting(ctx, ns, "pausable", withUpgradeMode(v1alpha1.UpgradeSavepoint))
 		writeCheckpoint(ctx, job, 3)
 
 		By("asking the leader to stop with a savepoint, keeping the pods until it answers")
@@ -352,10 +359,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 	})
 
 	It("falls back to the latest checkpoint when the stop-with-savepoint times out", func(ctx SpecContext) {
-		job := create(ctx, newJob(ns, "slow-sp", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s"),
-			withUpgradeMode(v1alpha1.UpgradeSavepoint)))
-		job = fetch(ctx, job)
-		runAll(ctx, job, 2)
+		job := runningCounting(ctx, ns, "slow-sp", withUpgradeMode(v1alpha1.UpgradeSavepoint))
 		writeCheckpoint(ctx, job, 7)
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Suspend = true })
 		Eventually(savepointRequested(ctx, job)).Should(HaveField("Stop", true))
@@ -369,10 +373,8 @@ var _ = Describe("Checkpoints and savepoints", func() {
 	})
 
 	It("suspends with upgradeMode stateless and resumes from empty state", func(ctx SpecContext) {
-		job := create(ctx, newJob(ns, "forgetful", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s")))
-		job = fetch(ctx, job)
+		job := runningCounting(ctx, ns, "forgetful")
 		Expect(job.Spec.UpgradeMode).To(Equal(v1alpha1.UpgradeStateless), "Flink's default")
-		runAll(ctx, job, 2)
 		writeCheckpoint(ctx, job, 2)
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Suspend = true })
 		Eventually(phaseOf(ctx, job)).Should(Equal(v1alpha1.PhaseSuspended))
@@ -388,9 +390,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		}
 
 		It("stateless: restarts every pod with the new dataflow from empty state", func(ctx SpecContext) {
-			job := create(ctx, newJob(ns, "up-stateless", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s")))
-			job = fetch(ctx, job)
-			runAll(ctx, job, 2)
+			job := runningCounting(ctx, ns, "up-stateless")
 			writeCheckpoint(ctx, job, 2)
 			patchSpec(ctx, job, newMap)
 			Eventually(workerEnv(ctx, job, 1, 2)).Should(HaveEach(Not(HaveKey("FLINKJOB_RESTORE_FROM"))))
@@ -405,10 +405,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		})
 
 		It("last-state: restarts from the latest checkpoint, also for an image change", func(ctx SpecContext) {
-			job := create(ctx, newJob(ns, "up-last", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s"),
-				withUpgradeMode(v1alpha1.UpgradeLastState)))
-			job = fetch(ctx, job)
-			runAll(ctx, job, 2)
+			job := runningCounting(ctx, ns, "up-last", withUpgradeMode(v1alpha1.UpgradeLastState))
 			chk := writeCheckpoint(ctx, job, 9)
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Image = "registry.example/worker:v2" })
 			Eventually(workerEnv(ctx, job, 1, 2)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", "latest")))
@@ -426,10 +423,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		})
 
 		It("savepoint: stops with a savepoint, then starts the new plan from it", func(ctx SpecContext) {
-			job := create(ctx, newJob(ns, "up-sp", fmt.Sprintf(counting, 1), withStorage(), withCheckpointing("1s"),
-				withUpgradeMode(v1alpha1.UpgradeSavepoint)))
-			job = fetch(ctx, job)
-			runAll(ctx, job, 2)
+			job := runningCounting(ctx, ns, "up-sp", withUpgradeMode(v1alpha1.UpgradeSavepoint))
 			By("refusing a change of the source's parallelism: its positions could not be restored")
 			err := k8sClient.Update(ctx, func() *v1alpha1.FlinkJob { j := fetch(ctx, job); j.Spec.Parallelism = 2; return j }())
 			Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
