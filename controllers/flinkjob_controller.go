@@ -327,7 +327,7 @@ func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.Fl
 			return err
 		}
 	}
-	if r.Storage != nil && job.Spec.Storage != nil && job.Spec.Storage.S3 != nil {
+	if r.Storage != nil && hasStorage(job) {
 		err := r.Storage.DeleteJobData(ctx, job)
 		var noCreds *CredentialsNotFoundError
 		switch {

@@ -97,7 +97,7 @@ func shufflePrefix(job *v1alpha1.FlinkJob) string { return jobDataPrefix(job) + 
 // storageURL is the s3:// URL of key prefix p in the job's bucket, or ""
 // without storage.
 func storageURL(job *v1alpha1.FlinkJob, p string) string {
-	if job.Spec.Storage == nil || job.Spec.Storage.S3 == nil {
+	if !hasStorage(job) {
 		return ""
 	}
 	return "s3://" + job.Spec.Storage.S3.Bucket + "/" + p
@@ -116,7 +116,7 @@ func savepointsURL(job *v1alpha1.FlinkJob) string {
 // stateEnv is the checkpoint/savepoint configuration of a worker (the
 // contract with the worker: FLINKJOB_CHECKPOINT_* and friends).
 func stateEnv(job *v1alpha1.FlinkJob) []corev1.EnvVar {
-	if job.Spec.Storage == nil || job.Spec.Storage.S3 == nil {
+	if !hasStorage(job) {
 		return nil
 	}
 	env := []corev1.EnvVar{

@@ -25,7 +25,7 @@ func PlanJob(job *v1alpha1.FlinkJob) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Mode == spec.Batch && len(p.Edges) > 0 && (job.Spec.Storage == nil || job.Spec.Storage.S3 == nil) {
+	if p.Mode == spec.Batch && len(p.Edges) > 0 && !hasStorage(job) {
 		return nil, &plan.ValidationError{Errors: []plan.FieldError{{Path: "spec.storage",
 			Msg: fmt.Sprintf("a BATCH job with %d stages materializes each stage's output for the next; set spec.storage.s3 (an S3-compatible bucket)", len(p.Stages))}}}
 	}
@@ -40,7 +40,7 @@ func PlanJob(job *v1alpha1.FlinkJob) (*plan.Plan, error) {
 // validation and the reconciler see for jobs admitted without them.
 func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
 	js := &job.Spec
-	storage := js.Storage != nil && js.Storage.S3 != nil
+	storage := hasStorage(job)
 	var errs []plan.FieldError
 	add := func(path, msg string) { errs = append(errs, plan.FieldError{Path: path, Msg: msg}) }
 	const inBucket = ": savepoints are written to its bucket"
