@@ -1,9 +1,7 @@
 package plan
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -42,14 +40,7 @@ func TestFileS3Validation(t *testing.T) {
 			"spec.steps[0].source.files.s3.accessKeySecretRef.key", "is required"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := Validate(parseJob(t, c.yaml), Options{})
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("err = %v, want a validation error at %s", err, c.path)
-			}
-			if len(ve.Errors) != 1 || ve.Errors[0].Path != c.path || !strings.Contains(ve.Errors[0].Msg, c.msg) {
-				t.Fatalf("errors %v, want only %s: ...%s...", ve.Errors, c.path, c.msg)
-			}
+			wantErrorAt(t, Validate(parseJob(t, c.yaml), Options{}), c.path, c.msg, true)
 		})
 	}
 

@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"errors"
-	"strings"
 	"testing"
 )
 
@@ -38,17 +36,7 @@ func TestFileFieldValidation(t *testing.T) {
 			"spec.steps[0].source", "unbounded (files with monitorInterval)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := Validate(parseJob(t, c.yaml), Options{})
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("err = %v, want a validation error at %s", err, c.path)
-			}
-			for _, e := range ve.Errors {
-				if e.Path == c.path && strings.Contains(e.Msg, c.msg) {
-					return
-				}
-			}
-			t.Fatalf("errors %v, want %s: ...%s...", ve.Errors, c.path, c.msg)
+			wantErrorAt(t, Validate(parseJob(t, c.yaml), Options{}), c.path, c.msg, false)
 		})
 	}
 

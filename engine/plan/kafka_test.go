@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -72,21 +71,8 @@ var invalidKafkaJobs = []invalidCase{
 func TestInvalidKafkaJobs(t *testing.T) {
 	for _, c := range invalidKafkaJobs {
 		t.Run(c.name, func(t *testing.T) {
-			job := parseJob(t, c.yaml)
-			_, err := Build(job, c.opts)
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("error = %v, want a *ValidationError", err)
-			}
-			for _, e := range ve.Errors {
-				if e.Path == c.path && strings.Contains(e.Msg, c.msg) {
-					if len(ve.Errors) > 1 {
-						t.Errorf("more errors than the expected one: %v", ve)
-					}
-					return
-				}
-			}
-			t.Fatalf("no error at %s containing %q; got: %v", c.path, c.msg, ve)
+			_, err := Build(parseJob(t, c.yaml), c.opts)
+			wantErrorAt(t, err, c.path, c.msg, true)
 		})
 	}
 }

@@ -444,6 +444,25 @@ steps:
 	})
 }
 
+// wantErrorAt fails t unless err is a *ValidationError with an error at
+// path whose message contains msg; with only, it must be the only error.
+func wantErrorAt(t *testing.T, err error, path, msg string, only bool) {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a validation error at %s", err, path)
+	}
+	for _, e := range ve.Errors {
+		if e.Path == path && strings.Contains(e.Msg, msg) {
+			if only && len(ve.Errors) > 1 {
+				t.Fatalf("errors %v, want only %s: ...%s...", ve.Errors, path, msg)
+			}
+			return
+		}
+	}
+	t.Fatalf("errors %v, want %s: ...%s...", ve.Errors, path, msg)
+}
+
 func wantErrors(t *testing.T, err error, paths ...string) {
 	t.Helper()
 	var ve *ValidationError
