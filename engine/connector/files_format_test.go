@@ -286,20 +286,7 @@ func TestParquetSourceReadsArrowWrittenFile(t *testing.T) {
 		b.Field(2).(*array.StringBuilder).Append(fmt.Sprint("s", i))
 		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(int64(i)*1_000_000 + 999))
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	var buf bytes.Buffer
-	fw, err := pqarrow.NewFileWriter(schema, &buf, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := fw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "a.parquet"), buf.String())
+	writeFile(t, filepath.Join(dir, "a.parquet"), arrowParquet(t, schema, b))
 
 	want := func(i int) string {
 		m := map[string]any{"i32": int64(i), "f32": nil, "s": fmt.Sprint("s", i), "us": int64(i) * 1000}
@@ -461,6 +448,23 @@ func TestParquetSourceNestedColumns(t *testing.T) {
 		sb.FieldBuilder(0).(*array.StringBuilder).Append(fmt.Sprint("x", i))
 		sb.FieldBuilder(1).(*array.Float64Builder).Append(float64(i) + 0.5)
 	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "n.parquet"), arrowParquet(t, schema, b))
+	got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatParquet}, S3Config{}), 1)
+	want := []string{
+		`{"l":[0,1,2],"s":{"a":"x2","b":2.5}}`,
+		`{"l":[0,1],"s":{"a":"x1","b":1.5}}`,
+		`{"l":[0],"s":{"a":"x0","b":0.5}}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+// arrowParquet is a parquet file (as pqarrow writes it) of the record
+// batch that b built.
+func arrowParquet(t *testing.T, schema *arrow.Schema, b *array.RecordBuilder) string {
+	t.Helper()
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	var buf bytes.Buffer
@@ -474,15 +478,5 @@ func TestParquetSourceNestedColumns(t *testing.T) {
 	if err := fw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "n.parquet"), buf.String())
-	got := readAll(t, mustSource(t, spec.FileSource{Path: dir, Format: spec.FormatParquet}, S3Config{}), 1)
-	want := []string{
-		`{"l":[0,1,2],"s":{"a":"x2","b":2.5}}`,
-		`{"l":[0,1],"s":{"a":"x1","b":1.5}}`,
-		`{"l":[0],"s":{"a":"x0","b":0.5}}`,
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %q\nwant %q", got, want)
-	}
+	return buf.String()
 }
