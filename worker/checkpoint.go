@@ -187,13 +187,7 @@ func newCkpt(ctx context.Context, cfg Config, p *plan.Plan, log *slog.Logger) (*
 	// the coordinator (the leader's directly, a follower's with its
 	// "finished" report).
 	c.cp.OnFinish = func(snap map[string][]byte) {
-		own := make(map[string][]byte, len(snap))
-		for name, b := range snap {
-			own[name] = append([]byte(nil), b...)
-		}
-		if snap == nil {
-			own = nil
-		}
+		own := copySnapshot(snap)
 		c.endMu.Lock()
 		c.end = own
 		c.endMu.Unlock()
@@ -731,11 +725,7 @@ func (c *ckpt) start(ctx context.Context, resolve exchange.Resolver, isSource bo
 func (c *ckpt) async(ack func(id int64, snap map[string][]byte) error) func(int64, map[string][]byte) error {
 	return func(id int64, snap map[string][]byte) error {
 		// The task may reuse its buffers once Ack returns: keep a copy.
-		own := make(map[string][]byte, len(snap))
-		for name, b := range snap {
-			own[name] = append([]byte(nil), b...)
-		}
-		snap = own
+		snap = copySnapshot(snap)
 		c.acks.Add(1)
 		go func() {
 			defer c.acks.Done()
@@ -747,6 +737,19 @@ func (c *ckpt) async(ack func(id int64, snap map[string][]byte) error) func(int6
 		}()
 		return nil
 	}
+}
+
+// copySnapshot deep-copies a snapshot the task may reuse the buffers of
+// (nil stays nil: OnFinish's "no end to carry").
+func copySnapshot(snap map[string][]byte) map[string][]byte {
+	if snap == nil {
+		return nil
+	}
+	own := make(map[string][]byte, len(snap))
+	for name, b := range snap {
+		own[name] = append([]byte(nil), b...)
+	}
+	return own
 }
 
 // fail reports a fatal control error; the worker ends its task with it.
