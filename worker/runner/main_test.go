@@ -120,33 +120,14 @@ func loadJob(t testing.TB, yaml string) *spec.Job {
 // (a directory or s3:// URL), sorted, after checking its _SUCCESS marker.
 func readOutput(t testing.TB, path string, s3 connector.S3Config) []string {
 	t.Helper()
-	ctx := context.Background()
 	loc, err := connector.ParseLocation(path, s3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := loc.Exists(ctx, "_SUCCESS"); err != nil || !ok {
+	if ok, err := loc.Exists(context.Background(), "_SUCCESS"); err != nil || !ok {
 		t.Fatalf("no _SUCCESS marker in %s (%v)", path, err)
 	}
-	files, err := loc.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, f := range files {
-		if !strings.HasPrefix(f.Name, "part-") {
-			t.Errorf("unexpected file %s in %s", f.Name, path)
-			continue
-		}
-		rc, err := loc.Open(ctx, f.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, nonEmptyLines(t, rc)...)
-		rc.Close()
-	}
-	sort.Strings(lines)
-	return lines
+	return sinkLines(t, s3, path)
 }
 
 func nonEmptyLines(t testing.TB, r io.Reader) []string {
