@@ -250,10 +250,6 @@ func (l *lineWriter) flush() {
 	}
 }
 
-// freePort finds a free loopback port for a worker to listen on later
-// (below the ephemeral range: see package freeport).
-func freePort() (int, error) { return freeport.Port() }
-
 func (r *Runner) runStreaming(ctx context.Context) error {
 	peers := map[string]string{}
 	listen := map[string]string{}
@@ -265,7 +261,8 @@ func (r *Runner) runStreaming(ctx context.Context) error {
 			if len(s.Inputs) == 0 && (s.ID != 0 || i != 0) {
 				continue
 			}
-			port, err := freePort()
+			// Free now, bound by the worker later (see package freeport).
+			port, err := freeport.Port()
 			if err != nil {
 				return err
 			}
