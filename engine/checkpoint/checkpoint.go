@@ -77,9 +77,10 @@
 // before the end (rolling reduce/aggregate, process state, windows without
 // watermarks) the two hold the same keyed state.
 //
-// Snapshots are full and taken synchronously at the aligned barrier; the
-// cost is about that of processing one record per key of state (see
-// engine/local's BenchmarkCheckpointOverhead).
+// Snapshots are full and taken synchronously at the aligned barrier: about
+// 175 ns per key with a small map accumulator per key (engine/state's
+// BenchmarkGroupSnapshot, 50k keys); engine/local's
+// BenchmarkCheckpointOverhead measures what that costs a whole job.
 package checkpoint
 
 import (
