@@ -88,7 +88,7 @@ func main() {
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
-	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the in-process runs to this file")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (in-process runs; worker processes write their own with FLINKJOB_CPU_PROFILE)")
 	flag.Parse()
 	// As cmd/flinkjob (in-process runs) and cmd/worker do.
 	gcPercent, _ := gctune.Apply()
