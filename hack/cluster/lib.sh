@@ -158,7 +158,11 @@ wait_for() {
 		if "$@" >/dev/null 2>&1; then
 			return 0
 		fi
-		if [[ -f "${RUN}/${name}.pid" ]] && ! running "${name}"; then
+		# alive on the recorded PID, not running/pid_of: right after start
+		# the child may not have exec'd its command yet, so its command
+		# line is still this script's and pid_of would call it gone (CI
+		# once failed on exactly that, "node-ns exited" with an empty log).
+		if [[ -f "${RUN}/${name}.pid" ]] && ! alive "$(cat "${RUN}/${name}.pid")"; then
 			tail -n 30 "${LOGS}/${name}.log" >&2 || true
 			die "${name} exited; full log in ${LOGS}/${name}.log"
 		fi

@@ -211,7 +211,7 @@ setup_network() {
 # .cluster/node/. Everything they mount (rootfs overlays, volumes, netns)
 # stays in it too, and vanishes when its last process exits. A pause
 # process holds it; `$(node_exec) CMD` runs CMD inside.
-node_ns_ready() { [[ "$(readlink "/proc/$(pid_of node-ns)/exe" 2>/dev/null)" == "${BIN_DIR}/pause" ]]; }
+node_ns_ready() { [[ "$(readlink "/proc/$(pid_of node-ns)/exe" 2>/dev/null)" == "$(readlink -f "${BIN_DIR}/pause")" ]]; }
 
 start_node_namespace() {
 	mkdir -p "${CLUSTER_DIR}/node/var-lib" "${CLUSTER_DIR}/node/var-log"
