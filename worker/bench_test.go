@@ -87,7 +87,7 @@ func BenchmarkS3Materialize(b *testing.B) {
 			b.Fatal(err)
 		}
 		st := p.Stages[0]
-		src, err := connector.NewSource(st.Head().Step.Source, st.Head().Exprs.Datagen, connector.Env{})
+		src, err := connector.NewSource(st.Head().Step.Source, st.Head().Exprs.Datagen, st.Head().Fields, connector.Env{})
 		if err != nil {
 			b.Fatal(err)
 		}

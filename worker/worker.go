@@ -188,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	for _, n := range st.Chain {
 		switch n.Kind {
 		case plan.KindSource:
-			s, err := connector.NewSource(n.Step.Source, n.Exprs.Datagen, env)
+			s, err := connector.NewSource(n.Step.Source, n.Exprs.Datagen, n.Fields, env)
 			if err != nil {
 				return res, fmt.Errorf("step %q: %w", n.Name, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/projection"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -22,8 +23,10 @@ type Env struct {
 }
 
 // NewSource creates the connector of a source step. datagen is the step's
-// compiled datagen expression (from the plan).
-func NewSource(s *spec.Source, datagen *expr.Program, env Env) (Source, error) {
+// compiled datagen expression and fields the part of its records the job
+// reads (nil: all), both from the plan; sources that can leave the other
+// fields out do (nexmark).
+func NewSource(s *spec.Source, datagen *expr.Program, fields *projection.Fields, env Env) (Source, error) {
 	switch {
 	case s.Elements != nil:
 		vals := make([]any, len(s.Elements))
@@ -44,7 +47,9 @@ func NewSource(s *spec.Source, datagen *expr.Program, env Env) (Source, error) {
 	case s.Files != nil:
 		return NewFileSource(*s.Files, env.S3)
 	case s.Nexmark != nil:
-		return NewNexmark(*s.Nexmark), nil
+		x := NewNexmark(*s.Nexmark)
+		x.Fields = fields
+		return x, nil
 	case s.Kafka != nil:
 		return NewKafkaSource(s), nil
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/flinkjob/flinkjob/engine/projection"
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
 
@@ -53,6 +54,10 @@ type Nexmark struct {
 	RatePerSecond int64
 	Seed          int64
 	Config        NexmarkConfig
+	// Fields, when set, is the part of each event the job reads: the rest
+	// is not generated (projection pushdown, from the plan). nil
+	// generates whole events.
+	Fields *projection.Fields
 }
 
 // NexmarkConfig holds the generator's knobs (Beam's GeneratorConfig).
@@ -134,7 +139,11 @@ func (x Nexmark) Open(_ context.Context, index, parallelism int) (Reader, error)
 	if err := x.Config.check(); err != nil {
 		return nil, err
 	}
-	return &nexmarkReader{x: x, strided: newStrided("nexmark", index, parallelism, x.RatePerSecond)}, nil
+	shape := nexmarkAll
+	if x.Fields != nil {
+		shape = newNexmarkShape(x.Fields)
+	}
+	return &nexmarkReader{x: x, shape: shape, strided: newStrided("nexmark", index, parallelism, x.RatePerSecond)}, nil
 }
 
 func (c NexmarkConfig) check() error {
@@ -155,7 +164,8 @@ func (c NexmarkConfig) check() error {
 
 // nexmarkReader's position is the next event number (strided).
 type nexmarkReader struct {
-	x Nexmark
+	x     Nexmark
+	shape nexmarkShape
 	strided
 }
 
@@ -168,7 +178,7 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		if r.x.Events >= 0 && r.next >= r.x.Events {
 			return io.EOF
 		}
-		emit(r.x.Config.Event(r.x.Seed, r.next))
+		emit(r.x.Config.event(r.x.Seed, r.next, r.shape))
 		r.next += r.step
 		r.pace.sent(1)
 	}
@@ -225,24 +235,129 @@ func NexmarkLastAuctionID(n int64) int64 {
 
 // Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
 func (c NexmarkConfig) Event(seed, n int64) map[string]any {
-	r := newNexmarkRand(seed, n)
-	rng := &r
-	// Boxed once: the event's ts and its body's dateTime share it.
-	ts := any(c.Timestamp(n))
+	return c.event(seed, n, nexmarkAll)
+}
+
+// EventFields generates the part of event n that f reads (see package
+// projection): the fields it leaves out are absent and never built, and
+// every field it keeps has the value Event gives it (the random draws of
+// the fields left out are skipped, not changed). A nil f builds no field.
+func (c NexmarkConfig) EventFields(seed, n int64, f *projection.Fields) map[string]any {
+	return c.event(seed, n, newNexmarkShape(f))
+}
+
+func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape) map[string]any {
 	kind := NexmarkKind(n)
-	// typ is kind boxed from a constant: boxing the variable would
-	// allocate a string header per event.
-	var body map[string]any
-	var typ any
+	e := make(map[string]any, 3)
+	var ts any
+	if sh.ts || sh.of(kind)&nxDateTime != 0 {
+		// Boxed once: the event's ts and its body's dateTime share it.
+		ts = any(c.Timestamp(n))
+	}
+	if sh.typ {
+		// Constants box without allocating; the variable would not.
+		switch kind {
+		case "person":
+			e["type"] = "person"
+		case "auction":
+			e["type"] = "auction"
+		default:
+			e["type"] = "bid"
+		}
+	}
+	if sh.ts {
+		e["ts"] = ts
+	}
+	mask := sh.of(kind)
+	if mask == 0 {
+		return e
+	}
+	r := newNexmarkRand(seed, n)
 	switch kind {
 	case "person":
-		body, typ = c.person(n, rng, ts), "person"
+		e[kind] = c.person(n, &r, ts, mask)
 	case "auction":
-		body, typ = c.auction(n, rng, ts), "auction"
+		e[kind] = c.auction(n, &r, ts, mask)
 	default:
-		body, typ = c.bid(seed, n, rng, ts), "bid"
+		e[kind] = c.bid(seed, n, &r, ts, mask)
 	}
-	return map[string]any{"type": typ, "ts": ts, kind: body}
+	return e
+}
+
+// The fields of the three bodies as bits of a mask (nexmarkShape); a body
+// is built when its mask is not 0, so nxBody marks a body none of whose
+// known fields is read (an expression naming a field no event has still
+// sees the body and fails as it would on the whole event).
+const (
+	nxID uint32 = 1 << iota
+	nxName
+	nxEmail
+	nxCard
+	nxCity
+	nxState
+	nxDateTime
+	nxExtra
+	nxItemName
+	nxDescription
+	nxInitialBid
+	nxReserve
+	nxExpires
+	nxSeller
+	nxCategory
+	nxAuction
+	nxBidder
+	nxPrice
+	nxChannel
+	nxURL
+	nxBody
+)
+
+var nexmarkFieldBits = map[string]uint32{
+	"id": nxID, "name": nxName, "emailAddress": nxEmail, "creditCard": nxCard, "city": nxCity,
+	"state": nxState, "dateTime": nxDateTime, "extra": nxExtra, "itemName": nxItemName,
+	"description": nxDescription, "initialBid": nxInitialBid, "reserve": nxReserve,
+	"expires": nxExpires, "seller": nxSeller, "category": nxCategory, "auction": nxAuction,
+	"bidder": nxBidder, "price": nxPrice, "channel": nxChannel, "url": nxURL,
+}
+
+// nexmarkShape is what a job reads of an event, resolved from a
+// projection once per reader so that generating tests bits, not maps.
+type nexmarkShape struct {
+	typ, ts              bool
+	person, auction, bid uint32
+}
+
+var nexmarkAll = nexmarkShape{typ: true, ts: true, person: ^uint32(0), auction: ^uint32(0), bid: ^uint32(0)}
+
+func newNexmarkShape(f *projection.Fields) nexmarkShape {
+	if f.IsAll() {
+		return nexmarkAll
+	}
+	body := func(b *projection.Fields) uint32 {
+		switch {
+		case b == nil:
+			return 0
+		case b.All:
+			return ^uint32(0)
+		}
+		m := nxBody
+		for name := range b.Sub {
+			m |= nexmarkFieldBits[name]
+		}
+		return m
+	}
+	return nexmarkShape{typ: f.Has("type"), ts: f.Has("ts"),
+		person: body(f.Field("person")), auction: body(f.Field("auction")), bid: body(f.Field("bid"))}
+}
+
+func (sh nexmarkShape) of(kind string) uint32 {
+	switch kind {
+	case "person":
+		return sh.person
+	case "auction":
+		return sh.auction
+	}
+	return sh.bid
 }
 
 var (
@@ -253,25 +368,61 @@ var (
 	nexmarkHotChannels = []string{"Google", "Facebook", "Baidu", "Apple"}
 )
 
-func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any) map[string]any {
-	id := NexmarkLastPersonID(n) + NexmarkFirstPersonID
-	name := nexmarkFirstNames[rng.intn(len(nexmarkFirstNames))] + " " + nexmarkLastNames[rng.intn(len(nexmarkLastNames))]
-	email := rng.str(7) + "@" + rng.str(5) + ".com"
-	card := make([]byte, 0, 19)
-	for i := range 4 {
-		if i > 0 {
-			card = append(card, ' ')
-		}
-		v := rng.intn(10000)
-		card = append(card, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+// The body generators draw every random value in the same order whatever
+// the mask (so a field has the same value whichever others are read) and
+// build, box and store only the masked fields; they stop drawing after
+// the last one read.
+
+func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32) map[string]any {
+	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 8))
+	if mask&nxID != 0 {
+		m["id"] = NexmarkLastPersonID(n) + NexmarkFirstPersonID
 	}
+	if mask&nxDateTime != 0 {
+		m["dateTime"] = ts
+	}
+	if mask&^(nxBody|nxID|nxDateTime) == 0 {
+		return m
+	}
+	first, last := nexmarkFirstNames[rng.intn(len(nexmarkFirstNames))], nexmarkLastNames[rng.intn(len(nexmarkLastNames))]
+	size := 8 + len(first) + 1 + len(last)
+	if mask&nxName != 0 {
+		m["name"] = first + " " + last
+	}
+	if mask&nxEmail != 0 {
+		email := rng.str(7) + "@" + rng.str(5) + ".com"
+		size += len(email)
+		m["emailAddress"] = email
+	} else {
+		size += rng.strLen(7) + 1 + rng.strLen(5) + 4
+	}
+	if mask&nxCard != 0 {
+		card := make([]byte, 0, 19)
+		for i := range 4 {
+			if i > 0 {
+				card = append(card, ' ')
+			}
+			v := rng.intn(10000)
+			card = append(card, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+		}
+		m["creditCard"] = string(card)
+	} else {
+		rng.skip(4)
+	}
+	size += 19
 	city := nexmarkCities[rng.intn(len(nexmarkCities))]
 	state := nexmarkStates[rng.intn(len(nexmarkStates))]
-	size := 8 + len(name) + len(email) + len(card) + len(city) + len(state)
-	return map[string]any{
-		"id": id, "name": name, "emailAddress": email, "creditCard": string(card),
-		"city": city, "state": state, "dateTime": ts, "extra": rng.extra(size, nexmarkAvgPersonBytes),
+	size += len(city) + len(state)
+	if mask&nxCity != 0 {
+		m["city"] = city
 	}
+	if mask&nxState != 0 {
+		m["state"] = state
+	}
+	if mask&nxExtra != 0 {
+		m["extra"] = rng.extra(size, nexmarkAvgPersonBytes)
+	}
+	return m
 }
 
 // nextPerson is a random active person's base-0 id (Beam's nextBase0PersonId).
@@ -288,41 +439,90 @@ func (c NexmarkConfig) nextAuction(n int64, rng *nexmarkRand) int64 {
 	return first + rng.int63n(last-first+1+NexmarkAuctionIDLead)
 }
 
-func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any) map[string]any {
-	ts := tsAny.(int64)
-	id := NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
+func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32) map[string]any {
+	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 10))
+	if mask&nxID != 0 {
+		m["id"] = NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
+	}
+	if mask&nxDateTime != 0 {
+		m["dateTime"] = tsAny
+	}
+	if mask&^(nxBody|nxID|nxDateTime) == 0 {
+		return m
+	}
 	var seller int64
 	if rng.int63n(c.HotSellerRatio) > 0 {
 		seller = (NexmarkLastPersonID(n) / nexmarkHotSellerBatch) * nexmarkHotSellerBatch
 	} else {
 		seller = c.nextPerson(n, rng)
 	}
-	seller += NexmarkFirstPersonID
+	if mask&nxSeller != 0 {
+		m["seller"] = seller + NexmarkFirstPersonID
+	}
 	category := int64(NexmarkFirstCategoryID + rng.intn(NexmarkNumCategories))
+	if mask&nxCategory != 0 {
+		m["category"] = category
+	}
 	initialBid := rng.price()
+	if mask&nxInitialBid != 0 {
+		m["initialBid"] = initialBid
+	}
+	if mask&(nxExpires|nxItemName|nxDescription|nxReserve|nxExtra) == 0 {
+		return m
+	}
 	// Auctions last, on average, until numInFlightAuctions more auctions
 	// have been generated (Beam's nextAuctionLengthMs).
+	ts := c.Timestamp(n)
 	horizon := c.Timestamp(n+c.InFlightAuctions*NexmarkTotalProportion/NexmarkAuctionProportion) - ts
 	expires := ts + 1 + rng.int63n(max(horizon*2, 1))
-	name := rng.str(20)
-	desc := rng.str(100)
-	reserve := initialBid + rng.price()
-	size := 8 + len(name) + len(desc) + 8 + 8 + 8 + 8 + 8
-	return map[string]any{
-		"id": id, "itemName": name, "description": desc, "initialBid": initialBid, "reserve": reserve,
-		"dateTime": tsAny, "expires": expires, "seller": seller, "category": category,
-		"extra": rng.extra(size, nexmarkAvgAuctionBytes),
+	if mask&nxExpires != 0 {
+		m["expires"] = expires
 	}
+	if mask&(nxItemName|nxDescription|nxReserve|nxExtra) == 0 {
+		return m
+	}
+	size := 8 + 8 + 8 + 8 + 8 + 8
+	if mask&nxItemName != 0 {
+		name := rng.str(20)
+		size += len(name)
+		m["itemName"] = name
+	} else {
+		size += rng.strLen(20)
+	}
+	if mask&nxDescription != 0 {
+		desc := rng.str(100)
+		size += len(desc)
+		m["description"] = desc
+	} else {
+		size += rng.strLen(100)
+	}
+	reserve := initialBid + rng.price()
+	if mask&nxReserve != 0 {
+		m["reserve"] = reserve
+	}
+	if mask&nxExtra != 0 {
+		m["extra"] = rng.extra(size, nexmarkAvgAuctionBytes)
+	}
+	return m
 }
 
-func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any) map[string]any {
+func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32) map[string]any {
+	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 7))
+	if mask&nxDateTime != 0 {
+		m["dateTime"] = ts
+	}
+	if mask&^(nxBody|nxDateTime) == 0 {
+		return m
+	}
 	var auction int64
 	if rng.int63n(c.HotAuctionRatio) > 0 {
 		auction = (NexmarkLastAuctionID(n) / nexmarkHotAuctionBatch) * nexmarkHotAuctionBatch
 	} else {
 		auction = c.nextAuction(n, rng)
 	}
-	auction += NexmarkFirstAuctionID
+	if mask&nxAuction != 0 {
+		m["auction"] = auction + NexmarkFirstAuctionID
+	}
 	var bidder int64
 	if rng.int63n(c.HotBidderRatio) > 0 {
 		// The second person of the batch, so hot bidders and sellers differ.
@@ -330,22 +530,35 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any) map[string]a
 	} else {
 		bidder = c.nextPerson(n, rng)
 	}
-	bidder += NexmarkFirstPersonID
+	if mask&nxBidder != 0 {
+		m["bidder"] = bidder + NexmarkFirstPersonID
+	}
 	price := rng.price()
+	if mask&nxPrice != 0 {
+		m["price"] = price
+	}
+	if mask&(nxChannel|nxURL|nxExtra) == 0 {
+		return m
+	}
+	cs := nexmarkChannelsOf(seed)
 	var channel, url any
 	if rng.intn(nexmarkHotChannelRatio) > 0 {
 		i := rng.intn(len(nexmarkHotChannels))
-		cs := nexmarkChannelsOf(seed)
 		channel, url = cs.hotNames[i], cs.hotURLs[i]
 	} else {
 		id := rng.intn(nexmarkChannels)
-		cs := nexmarkChannelsOf(seed)
 		channel, url = cs.names[id], cs.urls[id]
 	}
-	return map[string]any{
-		"auction": auction, "bidder": bidder, "price": price, "channel": channel, "url": url,
-		"dateTime": ts, "extra": rng.extra(8+8+8+8, nexmarkAvgBidBytes),
+	if mask&nxChannel != 0 {
+		m["channel"] = channel
 	}
+	if mask&nxURL != 0 {
+		m["url"] = url
+	}
+	if mask&nxExtra != 0 {
+		m["extra"] = rng.extra(8+8+8+8, nexmarkAvgBidBytes)
+	}
+	return m
 }
 
 // A channel's URL is the same in every bid (nexmark/nexmark caches one per
@@ -458,6 +671,29 @@ func (r *nexmarkRand) strWith(maxLen int, special byte) string {
 	}
 	return strings.TrimSpace(b.String())
 }
+
+// strLen draws what str(maxLen) draws and returns the length of the
+// string it would build, without building it.
+func (r *nexmarkRand) strLen(maxLen int) int {
+	n := 3 + r.intn(maxLen-3)
+	first, last := -1, -1
+	for i := range n {
+		if r.next()%13 != 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return 0
+	}
+	return last - first + 1
+}
+
+// skip advances the generator past n draws (splitmix64's state only
+// counts them).
+func (r *nexmarkRand) skip(n int) { r.s += uint64(n) * 0x9e3779b97f4a7c15 }
 
 // exact is a string of n letters, 12 from each random word (26^12 < 2^64).
 func (r *nexmarkRand) exact(n int) string {

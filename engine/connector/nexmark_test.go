@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"github.com/flinkjob/flinkjob/engine/projection"
 	"io"
 	"reflect"
 	"sort"
@@ -213,7 +214,7 @@ func TestNexmarkKnobs(t *testing.T) {
 		t.Error("Open accepted hotBidderRatio 0")
 	}
 	// NewSource builds it.
-	s, err := NewSource(&spec.Source{Nexmark: &spec.Nexmark{Events: &events}}, nil, Env{})
+	s, err := NewSource(&spec.Source{Nexmark: &spec.Nexmark{Events: &events}}, nil, nil, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,4 +288,66 @@ func TestGeneratorSeek(t *testing.T) {
 			t.Fatalf("%T: Seek to another subtask's position 6 succeeded", s)
 		}
 	}
+}
+
+// TestNexmarkEventFields: a projected event is the whole event cut down to
+// the projection, for every single field (each skips the draws of the
+// fields before it in its own way) and for the Nexmark queries' projections.
+func TestNexmarkEventFields(t *testing.T) {
+	var projections []*projection.Fields
+	for kind, fields := range map[string][]string{
+		"person":  {"id", "name", "emailAddress", "creditCard", "city", "state", "dateTime", "extra"},
+		"auction": {"id", "itemName", "description", "initialBid", "reserve", "dateTime", "expires", "seller", "category", "extra"},
+		"bid":     {"auction", "bidder", "price", "channel", "url", "dateTime", "extra"},
+	} {
+		for _, f := range fields {
+			p := projection.None()
+			p.Add([]string{kind, f})
+			projections = append(projections, p)
+		}
+		p := projection.None()
+		p.Add([]string{kind, "noSuchField"}) // the body, empty
+		projections = append(projections, p)
+	}
+	for _, paths := range [][][]string{
+		{{"type"}},
+		{{"ts"}, {"type"}, {"bid", "auction"}, {"bid", "price"}},
+		{{"type"}, {"auction", "category"}, {"auction", "id"}, {"auction", "seller"}, {"person", "city"}, {"person", "name"}},
+		{{"type"}, {"auction", "reserve"}, {"person", "extra"}, {"bid", "url"}},
+		{{"type"}, {"auction", "extra"}, {"person", "creditCard"}, {"bid"}},
+		{},
+	} {
+		p := projection.None()
+		for _, path := range paths {
+			p.Add(path)
+		}
+		projections = append(projections, p)
+	}
+	c := DefaultNexmarkConfig
+	for _, p := range projections {
+		for n := range int64(3000) {
+			want := value.ToJSON(cutDown(c.Event(5, n), p))
+			if got := value.ToJSON(c.EventFields(5, n, p)); string(got) != string(want) {
+				t.Fatalf("projection %s, event %d:\n got %s\nwant %s", p, n, got, want)
+			}
+		}
+	}
+}
+
+// cutDown is v with only the fields f reads (test oracle for EventFields).
+func cutDown(v any, f *projection.Fields) any {
+	if f.IsAll() {
+		return v
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := map[string]any{}
+	for name, sub := range f.Sub {
+		if x, ok := m[name]; ok {
+			out[name] = cutDown(x, sub)
+		}
+	}
+	return out
 }

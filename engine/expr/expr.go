@@ -92,6 +92,8 @@ type Program struct {
 	// for inputs that small stays within DefaultCostLimit, so the cost
 	// tracking, which wraps every node, is not needed for them.
 	small cel.Program
+	// checked is the type-checked AST, for Reads.
+	checked *celast.AST
 }
 
 // Source returns the expression text.
@@ -191,6 +193,7 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 		return nil, fmt.Errorf("CEL expression %q: %v", src, err)
 	}
 	p.prg = prg
+	p.checked = ast.NativeRep()
 	p.pathVar, p.path = fieldPath(ast.NativeRep().Expr(), vars)
 	if !p.limited && p.pathVar < 0 {
 		p.fast = compileFast(ast.NativeRep().Expr(), vars)

@@ -145,7 +145,7 @@ func New(p *plan.Plan, opts Options) (*Executor, error) {
 	for _, n := range p.Graph.Nodes {
 		switch n.Kind {
 		case plan.KindSource:
-			s, err := connector.NewSource(n.Step.Source, n.Exprs.Datagen, opts.Env)
+			s, err := connector.NewSource(n.Step.Source, n.Exprs.Datagen, n.Fields, opts.Env)
 			if err != nil {
 				return nil, fmt.Errorf("step %q: %w", n.Name, err)
 			}

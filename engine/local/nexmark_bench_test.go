@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"flag"
 	"runtime"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 )
 
+var readAllFields = flag.Bool("read-all-fields", false, "BenchmarkNexmark: sources build whole events (no projection pushdown)")
+
 // BenchmarkNexmark runs each Nexmark sample query in process, in both
 // modes, at parallelism 1, over 200,000 events at Flink's benchmark
 // event-time rate (10M/s); one op is one whole run. Metrics per event:
@@ -20,6 +23,9 @@ import (
 // worker processes; this one is for profiles:
 //
 //	go test ./engine/local -run '^$' -bench 'Nexmark/q4/STREAMING' -cpuprofile cpu.out
+//
+// -read-all-fields turns projection pushdown off (the source then builds
+// whole events), for the ratio of the two.
 func BenchmarkNexmark(b *testing.B) {
 	const events = 200_000
 	for _, q := range bench.NexmarkQueries {
@@ -30,7 +36,7 @@ func BenchmarkNexmark(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p, err := plan.New(job, plan.Options{Mode: mode})
+				p, err := plan.New(job, plan.Options{Mode: mode, ReadAllFields: *readAllFields})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
+	"github.com/flinkjob/flinkjob/engine/projection"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -71,6 +72,10 @@ type Node struct {
 	Bounded bool
 	// Consumers counts the edges leaving this node (main and side outputs).
 	Consumers int
+	// Fields, on a source, is the part of its records the job reads, when
+	// that is not all of them (projection pushdown; see pushProjections).
+	// Sources that can leave fields out do; nil means whole records.
+	Fields *projection.Fields
 	order     int // topological position
 }
 
@@ -135,6 +140,10 @@ type Options struct {
 	// KnownCalls, when set, lists the Go functions registered in this binary;
 	// `call` steps naming others are refused.
 	KnownCalls func(name string) bool
+	// ReadAllFields turns projection pushdown off: sources produce whole
+	// records even where the job reads only some of their fields (for
+	// benchmarks that compare with engines whose sources do).
+	ReadAllFields bool
 }
 
 // Validate checks a job and returns nil or a *ValidationError.
@@ -514,6 +523,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	for _, n := range order {
 		g.byName[n.Name] = n
 	}
+	pushProjections(g, opts)
 	return g, nil
 }
 
