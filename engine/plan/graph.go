@@ -76,7 +76,7 @@ type Node struct {
 	// that is not all of them (projection pushdown; see pushProjections).
 	// Sources that can leave fields out do; nil means whole records.
 	Fields *projection.Fields
-	order     int // topological position
+	order  int // topological position
 }
 
 // Input is an edge into a node.
