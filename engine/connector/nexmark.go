@@ -166,6 +166,7 @@ func (c NexmarkConfig) check() error {
 type nexmarkReader struct {
 	x     Nexmark
 	shape nexmarkShape
+	boxes idBoxes
 	strided
 }
 
@@ -178,7 +179,7 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		if r.x.Events >= 0 && r.next >= r.x.Events {
 			return io.EOF
 		}
-		emit(r.x.Config.event(r.x.Seed, r.next, r.shape))
+		emit(r.x.Config.event(r.x.Seed, r.next, r.shape, &r.boxes))
 		r.next += r.step
 		r.pace.sent(1)
 	}
@@ -235,7 +236,7 @@ func NexmarkLastAuctionID(n int64) int64 {
 
 // Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
 func (c NexmarkConfig) Event(seed, n int64) map[string]any {
-	return c.event(seed, n, nexmarkAll)
+	return c.event(seed, n, nexmarkAll, nil)
 }
 
 // EventFields generates the part of event n that f reads (see package
@@ -243,10 +244,28 @@ func (c NexmarkConfig) Event(seed, n int64) map[string]any {
 // every field it keeps has the value Event gives it (the random draws of
 // the fields left out are skipped, not changed). A nil f builds no field.
 func (c NexmarkConfig) EventFields(seed, n int64, f *projection.Fields) map[string]any {
-	return c.event(seed, n, newNexmarkShape(f))
+	return c.event(seed, n, newNexmarkShape(f), nil)
 }
 
-func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape) map[string]any {
+// idBoxes keeps the ids a reader boxed lately, so the ids that recur
+// (hot auctions, bidders and sellers, in-flight auctions) are stored in
+// events without a new allocation each time: a direct-mapped cache by the
+// id's low bits. A nil cache boxes every time.
+type idBoxes [2048]any
+
+func (b *idBoxes) box(id int64) any {
+	if b == nil {
+		return id
+	}
+	slot := &b[uint64(id)%uint64(len(b))]
+	if v, ok := (*slot).(int64); ok && v == id {
+		return *slot
+	}
+	*slot = id
+	return *slot
+}
+
+func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes) map[string]any {
 	kind := NexmarkKind(n)
 	e := make(map[string]any, 3)
 	var ts any
@@ -277,9 +296,9 @@ func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape) map[string]any {
 	case "person":
 		e[kind] = c.person(n, &r, ts, mask)
 	case "auction":
-		e[kind] = c.auction(n, &r, ts, mask)
+		e[kind] = c.auction(n, &r, ts, mask, boxes)
 	default:
-		e[kind] = c.bid(seed, n, &r, ts, mask)
+		e[kind] = c.bid(seed, n, &r, ts, mask, boxes)
 	}
 	return e
 }
@@ -439,7 +458,7 @@ func (c NexmarkConfig) nextAuction(n int64, rng *nexmarkRand) int64 {
 	return first + rng.int63n(last-first+1+NexmarkAuctionIDLead)
 }
 
-func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32) map[string]any {
+func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32, boxes *idBoxes) map[string]any {
 	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 10))
 	if mask&nxID != 0 {
 		m["id"] = NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
@@ -457,7 +476,7 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32
 		seller = c.nextPerson(n, rng)
 	}
 	if mask&nxSeller != 0 {
-		m["seller"] = seller + NexmarkFirstPersonID
+		m["seller"] = boxes.box(seller + NexmarkFirstPersonID)
 	}
 	category := int64(NexmarkFirstCategoryID + rng.intn(NexmarkNumCategories))
 	if mask&nxCategory != 0 {
@@ -506,7 +525,7 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32
 	return m
 }
 
-func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32) map[string]any {
+func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32, boxes *idBoxes) map[string]any {
 	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 7))
 	if mask&nxDateTime != 0 {
 		m["dateTime"] = ts
@@ -521,7 +540,7 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32)
 		auction = c.nextAuction(n, rng)
 	}
 	if mask&nxAuction != 0 {
-		m["auction"] = auction + NexmarkFirstAuctionID
+		m["auction"] = boxes.box(auction + NexmarkFirstAuctionID)
 	}
 	var bidder int64
 	if rng.int63n(c.HotBidderRatio) > 0 {
@@ -531,7 +550,7 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32)
 		bidder = c.nextPerson(n, rng)
 	}
 	if mask&nxBidder != 0 {
-		m["bidder"] = bidder + NexmarkFirstPersonID
+		m["bidder"] = boxes.box(bidder + NexmarkFirstPersonID)
 	}
 	price := rng.price()
 	if mask&nxPrice != 0 {

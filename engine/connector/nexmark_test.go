@@ -227,14 +227,31 @@ func TestNexmarkKnobs(t *testing.T) {
 // cpu-ns/op is the process's CPU time per event (GC included), steadier
 // than ns/op on a loaded machine.
 func BenchmarkNexmarkGenerate(b *testing.B) {
-	c := DefaultNexmarkConfig
-	c.Event(1, 0) // the channel cache
-	b.ReportAllocs()
-	cpu0 := processCPU()
-	for i := 0; b.Loop(); i++ {
-		c.Event(1, int64(i))
+	q1 := projection.None() // what Nexmark q1 reads
+	for _, path := range [][]string{{"type"}, {"ts"}, {"bid", "auction"}, {"bid", "bidder"}, {"bid", "price"}, {"bid", "dateTime"}} {
+		q1.Add(path)
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	for _, c := range []struct {
+		name   string
+		fields *projection.Fields
+	}{{"whole", nil}, {"q1-fields", q1}} {
+		b.Run(c.name, func(b *testing.B) {
+			x := Nexmark{Events: -1, Seed: 1, Config: DefaultNexmarkConfig, Fields: c.fields}
+			r, err := x.Open(context.Background(), 0, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink := func(any) {}
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				if err := r.Read(context.Background(), 1, sink); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
 }
 
 func processCPU() int64 {

@@ -150,6 +150,10 @@ func (p *Plan) String() string {
 		b.WriteString("\n")
 		for _, n := range s.Chain {
 			fmt.Fprintf(&b, "  %-10s %s\n", n.Kind, n.Name)
+			if n.Fields != nil {
+				// Projection pushdown: what the job reads of the records.
+				fmt.Fprintf(&b, "  %-10s %s\n", "reads", n.Fields)
+			}
 		}
 		for _, e := range s.Inputs {
 			fmt.Fprintf(&b, "  in  edge %d from stage %d: %s (input %d)\n", e.ID, e.From.ID, e.describe(), e.InputIndex)

@@ -623,6 +623,7 @@ stages: 3
 
 stage 0 "lines->words" parallelism=2
   source     lines
+  reads      {line}
   flatMap    words
   out edge 0 to stage 1: words -> HASH(record.word)
 

@@ -65,6 +65,7 @@ type config struct {
 	latencySeconds float64
 	latencyRate    int64
 	cpuProfile     string
+	readAllFields  bool
 }
 
 const (
@@ -88,6 +89,7 @@ func main() {
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
+	flag.BoolVar(&c.readAllFields, "read-all-fields", false, "turn projection pushdown off: the nexmark source builds whole events even where the query reads a few fields (in-process runs; workers read FLINKJOB_READ_ALL_FIELDS=1)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (in-process runs; worker processes write their own with FLINKJOB_CPU_PROFILE)")
 	flag.Parse()
 	// As cmd/flinkjob (in-process runs) and cmd/worker do.
@@ -235,7 +237,7 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 	cpu0, wall0 := cpuTime(), time.Now()
 	switch rn {
 	case inProcess:
-		p, err := plan.New(job, plan.Options{Mode: mode})
+		p, err := plan.New(job, plan.Options{Mode: mode, ReadAllFields: c.readAllFields})
 		if err != nil {
 			return res, err
 		}
