@@ -36,6 +36,16 @@ type Reader interface {
 	Close() error
 }
 
+// Recycler is implemented by readers that can reuse the memory of a value
+// they emitted once the job is done with it. The task hands a value back
+// only when it provably kept no reference to it: a filter chained right
+// after the source (or after other such filters) rejected it, so it went
+// nowhere but into that filter's expression (see operator.Chain.RecycleDrops).
+// Recycle runs on the reader's goroutine, between its emits.
+type Recycler interface {
+	Recycle(v any)
+}
+
 // Sink creates one writer per parallel subtask.
 type Sink interface {
 	// Open starts the writer of subtask index of parallelism.

@@ -167,6 +167,7 @@ type nexmarkReader struct {
 	x     Nexmark
 	shape nexmarkShape
 	boxes idBoxes
+	free  nexmarkFree
 	strided
 }
 
@@ -179,7 +180,7 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		if r.x.Events >= 0 && r.next >= r.x.Events {
 			return io.EOF
 		}
-		emit(r.x.Config.event(r.x.Seed, r.next, r.shape, &r.boxes))
+		emit(r.x.Config.event(r.x.Seed, r.next, r.shape, &r.boxes, &r.free))
 		r.next += r.step
 		r.pace.sent(1)
 	}
@@ -190,6 +191,14 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 }
 
 func (r *nexmarkReader) Close() error { return nil }
+
+// Recycle takes back an event the job dropped unseen (connector.Recycler):
+// it and its body are refilled for a later event.
+func (r *nexmarkReader) Recycle(v any) {
+	if e, ok := v.(map[string]any); ok {
+		r.free.put(e)
+	}
+}
 
 // NexmarkKind is the kind of event n: "person", "auction" or "bid".
 func NexmarkKind(n int64) string {
@@ -236,7 +245,7 @@ func NexmarkLastAuctionID(n int64) int64 {
 
 // Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
 func (c NexmarkConfig) Event(seed, n int64) map[string]any {
-	return c.event(seed, n, nexmarkAll, nil)
+	return c.event(seed, n, nexmarkAll, nil, nil)
 }
 
 // EventFields generates the part of event n that f reads (see package
@@ -244,7 +253,7 @@ func (c NexmarkConfig) Event(seed, n int64) map[string]any {
 // every field it keeps has the value Event gives it (the random draws of
 // the fields left out are skipped, not changed). A nil f builds no field.
 func (c NexmarkConfig) EventFields(seed, n int64, f *projection.Fields) map[string]any {
-	return c.event(seed, n, newNexmarkShape(f), nil)
+	return c.event(seed, n, newNexmarkShape(f), nil, nil)
 }
 
 // idBoxes keeps the ids a reader boxed lately, so the ids that recur
@@ -265,9 +274,60 @@ func (b *idBoxes) box(id int64) any {
 	return *slot
 }
 
-func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes) map[string]any {
+// nexmarkFree holds the events a reader got back (connector.Recycler) and
+// their bodies by kind, to be refilled instead of allocated. A nil one
+// allocates.
+type nexmarkFree struct {
+	events []map[string]any
+	bodies [3][]map[string]any // person, auction, bid
+}
+
+// maxNexmarkFree bounds each free list: one value comes back at most per
+// value emitted, so a few cover every reuse.
+const maxNexmarkFree = 8
+
+func nexmarkKindIndex(kind string) int {
+	switch kind {
+	case "person":
+		return 0
+	case "auction":
+		return 1
+	}
+	return 2
+}
+
+func (f *nexmarkFree) put(e map[string]any) {
+	if len(f.events) >= maxNexmarkFree {
+		return
+	}
+	for i, kind := range [3]string{"person", "auction", "bid"} {
+		if b, ok := e[kind].(map[string]any); ok && len(f.bodies[i]) < maxNexmarkFree {
+			f.bodies[i] = append(f.bodies[i], b)
+		}
+	}
+	clear(e)
+	f.events = append(f.events, e)
+}
+
+// takeMap returns a cleared map from list (popping it) or a new one.
+func takeMap(list *[]map[string]any, size int) map[string]any {
+	if l := *list; len(l) > 0 {
+		m := l[len(l)-1]
+		*list = l[:len(l)-1]
+		clear(m)
+		return m
+	}
+	return make(map[string]any, size)
+}
+
+func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes, free *nexmarkFree) map[string]any {
 	kind := NexmarkKind(n)
-	e := make(map[string]any, 3)
+	var e map[string]any
+	if free != nil {
+		e = takeMap(&free.events, 3)
+	} else {
+		e = make(map[string]any, 3)
+	}
 	var ts any
 	if sh.ts || sh.of(kind)&nxDateTime != 0 {
 		// Boxed once: the event's ts and its body's dateTime share it.
@@ -292,13 +352,17 @@ func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes) map
 		return e
 	}
 	r := newNexmarkRand(seed, n)
+	var body map[string]any
+	if free != nil {
+		body = takeMap(&free.bodies[nexmarkKindIndex(kind)], 8)
+	}
 	switch kind {
 	case "person":
-		e[kind] = c.person(n, &r, ts, mask)
+		e[kind] = c.person(n, &r, ts, mask, body)
 	case "auction":
-		e[kind] = c.auction(n, &r, ts, mask, boxes)
+		e[kind] = c.auction(n, &r, ts, mask, boxes, body)
 	default:
-		e[kind] = c.bid(seed, n, &r, ts, mask, boxes)
+		e[kind] = c.bid(seed, n, &r, ts, mask, boxes, body)
 	}
 	return e
 }
@@ -392,8 +456,16 @@ var (
 // build, box and store only the masked fields; they stop drawing after
 // the last one read.
 
-func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32) map[string]any {
-	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 8))
+// newBody is m (a recycled, empty map) or a new map for up to max fields.
+func newBody(m map[string]any, mask uint32, max int) map[string]any {
+	if m != nil {
+		return m
+	}
+	return make(map[string]any, min(bits.OnesCount32(mask&^nxBody), max))
+}
+
+func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32, m map[string]any) map[string]any {
+	m = newBody(m, mask, 8)
 	if mask&nxID != 0 {
 		m["id"] = NexmarkLastPersonID(n) + NexmarkFirstPersonID
 	}
@@ -458,8 +530,8 @@ func (c NexmarkConfig) nextAuction(n int64, rng *nexmarkRand) int64 {
 	return first + rng.int63n(last-first+1+NexmarkAuctionIDLead)
 }
 
-func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32, boxes *idBoxes) map[string]any {
-	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 10))
+func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32, boxes *idBoxes, m map[string]any) map[string]any {
+	m = newBody(m, mask, 10)
 	if mask&nxID != 0 {
 		m["id"] = NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
 	}
@@ -525,8 +597,8 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32
 	return m
 }
 
-func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32, boxes *idBoxes) map[string]any {
-	m := make(map[string]any, min(bits.OnesCount32(mask&^nxBody), 7))
+func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32, boxes *idBoxes, m map[string]any) map[string]any {
+	m = newBody(m, mask, 7)
 	if mask&nxDateTime != 0 {
 		m["dateTime"] = ts
 	}

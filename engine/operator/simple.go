@@ -36,6 +36,9 @@ type Filter struct {
 	base
 	prog *expr.Program
 	ev   *expr.Evaluator
+	// dropped, when set, takes the values this filter rejects (see
+	// Chain.RecycleDrops).
+	dropped func(v any)
 }
 
 func (f *Filter) Open(ctx *Context, out Collector) error {
@@ -50,6 +53,7 @@ func (f *Filter) Process(r *value.Record, _ int) error {
 		return f.fail(err)
 	}
 	if !ok {
+		f.drop(r)
 		return nil
 	}
 	return f.emit(r.Value, r.Ts)

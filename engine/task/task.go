@@ -199,6 +199,9 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 		return &operator.StepError{Step: node.Name, Err: err}
 	}
 	defer rd.Close()
+	if rc, ok := rd.(connector.Recycler); ok {
+		chain.RecycleDrops(rc.Recycle)
+	}
 	streaming := c.Plan.Mode == spec.Streaming
 	if cps != nil {
 		if err := cps.restoreSource(ctx, rd); err != nil {
