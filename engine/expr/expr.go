@@ -17,6 +17,7 @@ package expr
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -85,8 +86,10 @@ type Program struct {
 	pathVar int
 	path    []string
 	// fast, when set, evaluates the expression natively (see fast.go),
-	// falling back to CEL where it cannot tell the result.
-	fast fastFn
+	// falling back to CEL where it cannot tell the result; it needs
+	// fastLocals slots for comprehension variables.
+	fast       fastFn
+	fastLocals int
 	// small, when set, is prg without the runtime cost limit, run when
 	// every input value is small (fitsSmall): the compile-time estimate
 	// for inputs that small stays within DefaultCostLimit, so the cost
@@ -195,8 +198,11 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	p.prg = prg
 	p.checked = ast.NativeRep()
 	p.pathVar, p.path = fieldPath(ast.NativeRep().Expr(), vars)
-	if !p.limited && p.pathVar < 0 {
-		p.fast = compileFast(ast.NativeRep().Expr(), vars)
+	// An expression that needs the runtime cost limit runs natively only
+	// where the estimate for small inputs rules the limit out, checking
+	// that the inputs it reads are that small (see fast.go).
+	if p.pathVar < 0 && (!p.limited || p.small != nil) {
+		p.fast, p.fastLocals = compileFast(ast.NativeRep().Expr(), vars, p.limited)
 	}
 	return p, nil
 }
@@ -360,6 +366,8 @@ type activation struct {
 	names []string
 	vals  [4]any
 	more  []any
+	// locals are the fast evaluator's comprehension variables.
+	locals []any
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -380,14 +388,21 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // activation would otherwise escape to the heap on every evaluation.
 var actPool = sync.Pool{New: func() any { return new(activation) }}
 
-func getAct(names []string) *activation {
+func (p *Program) getAct() *activation {
 	act := actPool.Get().(*activation)
-	act.names = names
+	act.names = p.names
+	if cap(act.locals) < p.fastLocals {
+		act.locals = make([]any, p.fastLocals)
+	}
+	act.locals = act.locals[:p.fastLocals]
 	return act
 }
 
+// putAct clears act (keeping its locals' storage) and recycles it.
 func putAct(act *activation) {
-	*act = activation{}
+	locals := act.locals
+	clear(locals)
+	*act = activation{locals: locals[:0]}
 	actPool.Put(act)
 }
 
@@ -398,7 +413,7 @@ func (p *Program) Eval(vals ...any) (any, error) {
 			return v, nil
 		}
 	}
-	act := getAct(p.names)
+	act := p.getAct()
 	n := copy(act.vals[:], vals)
 	if n < len(vals) {
 		act.more = vals[n:]
@@ -424,7 +439,7 @@ func (p *Program) Eval1(v0 any) (any, error) {
 			return v, nil
 		}
 	}
-	act := getAct(p.names)
+	act := p.getAct()
 	act.vals[0] = v0
 	if p.fast != nil {
 		if v, ok := p.fast(act); ok {
@@ -449,7 +464,7 @@ func (p *Program) EvalBool(v0 any) (bool, error) {
 			}
 		}
 	}
-	act := getAct(p.names)
+	act := p.getAct()
 	act.vals[0] = v0
 	if p.fast != nil {
 		if v, ok := p.fast(act); ok {
@@ -477,7 +492,7 @@ func (p *Program) toBool(out ref.Val) (bool, error) {
 
 // EvalVal evaluates and returns the CEL value.
 func (p *Program) EvalVal(vals ...any) (ref.Val, error) {
-	act := getAct(p.names)
+	act := p.getAct()
 	n := copy(act.vals[:], vals)
 	if n < len(vals) {
 		act.more = vals[n:]
@@ -505,7 +520,7 @@ type Evaluator struct {
 
 // Evaluator returns a new single-goroutine evaluator of p.
 func (p *Program) Evaluator() *Evaluator {
-	return &Evaluator{p: p, act: activation{names: p.names}}
+	return &Evaluator{p: p, act: activation{names: p.names, locals: make([]any, p.fastLocals)}}
 }
 
 // Program returns the program being evaluated.
@@ -521,6 +536,7 @@ func (e *Evaluator) tryFast() (any, bool) {
 		return nil, false
 	}
 	v, ok := e.p.fast(&e.act)
+	clear(e.act.locals)
 	if ok {
 		e.act.vals = [4]any{}
 		e.act.more = nil
@@ -631,6 +647,10 @@ func (p *Program) evalErr(err error) error {
 	return fmt.Errorf("CEL expression %q failed: %v", p.src, err)
 }
 
+// concatListType is the type of the lists CEL's + builds.
+var concatListType = reflect.TypeOf(types.NewDynamicList(types.DefaultTypeAdapter, []any{int64(1)}).(traits.Adder).
+	Add(types.NewDynamicList(types.DefaultTypeAdapter, []any{int64(2)})))
+
 // ToNative converts a CEL value into the engine's dynamic values.
 func ToNative(v ref.Val) (any, error) {
 	switch x := v.(type) {
@@ -661,12 +681,17 @@ func ToNative(v ref.Val) (any, error) {
 		return ToNative(x.GetValue())
 	}
 	// Values that came from the input untouched keep their native form:
-	// no copy for `record` passed through.
+	// no copy for `record` passed through. A list CEL built by
+	// concatenation also has a []any Value, made of its elements' CEL
+	// Values (a null's is not nil, a map literal's has ref.Val keys):
+	// that one is converted element by element.
 	switch nv := v.Value().(type) {
 	case map[string]any:
 		return nv, nil
 	case []any:
-		return nv, nil
+		if reflect.TypeOf(v) != concatListType {
+			return nv, nil
+		}
 	}
 	switch x := v.(type) {
 	case traits.Lister:

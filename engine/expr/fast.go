@@ -2,7 +2,9 @@ package expr
 
 import (
 	"cmp"
+	"fmt"
 	"math"
+	"strconv"
 	"unicode/utf8"
 
 	celast "github.com/google/cel-go/common/ast"
@@ -13,20 +15,45 @@ import (
 
 // The fast evaluator runs the common per-record expressions (field access,
 // map and list literals, int and double arithmetic, comparisons, logic,
-// size) as Go closures compiled from the checked AST, without CEL's
-// interpreter and without converting values to CEL and back.
+// size, `in`, indexing, list concatenation, the comprehension macros
+// exists/all/exists_one/map/filter and their two-variable forms over
+// lists, cel.bind, slice, math.greatest/least, string()) as Go
+// closures compiled from the checked AST, without CEL's interpreter and
+// without converting values to CEL and back.
 //
 // It never decides anything CEL would decide differently: every operation
 // handles only the operand types whose result is certain (int with int,
 // double with double, string with string...) and reports "not handled" for
-// anything else — other or mixed types, a missing key, an integer
-// overflow, a division by zero. Then the whole expression is evaluated by
-// CEL, which gives the result or the error it always gave. Expressions are
-// side-effect free, so evaluating twice is only a cost, paid on the rare
-// paths. Expressions with anything the fast evaluator does not know
-// (comprehensions, other functions, optional syntax) are not compiled and
-// always go to CEL, and so does every expression that needs the runtime
-// cost limit.
+// anything else — other or mixed types, a missing key, an index out of
+// range, an integer overflow, a division by zero, a map as a comprehension
+// range (CEL's iteration order over a map is not Go's). Then the whole
+// expression is evaluated by CEL, which gives the result or the error it
+// always gave. Expressions are side-effect free, so evaluating twice is
+// only a cost, paid on the rare paths. Expressions with anything the fast
+// evaluator does not know (other functions, optional syntax) are not
+// compiled and always go to CEL.
+//
+// Values it returns are ones CEL's result would convert back to (ToNative)
+// unchanged: a list it builds holds only such values (isNative), so that a
+// list built by CEL, whose elements ToNative normalizes, and one built here
+// are equal.
+//
+// The runtime cost limit. An expression whose compile-time cost estimate
+// stays within DefaultCostLimit for any input needs no limit at run time,
+// and its fast evaluator checks nothing. One that could exceed it (a
+// comprehension over input data) is compiled with size checks when the
+// estimate for inputs whose every string, list and map has at most
+// smallInputSize elements stays within the limit (Program.small): every
+// value the evaluator reads from its inputs — a variable, a field, an
+// element by index or by iteration, an element compared by `in` — must be
+// that small, or it reports "not handled" and CEL runs with the limit.
+// This is enough: CEL's cost on an input depends only on the values its
+// evaluation reads, which are the ones the fast evaluator reads (it
+// evaluates the same subexpressions, short-circuiting the same way, and
+// bails out of the deep operations, such as equality of lists, that read
+// more). Replacing every value never read by a small one gives an input
+// whose every value is small, which CEL evaluates reading the same values,
+// at the same cost, within the estimate.
 
 // fastFn evaluates a compiled subexpression. ok is false when the fast
 // evaluator cannot tell the result.
@@ -49,9 +76,59 @@ func isNative(v any) bool {
 	return false
 }
 
+// isSmallNative is isNative for a value read from the inputs of a program
+// compiled with size checks: it also has at most smallInputSize bytes or
+// elements (the size of what it holds is checked where that is read).
+func isSmallNative(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, int64, uint64, float64:
+		return true
+	case string:
+		return len(x) <= smallInputSize
+	case []byte:
+		return len(x) <= smallInputSize
+	case []any:
+		return len(x) <= smallInputSize
+	case map[string]any:
+		return len(x) <= smallInputSize
+	}
+	return false
+}
+
+// fastCompiler compiles a checked AST into fastFns.
+type fastCompiler struct {
+	vars []string
+	// check makes every read of input data check its size (see above).
+	check bool
+	// scope holds the comprehension variables in scope, innermost last;
+	// each has a slot in activation.locals.
+	scope  []fastLocal
+	nslots int
+}
+
+type fastLocal struct {
+	name string
+	slot int
+}
+
 // compileFast compiles e, or returns nil when it uses anything the fast
-// evaluator does not handle.
-func compileFast(e celast.Expr, vars []string) fastFn {
+// evaluator does not handle. locals is the number of activation.locals
+// slots the evaluation needs.
+func compileFast(e celast.Expr, vars []string, check bool) (f fastFn, locals int) {
+	c := &fastCompiler{vars: vars, check: check}
+	f = c.compile(e)
+	return f, c.nslots
+}
+
+// read returns v, ok for a value read from input data.
+func (c *fastCompiler) read() func(v any) bool {
+	if c.check {
+		return isSmallNative
+	}
+	return isNative
+}
+
+func (c *fastCompiler) compile(e celast.Expr) fastFn {
 	switch e.Kind() {
 	case celast.LiteralKind:
 		var v any
@@ -74,18 +151,28 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 		return func(*activation) (any, bool) { return v, true }
 	case celast.IdentKind:
 		name := e.AsIdent()
-		for i, n := range vars {
+		read := c.read()
+		for i := len(c.scope) - 1; i >= 0; i-- {
+			if c.scope[i].name == name {
+				slot := c.scope[i].slot
+				return func(a *activation) (any, bool) {
+					v := a.locals[slot]
+					return v, read(v)
+				}
+			}
+		}
+		for i, n := range c.vars {
 			if n == name {
 				return func(a *activation) (any, bool) {
 					v := a.get(i)
-					return v, isNative(v)
+					return v, read(v)
 				}
 			}
 		}
 		return nil
 	case celast.SelectKind:
 		sel := e.AsSelect()
-		operand := compileFast(sel.Operand(), vars)
+		operand := c.compile(sel.Operand())
 		if operand == nil {
 			return nil
 		}
@@ -104,6 +191,7 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 				return has, true
 			}
 		}
+		read := c.read()
 		return func(a *activation) (any, bool) {
 			v, ok := operand(a)
 			if !ok {
@@ -114,7 +202,7 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 				return nil, false
 			}
 			v, ok = m[field]
-			return v, ok && isNative(v)
+			return v, ok && read(v)
 		}
 	case celast.ListKind:
 		l := e.AsList()
@@ -123,7 +211,7 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 		}
 		elems := make([]fastFn, len(l.Elements()))
 		for i, x := range l.Elements() {
-			if elems[i] = compileFast(x, vars); elems[i] == nil {
+			if elems[i] = c.compile(x); elems[i] == nil {
 				return nil
 			}
 		}
@@ -154,7 +242,7 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 			}
 			seen[string(k)] = true
 			keys[i] = string(k)
-			if vals[i] = compileFast(me.Value(), vars); vals[i] == nil {
+			if vals[i] = c.compile(me.Value()); vals[i] == nil {
 				return nil
 			}
 		}
@@ -170,38 +258,55 @@ func compileFast(e celast.Expr, vars []string) fastFn {
 			return out, true
 		}
 	case celast.CallKind:
-		return compileCall(e.AsCall(), vars)
+		return c.compileCall(e.AsCall())
+	case celast.ComprehensionKind:
+		return c.compileComprehension(e.AsComprehension())
 	}
 	return nil
 }
 
-func compileCall(c celast.CallExpr, vars []string) fastFn {
-	args := make([]fastFn, len(c.Args()))
-	for i, x := range c.Args() {
-		if args[i] = compileFast(x, vars); args[i] == nil {
-			return nil
-		}
-	}
-	fn := c.FunctionName()
-	if c.IsMemberFunction() {
-		if fn != overloads.Size || len(args) != 0 {
-			return nil
-		}
-		target := compileFast(c.Target(), vars)
+func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
+	fn := call.FunctionName()
+	if call.IsMemberFunction() {
+		target := c.compile(call.Target())
 		if target == nil {
 			return nil
 		}
-		return sizeFn(target)
+		args := c.compileArgs(call.Args())
+		if args == nil {
+			return nil
+		}
+		switch {
+		case fn == overloads.Size && len(args) == 0:
+			return sizeFn(target)
+		case fn == "slice" && len(args) == 2:
+			return sliceFn(target, args[0], args[1])
+		}
+		return nil
+	}
+	args := c.compileArgs(call.Args())
+	if args == nil {
+		return nil
 	}
 	switch len(args) {
 	case 1:
 		x := args[0]
 		switch fn {
+		case overloads.TypeConvertDyn:
+			return x
 		case operators.LogicalNot:
 			return func(a *activation) (any, bool) {
 				v, ok := x(a)
 				b, isBool := v.(bool)
 				return !b, ok && isBool
+			}
+		case operators.NotStrictlyFalse:
+			// A bool is itself; CEL makes anything else (an error)
+			// true, which this cannot tell from a failure here.
+			return func(a *activation) (any, bool) {
+				v, ok := x(a)
+				b, isBool := v.(bool)
+				return b, ok && isBool
 			}
 		case operators.Negate:
 			return func(a *activation) (any, bool) {
@@ -219,6 +324,10 @@ func compileCall(c celast.CallExpr, vars []string) fastFn {
 			}
 		case overloads.Size:
 			return sizeFn(x)
+		case overloads.TypeConvertString:
+			return stringFn(x)
+		case "math.@max", "math.@min":
+			return extremumFn(x, fn == "math.@max")
 		}
 	case 2:
 		x, y := args[0], args[1]
@@ -251,9 +360,8 @@ func compileCall(c celast.CallExpr, vars []string) fastFn {
 				}
 				return op(l, r)
 			}
-		case operators.Equals, operators.NotEquals, operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
-			want := compareWant(fn)
-			equality := fn == operators.Equals || fn == operators.NotEquals
+		case operators.Equals, operators.NotEquals:
+			ne := fn == operators.NotEquals
 			return func(a *activation) (any, bool) {
 				l, ok := x(a)
 				if !ok {
@@ -263,12 +371,32 @@ func compileCall(c celast.CallExpr, vars []string) fastFn {
 				if !ok {
 					return nil, false
 				}
-				c, ok := compareSame(l, r, equality)
+				eq, ok := equal(l, r)
+				return eq != ne, ok
+			}
+		case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
+			want := compareWant(fn)
+			return func(a *activation) (any, bool) {
+				l, ok := x(a)
+				if !ok {
+					return nil, false
+				}
+				r, ok := y(a)
+				if !ok {
+					return nil, false
+				}
+				c, ok := compareSame(l, r, false)
 				if !ok {
 					return nil, false
 				}
 				return want(c), true
 			}
+		case operators.In:
+			return inFn(x, y, c.check)
+		case operators.Index:
+			return indexFn(x, y, c.read())
+		case "math.@max", "math.@min":
+			return extremum2Fn(x, y, fn == "math.@max")
 		}
 	case 3:
 		if fn == operators.Conditional {
@@ -287,6 +415,207 @@ func compileCall(c celast.CallExpr, vars []string) fastFn {
 		}
 	}
 	return nil
+}
+
+func (c *fastCompiler) compileArgs(es []celast.Expr) []fastFn {
+	args := make([]fastFn, len(es))
+	for i, x := range es {
+		if args[i] = c.compile(x); args[i] == nil {
+			return nil
+		}
+	}
+	return args
+}
+
+// compileComprehension compiles a comprehension over a list (the macros
+// and cel.bind expand to these). As in CEL, the range and the
+// accumulator's initial value are evaluated outside the comprehension's
+// scope and the result with the accumulator but without the iteration
+// variables in scope.
+func (c *fastCompiler) compileComprehension(comp celast.ComprehensionExpr) fastFn {
+	rng := c.compile(comp.IterRange())
+	if rng == nil {
+		return nil
+	}
+	init := c.compile(comp.AccuInit())
+	if init == nil {
+		return nil
+	}
+	outer := len(c.scope)
+	accu := c.bind(comp.AccuVar())
+	defer func() { c.scope = c.scope[:outer] }()
+	result := c.compile(comp.Result())
+	if result == nil {
+		return nil
+	}
+	iter := c.bind(comp.IterVar())
+	iter2 := -1
+	if comp.HasIterVar2() {
+		iter2 = c.bind(comp.IterVar2())
+	}
+	if f := c.compileAppend(comp, rng, accu, iter, iter2); f != nil {
+		return f
+	}
+	cond := c.compile(comp.LoopCondition())
+	step := c.compile(comp.LoopStep())
+	if cond == nil || step == nil {
+		return nil
+	}
+	return func(a *activation) (any, bool) {
+		r, ok := rng(a)
+		list, isList := r.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		acc, ok := init(a)
+		if !ok {
+			return nil, false
+		}
+		for i, el := range list {
+			if iter2 >= 0 {
+				a.locals[iter], a.locals[iter2] = int64(i), el
+			} else {
+				a.locals[iter] = el
+			}
+			a.locals[accu] = acc
+			v, ok := cond(a)
+			more, isBool := v.(bool)
+			if !ok || !isBool {
+				return nil, false
+			}
+			if !more {
+				break
+			}
+			if acc, ok = step(a); !ok {
+				return nil, false
+			}
+		}
+		a.locals[accu] = acc
+		return result(a)
+	}
+}
+
+// bind adds a comprehension variable to the scope and returns its slot.
+func (c *fastCompiler) bind(name string) int {
+	slot := c.nslots
+	c.nslots++
+	c.scope = append(c.scope, fastLocal{name, slot})
+	return slot
+}
+
+// compileAppend compiles the comprehensions of map and filter (and
+// transformList), which append to a list accumulator:
+//
+//	init [], condition true, result accu, and the step
+//	accu + [e]  or  p ? accu + [e] : accu
+//
+// appending to one slice instead of building a new list per element.
+// The accumulator is not otherwise visible (e and p do not refer to it),
+// so nothing can observe it half-built.
+func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, accu, iter, iter2 int) fastFn {
+	name := comp.AccuVar()
+	isAccu := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
+	if comp.AccuInit().Kind() != celast.ListKind || len(comp.AccuInit().AsList().Elements()) != 0 ||
+		!isAccu(comp.Result()) || !isTrue(comp.LoopCondition()) {
+		return nil
+	}
+	// appendOf matches accu + [e].
+	appendOf := func(e celast.Expr) celast.Expr {
+		if e.Kind() != celast.CallKind {
+			return nil
+		}
+		call := e.AsCall()
+		if call.FunctionName() != operators.Add || call.IsMemberFunction() || len(call.Args()) != 2 || !isAccu(call.Args()[0]) {
+			return nil
+		}
+		l := call.Args()[1]
+		if l.Kind() != celast.ListKind || len(l.AsList().Elements()) != 1 || len(l.AsList().OptionalIndices()) > 0 {
+			return nil
+		}
+		return l.AsList().Elements()[0]
+	}
+	step := comp.LoopStep()
+	var pred celast.Expr
+	elem := appendOf(step)
+	if elem == nil {
+		if step.Kind() != celast.CallKind || step.AsCall().FunctionName() != operators.Conditional || len(step.AsCall().Args()) != 3 {
+			return nil
+		}
+		args := step.AsCall().Args()
+		if elem = appendOf(args[1]); elem == nil || !isAccu(args[2]) {
+			return nil
+		}
+		pred = args[0]
+	}
+	if refersTo(elem, name) || (pred != nil && refersTo(pred, name)) {
+		return nil
+	}
+	ef := c.compile(elem)
+	if ef == nil {
+		return nil
+	}
+	var pf fastFn
+	if pred != nil {
+		if pf = c.compile(pred); pf == nil {
+			return nil
+		}
+	}
+	return func(a *activation) (any, bool) {
+		r, ok := rng(a)
+		list, isList := r.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		var out []any
+		if pf == nil {
+			out = make([]any, 0, len(list))
+		}
+		for i, el := range list {
+			if iter2 >= 0 {
+				a.locals[iter], a.locals[iter2] = int64(i), el
+			} else {
+				a.locals[iter] = el
+			}
+			if pf != nil {
+				v, ok := pf(a)
+				keep, isBool := v.(bool)
+				if !ok || !isBool {
+					return nil, false
+				}
+				if !keep {
+					continue
+				}
+			}
+			v, ok := ef(a)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+		if out == nil {
+			out = []any{}
+		}
+		return out, true
+	}
+}
+
+func isTrue(e celast.Expr) bool {
+	if e.Kind() != celast.LiteralKind {
+		return false
+	}
+	b, ok := e.AsLiteral().(types.Bool)
+	return ok && bool(b)
+}
+
+// refersTo reports whether e mentions the identifier name anywhere.
+func refersTo(e celast.Expr, name string) bool {
+	found := false
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
+		if x.Kind() == celast.IdentKind && x.AsIdent() == name {
+			found = true
+		}
+	}))
+	return found
 }
 
 func sizeFn(x fastFn) fastFn {
@@ -309,9 +638,257 @@ func sizeFn(x fastFn) fastFn {
 	}
 }
 
+// allNative reports whether every element of l is isNative: a list CEL
+// builds from them converts back to the same elements.
+func allNative(l []any) bool {
+	for _, e := range l {
+		if !isNative(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// sliceFn is ext.Lists' list.slice(start, end): errors (not handled) for
+// negative or reversed bounds and an end past the list.
+func sliceFn(target, start, end fastFn) fastFn {
+	return func(a *activation) (any, bool) {
+		t, ok := target(a)
+		l, isList := t.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		s, ok := start(a)
+		i, isInt := s.(int64)
+		if !ok || !isInt {
+			return nil, false
+		}
+		e, ok := end(a)
+		j, isInt := e.(int64)
+		if !ok || !isInt || i < 0 || j < i || j > int64(len(l)) {
+			return nil, false
+		}
+		out := l[i:j:j]
+		if !allNative(out) {
+			return nil, false
+		}
+		return out, true
+	}
+}
+
+// stringFn is string(x) for the scalar types, formatted as CEL does.
+func stringFn(x fastFn) fastFn {
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		switch s := v.(type) {
+		case string:
+			return s, true
+		case int64:
+			return strconv.FormatInt(s, 10), true
+		case uint64:
+			return strconv.FormatUint(s, 10), true
+		case float64:
+			return fmt.Sprintf("%g", s), true
+		case bool:
+			return strconv.FormatBool(s), true
+		}
+		return nil, false
+	}
+}
+
+// extremumFn is math.greatest / math.least of one argument (math.@max,
+// math.@min): a number itself, or a non-empty list of numbers of one type
+// (ints, or doubles without NaN).
+func extremumFn(x fastFn, max bool) fastFn {
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		switch l := v.(type) {
+		case int64, uint64:
+			return l, true
+		case float64:
+			return l, l == l
+		case []any:
+			if len(l) == 0 {
+				return nil, false
+			}
+			best := l[0]
+			for _, e := range l[1:] {
+				if c, ok := compareSame(e, best, false); !ok {
+					return nil, false
+				} else if (c > 0) == max && c != 0 {
+					best = e
+				}
+			}
+			switch b := best.(type) {
+			case int64, uint64:
+				return b, true
+			case float64:
+				return b, b == b
+			}
+		}
+		return nil, false
+	}
+}
+
+// extremum2Fn is math.greatest / math.least of two numbers of one type.
+func extremum2Fn(x, y fastFn, max bool) fastFn {
+	return func(a *activation) (any, bool) {
+		l, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		r, ok := y(a)
+		if !ok {
+			return nil, false
+		}
+		switch l.(type) {
+		case int64, uint64, float64:
+		default:
+			return nil, false
+		}
+		c, ok := compareSame(r, l, false)
+		if !ok {
+			return nil, false
+		}
+		if (c > 0) == max && c != 0 {
+			return r, true
+		}
+		return l, true
+	}
+}
+
+// inFn is x in y: membership in a list (by CEL's equality) or among a
+// map's keys. With size checks, the list's elements compared are reads of
+// input data.
+func inFn(x, y fastFn, check bool) fastFn {
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		c, ok := y(a)
+		if !ok {
+			return nil, false
+		}
+		switch coll := c.(type) {
+		case []any:
+			for _, e := range coll {
+				if check && !isSmallNative(e) {
+					return nil, false
+				}
+				eq, ok := equal(v, e)
+				if !ok {
+					return nil, false
+				}
+				if eq {
+					return true, true
+				}
+			}
+			return false, true
+		case map[string]any:
+			k, ok := v.(string)
+			if !ok {
+				return nil, false
+			}
+			_, has := coll[k]
+			return has, true
+		}
+		return nil, false
+	}
+}
+
+// indexFn is x[y]: a list by an int in range, a map by a present string
+// key.
+func indexFn(x, y fastFn, read func(any) bool) fastFn {
+	return func(a *activation) (any, bool) {
+		c, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		k, ok := y(a)
+		if !ok {
+			return nil, false
+		}
+		var v any
+		switch coll := c.(type) {
+		case []any:
+			i, ok := k.(int64)
+			if !ok || i < 0 || i >= int64(len(coll)) {
+				return nil, false
+			}
+			v = coll[i]
+		case map[string]any:
+			s, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			if v, ok = coll[s]; !ok {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		return v, read(v)
+	}
+}
+
+// equal is CEL's == on the values it can be certain of: scalars of one
+// type, and values of different non-numeric kinds (unequal in CEL). Lists
+// and maps compared with each other, numbers of different types, and
+// anything not native are not handled.
+func equal(l, r any) (eq, ok bool) {
+	if !isNative(l) || !isNative(r) {
+		return false, false
+	}
+	if c, ok := compareSame(l, r, true); ok {
+		return c == 0, true
+	}
+	lk, rk := kindOf(l), kindOf(r)
+	if lk == rk || (lk == kindNumber && rk == kindNumber) {
+		return false, false // lists, maps, bytes, mixed numbers
+	}
+	return false, true
+}
+
+type valueKind uint8
+
+const (
+	kindNull valueKind = iota
+	kindBool
+	kindNumber
+	kindString
+	kindBytes
+	kindList
+	kindMap
+)
+
+func kindOf(v any) valueKind {
+	switch v.(type) {
+	case nil:
+		return kindNull
+	case bool:
+		return kindBool
+	case int64, uint64, float64:
+		return kindNumber
+	case string:
+		return kindString
+	case []byte:
+		return kindBytes
+	case []any:
+		return kindList
+	}
+	return kindMap
+}
+
 // arith returns the operation of an arithmetic operator on two values of
 // the same type: ints (failing on overflow and division by zero, where
-// CEL reports an error), doubles, and strings for +.
+// CEL reports an error), doubles, and strings and lists for +.
 func arith(fn string) func(l, r any) (any, bool) {
 	switch fn {
 	case operators.Add:
@@ -343,6 +920,16 @@ func addOp(l, r any) (any, bool) {
 	case string:
 		if y, ok := r.(string); ok {
 			return x + y, true
+		}
+	case []any:
+		if y, ok := r.([]any); ok {
+			if !allNative(x) || !allNative(y) {
+				return nil, false
+			}
+			out := make([]any, len(x)+len(y))
+			copy(out, x)
+			copy(out[len(x):], y)
+			return out, true
 		}
 	}
 	return nil, false
@@ -414,9 +1001,9 @@ func modOp(l, r any) (any, bool) {
 }
 
 // compareSame compares two values of the same type: ints, uints, doubles
-// and strings, and bools for equality only. For equality a NaN gives
-// c = 2 (unequal to everything, as in CEL); ordering a NaN is a CEL error,
-// so it is not handled.
+// and strings, and bools and nulls for equality only. For equality a NaN
+// gives c = 2 (unequal to everything, as in CEL); ordering a NaN is a CEL
+// error, so it is not handled.
 func compareSame(l, r any, equality bool) (c int, ok bool) {
 	switch x := l.(type) {
 	case int64:
@@ -445,16 +1032,16 @@ func compareSame(l, r any, equality bool) (c int, ok bool) {
 			}
 			return 1, true
 		}
+	case nil:
+		if r == nil && equality {
+			return 0, true
+		}
 	}
 	return 0, false
 }
 
 func compareWant(fn string) func(c int) bool {
 	switch fn {
-	case operators.Equals:
-		return func(c int) bool { return c == 0 }
-	case operators.NotEquals:
-		return func(c int) bool { return c != 0 }
 	case operators.Less:
 		return func(c int) bool { return c == -1 }
 	case operators.LessEquals:

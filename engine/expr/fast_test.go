@@ -120,7 +120,7 @@ func TestFastMatchesCEL(t *testing.T) {
 				in["m"] = map[string]any{"k": int64(1), "j": "v"}
 			}
 			want, wantErr := celEval(p, in)
-			act := &activation{names: p.names}
+			act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
 			act.vals[0] = in
 			got, ok := p.fast(act)
 			checked++
@@ -194,6 +194,13 @@ func TestFastCompilesCommonExpressions(t *testing.T) {
 		{"record.n < 0 ? -record.n : record.n", []string{Record}},
 		{"size(record.name) > 3", []string{Record}},
 		{"[record.a, record.b]", []string{Record}},
+		{"record.xs.map(x, x + 1)", []string{Record}},
+		{"'a' in record.tags", []string{Record}},
+		{"string(record.n)", []string{Record}},
+		{"dyn({'a': record.a})", []string{Record}},
+		{"state == null ? [] : state.bids.filter(b, b.t > record.t)", []string{Record, State}},
+		{"math.greatest(record.xs.map(x, x.p))", []string{Record}},
+		{"record.xs.slice(0, size(record.xs) - 1) + [record.xs[0]]", []string{Record}},
 	} {
 		p, err := Compile(c.src, Any, c.vars...)
 		if err != nil {
@@ -204,7 +211,7 @@ func TestFastCompilesCommonExpressions(t *testing.T) {
 		}
 	}
 	// Not handled: left to CEL.
-	for _, src := range []string{"record.xs.map(x, x + 1)", "record.?a.orValue(1)", "'a' in record.tags", "string(record.n)", "b'x'"} {
+	for _, src := range []string{"record.?a.orValue(1)", "b'x'", "record.s.contains('a')", "record.xs.map(a, record.xs.map(b, record.xs.map(c, a + b + c)))"} {
 		p, err := Compile(src, Any, Record)
 		if err != nil {
 			t.Fatal(err)
