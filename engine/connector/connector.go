@@ -39,8 +39,9 @@ type Reader interface {
 // Recycler is implemented by readers that can reuse the memory of a value
 // they emitted once the job is done with it. The task hands a value back
 // only when it provably kept no reference to it: a filter chained right
-// after the source (or after other such filters) rejected it, so it went
-// nowhere but into that filter's expression (see operator.Chain.RecycleDrops).
+// after the source rejected it, or a map step there computed an output
+// that shares no map or list with it (see
+// operator.Chain.RecycleSourceValues).
 // Recycle runs on the reader's goroutine, between its emits.
 type Recycler interface {
 	Recycle(v any)

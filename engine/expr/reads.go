@@ -78,3 +78,58 @@ func selectionPath(e celast.NavigableExpr) []string {
 		cur = parent
 	}
 }
+
+// FreshMap reports whether the expression is a map literal with constant
+// string keys, so every evaluation returns a new map (not one of its
+// inputs), and lists the keys whose values may nevertheless be an input's
+// map or list: any value other than a scalar literal or the result of an
+// operator that only yields scalars (arithmetic other than +, which also
+// joins lists, comparisons, logic). A caller that finds none of those
+// keys holding a map, list or bytes at run time knows the result shares
+// nothing mutable with the inputs (operator.Chain.RecycleSourceValues).
+func (p *Program) FreshMap() (check []string, ok bool) {
+	if p == nil || p.checked == nil {
+		return nil, false
+	}
+	e := p.checked.Expr()
+	if e.Kind() != celast.MapKind {
+		return nil, false
+	}
+	for _, entry := range e.AsMap().Entries() {
+		if entry.Kind() != celast.MapEntryKind {
+			return nil, false
+		}
+		me := entry.AsMapEntry()
+		if me.IsOptional() || me.Key().Kind() != celast.LiteralKind {
+			return nil, false
+		}
+		key, isString := me.Key().AsLiteral().(types.String)
+		if !isString {
+			return nil, false
+		}
+		if !yieldsScalar(me.Value()) {
+			check = append(check, string(key))
+		}
+	}
+	return check, true
+}
+
+// scalarOperators yield only numbers, booleans or errors.
+var scalarOperators = map[string]bool{
+	operators.Subtract: true, operators.Multiply: true, operators.Divide: true, operators.Modulo: true,
+	operators.Negate: true, operators.Less: true, operators.LessEquals: true, operators.Greater: true,
+	operators.GreaterEquals: true, operators.Equals: true, operators.NotEquals: true,
+	operators.LogicalNot: true, operators.LogicalAnd: true, operators.LogicalOr: true, operators.In: true,
+}
+
+// yieldsScalar reports whether e certainly evaluates to a scalar (or fails).
+func yieldsScalar(e celast.Expr) bool {
+	switch e.Kind() {
+	case celast.LiteralKind:
+		_, isBytes := e.AsLiteral().(types.Bytes)
+		return !isBytes
+	case celast.CallKind:
+		return scalarOperators[e.AsCall().FunctionName()]
+	}
+	return false
+}

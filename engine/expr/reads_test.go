@@ -1,6 +1,9 @@
 package expr
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestReads(t *testing.T) {
 	for _, c := range []struct{ src, want string }{
@@ -24,6 +27,30 @@ func TestReads(t *testing.T) {
 		}
 		if got := p.Reads(Record).String(); got != c.want {
 			t.Errorf("Reads(%q) = %s, want %s", c.src, got, c.want)
+		}
+	}
+}
+
+func TestFreshMap(t *testing.T) {
+	for _, c := range []struct {
+		src   string
+		check string
+		ok    bool
+	}{
+		{"{'auction': record.bid.auction, 'price': record.bid.price * 908 / 1000, 'n': 1, 'ok': record.a > 2}", "[auction]", true},
+		{"{'a': record.x + record.y, 'b': [record.z], 'c': {'d': 1}}", "[a b c]", true},
+		{"{'b': b'x'}", "[b]", true},
+		{"record.bid", "[]", false},
+		{"dyn({'a': 1})", "[]", false},
+		{"{record.k: 1}", "[]", false},
+	} {
+		p, err := Compile(c.src, Any, Record)
+		if err != nil {
+			t.Fatalf("%s: %v", c.src, err)
+		}
+		check, ok := p.FreshMap()
+		if ok != c.ok || fmt.Sprint(check) != c.check && ok {
+			t.Errorf("FreshMap(%q) = %v, %v; want %s, %v", c.src, check, ok, c.check, c.ok)
 		}
 	}
 }

@@ -1,26 +1,41 @@
 package operator
 
-import "github.com/flinkjob/flinkjob/engine/value"
+import (
+	"github.com/flinkjob/flinkjob/engine/value"
+)
 
-// RecycleDrops hands the values that the filters at the front of a source
-// chain reject back to the source's reader (connector.Recycler), which may
-// reuse their memory for the records it reads next, as Flink's object
-// reuse does. Only those filters count: a value reaches them unchanged
-// (the source operator only reads its timestamp), and a rejected one has
-// been seen by nothing but their expressions, which keep no reference.
-// A filter further down, or any other operator, may have let a copy or
-// a reference escape (into state, a window, an output buffer), so its
-// drops are left to the garbage collector.
-func (c *Chain) RecycleDrops(recycle func(v any)) {
+// RecycleSourceValues hands the source's values that the chain is provably
+// done with back to its reader (connector.Recycler), which may reuse their
+// memory for the records it reads next, as Flink's object reuse does. A
+// value reaches the filters at the front of a source chain unchanged (the
+// source operator only reads its timestamp), so:
+//
+//   - a value one of those filters rejects has been seen by nothing but
+//     their expressions, which keep no reference;
+//   - a value that passes them into a map step whose expression is a map
+//     literal (expr.Program.FreshMap) is done with once the map computed
+//     its new output, if no entry of that output that could hold one of
+//     the input's maps or lists does: checked on every record, in a few
+//     lookups.
+//
+// Anything further down (or another kind of step) may keep a reference
+// (in state, a window, an output buffer), so its values are left to the
+// garbage collector.
+func (c *Chain) RecycleSourceValues(recycle func(v any)) {
 	if c.Source == nil {
 		return
 	}
 	for _, op := range c.Ops[1:] {
-		f, ok := op.(*Filter)
-		if !ok {
-			return
+		switch o := op.(type) {
+		case *Filter:
+			o.dropped = recycle
+			continue
+		case *Map:
+			if check, ok := o.prog.FreshMap(); ok {
+				o.consumed, o.consumedCheck = recycle, check
+			}
 		}
-		f.dropped = recycle
+		return
 	}
 }
 
@@ -29,4 +44,21 @@ func (f *Filter) drop(r *value.Record) {
 	if f.dropped != nil {
 		f.dropped(r.Value)
 	}
+}
+
+// sharesInput reports whether the map step's output may share a map, list
+// or byte slice with its input: it is not a map, or one of the entries
+// FreshMap could not rule out holds one.
+func (m *Map) sharesInput(out any) bool {
+	o, ok := out.(map[string]any)
+	if !ok {
+		return true
+	}
+	for _, k := range m.consumedCheck {
+		switch o[k].(type) {
+		case map[string]any, []any, []byte:
+			return true
+		}
+	}
+	return false
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// TestRecycleDropsOnlyLeadingFilters: the filters right after the source
-// hand back what they reject; one behind a map does not (the map's output
-// is not the source's value, and what it kept is unknown).
-func TestRecycleDropsOnlyLeadingFilters(t *testing.T) {
+// TestRecycleSourceValuesHooks: the filters right after the source hand
+// back what they reject and the map after them what it consumed; a filter
+// behind the map does not (its input is not the source's value).
+func TestRecycleSourceValuesHooks(t *testing.T) {
 	n := int64(10)
 	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
 		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
@@ -31,16 +31,63 @@ func TestRecycleDropsOnlyLeadingFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []any
-	c.RecycleDrops(func(v any) { got = append(got, v) })
+	c.RecycleSourceValues(func(v any) { got = append(got, v) })
 	for i, want := range map[int]bool{1: true, 2: true, 4: false} {
 		f := c.Ops[i].(*Filter)
 		if (f.dropped != nil) != want {
 			t.Errorf("%s: recycles drops = %v, want %v", p.Stages[0].Chain[i].Name, f.dropped != nil, want)
 		}
 	}
+	if c.Ops[3].(*Map).consumed != nil {
+		t.Error("the map `record` (not a map literal) recycles its inputs")
+	}
 	c.Ops[2].(*Filter).drop(&value.Record{Value: "rejected"})
 	c.Ops[4].(*Filter).drop(&value.Record{Value: "behind a map"})
 	if len(got) != 1 || got[0] != "rejected" {
 		t.Fatalf("recycled %v, want [rejected]", got)
+	}
+}
+
+// TestMapSharesInput: a map literal's output is checked only at the
+// entries that could hold an input's container.
+func TestMapSharesInput(t *testing.T) {
+	for _, c := range []struct {
+		expr  string
+		out   any
+		hooks bool
+		want  bool
+	}{
+		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": int64(1), "n": int64(2)}, true, false},
+		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": map[string]any{}, "n": int64(2)}, true, true},
+		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": []any{}, "n": int64(2)}, true, true},
+		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": []byte("x"), "n": int64(2)}, true, true},
+		{"{'a': record.a}", "not a map", true, true},
+		{"record.a", map[string]any{}, false, true},
+	} {
+		n := int64(1)
+		job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
+			{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
+			{Name: "m", Map: c.expr},
+			{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
+		}}
+		p, err := plan.New(job, plan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.RecycleSourceValues(func(any) {})
+		m := ch.Ops[1].(*Map)
+		if (m.consumed != nil) != c.hooks {
+			t.Errorf("%s: recycles = %v, want %v", c.expr, m.consumed != nil, c.hooks)
+			continue
+		}
+		if c.hooks {
+			if got := m.sharesInput(c.out); got != c.want {
+				t.Errorf("%s: sharesInput(%v) = %v, want %v", c.expr, c.out, got, c.want)
+			}
+		}
 	}
 }

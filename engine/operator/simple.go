@@ -15,6 +15,11 @@ type Map struct {
 	base
 	prog *expr.Program
 	ev   *expr.Evaluator
+	// consumed, when set, takes the input values whose output shares no
+	// map or list with them, as far as the entries in consumedCheck tell
+	// (see Chain.RecycleSourceValues).
+	consumed      func(v any)
+	consumedCheck []string
 }
 
 func (m *Map) Open(ctx *Context, out Collector) error {
@@ -28,7 +33,13 @@ func (m *Map) Process(r *value.Record, _ int) error {
 	if err != nil {
 		return m.fail(err)
 	}
-	return m.emit(v, r.Ts)
+	if m.consumed == nil || m.sharesInput(v) {
+		return m.emit(v, r.Ts)
+	}
+	in := r.Value
+	err = m.emit(v, r.Ts)
+	m.consumed(in)
+	return err
 }
 
 // Filter keeps records for which a CEL predicate holds.
@@ -37,7 +48,7 @@ type Filter struct {
 	prog *expr.Program
 	ev   *expr.Evaluator
 	// dropped, when set, takes the values this filter rejects (see
-	// Chain.RecycleDrops).
+	// Chain.RecycleSourceValues).
 	dropped func(v any)
 }
 

@@ -200,7 +200,7 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 	}
 	defer rd.Close()
 	if rc, ok := rd.(connector.Recycler); ok {
-		chain.RecycleDrops(rc.Recycle)
+		chain.RecycleSourceValues(rc.Recycle)
 	}
 	streaming := c.Plan.Mode == spec.Streaming
 	if cps != nil {
