@@ -40,8 +40,9 @@ type Reader interface {
 // they emitted once the job is done with it. The task hands a value back
 // only when it provably kept no reference to it: a filter chained right
 // after the source rejected it, or a map step there computed an output
-// that shares no map or list with it (see
-// operator.Chain.RecycleSourceValues).
+// that shares no map or list with it, or picked a part of it (which is
+// then cut out of it first: the values a reader builds must be trees, no
+// map or list reachable twice). See operator.Chain.RecycleSourceValues.
 // Recycle runs on the reader's goroutine, between its emits.
 type Recycler interface {
 	Recycle(v any)

@@ -133,3 +133,13 @@ func yieldsScalar(e celast.Expr) bool {
 	}
 	return false
 }
+
+// RecordPath reports whether the expression is only a field path of
+// variable name (record.bid, record.a.b) and returns the path; its value
+// is then a part of the input itself, not a new value.
+func (p *Program) RecordPath(name string) ([]string, bool) {
+	if p == nil || p.pathVar < 0 || p.pathVar >= len(p.names) || p.names[p.pathVar] != name || len(p.path) == 0 {
+		return nil, false
+	}
+	return p.path, true
+}

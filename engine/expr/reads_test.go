@@ -54,3 +54,16 @@ func TestFreshMap(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordPath(t *testing.T) {
+	for src, want := range map[string]string{"record.bid": "[bid] true", "record.a.b": "[a b] true", "record": "[] false", "record.a + 1": "[] false", "state.a": "[] false"} {
+		p, err := Compile(src, Any, Record, State)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, ok := p.RecordPath(Record)
+		if got := fmt.Sprint(path, " ", ok); got != want {
+			t.Errorf("RecordPath(%q) = %s, want %s", src, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
@@ -17,6 +18,9 @@ import (
 //     its new output, if no entry of that output that could hold one of
 //     the input's maps or lists does: checked on every record, in a few
 //     lookups.
+//   - a value that passes them into a map step that picks a part of it
+//     (record.bid) is done with once that part is cut out of it: the
+//     reader's values are trees, so the rest holds no reference to it.
 //
 // Anything further down (or another kind of step) may keep a reference
 // (in state, a window, an output buffer), so its values are left to the
@@ -33,6 +37,8 @@ func (c *Chain) RecycleSourceValues(recycle func(v any)) {
 		case *Map:
 			if check, ok := o.prog.FreshMap(); ok {
 				o.consumed, o.consumedCheck = recycle, check
+			} else if path, ok := o.prog.RecordPath(expr.Record); ok {
+				o.consumed, o.consumedPath = recycle, path
 			}
 		}
 		return
@@ -61,4 +67,22 @@ func (m *Map) sharesInput(out any) bool {
 		}
 	}
 	return false
+}
+
+// detach cuts the value at path out of in (deleting its key from the map
+// holding it), so that recycling in cannot reuse it; false when in has no
+// map at each step of the path.
+func detach(in any, path []string) bool {
+	m, ok := in.(map[string]any)
+	for _, k := range path[:len(path)-1] {
+		if !ok {
+			return false
+		}
+		m, ok = m[k].(map[string]any)
+	}
+	if !ok {
+		return false
+	}
+	delete(m, path[len(path)-1])
+	return true
 }

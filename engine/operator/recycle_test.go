@@ -39,7 +39,7 @@ func TestRecycleSourceValuesHooks(t *testing.T) {
 		}
 	}
 	if c.Ops[3].(*Map).consumed != nil {
-		t.Error("the map `record` (not a map literal) recycles its inputs")
+		t.Error("the map `record` (neither a map literal nor a part of record) recycles its inputs")
 	}
 	c.Ops[2].(*Filter).drop(&value.Record{Value: "rejected"})
 	c.Ops[4].(*Filter).drop(&value.Record{Value: "behind a map"})
@@ -62,7 +62,7 @@ func TestMapSharesInput(t *testing.T) {
 		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": []any{}, "n": int64(2)}, true, true},
 		{"{'a': record.a, 'n': record.n * 2}", map[string]any{"a": []byte("x"), "n": int64(2)}, true, true},
 		{"{'a': record.a}", "not a map", true, true},
-		{"record.a", map[string]any{}, false, true},
+		{"record", map[string]any{}, false, true},
 	} {
 		n := int64(1)
 		job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
@@ -91,3 +91,48 @@ func TestMapSharesInput(t *testing.T) {
 		}
 	}
 }
+
+// TestMapPicksPart: a map step picking record.bid emits the bid whole and
+// recycles the rest of the event without it.
+func TestMapPicksPart(t *testing.T) {
+	n := int64(1)
+	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
+		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
+		{Name: "m", Map: "record.bid"},
+		{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
+	}}
+	p, err := plan.New(job, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recycled []any
+	ch.RecycleSourceValues(func(v any) { recycled = append(recycled, v) })
+	var emitted []any
+	m := ch.Ops[1].(*Map)
+	if err := m.Open(&Context{}, collectorFunc(func(r *value.Record) error { emitted = append(emitted, r.Value); return nil })); err != nil {
+		t.Fatal(err)
+	}
+	bid := map[string]any{"price": int64(3)}
+	event := map[string]any{"type": "bid", "bid": bid}
+	if err := m.Process(&value.Record{Value: event}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(emitted) != 1 || emitted[0].(map[string]any)["price"] != int64(3) {
+		t.Fatalf("emitted %v", emitted)
+	}
+	if len(recycled) != 1 {
+		t.Fatalf("recycled %d values", len(recycled))
+	}
+	if _, still := recycled[0].(map[string]any)["bid"]; still {
+		t.Fatal("the recycled event still holds the emitted bid")
+	}
+}
+
+type collectorFunc func(r *value.Record) error
+
+func (f collectorFunc) Collect(r *value.Record) error { return f(r) }
+func (collectorFunc) Watermark(int64) error           { return nil }

@@ -20,6 +20,9 @@ type Map struct {
 	// (see Chain.RecycleSourceValues).
 	consumed      func(v any)
 	consumedCheck []string
+	// consumedPath, when set, is the path the expression picks out of its
+	// input: the rest of the input is recycled.
+	consumedPath []string
 }
 
 func (m *Map) Open(ctx *Context, out Collector) error {
@@ -33,12 +36,14 @@ func (m *Map) Process(r *value.Record, _ int) error {
 	if err != nil {
 		return m.fail(err)
 	}
-	if m.consumed == nil || m.sharesInput(v) {
+	if m.consumed == nil || m.consumedPath == nil && m.sharesInput(v) {
 		return m.emit(v, r.Ts)
 	}
 	in := r.Value
 	err = m.emit(v, r.Ts)
-	m.consumed(in)
+	if m.consumedPath == nil || detach(in, m.consumedPath) {
+		m.consumed(in)
+	}
 	return err
 }
 
