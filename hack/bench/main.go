@@ -9,11 +9,14 @@
 // fixed number of events. Throughput is events per CPU second: the CPU
 // time (user + system, getrusage) of this process and of the worker
 // processes it waited for, over the run, not the wall time. That is the
-// figure Flink's are given in (events/s per core). STREAMING runs take a
-// checkpoint every 5s (-checkpoint-interval), as Flink's figures are with
-// checkpoints on (every 180s there, incremental RocksDB, over runs of
-// minutes; these runs last seconds); the table shows the newest complete
-// one. Then, for each query, a
+// figure Flink's are given in (events/s per core). STREAMING runs take
+// checkpoints, as Flink's figures are with checkpoints on (every 180 s
+// there, incremental RocksDB, over runs of minutes, so a few per run): by
+// default (-checkpoint-interval auto) every third of the wall time the same
+// query took in BATCH with the same runner, so each STREAMING run takes a
+// few checkpoints whatever its length (at least every 100ms; 1s when no
+// BATCH run came first); the table shows the interval and the newest
+// complete checkpoint. Then, for each query, a
 // STREAMING in-process run at half of its measured peak wall-clock rate (a
 // rate-limited source whose event time follows wall time) measures the
 // latency from when an output became determinable to the sink (see
@@ -60,7 +63,8 @@ type config struct {
 	samples        string
 	out            string
 	worker         string
-	checkpoint     time.Duration
+	checkpoint     time.Duration // fixed interval; 0 with checkpointAuto unset: off
+	checkpointAuto bool
 	latency        bool
 	latencySeconds float64
 	latencyRate    int64
@@ -85,7 +89,8 @@ func main() {
 	flag.StringVar(&c.samples, "samples", "config/samples/nexmark", "directory of the query manifests")
 	flag.StringVar(&c.out, "out", "bin/bench", "output directory for results.csv, latency.csv and ratio.svg")
 	flag.StringVar(&c.worker, "worker", "", "worker binary (default: build ./cmd/worker into -out)")
-	flag.DurationVar(&c.checkpoint, "checkpoint-interval", 5*time.Second, "take checkpoints at this interval in STREAMING, in process and in the workers (0: off)")
+	var checkpointInterval string
+	flag.StringVar(&checkpointInterval, "checkpoint-interval", "auto", "STREAMING checkpoint interval, in process and in the workers: a duration, 0 (off) or auto (a third of the query's BATCH wall time, so every run takes a few)")
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
@@ -93,6 +98,13 @@ func main() {
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (in-process runs; worker processes write their own with FLINKJOB_CPU_PROFILE)")
 	flag.Parse()
 	// As cmd/flinkjob (in-process runs) and cmd/worker do.
+	if checkpointInterval == "auto" {
+		c.checkpointAuto = true
+	} else if d, err := time.ParseDuration(checkpointInterval); err != nil || d < 0 {
+		log.Fatalf("-checkpoint-interval %q: want a duration, 0 or auto", checkpointInterval)
+	} else {
+		c.checkpoint = d
+	}
 	gcPercent, _ := gctune.Apply()
 	log.Printf("GOGC %d", gcPercent)
 	c.queries = strings.Split(queries, ",")
@@ -121,8 +133,10 @@ type result struct {
 	cpu    time.Duration
 	allocs float64 // heap allocations per event (in-process only)
 	output int64   // records that reached the sink (in-process only)
-	// checkpoint is the ID of the newest complete checkpoint (0: none).
+	// checkpoint is the ID of the newest complete checkpoint (0: none),
+	// taken every interval (0: off).
 	checkpoint int64
+	interval   time.Duration
 }
 
 func (r result) perCore() float64 { return float64(r.events) / r.cpu.Seconds() }
@@ -169,12 +183,20 @@ func run(c config) error {
 		}
 		for _, m := range c.modes {
 			for _, rn := range c.runners {
-				r, err := throughput(c, q, m, rn)
+				interval := c.checkpoint
+				if m == spec.Streaming && c.checkpointAuto {
+					interval = autoInterval(results, q, rn)
+				}
+				r, err := throughput(c, q, m, rn, interval)
 				if err != nil {
 					return fmt.Errorf("%s %s %s: %w", q, m, rn, err)
 				}
-				log.Printf("%-3s %-9s %-10s %10.0f events/s/core  %6.2fx Flink  (%.2fs wall, %.2fs CPU, %.2f allocs/event, checkpoint %d)",
-					q, m, rn, r.perCore(), r.ratio(), r.wall.Seconds(), r.cpu.Seconds(), r.allocs, r.checkpoint)
+				ckpt := ""
+				if r.interval > 0 {
+					ckpt = fmt.Sprintf(", checkpoint %d, every %v", r.checkpoint, r.interval)
+				}
+				log.Printf("%-3s %-9s %-10s %10.0f events/s/core  %6.2fx Flink  (%.2fs wall, %.2fs CPU, %.2f allocs/event%s)",
+					q, m, rn, r.perCore(), r.ratio(), r.wall.Seconds(), r.cpu.Seconds(), r.allocs, ckpt)
 				results = append(results, r)
 			}
 		}
@@ -212,9 +234,24 @@ func run(c config) error {
 	return nil
 }
 
-// throughput runs query q once for c.events events and measures it.
-func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, error) {
+// autoInterval is the STREAMING checkpoint interval for query q with
+// runner rn: a third of its BATCH run's wall time (see the package doc).
+func autoInterval(results []result, q, rn string) time.Duration {
+	for _, r := range results {
+		if r.query == q && r.runner == rn && r.mode == spec.Batch {
+			return max(r.wall/3, 100*time.Millisecond).Round(time.Millisecond)
+		}
+	}
+	return time.Second
+}
+
+// throughput runs query q once for c.events events and measures it, with
+// STREAMING checkpoints every interval (0: none).
+func throughput(c config, q string, mode spec.RuntimeMode, rn string, interval time.Duration) (result, error) {
 	res := result{query: q, mode: mode, runner: rn, events: c.events}
+	if mode == spec.Streaming {
+		res.interval = interval
+	}
 	opts := bench.NexmarkOptions{Events: c.events, Seed: 1, FirstEventRate: c.firstEventRate, Parallelism: int32(c.parallelism)}
 	if rn == inProcess {
 		opts.Sink = "bench-count"
@@ -243,8 +280,8 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 		}
 		sink := &bench.CountSink{}
 		lo := local.Options{WorkDir: dir, Env: connector.Env{CallSink: func(string) (connector.Sink, bool) { return sink, true }}}
-		if mode == spec.Streaming && c.checkpoint > 0 {
-			lo.CheckpointInterval, lo.CheckpointDir = c.checkpoint, filepath.Join(dir, "checkpoints")
+		if res.interval > 0 {
+			lo.CheckpointInterval, lo.CheckpointDir = res.interval, filepath.Join(dir, "checkpoints")
 		}
 		if err := local.Run(ctx, p, lo); err != nil {
 			return res, err
@@ -262,8 +299,8 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 			}
 		}
 		ro := runner.Options{Worker: c.worker, Mode: mode, Dir: filepath.Join(dir, "run"), ShuffleURL: filepath.Join(dir, "shuffle")}
-		if mode == spec.Streaming && c.checkpoint > 0 {
-			ro.Args = []string{"--checkpoint-interval", c.checkpoint.String(), "--checkpoint-url", filepath.Join(dir, "checkpoints")}
+		if res.interval > 0 {
+			ro.Args = []string{"--checkpoint-interval", res.interval.String(), "--checkpoint-url", filepath.Join(dir, "checkpoints")}
 		}
 		r, err := runner.New(job, ro)
 		if err != nil {
@@ -277,7 +314,7 @@ func throughput(c config, q string, mode spec.RuntimeMode, rn string) (result, e
 	}
 	res.wall, res.cpu = time.Since(wall0), cpuTime()-cpu0
 	runtime.ReadMemStats(&m1)
-	if mode == spec.Streaming && c.checkpoint > 0 {
+	if res.interval > 0 {
 		st, err := checkpoint.OpenLocal(filepath.Join(dir, "checkpoints"))
 		if err == nil {
 			res.checkpoint, _, err = checkpoint.Latest(ctx, st)
@@ -307,11 +344,14 @@ func cpuTime() time.Duration {
 
 func printTable(w io.Writer, c config, results []result, lats []latency) {
 	cp := "off"
-	if c.checkpoint > 0 {
+	switch {
+	case c.checkpointAuto:
+		cp = "every third of the query's BATCH wall time (ckpt every)"
+	case c.checkpoint > 0:
 		cp = "every " + c.checkpoint.String()
 	}
 	fmt.Fprintf(w, "\nNexmark, %d events per run, parallelism %d, event-time rate %d/s, STREAMING checkpoints %s; events/s per CPU core (process CPU time incl. workers)\n\n", c.events, c.parallelism, c.firstEventRate, cp)
-	fmt.Fprintf(w, "%-5s %-10s %-11s %14s %12s %8s %10s %8s %12s %6s\n", "query", "mode", "runner", "events/s/core", "Flink/core", "ratio", "events/s", "cores", "allocs/event", "ckpts")
+	fmt.Fprintf(w, "%-5s %-10s %-11s %14s %12s %8s %10s %8s %12s %6s %11s\n", "query", "mode", "runner", "events/s/core", "Flink/core", "ratio", "events/s", "cores", "allocs/event", "ckpts", "ckpt every")
 	for _, r := range results {
 		allocs := "-"
 		if r.runner == inProcess {
@@ -321,8 +361,12 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 		if f, ok := bench.FlinkPerCore[r.query]; ok {
 			flink, ratio = fmt.Sprintf("%.0f", f), fmt.Sprintf("%.2fx", r.ratio())
 		}
-		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12s %8s %10.0f %8.2f %12s %6d\n", r.query, r.mode, r.runner, r.perCore(),
-			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint)
+		every := "-"
+		if r.interval > 0 {
+			every = r.interval.String()
+		}
+		fmt.Fprintf(w, "%-5s %-10s %-11s %14.0f %12s %8s %10.0f %8.2f %12s %6d %11s\n", r.query, r.mode, r.runner, r.perCore(),
+			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint, every)
 	}
 	if len(lats) > 0 {
 		fmt.Fprintf(w, "\nSTREAMING latency (in-process), output determinable (event creation; timer results: the watermark's event) to sink, at half of the latency job's peak\n\n")

@@ -15,11 +15,11 @@ import (
 )
 
 func writeCSV(path string, results []result) error {
-	rows := [][]string{{"query", "mode", "runner", "events", "wall_s", "cpu_s", "events_per_s_per_core", "flink_per_core", "ratio", "events_per_s_wall", "allocs_per_event", "output_records", "latest_checkpoint"}}
+	rows := [][]string{{"query", "mode", "runner", "events", "wall_s", "cpu_s", "events_per_s_per_core", "flink_per_core", "ratio", "events_per_s_wall", "allocs_per_event", "output_records", "latest_checkpoint", "checkpoint_interval_s"}}
 	for _, r := range results {
 		rows = append(rows, []string{r.query, string(r.mode), r.runner, strconv.FormatInt(r.events, 10),
 			f(r.wall.Seconds()), f(r.cpu.Seconds()), f(r.perCore()), f(bench.FlinkPerCore[r.query]), f(r.ratio()),
-			f(r.perWall()), f(r.allocs), strconv.FormatInt(r.output, 10), strconv.FormatInt(r.checkpoint, 10)})
+			f(r.perWall()), f(r.allocs), strconv.FormatInt(r.output, 10), strconv.FormatInt(r.checkpoint, 10), f(r.interval.Seconds())})
 	}
 	return writeRows(path, rows)
 }
