@@ -368,6 +368,9 @@ type activation struct {
 	more  []any
 	// locals are the fast evaluator's comprehension variables.
 	locals []any
+	// scratch, when set, is an empty map the fast evaluator may fill as
+	// the result instead of allocating one (Evaluator.EvalInto).
+	scratch map[string]any
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -617,6 +620,19 @@ func (e *Evaluator) Eval(vals ...any) (any, error) {
 		return nil, err
 	}
 	return ToNative(out)
+}
+
+// EvalInto is Eval, except that a map the expression builds as its result
+// (its outermost map literal, possibly under dyn() and conditionals) may be
+// scratch itself, filled instead of a newly allocated map. scratch must
+// be empty; the caller clears it before the next call, when done with the
+// result (which it must not keep), and may find it partly filled when the
+// result is another value.
+func (e *Evaluator) EvalInto(scratch map[string]any, vals ...any) (any, error) {
+	e.act.scratch = scratch
+	v, err := e.Eval(vals...)
+	e.act.scratch = nil
+	return v, err
 }
 
 // EvalBool is Program.EvalBool.

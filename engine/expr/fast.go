@@ -116,7 +116,7 @@ type fastLocal struct {
 // slots the evaluation needs.
 func compileFast(e celast.Expr, vars []string, check bool) (f fastFn, locals int) {
 	c := &fastCompiler{vars: vars, check: check}
-	f = c.compile(e)
+	f = c.compileTop(e)
 	return f, c.nslots
 }
 
@@ -227,42 +227,81 @@ func (c *fastCompiler) compile(e celast.Expr) fastFn {
 			return out, true
 		}
 	case celast.MapKind:
-		m := e.AsMap()
-		keys := make([]string, len(m.Entries()))
-		vals := make([]fastFn, len(m.Entries()))
-		seen := map[string]bool{}
-		for i, ent := range m.Entries() {
-			me := ent.AsMapEntry()
-			if me.IsOptional() || me.Key().Kind() != celast.LiteralKind {
-				return nil
-			}
-			k, ok := me.Key().AsLiteral().(types.String)
-			if !ok || seen[string(k)] {
-				return nil // non-string or repeated keys: CEL's business
-			}
-			seen[string(k)] = true
-			keys[i] = string(k)
-			if vals[i] = c.compile(me.Value()); vals[i] == nil {
-				return nil
-			}
-		}
-		return func(a *activation) (any, bool) {
-			out := make(map[string]any, len(keys))
-			for i, f := range vals {
-				v, ok := f(a)
-				if !ok {
-					return nil, false
-				}
-				out[keys[i]] = v
-			}
-			return out, true
-		}
+		return c.compileMap(e.AsMap(), false)
 	case celast.CallKind:
 		return c.compileCall(e.AsCall())
 	case celast.ComprehensionKind:
 		return c.compileComprehension(e.AsComprehension())
 	}
 	return nil
+}
+
+// compileMap compiles a map literal with string keys. A scratch one (the
+// expression's outermost, see compileTop) fills activation.scratch when
+// the caller provides one instead of allocating.
+func (c *fastCompiler) compileMap(m celast.MapExpr, scratch bool) fastFn {
+	keys := make([]string, len(m.Entries()))
+	vals := make([]fastFn, len(m.Entries()))
+	seen := map[string]bool{}
+	for i, ent := range m.Entries() {
+		me := ent.AsMapEntry()
+		if me.IsOptional() || me.Key().Kind() != celast.LiteralKind {
+			return nil
+		}
+		k, ok := me.Key().AsLiteral().(types.String)
+		if !ok || seen[string(k)] {
+			return nil // non-string or repeated keys: CEL's business
+		}
+		seen[string(k)] = true
+		keys[i] = string(k)
+		if vals[i] = c.compile(me.Value()); vals[i] == nil {
+			return nil
+		}
+	}
+	return func(a *activation) (any, bool) {
+		var out map[string]any
+		if scratch && a.scratch != nil {
+			out, a.scratch = a.scratch, nil
+		} else {
+			out = make(map[string]any, len(keys))
+		}
+		for i, f := range vals {
+			v, ok := f(a)
+			if !ok {
+				return nil, false
+			}
+			out[keys[i]] = v
+		}
+		return out, true
+	}
+}
+
+// compileTop compiles the whole expression: a map literal that is its
+// result (possibly under dyn() and conditionals) is a scratch one. Only
+// one of them is evaluated per evaluation, and the caller that provided
+// the scratch map is the only holder of the result.
+func (c *fastCompiler) compileTop(e celast.Expr) fastFn {
+	switch e.Kind() {
+	case celast.MapKind:
+		return c.compileMap(e.AsMap(), true)
+	case celast.CallKind:
+		call := e.AsCall()
+		args := call.Args()
+		if call.IsMemberFunction() {
+			break
+		}
+		switch {
+		case call.FunctionName() == overloads.TypeConvertDyn && len(args) == 1:
+			return c.compileTop(args[0])
+		case call.FunctionName() == operators.Conditional && len(args) == 3:
+			cond, t, f := c.compile(args[0]), c.compileTop(args[1]), c.compileTop(args[2])
+			if cond == nil || t == nil || f == nil {
+				return nil
+			}
+			return conditionalFn(cond, t, f)
+		}
+	}
+	return c.compile(e)
 }
 
 func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
@@ -400,21 +439,24 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		}
 	case 3:
 		if fn == operators.Conditional {
-			cond, t, f := args[0], args[1], args[2]
-			return func(a *activation) (any, bool) {
-				v, ok := cond(a)
-				b, isBool := v.(bool)
-				if !ok || !isBool {
-					return nil, false
-				}
-				if b {
-					return t(a)
-				}
-				return f(a)
-			}
+			return conditionalFn(args[0], args[1], args[2])
 		}
 	}
 	return nil
+}
+
+func conditionalFn(cond, t, f fastFn) fastFn {
+	return func(a *activation) (any, bool) {
+		v, ok := cond(a)
+		b, isBool := v.(bool)
+		if !ok || !isBool {
+			return nil, false
+		}
+		if b {
+			return t(a)
+		}
+		return f(a)
+	}
 }
 
 func (c *fastCompiler) compileArgs(es []celast.Expr) []fastFn {

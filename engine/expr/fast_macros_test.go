@@ -506,3 +506,46 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 		}
 	}
 }
+
+// EvalInto fills the caller's map only with the expression's own
+// outermost map literal; nested maps, passed-through values and CEL's
+// results are other maps.
+func TestEvalIntoFillsScratch(t *testing.T) {
+	p, err := Compile(`record.k == 1 ? dyn({'state': {'n': record.k}, 'emit': [{'a': 1}]})
+		: record.k == 2 ? record : record.k == 3 ? {'x': record.missing} : {'y': 2}`, Map, Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := p.Evaluator()
+	same := func(a, b map[string]any) bool { return fmt.Sprintf("%p", a) == fmt.Sprintf("%p", b) }
+	for _, c := range []struct {
+		k       int64
+		scratch bool
+	}{{1, true}, {2, false}, {4, true}, {1, true}} {
+		scratch := map[string]any{}
+		in := map[string]any{"k": c.k}
+		v, err := ev.EvalInto(scratch, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := v.(map[string]any)
+		if same(m, scratch) != c.scratch {
+			t.Errorf("k=%d: result is the scratch map: %v, want %v", c.k, same(m, scratch), c.scratch)
+		}
+		if c.k == 1 && (same(m["state"].(map[string]any), scratch) || len(m) != 2) {
+			t.Errorf("k=1: %v", m)
+		}
+		if c.k == 2 && !same(m, in) {
+			t.Errorf("k=2: the record itself is not returned")
+		}
+	}
+	// CEL's error, and an Eval afterwards does not fill a stale scratch.
+	scratch := map[string]any{}
+	if _, err := ev.EvalInto(scratch, map[string]any{"k": int64(3)}); err == nil {
+		t.Errorf("k=3: want CEL's no such key error")
+	}
+	v, err := ev.Eval(map[string]any{"k": int64(4)})
+	if err != nil || same(v.(map[string]any), scratch) {
+		t.Errorf("Eval after EvalInto: %v, %v (scratch reused: %v)", v, err, same(v.(map[string]any), scratch))
+	}
+}

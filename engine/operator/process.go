@@ -39,6 +39,9 @@ type Process struct {
 	lastTsAny any
 	lastWm    int64
 	lastWmAny any
+	// scratch is the action map the expressions may fill instead of
+	// allocating one (expr.Evaluator.EvalInto): apply keeps none of it.
+	scratch map[string]any
 }
 
 // box returns v as an interface, reusing the last one boxed for slot.
@@ -54,6 +57,7 @@ func (o *Process) Open(ctx *Context, out Collector) error {
 	o.val = o.st.Value("state", state.Codec{})
 	o.onTimer = o.timer
 	o.elemEv = o.onElement.Evaluator()
+	o.scratch = make(map[string]any, 4)
 	o.inputsAny = make([]any, len(o.inputNames))
 	for i, n := range o.inputNames {
 		o.inputsAny[i] = n
@@ -91,27 +95,33 @@ func (o *Process) Process(r *value.Record, input int) error {
 	}
 	o.args = append(o.args[:0], r.Value, key, st, box(ts, &o.lastTs, &o.lastTsAny), o.inputsAny[input],
 		box(o.wm, &o.lastWm, &o.lastWmAny), o.bstate)
-	res, err := o.elemEv.Eval(o.args...)
+	res, err := o.elemEv.EvalInto(o.scratch, o.args...)
 	clear(o.args)
 	if err != nil {
+		clear(o.scratch)
 		return o.fail(err)
 	}
-	return o.apply(res, r.Ts, bc)
+	err = o.apply(res, r.Ts, bc)
+	clear(o.scratch)
+	return err
 }
 
 func (o *Process) timer(t state.Timer) error {
 	if o.onTimerP == nil {
 		return nil
 	}
-	res, err := o.timerEv.Eval(t.Key, o.val.Get(), t.Ts, t.Domain.String(), o.wm, o.bstate)
+	res, err := o.timerEv.EvalInto(o.scratch, t.Key, o.val.Get(), t.Ts, t.Domain.String(), o.wm, o.bstate)
 	if err != nil {
+		clear(o.scratch)
 		return err
 	}
 	ts := t.Ts
 	if t.Domain == state.ProcessingTime {
 		ts = value.NoTimestamp
 	}
-	return o.apply(res, ts, false)
+	err = o.apply(res, ts, false)
+	clear(o.scratch)
+	return err
 }
 
 func (o *Process) apply(res any, ts int64, broadcast bool) error {
@@ -122,45 +132,44 @@ func (o *Process) apply(res any, ts int64, broadcast bool) error {
 	if !ok {
 		return o.fail(fmt.Errorf("process expression returned %s, want a map of actions", value.TypeName(res)))
 	}
-	for k := range m {
-		switch k {
-		case "emit", "state", "timers", "processingTimers", "broadcast":
-		default:
-			return o.fail(fmt.Errorf("process expression returned unknown action %q (want emit, state, timers, processingTimers, broadcast)", k))
-		}
-	}
-	if v, ok := m["broadcast"]; ok {
-		if !broadcast {
-			return o.fail(fmt.Errorf("only records of a broadcast input may update broadcast state"))
-		}
-		o.bstate = v
-	}
-	if v, ok := m["state"]; ok {
-		if broadcast {
-			return o.fail(fmt.Errorf("a broadcast record has no key, so it cannot set keyed state"))
-		}
-		o.val.Set(v)
-	}
-	for _, name := range []string{"timers", "processingTimers"} {
-		list, err := intList(m[name])
-		if err != nil {
-			return o.fail(fmt.Errorf("%s: %v", name, err))
-		}
-		if len(list) > 0 && broadcast {
-			return o.fail(fmt.Errorf("a broadcast record has no key, so it cannot register timers"))
-		}
-		for _, t := range list {
-			if name == "timers" {
-				o.timers.Register(state.EventTime, t)
-			} else if err := o.registerProcessingTimer(t); err != nil {
-				return o.fail(err)
+	// Look the actions up instead of iterating over the map: the map has
+	// another key exactly when fewer actions than entries are found.
+	emit, hasEmit := m["emit"]
+	st, hasState := m["state"]
+	timers, hasTimers := m["timers"]
+	ptimers, hasPTimers := m["processingTimers"]
+	bst, hasBroadcast := m["broadcast"]
+	if n := count(hasEmit) + count(hasState) + count(hasTimers) + count(hasPTimers) + count(hasBroadcast); n != len(m) {
+		for k := range m {
+			switch k {
+			case "emit", "state", "timers", "processingTimers", "broadcast":
+			default:
+				return o.fail(fmt.Errorf("process expression returned unknown action %q (want emit, state, timers, processingTimers, broadcast)", k))
 			}
 		}
 	}
-	if v, ok := m["emit"]; ok && v != nil {
-		list, ok := v.([]any)
+	if hasBroadcast {
+		if !broadcast {
+			return o.fail(fmt.Errorf("only records of a broadcast input may update broadcast state"))
+		}
+		o.bstate = bst
+	}
+	if hasState {
+		if broadcast {
+			return o.fail(fmt.Errorf("a broadcast record has no key, so it cannot set keyed state"))
+		}
+		o.val.Set(st)
+	}
+	if err := o.registerTimers("timers", timers, broadcast); err != nil {
+		return err
+	}
+	if err := o.registerTimers("processingTimers", ptimers, broadcast); err != nil {
+		return err
+	}
+	if hasEmit && emit != nil {
+		list, ok := emit.([]any)
 		if !ok {
-			return o.fail(fmt.Errorf("emit must be a list, got %s", value.TypeName(v)))
+			return o.fail(fmt.Errorf("emit must be a list, got %s", value.TypeName(emit)))
 		}
 		for _, e := range list {
 			if err := o.base.emit(e, ts); err != nil {
@@ -171,21 +180,38 @@ func (o *Process) apply(res any, ts int64, broadcast bool) error {
 	return nil
 }
 
-func intList(v any) ([]int64, error) {
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// registerTimers registers the timers of a timers or processingTimers
+// action (a list of int timestamps), after checking all of them.
+func (o *Process) registerTimers(name string, v any, broadcast bool) error {
 	if v == nil {
-		return nil, nil
+		return nil
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("want a list of int timestamps, got %s", value.TypeName(v))
+		return o.fail(fmt.Errorf("%s: want a list of int timestamps, got %s", name, value.TypeName(v)))
 	}
-	out := make([]int64, len(list))
-	for i, e := range list {
-		t, err := expr.ToMillis(e)
-		if err != nil {
-			return nil, err
+	for _, e := range list {
+		if _, err := expr.ToMillis(e); err != nil {
+			return o.fail(fmt.Errorf("%s: %v", name, err))
 		}
-		out[i] = t
 	}
-	return out, nil
+	if len(list) > 0 && broadcast {
+		return o.fail(fmt.Errorf("a broadcast record has no key, so it cannot register timers"))
+	}
+	for _, e := range list {
+		t, _ := expr.ToMillis(e)
+		if name == "timers" {
+			o.timers.Register(state.EventTime, t)
+		} else if err := o.registerProcessingTimer(t); err != nil {
+			return o.fail(err)
+		}
+	}
+	return nil
 }
