@@ -15,6 +15,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/worker/exchange"
 )
 
 func env(key, def string) string {
@@ -64,7 +65,8 @@ func Main(args []string) int {
 	flag.IntVar(&cfg.BatchSize, "batch-size", envInt("FLINKJOB_BATCH_SIZE", 0), "elements per exchange batch")
 	flag.StringVar(&cfg.TempDir, "temp-dir", env("FLINKJOB_TEMP_DIR", ""), "directory for sort spills")
 	cp := &cfg.Checkpoints
-	var interval, poll string
+	var interval, poll, linger string
+	flag.StringVar(&linger, "exchange-linger", env("FLINKJOB_EXCHANGE_LINGER", exchange.DefaultLinger.String()), "how long a small outgoing batch may wait to be sent with the next ones (Go duration; 0: at once)")
 	flag.StringVar(&interval, "checkpoint-interval", env("FLINKJOB_CHECKPOINT_INTERVAL", ""), "STREAMING checkpoint interval (Go duration; empty or 0: periodic checkpoints off)")
 	flag.IntVar(&cp.Retain, "checkpoint-retain", envInt("FLINKJOB_CHECKPOINT_RETAIN", 3), "complete checkpoints kept")
 	flag.StringVar(&cp.URL, "checkpoint-url", env("FLINKJOB_CHECKPOINT_URL", ""), "checkpoints URL (s3://bucket/prefix/ or a directory; empty: checkpointing off)")
@@ -79,7 +81,7 @@ func Main(args []string) int {
 	for _, d := range []struct {
 		name, v string
 		to      *time.Duration
-	}{{"checkpoint-interval", interval, &cp.Interval}, {"control-poll", poll, &cp.ControlPoll}} {
+	}{{"checkpoint-interval", interval, &cp.Interval}, {"control-poll", poll, &cp.ControlPoll}, {"exchange-linger", linger, &cfg.ExchangeLinger}} {
 		if d.v == "" {
 			continue
 		}

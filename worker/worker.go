@@ -79,9 +79,12 @@ type Config struct {
 	// Finalize runs the job's sink finishers (e.g. _SUCCESS markers) instead
 	// of a subtask; run it once after every subtask succeeded.
 	Finalize bool
-	// InboxCapacity (batches) and BatchSize (elements) tune the exchange.
-	InboxCapacity int
-	BatchSize     int
+	// InboxCapacity (batches) and BatchSize (elements) tune the exchange;
+	// ExchangeLinger is how long a small outgoing batch may wait to be
+	// coalesced with the next (exchange.Client.Linger; 0: not at all).
+	InboxCapacity  int
+	BatchSize      int
+	ExchangeLinger time.Duration
 	// SortMemory is the BATCH sort budget in bytes.
 	SortMemory int64
 	// TempDir holds sort spills.
@@ -278,6 +281,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		m.bytesIn.Store(&srv.BytesIn)
 	}
 	client := exchange.NewClient(cfg.resolver())
+	client.Linger = cfg.ExchangeLinger
 	defer client.Close()
 	m.client.Store(client)
 	tctx, cancel := context.WithCancelCause(ctx)

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // The binary encoding: one tag byte, then the payload.
@@ -96,21 +97,38 @@ func Append(b []byte, v any) []byte {
 			}
 			return b
 		}
-		var stack [16]string
-		keys := stack[:0]
-		for k := range x {
-			keys = append(keys, k)
+		// One pass over the map collects the entries, so writing them in
+		// key order needs no second lookup per key; records have few
+		// fields, and an insertion sort of a handful is cheapest.
+		var stack [16]mapEntry
+		ents := stack[:0]
+		for k, e := range x {
+			ents = append(ents, mapEntry{k, e})
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b = binary.AppendUvarint(b, uint64(len(k)))
-			b = append(b, k...)
-			b = Append(b, x[k])
+		if len(ents) <= len(stack) {
+			for i := 1; i < len(ents); i++ {
+				for j := i; j > 0 && ents[j].k < ents[j-1].k; j-- {
+					ents[j], ents[j-1] = ents[j-1], ents[j]
+				}
+			}
+		} else {
+			slices.SortFunc(ents, func(a, b mapEntry) int { return strings.Compare(a.k, b.k) })
+		}
+		for i := range ents {
+			b = binary.AppendUvarint(b, uint64(len(ents[i].k)))
+			b = append(b, ents[i].k...)
+			b = Append(b, ents[i].v)
 		}
 		return b
 	default:
 		return Append(b, Normalize(v))
 	}
+}
+
+// mapEntry is one entry of a map being encoded.
+type mapEntry struct {
+	k string
+	v any
 }
 
 // Decode decodes one value from the front of b and returns the rest.
@@ -146,12 +164,45 @@ func (c *keyCache) key(b []byte) string {
 }
 
 // Decoder decodes record bodies like DecodeRecord, interning map keys
-// across the records it decodes. It is not safe for concurrent use.
-type Decoder struct{ keys keyCache }
+// across the records it decodes, and reusing the Key and KeyID of a record
+// key it decoded recently: a keyed stream repeats its hot keys, and each
+// fresh decode of one costs the KeyID string and the key value (both
+// immutable, so records may share them). It is not safe for concurrent use.
+type Decoder struct {
+	keys    keyCache
+	recKeys recordKeyCache
+}
 
 // DecodeRecord is the package's DecodeRecord.
 func (d *Decoder) DecodeRecord(b []byte, r *Record) error {
-	return decodeRecord(b, r, &d.keys)
+	return decodeRecord(b, r, &d.keys, &d.recKeys)
+}
+
+// recordKeyCache is a small direct-mapped table of record keys by KeyID.
+// A miss (or a collision) just decodes the key.
+type recordKeyCache struct {
+	tab [64]struct {
+		id  string
+		key any
+	}
+}
+
+const maxCachedRecordKey = 64
+
+// lookup returns the cached KeyID equal to kid and its key, or the slot
+// to fill after decoding it.
+func (c *recordKeyCache) lookup(kid []byte) (id string, key any, slot int) {
+	h := uint32(2166136261)
+	for _, x := range kid {
+		h ^= uint32(x)
+		h *= 16777619
+	}
+	slot = int((h ^ h>>6) & uint32(len(c.tab)-1))
+	e := &c.tab[slot]
+	if e.id != "" && e.id == string(kid) {
+		return e.id, e.key, slot
+	}
+	return "", nil, slot
 }
 
 func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
@@ -280,10 +331,10 @@ func RecordKeyTs(body []byte) (keyID []byte, ts int64, err error) {
 
 // DecodeRecord decodes a record body written by AppendRecord.
 func DecodeRecord(b []byte, r *Record) error {
-	return decodeRecord(b, r, nil)
+	return decodeRecord(b, r, nil, nil)
 }
 
-func decodeRecord(b []byte, r *Record, kc *keyCache) error {
+func decodeRecord(b []byte, r *Record, kc *keyCache, rk *recordKeyCache) error {
 	kid, rest, err := decodeBytes(b)
 	if err != nil {
 		return err
@@ -310,10 +361,22 @@ func decodeRecord(b []byte, r *Record, kc *keyCache) error {
 		// immutable, instead of decoding and allocating them again.
 		return nil
 	}
+	slot := -1
+	if rk != nil && len(kid) <= maxCachedRecordKey {
+		var id string
+		var key any
+		if id, key, slot = rk.lookup(kid); id != "" {
+			r.Key, r.KeyID = key, id
+			return nil
+		}
+	}
 	k, krest, err := Decode(kid)
 	if err != nil || len(krest) != 0 {
 		return ErrCorrupt
 	}
 	r.Key, r.KeyID = k, string(kid)
+	if slot >= 0 {
+		rk.tab[slot].id, rk.tab[slot].key = r.KeyID, k
+	}
 	return nil
 }

@@ -90,6 +90,7 @@ type RecordReader struct {
 	peeked  bool   // the current body is still in br's buffer
 	err     error  // sticky: once corrupt or failed, the stream stays so
 	keys    keyCache
+	recKeys recordKeyCache
 }
 
 // NewRecordReader returns a reader of the framed stream r.
@@ -107,7 +108,7 @@ func (r *RecordReader) Read(rec *Record) error {
 	}
 	body, err := r.next()
 	if err == nil {
-		if err = decodeRecord(body, rec, &r.keys); err != nil {
+		if err = decodeRecord(body, rec, &r.keys, &r.recKeys); err != nil {
 			// DecodeRecord's errors already wrap ErrCorrupt.
 			err = fmt.Errorf("value: record stream at byte offset %d: %w", r.off, err)
 		}

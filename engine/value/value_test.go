@@ -91,3 +91,44 @@ func TestDecodeRecordSameKey(t *testing.T) {
 		t.Fatalf("unkeyed: got %+v, %v", r, err)
 	}
 }
+
+// A Decoder reuses the Key and KeyID of a key it decoded recently, into
+// fresh records (as the exchange decodes): the keys stay exact across many
+// distinct keys (slots collide and are replaced), composite keys, unkeyed
+// records and keys too long to cache.
+func TestDecoderRecordKeyCache(t *testing.T) {
+	var d Decoder
+	keys := []any{nil, "a", int64(0), int64(-1), []any{"k", int64(1)}, map[string]any{"x": int64(1), "y": "z"},
+		strings.Repeat("long key ", 20)}
+	for i := 0; i < 1000; i++ {
+		keys = append(keys, int64(i*7919))
+	}
+	for round := 0; round < 3; round++ {
+		for i, k := range keys {
+			in := Record{Value: int64(i), Ts: int64(i)}
+			if k != nil {
+				in.WithKey(k)
+			}
+			var got Record
+			if err := d.DecodeRecord(AppendRecord(nil, &in), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.KeyID != in.KeyID || !reflect.DeepEqual(got.Key, in.Key) || got.Value != int64(i) {
+				t.Fatalf("round %d key %d: got %+v, want %+v", round, i, got, in)
+			}
+		}
+	}
+	// A hot key decodes without allocating its Key or KeyID again.
+	in := Record{Value: int64(1)}
+	in.WithKey(int64(123456789))
+	body := AppendRecord(nil, &in)
+	var r Record
+	if n := testing.AllocsPerRun(100, func() {
+		r = Record{}
+		if err := d.DecodeRecord(body, &r); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations decoding a cached key with a small value", n)
+	}
+}

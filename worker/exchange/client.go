@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,34 +22,93 @@ import (
 // Resolver gives the exchange address (host:port) of a subtask.
 type Resolver func(stage, subtask int) (string, error)
 
-// Client sends this subtask's output channels to downstream workers. It is
-// a task.Sender. Streams open lazily on the first batch; opening waits for
-// the peer to be up (a peer that starts late or restarts is connected to as
-// soon as it listens).
+// Client sends this subtask's output channels to downstream workers. It
+// is a task.Sender. Streams open lazily on the first batch; opening waits
+// for the peer to be up (a peer that starts late or restarts is connected
+// to as soon as it listens).
+//
+// With Linger set, small batches are coalesced: a batch that encodes
+// smaller than FlushBytes waits, encoded, until more of the same stream's
+// batches make FlushBytes, or until it has waited Linger, and they go as
+// one message. Every gRPC message costs both workers a few goroutine
+// hand-offs and system calls, and a stage whose output is sparse (a
+// selective filter, a join's matches, the watermark after every source
+// read) otherwise sends many tiny messages. Batches carrying a checkpoint
+// barrier or the end of the channel go at once, with what waits before
+// them; order is kept, and backpressure is unchanged (what waits is at
+// most FlushBytes per stream).
 type Client struct {
 	resolve Resolver
-	mu      sync.Mutex
-	conns   map[string]*grpc.ClientConn
+	// Linger is how long a small batch may wait to be coalesced with the
+	// next ones (0: every batch is a message at once). Set it before the
+	// first Send.
+	Linger time.Duration
+	mu     sync.Mutex // guards conns and streams
+	conns  map[string]*grpc.ClientConn
+	// streams is written under mu; each stream has its own lock.
 	streams map[streamKey]*stream
-	// sizeHint is the size of the last message, to size the next buffer.
-	sizeHint int
 	// BytesOut counts encoded bytes sent; Blocked the time spent in Send
 	// (mostly waiting for flow-control credit: backpressure).
 	BytesOut atomic.Int64
 	Blocked  atomic.Int64 // nanoseconds
+
+	// sending is read-held by every Send: Close waits for the Sends in
+	// progress, as a caller that closes after its last Send returned
+	// expects.
+	sending     sync.RWMutex
+	flusherOnce sync.Once
+	wake        chan struct{} // a stream has a new deadline
+	done        chan struct{} // closed by Close
+	closeOnce   sync.Once
 }
+
+// DefaultLinger is the worker's default Client.Linger: short against the
+// latency target (p99 under 20 ms end to end), long enough that a source
+// flushing its output after every read of a few hundred events sends a
+// few of those reads per message.
+const DefaultLinger = 2 * time.Millisecond
+
+// FlushBytes is the size at which a stream's coalesced batches go out
+// without waiting for Linger.
+const FlushBytes = 32 << 10
 
 type streamKey struct{ edge, target int }
 
 type stream struct {
+	// sem is held (a value in it) while the stream is used: its gRPC
+	// stream, pending bytes and state. Send waits for it honouring its
+	// context; the flusher only tries it.
+	sem    chan struct{}
 	cs     grpc.ClientStream
 	cancel context.CancelFunc
 	closed bool
+	// sizeHint is the size of the last message, to size the next buffer.
+	sizeHint int
+	// pend holds the encoded elements (AppendElems) of count elements of
+	// channel that have not been sent; due is when they must go.
+	pend    []byte
+	count   int
+	channel int
+	due     time.Time
+	// err is the failure of a send the flusher made, for the next Send.
+	err error
 }
+
+func (s *stream) lock(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *stream) unlock() { <-s.sem }
 
 // NewClient returns a client resolving peers with r.
 func NewClient(r Resolver) *Client {
-	return &Client{resolve: r, conns: map[string]*grpc.ClientConn{}, streams: map[streamKey]*stream{}}
+	return &Client{resolve: r, conns: map[string]*grpc.ClientConn{}, streams: map[streamKey]*stream{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
@@ -101,22 +161,44 @@ func (c *Client) open(ctx context.Context, e *plan.Edge, target, channel int) (*
 		cancel()
 		return nil, err
 	}
-	return &stream{cs: cs, cancel: cancel}, nil
+	return &stream{sem: make(chan struct{}, 1), cs: cs, cancel: cancel, channel: channel}, nil
+}
+
+// stream returns the stream of edge e to target, opening it first.
+func (c *Client) stream(ctx context.Context, e *plan.Edge, target, channel int) (*stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := streamKey{e.ID, target}
+	if s := c.streams[k]; s != nil {
+		return s, nil
+	}
+	s, err := c.open(ctx, e, target, channel)
+	if err != nil {
+		return nil, err
+	}
+	c.streams[k] = s
+	return s, nil
 }
 
 // Send implements task.Sender. A batch ending with End closes the stream
 // and waits for the receiver to acknowledge it has read everything.
 func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batch) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := streamKey{e.ID, target}
-	s := c.streams[k]
-	if s == nil {
-		var err error
-		if s, err = c.open(ctx, e, target, b.Channel); err != nil {
-			return err
-		}
-		c.streams[k] = s
+	c.sending.RLock()
+	defer c.sending.RUnlock()
+	s, err := c.stream(ctx, e, target, b.Channel)
+	if err != nil {
+		return err
+	}
+	// Waiting for a stream the flusher is sending on is backpressure too.
+	start := time.Now()
+	if err := s.lock(ctx); err != nil {
+		c.Blocked.Add(int64(time.Since(start)))
+		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, err)
+	}
+	defer s.unlock()
+	c.Blocked.Add(int64(time.Since(start)))
+	if s.err != nil {
+		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, s.err)
 	}
 	if s.closed {
 		return fmt.Errorf("send on the finished channel to stage %d subtask %d", e.To.ID, target)
@@ -125,7 +207,8 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	// ctx must end a Send blocked by backpressure too.
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer stop()
-	if err := c.sendMsgs(s, b); err != nil {
+	if err := c.add(s, b); err != nil {
+		s.err = err
 		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, err)
 	}
 	if n := len(b.Elems); n > 0 && b.Elems[n-1].Kind == task.KindEnd {
@@ -141,23 +224,82 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	return nil
 }
 
-// sendMsgs sends a batch as one message, or as several (in order) when
-// it encodes larger than MaxMessageSize: batches are cut by count, and a
-// few big records can outgrow a message where BATCH would store them.
-func (c *Client) sendMsgs(s *stream, b task.Batch) error {
-	// A fresh buffer per message: gRPC may still be writing the previous
-	// one to the connection after SendMsg returns.
-	buf := AppendBatch(make([]byte, 0, c.sizeHint), &b)
-	if len(buf) > MaxMessageSize && len(b.Elems) > 1 {
-		half := len(b.Elems) / 2
-		if err := c.sendMsgs(s, task.Batch{Channel: b.Channel, Elems: b.Elems[:half]}); err != nil {
+// add encodes b behind what the stream has pending and sends it all now,
+// or leaves it pending (small, and nothing in it that must go at once).
+// The caller holds the stream.
+func (c *Client) add(s *stream, b task.Batch) error {
+	if s.pend == nil {
+		s.pend = (*sendBuffers.Get(s.sizeHint))[:0]
+	}
+	mark, before := len(s.pend), s.count
+	s.pend = AppendElems(s.pend, b.Elems)
+	s.count += len(b.Elems)
+	if len(s.pend)+2*binary.MaxVarintLen64 > MaxMessageSize {
+		// Too big for one message (a few huge records): send what was
+		// pending, then this batch as messages of their own.
+		s.pend, s.count = s.pend[:mark], before
+		if err := c.flush(s); err != nil {
 			return err
 		}
-		return c.sendMsgs(s, task.Batch{Channel: b.Channel, Elems: b.Elems[half:]})
+		return c.sendSplit(s, b)
 	}
-	c.sizeHint = len(buf)
+	if c.Linger <= 0 || len(s.pend) >= FlushBytes || urgent(b.Elems) {
+		return c.flush(s)
+	}
+	if before == 0 {
+		s.due = time.Now().Add(c.Linger)
+		c.flusherOnce.Do(func() { go c.flusher() })
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// urgent reports whether a batch must not wait: a checkpoint barrier
+// (alignment waits for it downstream) or the end of the channel.
+func urgent(elems []task.Element) bool {
+	for i := range elems {
+		if k := elems[i].Kind; k == task.KindBarrier || k == task.KindEnd {
+			return true
+		}
+	}
+	return false
+}
+
+// flush sends the stream's pending elements as one message. The caller
+// holds the stream.
+func (c *Client) flush(s *stream) error {
+	if s.count == 0 {
+		return nil
+	}
+	hdr := binary.AppendUvarint(make([]byte, 0, 2*binary.MaxVarintLen64), uint64(s.channel))
+	hdr = binary.AppendUvarint(hdr, uint64(s.count))
+	body := s.pend
+	s.pend, s.count, s.sizeHint = nil, 0, len(body)
+	return c.sendMsg(s, &frame{hdr: hdr, b: body, pooled: true}, len(hdr)+len(body))
+}
+
+// sendSplit sends a batch as one message, or as several (in order) when
+// it encodes larger than MaxMessageSize: batches are cut by count, and a
+// few big records can outgrow a message where BATCH would store them.
+func (c *Client) sendSplit(s *stream, b task.Batch) error {
+	buf := AppendBatch((*sendBuffers.Get(0))[:0], &b)
+	if len(buf) > MaxMessageSize && len(b.Elems) > 1 {
+		sendBuffers.Put(&buf)
+		half := len(b.Elems) / 2
+		if err := c.sendSplit(s, task.Batch{Channel: b.Channel, Elems: b.Elems[:half]}); err != nil {
+			return err
+		}
+		return c.sendSplit(s, task.Batch{Channel: b.Channel, Elems: b.Elems[half:]})
+	}
+	return c.sendMsg(s, &frame{b: buf, pooled: true}, len(buf))
+}
+
+func (c *Client) sendMsg(s *stream, f *frame, size int) error {
 	start := time.Now()
-	err := s.cs.SendMsg(&frame{b: buf})
+	err := s.cs.SendMsg(f)
 	c.Blocked.Add(int64(time.Since(start)))
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -166,12 +308,71 @@ func (c *Client) sendMsgs(s *stream, b task.Batch) error {
 		}
 		return err
 	}
-	c.BytesOut.Add(int64(len(buf)))
+	c.BytesOut.Add(int64(size))
 	return nil
 }
 
-// Close releases every connection.
+// flusher sends coalesced batches that have waited Linger. It runs from
+// the first batch left pending until Close.
+func (c *Client) flusher() {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-c.wake:
+		case <-t.C:
+		case <-c.done:
+			t.Stop()
+			return
+		}
+		if next := c.flushDue(time.Now()); !next.IsZero() {
+			t.Reset(time.Until(next))
+		}
+	}
+}
+
+// flushDue sends what is due on every stream and returns the earliest
+// deadline still pending (zero: none). A stream in use by a Send is tried
+// again a Linger later: that Send may leave its pending bytes behind.
+func (c *Client) flushDue(now time.Time) time.Time {
+	c.mu.Lock()
+	streams := make([]*stream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, s := range streams {
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			later(now.Add(c.Linger))
+			continue
+		}
+		if s.count > 0 && s.err == nil {
+			if now.Before(s.due) {
+				later(s.due)
+			} else if err := c.flush(s); err != nil {
+				s.err = err
+			}
+		}
+		s.unlock()
+	}
+	return next
+}
+
+// Close releases every connection, once the Sends in progress have
+// returned. What waits to be coalesced is dropped: a channel's last
+// batch (End) is always sent at once.
 func (c *Client) Close() {
+	c.sending.Lock()
+	defer c.sending.Unlock()
+	c.closeOnce.Do(func() { close(c.done) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.streams {

@@ -17,43 +17,95 @@ package exchange
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 
 	"github.com/flinkjob/flinkjob/engine/task"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// frame is one gRPC message: encoded bytes.
-type frame struct{ b []byte }
+// frame is one gRPC message: encoded bytes. A pooled frame's buffer came
+// from sendBuffers and goes back there once gRPC has written it out (gRPC
+// frees a marshaled message when the transport is done with it, which may
+// be after SendMsg has returned).
+type frame struct {
+	hdr    []byte // if set, sent before b in the same message
+	b      []byte
+	pooled bool
+}
 
-// rawCodec passes frames through unchanged.
+// sendBuffers recycles the buffers batches are encoded into: without it
+// every message would allocate (and zero) a buffer of its size.
+var sendBuffers bufferPool
+
+// bufferPool is a mem.BufferPool of byte slices of any capacity.
+type bufferPool struct{ p sync.Pool }
+
+// Get returns a slice of length n. A new one gets a quarter more
+// capacity, so that it also fits the somewhat larger messages that follow.
+func (p *bufferPool) Get(n int) *[]byte {
+	if b, ok := p.p.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, n+n/4)
+	return &b
+}
+
+// Put keeps b for a later Get; outsized buffers (a batch of a few huge
+// records) are let go.
+func (p *bufferPool) Put(b *[]byte) {
+	if cap(*b) > 4<<20 {
+		return
+	}
+	p.p.Put(b)
+}
+
+// rawCodec passes frames through unchanged. It is a gRPC CodecV2, which
+// sees a message as the transport's buffers: a received message is copied
+// once, into the frame's own buffer that the server reuses for every
+// message of a stream. (A v1 codec gets a freshly allocated copy of every
+// message and would copy it again: per message, an allocation of its size
+// and a second copy.)
 type rawCodec struct{}
 
 // CodecName is the gRPC content-subtype of the exchange.
 const CodecName = "flinkjob-frame"
 
-func (rawCodec) Marshal(v any) ([]byte, error) {
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	f, ok := v.(*frame)
 	if !ok {
 		return nil, fmt.Errorf("exchange: cannot marshal %T", v)
 	}
-	return f.b, nil
+	body := mem.Buffer(mem.SliceBuffer(f.b))
+	if f.pooled {
+		body = mem.NewBuffer(&f.b, &sendBuffers)
+	}
+	if f.hdr != nil {
+		return mem.BufferSlice{mem.SliceBuffer(f.hdr), body}, nil
+	}
+	return mem.BufferSlice{body}, nil
 }
 
-func (rawCodec) Unmarshal(data []byte, v any) error {
+// Unmarshal copies the message into f.b: gRPC reuses its buffers once
+// Unmarshal returns.
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	f, ok := v.(*frame)
 	if !ok {
 		return fmt.Errorf("exchange: cannot unmarshal into %T", v)
 	}
-	f.b = append(f.b[:0], data...)
+	n := data.Len()
+	f.b = slices.Grow(f.b[:0], n)[:n]
+	data.CopyTo(f.b)
 	return nil
 }
 
 func (rawCodec) Name() string { return CodecName }
 
-func init() { encoding.RegisterCodec(rawCodec{}) }
+func init() { encoding.RegisterCodecV2(rawCodec{}) }
 
 // AppendBatch encodes a batch: uvarint channel, uvarint count, then per
 // element a kind byte followed by a record body, a watermark, or a
@@ -61,8 +113,16 @@ func init() { encoding.RegisterCodec(rawCodec{}) }
 func AppendBatch(b []byte, bt *task.Batch) []byte {
 	b = binary.AppendUvarint(b, uint64(bt.Channel))
 	b = binary.AppendUvarint(b, uint64(len(bt.Elems)))
-	for i := range bt.Elems {
-		el := &bt.Elems[i]
+	return AppendElems(b, bt.Elems)
+}
+
+// AppendElems appends the elements of a batch as AppendBatch encodes them
+// after its channel and count: the encodings of several batches of one
+// channel, concatenated behind one header with their total count, are
+// the encoding of the batch of all their elements.
+func AppendElems(b []byte, elems []task.Element) []byte {
+	for i := range elems {
+		el := &elems[i]
 		b = append(b, byte(el.Kind))
 		switch el.Kind {
 		case task.KindRecord:

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"google.golang.org/grpc/mem"
+
 	"github.com/flinkjob/flinkjob/engine/task"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -61,17 +63,25 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestRawCodec(t *testing.T) {
 	c := rawCodec{}
 	b, err := c.Marshal(&frame{b: []byte("abc")})
-	if err != nil || string(b) != "abc" {
-		t.Fatalf("Marshal: %q %v", b, err)
+	if err != nil || string(b.Materialize()) != "abc" {
+		t.Fatalf("Marshal: %q %v", b.Materialize(), err)
 	}
 	var f frame
-	src := []byte("data")
-	if err := c.Unmarshal(src, &f); err != nil || string(f.b) != "data" {
+	src1, src2 := []byte("da"), []byte("ta")
+	msg := mem.BufferSlice{mem.SliceBuffer(src1), mem.SliceBuffer(src2)} // a message over two transport buffers
+	if err := c.Unmarshal(msg, &f); err != nil || string(f.b) != "data" {
 		t.Fatalf("Unmarshal: %q %v", f.b, err)
 	}
-	src[0] = 'X' // gRPC may reuse its buffer: the frame must own a copy
+	src1[0] = 'X' // gRPC may reuse its buffer: the frame must own a copy
 	if string(f.b) != "data" {
 		t.Fatalf("Unmarshal aliases its input: %q", f.b)
+	}
+	// The frame's buffer is reused for the next, shorter message.
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte("ok"))}, &f); err != nil || string(f.b) != "ok" {
+		t.Fatalf("second Unmarshal: %q %v", f.b, err)
+	}
+	if err := c.Unmarshal(nil, &f); err != nil || len(f.b) != 0 {
+		t.Fatalf("empty Unmarshal: %q %v", f.b, err)
 	}
 	if _, err := c.Marshal("not a frame"); err == nil {
 		t.Fatal("Marshal of a non-frame succeeded")
