@@ -64,6 +64,16 @@ type Writer interface {
 	Abort()
 }
 
+// ValueReleaser is implemented by writers that keep no reference to a
+// record's value (nor to the maps and lists in it) once Write returns:
+// they encode or count it at once. The task may then reuse the memory of
+// the values it hands them for the next record (see
+// operator.Chain.Open). Values themselves (strings, byte slices) are never
+// changed, only the maps and lists holding them are refilled.
+type ValueReleaser interface {
+	ReleasesValues()
+}
+
 // Finisher is implemented by sinks that do job-wide work once every writer
 // of every subtask has closed (e.g. write a _SUCCESS marker).
 type Finisher interface {

@@ -350,6 +350,11 @@ type recordError struct{ err error }
 func (e recordError) Error() string { return e.err.Error() }
 func (e recordError) Unwrap() error { return e.err }
 
+// ReleasesValues: every format encodes a record before Write returns (the
+// Parquet writer keeps column values, which are never changed, not the
+// maps holding them).
+func (w *fileWriter) ReleasesValues() {}
+
 func (w *fileWriter) Write(r *value.Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -44,6 +44,9 @@ func (w *printWriter) Write(r *value.Record) error {
 	return err
 }
 
+// ReleasesValues: a line is encoded before Write returns.
+func (w *printWriter) ReleasesValues() {}
+
 // Close does nothing: every line was written when it was printed.
 func (w *printWriter) Close() error { return nil }
 
@@ -65,3 +68,4 @@ type discardWriter struct{}
 func (discardWriter) Write(*value.Record) error { return nil }
 func (discardWriter) Close() error              { return nil }
 func (discardWriter) Abort()                    {}
+func (discardWriter) ReleasesValues()           {}

@@ -52,6 +52,7 @@ func (c *Chain) Open(ctx *Context, out Collector) error {
 		}
 		out = next{c.Ops[i]}
 	}
+	c.reuseOutputs()
 	return nil
 }
 

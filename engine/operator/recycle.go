@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -85,4 +86,37 @@ func detach(in any, path []string) bool {
 	}
 	delete(m, path[len(path)-1])
 	return true
+}
+
+// reuseOutputs lets a map step whose expression is a map literal build
+// its output in one map it refills for every record (expr.Evaluator.EvalInto),
+// when that output goes, through filters at most, into a sink whose
+// writer keeps no reference to it (connector.ValueReleaser): once the
+// sink's Write returned, nothing holds the map. Called by Open, once the
+// writers exist.
+func (c *Chain) reuseOutputs() {
+	for i, op := range c.Ops {
+		m, ok := op.(*Map)
+		if !ok {
+			continue
+		}
+		if _, fresh := m.prog.FreshMap(); !fresh {
+			continue
+		}
+		j := i + 1
+		for j < len(c.Ops) {
+			if _, ok := c.Ops[j].(*Filter); !ok {
+				break
+			}
+			j++
+		}
+		if j == len(c.Ops) {
+			continue
+		}
+		if s, ok := c.Ops[j].(*Sink); ok {
+			if _, ok := s.w.(connector.ValueReleaser); ok {
+				m.scratch = make(map[string]any, 8)
+			}
+		}
+	}
 }

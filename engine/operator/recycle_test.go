@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"context"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
@@ -136,3 +137,49 @@ type collectorFunc func(r *value.Record) error
 
 func (f collectorFunc) Collect(r *value.Record) error { return f(r) }
 func (collectorFunc) Watermark(int64) error           { return nil }
+
+// TestReuseOutputsWiring: a map literal's output map is reused only when
+// it goes (through filters) into a sink whose writer releases values.
+func TestReuseOutputsWiring(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		steps []spec.Step
+		sink  connector.Sink
+		want  bool
+	}{
+		{"map, filter, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "f", Filter: "true"}}, connector.NewDiscardSink(), true},
+		{"map, keeping sink", []spec.Step{{Name: "m", Map: "{'a': record.type}"}}, keepingSink{}, false},
+		{"map of a part", []spec.Step{{Name: "m", Map: "record.bid"}}, connector.NewDiscardSink(), false},
+		{"map, map, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "m2", Map: "{'b': record.a}"}}, connector.NewDiscardSink(), false},
+	} {
+		n := int64(1)
+		steps := append([]spec.Step{{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}}}, c.steps...)
+		steps = append(steps, spec.Step{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}})
+		p, err := plan.New(&spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: steps}, plan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": c.sink})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Open(&Context{Ctx: context.Background()}, collectorFunc(func(*value.Record) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		if got := ch.Ops[1].(*Map).scratch != nil; got != c.want {
+			t.Errorf("%s: reuses its output = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+type keepingSink struct{}
+
+func (keepingSink) Open(context.Context, int, int) (connector.Writer, error) {
+	return keepingWriter{}, nil
+}
+
+type keepingWriter struct{}
+
+func (keepingWriter) Write(*value.Record) error { return nil }
+func (keepingWriter) Close() error              { return nil }
+func (keepingWriter) Abort()                    {}

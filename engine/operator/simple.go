@@ -23,6 +23,9 @@ type Map struct {
 	// consumedPath, when set, is the path the expression picks out of its
 	// input: the rest of the input is recycled.
 	consumedPath []string
+	// scratch, when set, is the map the output is built in, cleared after
+	// every record (see Chain.reuseOutputs).
+	scratch map[string]any
 }
 
 func (m *Map) Open(ctx *Context, out Collector) error {
@@ -32,7 +35,15 @@ func (m *Map) Open(ctx *Context, out Collector) error {
 }
 
 func (m *Map) Process(r *value.Record, _ int) error {
-	v, err := m.ev.Eval1(r.Value)
+	var v any
+	var err error
+	if m.scratch != nil {
+		v, err = m.ev.EvalInto(m.scratch, r.Value)
+		// The sink is done with the output when emit returns.
+		defer clear(m.scratch)
+	} else {
+		v, err = m.ev.Eval1(r.Value)
+	}
 	if err != nil {
 		return m.fail(err)
 	}
