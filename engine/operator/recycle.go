@@ -22,6 +22,9 @@ import (
 //   - a value that passes them into a map step that picks a part of it
 //     (record.bid) is done with once that part is cut out of it: the
 //     reader's values are trees, so the rest holds no reference to it.
+//   - and whatever that map step computed, when its output goes (through
+//     filters at most) into a sink whose writer keeps no reference
+//     (reuseOutputs), the value is done with once the sink returned.
 //
 // Anything further down (or another kind of step) may keep a reference
 // (in state, a window, an output buffer), so its values are left to the
@@ -36,10 +39,11 @@ func (c *Chain) RecycleSourceValues(recycle func(v any)) {
 			o.dropped = recycle
 			continue
 		case *Map:
+			o.consumed = recycle
 			if check, ok := o.prog.FreshMap(); ok {
-				o.consumed, o.consumedCheck = recycle, check
+				o.consumedFresh, o.consumedCheck = true, check
 			} else if path, ok := o.prog.RecordPath(expr.Record); ok {
-				o.consumed, o.consumedPath = recycle, path
+				o.consumedPath = path
 			}
 		}
 		return
@@ -88,19 +92,17 @@ func detach(in any, path []string) bool {
 	return true
 }
 
-// reuseOutputs lets a map step whose expression is a map literal build
-// its output in one map it refills for every record (expr.Evaluator.EvalInto),
-// when that output goes, through filters at most, into a sink whose
-// writer keeps no reference to it (connector.ValueReleaser): once the
-// sink's Write returned, nothing holds the map. Called by Open, once the
-// writers exist.
+// reuseOutputs marks the map steps whose output goes, through filters at
+// most, into a sink whose writer keeps no reference to it
+// (connector.ValueReleaser): once the sink's Write returned, nothing holds
+// the output, nor the input it may share parts with. Such a step recycles
+// its input (when it reads a source's values) and, when its expression is
+// a map literal, builds its output in one map it refills for every record
+// (expr.Evaluator.EvalInto). Called by Open, once the writers exist.
 func (c *Chain) reuseOutputs() {
 	for i, op := range c.Ops {
 		m, ok := op.(*Map)
 		if !ok {
-			continue
-		}
-		if _, fresh := m.prog.FreshMap(); !fresh {
 			continue
 		}
 		j := i + 1
@@ -115,7 +117,10 @@ func (c *Chain) reuseOutputs() {
 		}
 		if s, ok := c.Ops[j].(*Sink); ok {
 			if _, ok := s.w.(connector.ValueReleaser); ok {
-				m.scratch = make(map[string]any, 8)
+				m.outputReleased = true
+				if _, fresh := m.prog.FreshMap(); fresh {
+					m.scratch = make(map[string]any, 8)
+				}
 			}
 		}
 	}

@@ -39,8 +39,8 @@ func TestRecycleSourceValuesHooks(t *testing.T) {
 			t.Errorf("%s: recycles drops = %v, want %v", p.Stages[0].Chain[i].Name, f.dropped != nil, want)
 		}
 	}
-	if c.Ops[3].(*Map).consumed != nil {
-		t.Error("the map `record` (neither a map literal nor a part of record) recycles its inputs")
+	if m := c.Ops[3].(*Map); m.consumed == nil || m.consumedFresh || m.consumedPath != nil {
+		t.Error("the map `record` (neither a map literal nor a part of record) recycles its inputs without a sink releasing them")
 	}
 	c.Ops[2].(*Filter).drop(&value.Record{Value: "rejected"})
 	c.Ops[4].(*Filter).drop(&value.Record{Value: "behind a map"})
@@ -81,8 +81,8 @@ func TestMapSharesInput(t *testing.T) {
 		}
 		ch.RecycleSourceValues(func(any) {})
 		m := ch.Ops[1].(*Map)
-		if (m.consumed != nil) != c.hooks {
-			t.Errorf("%s: recycles = %v, want %v", c.expr, m.consumed != nil, c.hooks)
+		if m.consumedFresh != c.hooks {
+			t.Errorf("%s: recycles = %v, want %v", c.expr, m.consumedFresh, c.hooks)
 			continue
 		}
 		if c.hooks {
@@ -142,15 +142,15 @@ func (collectorFunc) Watermark(int64) error           { return nil }
 // it goes (through filters) into a sink whose writer releases values.
 func TestReuseOutputsWiring(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		steps []spec.Step
-		sink  connector.Sink
-		want  bool
+		name           string
+		steps          []spec.Step
+		sink           connector.Sink
+		want, released bool
 	}{
-		{"map, filter, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "f", Filter: "true"}}, connector.NewDiscardSink(), true},
-		{"map, keeping sink", []spec.Step{{Name: "m", Map: "{'a': record.type}"}}, keepingSink{}, false},
-		{"map of a part", []spec.Step{{Name: "m", Map: "record.bid"}}, connector.NewDiscardSink(), false},
-		{"map, map, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "m2", Map: "{'b': record.a}"}}, connector.NewDiscardSink(), false},
+		{"map, filter, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "f", Filter: "true"}}, connector.NewDiscardSink(), true, true},
+		{"map, keeping sink", []spec.Step{{Name: "m", Map: "{'a': record.type}"}}, keepingSink{}, false, false},
+		{"map of a part", []spec.Step{{Name: "m", Map: "record.bid"}}, connector.NewDiscardSink(), false, true},
+		{"map, map, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "m2", Map: "{'b': record.a}"}}, connector.NewDiscardSink(), false, false},
 	} {
 		n := int64(1)
 		steps := append([]spec.Step{{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}}}, c.steps...)
@@ -166,8 +166,12 @@ func TestReuseOutputsWiring(t *testing.T) {
 		if err := ch.Open(&Context{Ctx: context.Background()}, collectorFunc(func(*value.Record) error { return nil })); err != nil {
 			t.Fatal(err)
 		}
-		if got := ch.Ops[1].(*Map).scratch != nil; got != c.want {
+		m := ch.Ops[1].(*Map)
+		if got := m.scratch != nil; got != c.want {
 			t.Errorf("%s: reuses its output = %v, want %v", c.name, got, c.want)
+		}
+		if m.outputReleased != c.released {
+			t.Errorf("%s: output released = %v, want %v", c.name, m.outputReleased, c.released)
 		}
 	}
 }

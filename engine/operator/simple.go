@@ -15,14 +15,17 @@ type Map struct {
 	base
 	prog *expr.Program
 	ev   *expr.Evaluator
-	// consumed, when set, takes the input values whose output shares no
-	// map or list with them, as far as the entries in consumedCheck tell
-	// (see Chain.RecycleSourceValues).
-	consumed      func(v any)
-	consumedCheck []string
-	// consumedPath, when set, is the path the expression picks out of its
-	// input: the rest of the input is recycled.
-	consumedPath []string
+	// consumed, when set, takes back the source's values this step is
+	// done with (see Chain.RecycleSourceValues): all of them when
+	// outputReleased, else those whose output provably shares no map or
+	// list with them: a map literal's (consumedFresh) when the entries in
+	// consumedCheck hold none, or the rest of the input once the part
+	// consumedPath picks is cut out.
+	consumed       func(v any)
+	consumedFresh  bool
+	consumedCheck  []string
+	consumedPath   []string
+	outputReleased bool
 	// scratch, when set, is the map the output is built in, cleared after
 	// every record (see Chain.reuseOutputs).
 	scratch map[string]any
@@ -47,12 +50,19 @@ func (m *Map) Process(r *value.Record, _ int) error {
 	if err != nil {
 		return m.fail(err)
 	}
-	if m.consumed == nil || m.consumedPath == nil && m.sharesInput(v) {
-		return m.emit(v, r.Ts)
-	}
 	in := r.Value
 	err = m.emit(v, r.Ts)
-	if m.consumedPath == nil || detach(in, m.consumedPath) {
+	switch {
+	case m.consumed == nil:
+	case m.outputReleased:
+		// The sink is done with the output, and whatever of the input
+		// it holds, when emit returns.
+		m.consumed(in)
+	case m.consumedPath != nil:
+		if detach(in, m.consumedPath) {
+			m.consumed(in)
+		}
+	case m.consumedFresh && !m.sharesInput(v):
 		m.consumed(in)
 	}
 	return err
