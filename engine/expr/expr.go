@@ -201,8 +201,15 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	// An expression that needs the runtime cost limit runs natively only
 	// where the estimate for small inputs rules the limit out, checking
 	// that the inputs it reads are that small (see fast.go).
-	if p.pathVar < 0 && (!p.limited || p.small != nil) {
-		p.fast, p.fastLocals = compileFast(ast.NativeRep().Expr(), vars, p.limited)
+	if p.pathVar < 0 {
+		mode := fastUnlimited
+		switch {
+		case p.limited && p.small != nil:
+			mode = fastCheckSizes
+		case p.limited:
+			mode = fastCountCost
+		}
+		p.fast, p.fastLocals = compileFast(ast.NativeRep().Expr(), vars, mode)
 	}
 	return p, nil
 }
@@ -368,6 +375,8 @@ type activation struct {
 	more  []any
 	// locals are the fast evaluator's comprehension variables.
 	locals []any
+	// cost bounds CEL's cost of the fast evaluation so far (fastCountCost).
+	cost uint64
 	// scratch, when set, is an empty map the fast evaluator may fill as
 	// the result instead of allocating one (Evaluator.EvalInto).
 	scratch map[string]any

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/google/cel-go/common"
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/overloads"
@@ -40,20 +42,33 @@ import (
 //
 // The runtime cost limit. An expression whose compile-time cost estimate
 // stays within DefaultCostLimit for any input needs no limit at run time,
-// and its fast evaluator checks nothing. One that could exceed it (a
-// comprehension over input data) is compiled with size checks when the
-// estimate for inputs whose every string, list and map has at most
-// smallInputSize elements stays within the limit (Program.small): every
-// value the evaluator reads from its inputs — a variable, a field, an
-// element by index or by iteration, an element compared by `in` — must be
-// that small, or it reports "not handled" and CEL runs with the limit.
-// This is enough: CEL's cost on an input depends only on the values its
-// evaluation reads, which are the ones the fast evaluator reads (it
-// evaluates the same subexpressions, short-circuiting the same way, and
-// bails out of the deep operations, such as equality of lists, that read
-// more). Replacing every value never read by a small one gives an input
-// whose every value is small, which CEL evaluates reading the same values,
-// at the same cost, within the estimate.
+// and its fast evaluator checks nothing (fastUnlimited). One that could
+// exceed it (a comprehension over input data) is evaluated natively only
+// where CEL's cost is known to stay within the limit, in one of two ways.
+//
+// fastCheckSizes, when the estimate for inputs whose every string, list
+// and map has at most smallInputSize elements stays within the limit
+// (Program.small): every value the evaluator reads from its inputs — a
+// variable, a field, an element by index or by iteration, an element
+// compared by `in` — must be that small, or it reports "not handled" and
+// CEL runs with the limit. This is enough: CEL's cost on an input depends
+// only on the values its evaluation reads, which are the ones the fast
+// evaluator reads (it evaluates the same subexpressions, short-circuiting
+// the same way, and bails out of the deep operations, such as equality of
+// lists, that read more). Replacing every value never read by a small one
+// gives an input whose every value is small, which CEL evaluates reading
+// the same values, at the same cost, within the estimate.
+//
+// fastCountCost, when not even that estimate does (sortBy, whose estimate
+// is unbounded): the evaluation adds up a bound of what CEL's runtime cost
+// tracker charges for the same evaluation (interpreter.CostTracker: 1 per
+// identifier, selection and call, the list and map creation costs,
+// 0.1 per character for string comparisons and concatenation, the size
+// of the list for `in`, slice and math.greatest, n² for sorting; here
+// rounded up, and charging at least as much for every node it evaluates)
+// and gives up, leaving the evaluation to CEL and its limit, once the
+// bound passes DefaultCostLimit. TestFastCostBoundsCEL compares the bound
+// with CEL's actual cost.
 
 // fastFn evaluates a compiled subexpression. ok is false when the fast
 // evaluator cannot tell the result.
@@ -100,6 +115,9 @@ type fastCompiler struct {
 	vars []string
 	// check makes every read of input data check its size (see above).
 	check bool
+	// count makes the evaluation add up a bound of CEL's cost (see
+	// above) in activation.cost, and give up past DefaultCostLimit.
+	count bool
 	// scope holds the comprehension variables in scope, innermost last;
 	// each has a slot in activation.locals.
 	scope  []fastLocal
@@ -114,10 +132,71 @@ type fastLocal struct {
 // compileFast compiles e, or returns nil when it uses anything the fast
 // evaluator does not handle. locals is the number of activation.locals
 // slots the evaluation needs.
-func compileFast(e celast.Expr, vars []string, check bool) (f fastFn, locals int) {
-	c := &fastCompiler{vars: vars, check: check}
+func compileFast(e celast.Expr, vars []string, mode fastMode) (f fastFn, locals int) {
+	c := &fastCompiler{vars: vars, check: mode == fastCheckSizes, count: mode == fastCountCost}
 	f = c.compileTop(e)
-	return f, c.nslots
+	if f == nil || !c.count {
+		return f, c.nslots
+	}
+	inner := f
+	return func(a *activation) (any, bool) {
+		a.cost = 0
+		v, ok := inner(a)
+		return v, ok && a.cost <= DefaultCostLimit
+	}, c.nslots
+}
+
+// fastMode says how a fast evaluator stays within the runtime cost limit.
+type fastMode uint8
+
+const (
+	// fastUnlimited: the compile-time estimate rules the limit out.
+	fastUnlimited fastMode = iota
+	// fastCheckSizes: it rules it out for small inputs; every read checks
+	// that the value read is small.
+	fastCheckSizes
+	// fastCountCost: the evaluation adds up a bound of CEL's cost.
+	fastCountCost
+)
+
+// counted charges w (at least what CEL charges for the node f evaluates,
+// without its operands) before evaluating f, giving up past the limit.
+func (c *fastCompiler) counted(f fastFn, w uint64) fastFn {
+	if f == nil || !c.count {
+		return f
+	}
+	return func(a *activation) (any, bool) {
+		if a.cost += w; a.cost > DefaultCostLimit {
+			return nil, false
+		}
+		return f(a)
+	}
+}
+
+// nodeCost bounds CEL's own charge for evaluating e: 1 for an identifier,
+// a field selection or a call whose cost does not depend on its operands
+// (the others add theirs when they know the operands, see costOf), plus
+// the base cost of creating a list or a map.
+func nodeCost(e celast.Expr) uint64 {
+	switch e.Kind() {
+	case celast.ListKind:
+		return 1 + common.ListCreateBaseCost
+	case celast.MapKind:
+		return 1 + common.MapCreateBaseCost
+	}
+	return 1
+}
+
+// costOf bounds CEL's charge for traversing v: a string's or bytes'
+// length over 10 (CEL charges 0.1 per character), rounded up.
+func costOf(v any) uint64 {
+	switch x := v.(type) {
+	case string:
+		return uint64(len(x))/10 + 1
+	case []byte:
+		return uint64(len(x))/10 + 1
+	}
+	return 0
 }
 
 // read returns v, ok for a value read from input data.
@@ -129,6 +208,10 @@ func (c *fastCompiler) read() func(v any) bool {
 }
 
 func (c *fastCompiler) compile(e celast.Expr) fastFn {
+	return c.counted(c.compileNode(e), nodeCost(e))
+}
+
+func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 	switch e.Kind() {
 	case celast.LiteralKind:
 		var v any
@@ -283,7 +366,7 @@ func (c *fastCompiler) compileMap(m celast.MapExpr, scratch bool) fastFn {
 func (c *fastCompiler) compileTop(e celast.Expr) fastFn {
 	switch e.Kind() {
 	case celast.MapKind:
-		return c.compileMap(e.AsMap(), true)
+		return c.counted(c.compileMap(e.AsMap(), true), nodeCost(e))
 	case celast.CallKind:
 		call := e.AsCall()
 		args := call.Args()
@@ -292,13 +375,13 @@ func (c *fastCompiler) compileTop(e celast.Expr) fastFn {
 		}
 		switch {
 		case call.FunctionName() == overloads.TypeConvertDyn && len(args) == 1:
-			return c.compileTop(args[0])
+			return c.counted(c.compileTop(args[0]), 1)
 		case call.FunctionName() == operators.Conditional && len(args) == 3:
 			cond, t, f := c.compile(args[0]), c.compileTop(args[1]), c.compileTop(args[2])
 			if cond == nil || t == nil || f == nil {
 				return nil
 			}
-			return conditionalFn(cond, t, f)
+			return c.counted(conditionalFn(cond, t, f), 1)
 		}
 	}
 	return c.compile(e)
@@ -319,7 +402,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		case fn == overloads.Size && len(args) == 0:
 			return sizeFn(target)
 		case fn == "slice" && len(args) == 2:
-			return sliceFn(target, args[0], args[1])
+			return sliceFn(target, args[0], args[1], c.count)
+		case fn == "@sortByAssociatedKeys" && len(args) == 1:
+			return sortByKeysFn(target, args[0], c.count)
 		}
 		return nil
 	}
@@ -366,7 +451,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		case overloads.TypeConvertString:
 			return stringFn(x)
 		case "math.@max", "math.@min":
-			return extremumFn(x, fn == "math.@max")
+			return extremumFn(x, fn == "math.@max", c.count)
 		}
 	case 2:
 		x, y := args[0], args[1]
@@ -388,6 +473,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			}
 		case operators.Add, operators.Subtract, operators.Multiply, operators.Divide, operators.Modulo:
 			op := arith(fn)
+			count := c.count
 			return func(a *activation) (any, bool) {
 				l, ok := x(a)
 				if !ok {
@@ -396,11 +482,15 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				r, ok := y(a)
 				if !ok {
 					return nil, false
+				}
+				if count {
+					a.cost += costOf(l) + costOf(r)
 				}
 				return op(l, r)
 			}
 		case operators.Equals, operators.NotEquals:
 			ne := fn == operators.NotEquals
+			count := c.count
 			return func(a *activation) (any, bool) {
 				l, ok := x(a)
 				if !ok {
@@ -409,12 +499,16 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				r, ok := y(a)
 				if !ok {
 					return nil, false
+				}
+				if count {
+					a.cost += costOf(l) + costOf(r)
 				}
 				eq, ok := equal(l, r)
 				return eq != ne, ok
 			}
 		case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
 			want := compareWant(fn)
+			count := c.count
 			return func(a *activation) (any, bool) {
 				l, ok := x(a)
 				if !ok {
@@ -423,6 +517,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				r, ok := y(a)
 				if !ok {
 					return nil, false
+				}
+				if count {
+					a.cost += costOf(l) + costOf(r)
 				}
 				c, ok := compareSame(l, r, false)
 				if !ok {
@@ -431,7 +528,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				return want(c), true
 			}
 		case operators.In:
-			return inFn(x, y, c.check)
+			return inFn(x, y, c.check, c.count)
 		case operators.Index:
 			return indexFn(x, y, c.read())
 		case "math.@max", "math.@min":
@@ -602,6 +699,7 @@ func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, 
 			return nil
 		}
 	}
+	count := c.count
 	return func(a *activation) (any, bool) {
 		r, ok := rng(a)
 		list, isList := r.([]any)
@@ -613,6 +711,13 @@ func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, 
 			out = make([]any, 0, len(list))
 		}
 		for i, el := range list {
+			if count {
+				// CEL's step: the conditional, accu + [e] (reading
+				// the accumulator, creating a list, adding).
+				if a.cost += 3 + common.ListCreateBaseCost; a.cost > DefaultCostLimit {
+					return nil, false
+				}
+			}
 			if iter2 >= 0 {
 				a.locals[iter], a.locals[iter2] = int64(i), el
 			} else {
@@ -693,7 +798,7 @@ func allNative(l []any) bool {
 
 // sliceFn is ext.Lists' list.slice(start, end): errors (not handled) for
 // negative or reversed bounds and an end past the list.
-func sliceFn(target, start, end fastFn) fastFn {
+func sliceFn(target, start, end fastFn, count bool) fastFn {
 	return func(a *activation) (any, bool) {
 		t, ok := target(a)
 		l, isList := t.([]any)
@@ -713,6 +818,83 @@ func sliceFn(target, start, end fastFn) fastFn {
 		out := l[i:j:j]
 		if !allNative(out) {
 			return nil, false
+		}
+		if count {
+			a.cost += uint64(len(out)) + 1 + common.ListCreateBaseCost
+		}
+		return out, true
+	}
+}
+
+// sortByKeysFn is ext.Lists' list.@sortByAssociatedKeys(keys), which
+// sortBy expands to: the list's elements in the order of sorting their
+// keys, with the same sort (sort.Slice over indices, not stable) and the
+// same comparisons, so equal keys end in the same order as in CEL. Keys
+// of one type among int, string and non-NaN double only.
+func sortByKeysFn(target, keys fastFn, count bool) fastFn {
+	return func(a *activation) (any, bool) {
+		t, ok := target(a)
+		l, isList := t.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		k, ok := keys(a)
+		ks, isList := k.([]any)
+		if !ok || !isList || len(ks) != len(l) || !allNative(l) {
+			return nil, false
+		}
+		if count {
+			// CEL: n² times 2 (2.1 for string keys), plus the call and
+			// the list.
+			n := uint64(len(ks))
+			a.cost += 3*n*n + 1 + common.ListCreateBaseCost
+		}
+		if len(l) == 0 {
+			return l, true
+		}
+		var less func(i, j int) bool
+		switch ks[0].(type) {
+		case int64:
+			ints := make([]int64, len(ks))
+			for i, k := range ks {
+				v, ok := k.(int64)
+				if !ok {
+					return nil, false
+				}
+				ints[i] = v
+			}
+			less = func(i, j int) bool { return ints[i] < ints[j] }
+		case string:
+			strs := make([]string, len(ks))
+			for i, k := range ks {
+				v, ok := k.(string)
+				if !ok {
+					return nil, false
+				}
+				strs[i] = v
+			}
+			less = func(i, j int) bool { return strs[i] < strs[j] }
+		case float64:
+			fs := make([]float64, len(ks))
+			for i, k := range ks {
+				v, ok := k.(float64)
+				if !ok || v != v {
+					return nil, false
+				}
+				fs[i] = v
+			}
+			less = func(i, j int) bool { return fs[i] < fs[j] }
+		default:
+			return nil, false
+		}
+		idx := make([]int, len(l))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return less(idx[i], idx[j]) })
+		out := make([]any, len(l))
+		for i, j := range idx {
+			out[i] = l[j]
 		}
 		return out, true
 	}
@@ -744,7 +926,7 @@ func stringFn(x fastFn) fastFn {
 // extremumFn is math.greatest / math.least of one argument (math.@max,
 // math.@min): a number itself, or a non-empty list of numbers of one type
 // (ints, or doubles without NaN).
-func extremumFn(x fastFn, max bool) fastFn {
+func extremumFn(x fastFn, max, count bool) fastFn {
 	return func(a *activation) (any, bool) {
 		v, ok := x(a)
 		if !ok {
@@ -758,6 +940,9 @@ func extremumFn(x fastFn, max bool) fastFn {
 		case []any:
 			if len(l) == 0 {
 				return nil, false
+			}
+			if count {
+				a.cost += uint64(len(l)) + 1
 			}
 			best := l[0]
 			for _, e := range l[1:] {
@@ -808,7 +993,7 @@ func extremum2Fn(x, y fastFn, max bool) fastFn {
 // inFn is x in y: membership in a list (by CEL's equality) or among a
 // map's keys. With size checks, the list's elements compared are reads of
 // input data.
-func inFn(x, y fastFn, check bool) fastFn {
+func inFn(x, y fastFn, check, count bool) fastFn {
 	return func(a *activation) (any, bool) {
 		v, ok := x(a)
 		if !ok {
@@ -820,6 +1005,14 @@ func inFn(x, y fastFn, check bool) fastFn {
 		}
 		switch coll := c.(type) {
 		case []any:
+			if _, isBytes := v.([]byte); isBytes {
+				// CEL looks values up in a constant list by hashing
+				// them, which fails for bytes.
+				return nil, false
+			}
+			if count {
+				a.cost += uint64(len(coll)) + 1
+			}
 			for _, e := range coll {
 				if check && !isSmallNative(e) {
 					return nil, false

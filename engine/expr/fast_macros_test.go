@@ -2,9 +2,12 @@ package expr
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/google/cel-go/cel"
 )
 
 // genRich writes a random expression over record and state using what the
@@ -547,5 +550,125 @@ func TestEvalIntoFillsScratch(t *testing.T) {
 	v, err := ev.Eval(map[string]any{"k": int64(4)})
 	if err != nil || same(v.(map[string]any), scratch) {
 		t.Errorf("Eval after EvalInto: %v, %v (scratch reused: %v)", v, err, same(v.(map[string]any), scratch))
+	}
+}
+
+var costPrograms = map[string]cel.Program{}
+
+// celActualCost evaluates src with CEL tracking its cost, as a program
+// with the runtime limit does.
+func celActualCost(t *testing.T, src string, vars []string, vals ...any) (any, uint64, error) {
+	t.Helper()
+	prg, ok := costPrograms[src]
+	if !ok {
+		compileMu <- struct{}{}
+		e, err := env(vars)
+		<-compileMu
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast, iss := e.Compile(src)
+		if iss != nil && iss.Err() != nil {
+			t.Fatal(iss.Err())
+		}
+		if prg, err = e.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(math.MaxUint64)); err != nil {
+			t.Fatal(err)
+		}
+		costPrograms[src] = prg
+	}
+	act := &activation{names: vars}
+	n := copy(act.vals[:], vals)
+	act.more = vals[n:]
+	out, det, err := prg.Eval(act)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := ToNative(out)
+	return v, *det.ActualCost(), err
+}
+
+// The cost the fast evaluator counts (fastCountCost) is at least CEL's
+// actual cost of the same evaluation, on random expressions and inputs,
+// and on the sortBy logic of Nexmark q6; where it gives a result, it is
+// CEL's.
+func TestFastCostBoundsCEL(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	vars := []string{Record, State}
+	handled, checked := 0, 0
+	maxRatio := 0.0
+	type compiled struct {
+		f      fastFn
+		locals int
+	}
+	cache := map[string]compiled{}
+	check := func(src string, vals ...any) {
+		c, ok := cache[src]
+		if !ok {
+			if p, err := Compile(src, Any, vars...); err == nil {
+				c.f, c.locals = compileFast(p.checked.Expr(), vars, fastCountCost)
+			}
+			cache[src] = c
+		}
+		f, locals := c.f, c.locals
+		if f == nil {
+			return
+		}
+		act := &activation{names: vars, locals: make([]any, locals)}
+		copy(act.vals[:], vals)
+		got, ok := f(act)
+		checked++
+		if !ok {
+			return
+		}
+		handled++
+		want, cost, err := celActualCost(t, src, vars, vals...)
+		if err != nil {
+			t.Fatalf("%s on %v: fast gives %#v, CEL fails: %v", src, vals, got, err)
+		}
+		if !sameValue(got, want) {
+			t.Fatalf("%s on %v: fast gives %#v, CEL %#v", src, vals, got, want)
+		}
+		if act.cost < cost {
+			t.Fatalf("%s on %v: counted cost %d < CEL's %d", src, vals, act.cost, cost)
+		}
+		if r := float64(act.cost) / float64(cost+1); r > maxRatio {
+			maxRatio = r
+		}
+	}
+	for i := 0; i < 3000; i++ {
+		src := genRich(rng, 1+rng.Intn(3), nil)
+		for j := 0; j < 4; j++ {
+			rec, st := genRecordState(rng)
+			check(src, rec, st)
+		}
+	}
+	q6 := `((state == null ? [] : state.l) + [{'t': record.expires, 'id': record.id, 'p': record.price}])
+		.sortBy(e, string(e.t) + string(e.id + 1000000000000))
+		.slice((state == null ? 0 : state.l.size()) == 11 ? 1 : 0, (state == null ? 0 : state.l.size()) == 11 ? 12 : (state == null ? 1 : state.l.size() + 1))`
+	for i := 0; i < 200; i++ {
+		var st any
+		if n := rng.Intn(12); n > 0 {
+			l := make([]any, n)
+			for j := range l {
+				l[j] = map[string]any{"t": int64(rng.Intn(50)), "id": int64(rng.Intn(1000)), "p": int64(rng.Intn(100))}
+			}
+			st = map[string]any{"l": l}
+		}
+		check(q6, map[string]any{"expires": int64(rng.Intn(50)), "id": int64(rng.Intn(1000)), "price": int64(rng.Intn(100))}, st)
+		check("[3, 1, 2, 1].sortBy(x, -x)", nil, nil)
+		check("state.l.sortBy(x, x.t)", nil, st)
+	}
+	t.Logf("%d of %d evaluations handled; counted cost at most %.1f times CEL's", handled, checked, maxRatio)
+	if handled < checked/8 {
+		t.Fatalf("too few cases exercised: %d/%d handled", handled, checked)
+	}
+	// Past the limit, the count gives up.
+	p, err := Compile("[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, [1,2,3,4,5,6,7,8,9,10].map(c, [1,2,3,4,5,6,7,8,9,10].map(d, [1,2,3,4,5,6,7,8,9,10].map(e, [1,2,3,4,5,6,7,8,9,10].map(f, a+b+c+d+e+f))))))", Any, Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
+	if _, ok := p.fast(act); ok {
+		t.Errorf("10^6 iterations handled natively, cost %d", act.cost)
 	}
 }
