@@ -132,6 +132,10 @@ func (w *edgeWriter) flush() error {
 	return nil
 }
 
+// tickEvery is how many records processBatch processes between checks of
+// the buffer timeout (a clock read each).
+const tickEvery = 64
+
 // DefaultBufferTimeout is Config.BufferTimeout's default. Flink's is
 // 100ms; a few ms keeps sparse outputs (a keyed join's matches, a timer's
 // results) well under the latency target while the input stays busy, at
@@ -315,6 +319,20 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	valve := watermark.NewValve(nch)
 	open := nch
+	// lastFlush is when the outputs were last flushed: a busy input never
+	// takes the quiet branch of the loop below, so buffered output is
+	// flushed once it may have waited BufferTimeout. tick checks that
+	// within a batch too: one batch can hold hundreds of records and a
+	// watermark that fires many timers, and what they emitted early would
+	// otherwise wait for the whole batch.
+	lastFlush := time.Now()
+	tick := func() error {
+		if now := time.Now(); now.Sub(lastFlush) >= c.BufferTimeout {
+			lastFlush = now
+			return outs.flush()
+		}
+		return nil
+	}
 	al := newAligner(nch)
 	// handle feeds one batch to the chain, or buffers it while its
 	// channel is blocked by a barrier (alignment).
@@ -333,7 +351,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			// Everything before the barrier belongs to the checkpoint;
 			// the rest of the batch waits until the barrier is aligned.
 			id := elems[i].Wm
-			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor); err != nil {
+			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor, tick); err != nil {
 				return err
 			}
 			al.barrier(b.Channel, id)
@@ -343,7 +361,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			}
 			return nil
 		}
-		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor); err != nil {
+		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor, tick); err != nil {
 			return err
 		}
 		// Every element has been processed, and operators keep no
@@ -372,10 +390,6 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 	var timer *time.Timer
 	var timerC <-chan time.Time
-	// lastFlush is when the outputs were last flushed: a busy input never
-	// takes the quiet branch below, so buffered output is flushed once it
-	// may have waited BufferTimeout.
-	lastFlush := time.Now()
 	for open > 0 {
 		// Flush what is buffered before waiting: batches fill under load
 		// and go out at once when the input is quiet (low latency).
@@ -433,11 +447,8 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		if err := settle(); err != nil {
 			return err
 		}
-		if now := time.Now(); now.Sub(lastFlush) >= c.BufferTimeout {
-			if err := outs.flush(); err != nil {
-				return err
-			}
-			lastFlush = now
+		if err := tick(); err != nil {
+			return err
 		}
 		if procDeadline != 0 && procDeadline <= c.Now() && chain.Keyed != nil {
 			procDeadline = 0
@@ -461,7 +472,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 
 // processBatch feeds one batch's elements to the chain's head; open counts
 // the input channels that have not ended.
-func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64) error {
+//
+// tick, if not nil, runs every tickEvery records and after every watermark
+// that advanced (the task flushes its outputs there once they waited
+// BufferTimeout; see RunStreaming).
+func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64, tick func() error) error {
 	var n int64 // records, added to the counter once per batch
 	defer func() { c.Counters.RecordsIn.Add(n) }()
 	for i := range b.Elems {
@@ -472,11 +487,21 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 			if err := head.Process(&el.Rec, input); err != nil {
 				return err
 			}
+			if tick != nil && n%tickEvery == 0 {
+				if err := tick(); err != nil {
+					return err
+				}
+			}
 		case KindWatermark:
 			if wm, adv := valve.Update(b.Channel, el.Wm); adv && wm > *floor {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
+				}
+				if tick != nil {
+					if err := tick(); err != nil {
+						return err
+					}
 				}
 			}
 		case KindIdle, KindActive:

@@ -242,6 +242,9 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 		n++
 		r = value.Record{Value: v, Ts: value.NoTimestamp}
 		procErr = chain.Source.Process(&r, 0)
+		if streaming && procErr == nil && n%watermarkEvery == 0 {
+			procErr = chain.Source.EmitWatermark()
+		}
 	}
 	// between runs after every read batch: flush, start the checkpoints
 	// asked for, handle completed ones.
@@ -312,6 +315,17 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 		}
 	}
 }
+
+// watermarkEvery is how many records a STREAMING source reads between
+// watermarks within one read batch (it also emits one after every batch).
+// A source that fell behind (a paced generator after a pause, a Kafka
+// backlog) reads up to BatchSize records at once; with one watermark per
+// batch, event time downstream would jump by the whole batch, every timer
+// and window in it would fire in one burst after all of its records, and
+// state held until the watermark (pending join rows, open windows) would
+// grow with the batch. A watermark every 64 records keeps event time moving
+// in small steps; it costs one in-band element per 64 records per target.
+const watermarkEvery = 64
 
 // barrierPoll bounds how long a checkpointed source's read may block, so
 // a quiet source still starts the barriers asked for.
