@@ -208,7 +208,50 @@ func (c *fastCompiler) read() func(v any) bool {
 }
 
 func (c *fastCompiler) compile(e celast.Expr) fastFn {
+	if f, n := c.compilePath(e); f != nil {
+		return c.counted(f, n)
+	}
 	return c.counted(c.compileNode(e), nodeCost(e))
+}
+
+// compilePath compiles a variable followed by field selections
+// (record.bid.price, b.t) into one closure, which looks the fields up in
+// a loop, and returns the number of identifier and select nodes in it.
+// It returns nil for anything else.
+func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
+	var rev []string
+	for e.Kind() == celast.SelectKind && !e.AsSelect().IsTestOnly() {
+		rev = append(rev, e.AsSelect().FieldName())
+		e = e.AsSelect().Operand()
+	}
+	if len(rev) == 0 || e.Kind() != celast.IdentKind {
+		return nil, 0
+	}
+	fields := make([]string, len(rev))
+	for i, f := range rev {
+		fields[len(rev)-1-i] = f
+	}
+	root := c.compileNode(e)
+	if root == nil {
+		return nil, 0
+	}
+	read := c.read()
+	return func(a *activation) (any, bool) {
+		v, ok := root(a) // a read (checked) value
+		if !ok {
+			return nil, false
+		}
+		for _, f := range fields {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			if v, ok = m[f]; !ok || !read(v) {
+				return nil, false
+			}
+		}
+		return v, true
+	}, uint64(len(fields)) + 1
 }
 
 func (c *fastCompiler) compileNode(e celast.Expr) fastFn {

@@ -672,3 +672,42 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		t.Errorf("10^6 iterations handled natively, cost %d", act.cost)
 	}
 }
+
+// A map step of nested field reads (Nexmark's rows: q3, q4, q8).
+func BenchmarkEvaluatorNestedFields(b *testing.B) {
+	p, err := Compile(`record.type == 'auction'
+		? dyn({'id': record.auction.id, 'category': record.auction.category, 'dateTime': record.auction.dateTime, 'expires': record.auction.expires})
+		: dyn({'id': record.bid.auction, 'price': record.bid.price, 'dateTime': record.bid.dateTime})`, Any, Record)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := p.Evaluator()
+	in := map[string]any{"type": "bid", "bid": map[string]any{"auction": int64(1000), "price": int64(300), "dateTime": int64(12345678)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.Eval1(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Nexmark q4's onElement for a bid on a known auction (natively, with size
+// checks).
+func BenchmarkEvaluatorQ4Bid(b *testing.B) {
+	p, err := Compile(`state != null && has(state.a)
+		? (record.dateTime >= state.a.dateTime && record.dateTime <= state.a.expires && record.price > state.max
+		    ? dyn({'state': {'a': state.a, 'max': record.price}}) : null)
+		: state.bids.exists(b, b.t > record.dateTime)`, Any, Record, State)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := p.Evaluator()
+	rec := map[string]any{"id": int64(1000), "price": int64(300), "dateTime": int64(150)}
+	st := map[string]any{"a": map[string]any{"id": int64(1000), "category": int64(10), "dateTime": int64(100), "expires": int64(200)}, "max": int64(100)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.Eval2(rec, st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
