@@ -53,7 +53,41 @@ const maxPrealloc = 1024
 var ErrCorrupt = errors.New("value: corrupt encoding")
 
 // Append appends the encoding of v to b.
-func Append(b []byte, v any) []byte {
+func Append(b []byte, v any) []byte { return (*Encoder)(nil).append(b, v, 0) }
+
+// Encoder encodes like Append and AppendRecord, remembering the sorted
+// field names of the maps it encodes. Records of a stream have the same
+// fields, and a map whose field names are those remembered is written by
+// looking its fields up in that order, without iterating it (a Go map
+// iteration costs more than a handful of lookups) and without sorting.
+// The bytes are the same canonical encoding. The zero Encoder is ready to
+// use; a nil *Encoder encodes without remembering. It is not safe for
+// concurrent use.
+type Encoder struct {
+	// shapes[depth][n] is the sorted field names of the last map of n
+	// entries encoded at that nesting depth. A map's entries are encoded
+	// one level deeper, so encoding them never touches the slot of the
+	// map being written.
+	shapes [maxShapeDepth][maxShapeLen + 1][]string
+}
+
+const (
+	maxShapeDepth = 4
+	maxShapeLen   = 16
+)
+
+// Append is the package's Append.
+func (e *Encoder) Append(b []byte, v any) []byte { return e.append(b, v, 0) }
+
+// AppendRecord is the package's AppendRecord.
+func (e *Encoder) AppendRecord(b []byte, r *Record) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r.KeyID)))
+	b = append(b, r.KeyID...)
+	b = binary.AppendVarint(b, r.Ts)
+	return e.append(b, r.Value, 0)
+}
+
+func (e *Encoder) append(b []byte, v any, depth int) []byte {
 	switch x := v.(type) {
 	case nil:
 		return append(b, tagNil)
@@ -82,18 +116,42 @@ func Append(b []byte, v any) []byte {
 	case []any:
 		b = append(b, tagList)
 		b = binary.AppendUvarint(b, uint64(len(x)))
-		for _, e := range x {
-			b = Append(b, e)
+		for _, el := range x {
+			b = e.append(b, el, depth+1)
 		}
 		return b
 	case map[string]any:
 		b = append(b, tagMap)
 		b = binary.AppendUvarint(b, uint64(len(x)))
-		if len(x) == 1 {
-			for k, e := range x {
+		var slot *[]string
+		if e != nil && depth < maxShapeDepth && len(x) <= maxShapeLen {
+			slot = &e.shapes[depth][len(x)]
+			if keys := *slot; len(keys) == len(x) && len(keys) > 0 {
+				// The same number of entries and every remembered name
+				// present: the same names.
+				mark := len(b)
+				hit := true
+				for _, k := range keys {
+					el, ok := x[k]
+					if !ok {
+						hit = false
+						break
+					}
+					b = binary.AppendUvarint(b, uint64(len(k)))
+					b = append(b, k...)
+					b = e.append(b, el, depth+1)
+				}
+				if hit {
+					return b
+				}
+				b = b[:mark]
+			}
+		}
+		if len(x) == 1 && slot == nil {
+			for k, el := range x {
 				b = binary.AppendUvarint(b, uint64(len(k)))
 				b = append(b, k...)
-				b = Append(b, e)
+				b = e.append(b, el, depth+1)
 			}
 			return b
 		}
@@ -102,8 +160,8 @@ func Append(b []byte, v any) []byte {
 		// fields, and an insertion sort of a handful is cheapest.
 		var stack [16]mapEntry
 		ents := stack[:0]
-		for k, e := range x {
-			ents = append(ents, mapEntry{k, e})
+		for k, el := range x {
+			ents = append(ents, mapEntry{k, el})
 		}
 		if len(ents) <= len(stack) {
 			for i := 1; i < len(ents); i++ {
@@ -117,11 +175,18 @@ func Append(b []byte, v any) []byte {
 		for i := range ents {
 			b = binary.AppendUvarint(b, uint64(len(ents[i].k)))
 			b = append(b, ents[i].k...)
-			b = Append(b, ents[i].v)
+			b = e.append(b, ents[i].v, depth+1)
+		}
+		if slot != nil {
+			keys := (*slot)[:0]
+			for i := range ents {
+				keys = append(keys, ents[i].k)
+			}
+			*slot = keys
 		}
 		return b
 	default:
-		return Append(b, Normalize(v))
+		return e.append(b, Normalize(v), depth)
 	}
 }
 
@@ -143,6 +208,51 @@ func Decode(b []byte) (any, []byte, error) {
 // just costs an allocation.
 type keyCache struct {
 	tab [256]string
+	// vals, if set, interns values too (a Decoder's).
+	vals *valueCache
+}
+
+// valueCache interns decoded integers and short strings as the boxed
+// values records hold: a stream repeats many of its values (timestamps of
+// the same millisecond, a category, a hot ID, a channel name), and boxing
+// a decoded integer allocates, a string twice (its bytes, its box). The
+// values are immutable, so records may share them. Direct-mapped: a
+// collision just costs the allocation.
+type valueCache struct {
+	ints [256]struct {
+		v   int64
+		box any
+	}
+	strs [256]any
+}
+
+const maxCachedString = 32
+
+func (c *keyCache) int(v int64) any {
+	if c == nil || c.vals == nil || uint64(v) < 256 { // Go boxes small values without allocating
+		return v
+	}
+	e := &c.vals.ints[(uint64(v)*0x9E3779B97F4A7C15)>>56]
+	if e.box == nil || e.v != v {
+		e.v, e.box = v, v
+	}
+	return e.box
+}
+
+func (c *keyCache) str(b []byte) any {
+	if c == nil || c.vals == nil || len(b) > maxCachedString {
+		return string(b)
+	}
+	h := uint32(2166136261)
+	for _, x := range b {
+		h ^= uint32(x)
+		h *= 16777619
+	}
+	e := &c.vals.strs[(h^h>>8)&255]
+	if s, ok := (*e).(string); !ok || s != string(b) {
+		*e = string(b)
+	}
+	return *e
 }
 
 const maxCachedKey = 32
@@ -163,18 +273,20 @@ func (c *keyCache) key(b []byte) string {
 	return *slot
 }
 
-// Decoder decodes record bodies like DecodeRecord, interning map keys
-// across the records it decodes, and reusing the Key and KeyID of a record
-// key it decoded recently: a keyed stream repeats its hot keys, and each
+// Decoder decodes record bodies like DecodeRecord, interning map keys,
+// integers and short strings across the records it decodes (valueCache),
+// and reusing the Key and KeyID of a record key it decoded recently: a keyed stream repeats its hot keys, and each
 // fresh decode of one costs the KeyID string and the key value (both
 // immutable, so records may share them). It is not safe for concurrent use.
 type Decoder struct {
 	keys    keyCache
 	recKeys recordKeyCache
+	vals    valueCache
 }
 
 // DecodeRecord is the package's DecodeRecord.
 func (d *Decoder) DecodeRecord(b []byte, r *Record) error {
+	d.keys.vals = &d.vals
 	return decodeRecord(b, r, &d.keys, &d.recKeys)
 }
 
@@ -222,7 +334,7 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 		if n <= 0 || !minimal(b, n) {
 			return nil, nil, ErrCorrupt
 		}
-		return v, b[n:], nil
+		return kc.int(v), b[n:], nil
 	case tagUint:
 		v, n := binary.Uvarint(b)
 		if n <= 0 || !minimal(b, n) {
@@ -240,7 +352,7 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 			return nil, nil, err
 		}
 		if tag == tagString {
-			return string(s), rest, nil
+			return kc.str(s), rest, nil
 		}
 		return append([]byte{}, s...), rest, nil
 	case tagList:
@@ -309,10 +421,7 @@ func minimal(b []byte, n int) bool {
 // AppendRecord appends a record body: key ID, timestamp and value. The key
 // value itself is not stored; it is decoded from the key ID.
 func AppendRecord(b []byte, r *Record) []byte {
-	b = binary.AppendUvarint(b, uint64(len(r.KeyID)))
-	b = append(b, r.KeyID...)
-	b = binary.AppendVarint(b, r.Ts)
-	return Append(b, r.Value)
+	return (*Encoder)(nil).AppendRecord(b, r)
 }
 
 // RecordKeyTs reads the key ID and timestamp at the front of a record body

@@ -506,3 +506,50 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		}
 	}
 }
+
+// An Encoder writes exactly what Append writes, whatever mix of map shapes
+// it sees: the same field names (its remembered order), the same number
+// of fields with other names, nested maps of their own shapes at every
+// depth, maps too large or too deep to remember, and normalized Go types.
+func TestEncoderMatchesAppend(t *testing.T) {
+	var enc Encoder
+	deep := any(map[string]any{"leaf": int64(1), "z": "y"})
+	for i := 0; i < 6; i++ {
+		deep = map[string]any{"d": deep, "n": int64(i)}
+	}
+	big := map[string]any{}
+	for i := range 20 {
+		big[fmt.Sprintf("f%02d", i)] = int64(i)
+	}
+	values := []any{}
+	for i := 0; i < 50; i++ {
+		values = append(values,
+			map[string]any{"auction": int64(i), "bidder": int64(2 * i), "price": int64(3 * i), "url": "u"},
+			map[string]any{"auction": int64(i), "bidder": int64(2 * i), "price": int64(3 * i), "extra": "e"}, // same size, other names
+			map[string]any{"price": int64(i), "bids": []any{map[string]any{"auction": int64(i), "b": true}, map[string]any{"a": nil, "b": false}}},
+			map[string]any{"only": int64(i)},
+			map[string]any{"other": int64(i)},
+			map[string]any{},
+			map[string]int{"typed": i},
+			deep, big,
+			[]any{map[string]any{"x": 1.5, "y": "s"}, map[string]any{"x": 2.5, "w": "s"}},
+		)
+	}
+	for round := 0; round < 2; round++ {
+		for i, v := range values {
+			want := Append(nil, v)
+			if got := enc.Append(nil, v); !bytes.Equal(got, want) {
+				t.Fatalf("round %d value %d (%v): Encoder wrote\n%x\nAppend wrote\n%x", round, i, v, got, want)
+			}
+			r := Record{Value: v, Ts: int64(i)}
+			r.WithKey(int64(i))
+			if got, want := enc.AppendRecord([]byte("p"), &r), AppendRecord([]byte("p"), &r); !bytes.Equal(got, want) {
+				t.Fatalf("round %d record %d: Encoder and AppendRecord differ", round, i)
+			}
+		}
+	}
+	var nilEnc *Encoder
+	if got := nilEnc.Append(nil, values[0]); !bytes.Equal(got, Append(nil, values[0])) {
+		t.Fatal("a nil Encoder differs from Append")
+	}
+}

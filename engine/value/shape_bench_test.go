@@ -17,7 +17,8 @@ func shapes() map[string]*Record {
 	return map[string]*Record{"flat": flat, "nested": nested}
 }
 
-// BenchmarkCodecShapes encodes (AppendRecord) and decodes (a Decoder, as
+// BenchmarkCodecShapes encodes (AppendRecord, and an Encoder as the
+// exchange and record streams use it) and decodes (a Decoder, as
 // the exchange does: interned field names, a fresh Record per element)
 // the shapes above.
 func BenchmarkCodecShapes(b *testing.B) {
@@ -30,6 +31,15 @@ func BenchmarkCodecShapes(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf = AppendRecord(buf[:0], r)
+			}
+		})
+		b.Run("encoder/"+name, func(b *testing.B) {
+			var e Encoder
+			buf := make([]byte, 0, 256)
+			b.SetBytes(int64(len(enc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = e.AppendRecord(buf[:0], r)
 			}
 		})
 		b.Run("decode/"+name, func(b *testing.B) {

@@ -29,6 +29,7 @@ const streamBufferSize = 64 << 10
 type RecordWriter struct {
 	bw      *bufio.Writer
 	scratch []byte                      // reused body buffer, so Write does not allocate
+	enc     Encoder                     // the stream's records share their field names
 	hdr     [binary.MaxVarintLen64]byte // length prefix of the frame being written
 	records int64
 	bytes   int64
@@ -42,7 +43,7 @@ func NewRecordWriter(w io.Writer) *RecordWriter {
 
 // Write appends one record to the stream.
 func (w *RecordWriter) Write(r *Record) error {
-	w.scratch = AppendRecord(w.scratch[:0], r)
+	w.scratch = w.enc.AppendRecord(w.scratch[:0], r)
 	err := w.WriteEncoded(w.scratch)
 	if cap(w.scratch) > 1<<20 {
 		// Do not hold on to the buffer of one outsized record.

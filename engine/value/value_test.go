@@ -49,7 +49,11 @@ func TestDecoderMatchesDecodeRecord(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		v := map[string]any{"id": int64(i), "k": int64(i % 7), fmt.Sprintf("f%d", i%300): "x",
 			"nested":                   map[string]any{"a": []any{int64(1), map[string]any{"b": nil}}},
-			strings.Repeat("long", 10): true}
+			strings.Repeat("long", 10): true,
+			// Interned values: repeated and colliding integers, strings
+			// at and past the interned length.
+			"big": int64(1_000_000 + i%5), "neg": int64(-1000 - i%300), "ts": int64(1700000000000 + int64(i/10)),
+			"s32": strings.Repeat("a", 31) + string(rune('a'+i%3)), "s33": strings.Repeat("b", 33), "s": fmt.Sprint(i % 400)}
 		in := Record{Value: v, Ts: int64(i)}
 		in.WithKey(int64(i % 3))
 		body := AppendRecord(nil, &in)

@@ -3,8 +3,11 @@ package exchange
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/flinkjob/flinkjob/engine/task"
 )
 
 // BenchmarkExchange moves batches of 512 records (~100 B each) from a
@@ -39,7 +42,7 @@ func BenchmarkExchange(b *testing.B) {
 	errc := make(chan error, 1)
 	go func() {
 		for i := 0; i < b.N; i++ {
-			if err := c.Send(ctx, testEdge, 0, batch); err != nil {
+			if err := c.Send(ctx, testEdge, 0, task.Batch{Channel: batch.Channel, Elems: slices.Clone(batch.Elems)}); err != nil {
 				errc <- err
 				return
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // Resolver gives the exchange address (host:port) of a subtask.
@@ -92,6 +93,8 @@ type stream struct {
 	due     time.Time
 	// err is the failure of a send the flusher made, for the next Send.
 	err error
+	// enc encodes the stream's records, whose maps share field names.
+	enc value.Encoder
 }
 
 func (s *stream) lock(ctx context.Context) error {
@@ -181,7 +184,9 @@ func (c *Client) stream(ctx context.Context, e *plan.Edge, target, channel int) 
 }
 
 // Send implements task.Sender. A batch ending with End closes the stream
-// and waits for the receiver to acknowledge it has read everything.
+// and waits for the receiver to acknowledge it has read everything. Send
+// takes the batch, as a task.Sender does: its slice of elements is reused
+// (cleared) once encoded, and the caller must not touch it again.
 func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batch) error {
 	c.sending.RLock()
 	defer c.sending.RUnlock()
@@ -207,11 +212,16 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	// ctx must end a Send blocked by backpressure too.
 	stop := context.AfterFunc(ctx, s.cancel)
 	defer stop()
-	if err := c.add(s, b); err != nil {
+	n := len(b.Elems)
+	ending := n > 0 && b.Elems[n-1].Kind == task.KindEnd
+	err = c.add(s, b)
+	// The batch is encoded (or sent): its slice is ours to recycle.
+	putElems(b.Elems)
+	if err != nil {
 		s.err = err
 		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, err)
 	}
-	if n := len(b.Elems); n > 0 && b.Elems[n-1].Kind == task.KindEnd {
+	if ending {
 		s.closed = true
 		if err := s.cs.CloseSend(); err != nil {
 			return err
@@ -232,7 +242,7 @@ func (c *Client) add(s *stream, b task.Batch) error {
 		s.pend = (*sendBuffers.Get(s.sizeHint))[:0]
 	}
 	mark, before := len(s.pend), s.count
-	s.pend = AppendElems(s.pend, b.Elems)
+	s.pend = AppendElems(s.pend, b.Elems, &s.enc)
 	s.count += len(b.Elems)
 	if len(s.pend)+2*binary.MaxVarintLen64 > MaxMessageSize {
 		// Too big for one message (a few huge records): send what was

@@ -113,14 +113,15 @@ func init() { encoding.RegisterCodecV2(rawCodec{}) }
 func AppendBatch(b []byte, bt *task.Batch) []byte {
 	b = binary.AppendUvarint(b, uint64(bt.Channel))
 	b = binary.AppendUvarint(b, uint64(len(bt.Elems)))
-	return AppendElems(b, bt.Elems)
+	return AppendElems(b, bt.Elems, nil)
 }
 
 // AppendElems appends the elements of a batch as AppendBatch encodes them
 // after its channel and count: the encodings of several batches of one
 // channel, concatenated behind one header with their total count, are
-// the encoding of the batch of all their elements.
-func AppendElems(b []byte, elems []task.Element) []byte {
+// the encoding of the batch of all their elements. Records are encoded
+// with enc (nil: value.AppendRecord).
+func AppendElems(b []byte, elems []task.Element, enc *value.Encoder) []byte {
 	for i := range elems {
 		el := &elems[i]
 		b = append(b, byte(el.Kind))
@@ -129,7 +130,7 @@ func AppendElems(b []byte, elems []task.Element) []byte {
 			// Encode the body in place, then slide it behind its length:
 			// no buffer per record.
 			start := len(b)
-			b = value.AppendRecord(b, &el.Rec)
+			b = enc.AppendRecord(b, &el.Rec)
 			var l [binary.MaxVarintLen64]byte
 			k := binary.PutUvarint(l[:], uint64(len(b)-start))
 			b = append(b, l[:k]...)
@@ -140,6 +141,34 @@ func AppendElems(b []byte, elems []task.Element) []byte {
 		}
 	}
 	return b
+}
+
+// elemSlices recycles the element slices of batches: the Client puts back
+// the slices of the batches it has encoded (a Sender owns what it is
+// sent), and DecodeBatch takes them. In a worker whose stage both
+// receives and sends, the task hands the slices it has processed to its
+// own outputs, so they go round instead of every received message
+// allocating (and zeroing) a slice of its length.
+var elemSlices sync.Pool
+
+// getElems returns a slice of n zero elements.
+func getElems(n int) []task.Element {
+	if p, ok := elemSlices.Get().(*[]task.Element); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]task.Element, n)
+}
+
+// putElems recycles a slice whose elements are no longer used, cleared so
+// that the pool keeps no record alive.
+func putElems(elems []task.Element) {
+	if cap(elems) == 0 || cap(elems) > 1<<16 {
+		return
+	}
+	elems = elems[:cap(elems)]
+	clear(elems)
+	elems = elems[:0]
+	elemSlices.Put(&elems)
 }
 
 // decoders recycle value.Decoders, whose interned map keys (a stream's
@@ -163,7 +192,7 @@ func DecodeBatch(b []byte) (task.Batch, error) {
 	}
 	b = b[n:]
 	bt.Channel = int(ch)
-	bt.Elems = make([]task.Element, cnt)
+	bt.Elems = getElems(int(cnt))
 	for i := range bt.Elems {
 		if len(b) == 0 {
 			return bt, value.ErrCorrupt

@@ -140,3 +140,25 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// A slice the Client recycled (still holding the records of the batch it
+// encoded) comes back to DecodeBatch cleared: elements that carry no
+// record or watermark decode as zero, not as what the slice held.
+func TestDecodeBatchReusesCleanSlices(t *testing.T) {
+	want := task.Batch{Channel: 1, Elems: []task.Element{{Kind: task.KindIdle}, {Kind: task.KindActive}, {Kind: task.KindEnd}}}
+	enc := AppendBatch(nil, &want)
+	for i := 0; i < 20; i++ {
+		dirty := make([]task.Element, 3, 8)
+		for j := range dirty {
+			dirty[j] = task.Element{Kind: task.KindWatermark, Wm: 99, Rec: value.Record{Value: "stale", KeyID: "k", Ts: 5}}
+		}
+		putElems(dirty)
+		got, err := DecodeBatch(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v, want %+v", got, want)
+		}
+	}
+}

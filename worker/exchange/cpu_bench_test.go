@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func BenchmarkExchangeCPU(b *testing.B) {
 			errc := make(chan error, 1)
 			go func() {
 				for i := 0; i < b.N; i++ {
-					if err := c.Send(ctx, testEdge, 0, batch); err != nil {
+					if err := c.Send(ctx, testEdge, 0, task.Batch{Channel: batch.Channel, Elems: slices.Clone(batch.Elems)}); err != nil {
 						errc <- err
 						return
 					}
