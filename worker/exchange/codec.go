@@ -160,12 +160,14 @@ func getElems(n int) []task.Element {
 }
 
 // putElems recycles a slice whose elements are no longer used, cleared so
-// that the pool keeps no record alive.
+// that the pool keeps no record alive. Only its length is cleared: past
+// it a batch's slice is zero (slices are zero when made and cleared when
+// recycled, here and in the task), and clearing a whole 512-element slice
+// after each batch of a sparse output costs more than the batch.
 func putElems(elems []task.Element) {
 	if cap(elems) == 0 || cap(elems) > 1<<16 {
 		return
 	}
-	elems = elems[:cap(elems)]
 	clear(elems)
 	elems = elems[:0]
 	elemSlices.Put(&elems)
