@@ -199,12 +199,14 @@ func costOf(v any) uint64 {
 	return 0
 }
 
-// read returns v, ok for a value read from input data.
-func (c *fastCompiler) read() func(v any) bool {
-	if c.check {
-		return isSmallNative
+// readOK reports whether a value read from input data can be used: a
+// native value, and a small one when check is set. (A direct call: an
+// indirect one per read would cost more than the check.)
+func readOK(check bool, v any) bool {
+	if check {
+		return isSmallNative(v)
 	}
-	return isNative
+	return isNative(v)
 }
 
 func (c *fastCompiler) compile(e celast.Expr) fastFn {
@@ -235,7 +237,7 @@ func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
 	if root == nil {
 		return nil, 0
 	}
-	read := c.read()
+	check := c.check
 	return func(a *activation) (any, bool) {
 		v, ok := root(a) // a read (checked) value
 		if !ok {
@@ -246,7 +248,7 @@ func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
 			if !ok {
 				return nil, false
 			}
-			if v, ok = m[f]; !ok || !read(v) {
+			if v, ok = m[f]; !ok || !readOK(check, v) {
 				return nil, false
 			}
 		}
@@ -277,13 +279,13 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 		return func(*activation) (any, bool) { return v, true }
 	case celast.IdentKind:
 		name := e.AsIdent()
-		read := c.read()
+		check := c.check
 		for i := len(c.scope) - 1; i >= 0; i-- {
 			if c.scope[i].name == name {
 				slot := c.scope[i].slot
 				return func(a *activation) (any, bool) {
 					v := a.locals[slot]
-					return v, read(v)
+					return v, readOK(check, v)
 				}
 			}
 		}
@@ -291,7 +293,7 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 			if n == name {
 				return func(a *activation) (any, bool) {
 					v := a.get(i)
-					return v, read(v)
+					return v, readOK(check, v)
 				}
 			}
 		}
@@ -317,7 +319,7 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 				return has, true
 			}
 		}
-		read := c.read()
+		check := c.check
 		return func(a *activation) (any, bool) {
 			v, ok := operand(a)
 			if !ok {
@@ -328,7 +330,7 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 				return nil, false
 			}
 			v, ok = m[field]
-			return v, ok && read(v)
+			return v, ok && readOK(check, v)
 		}
 	case celast.ListKind:
 		l := e.AsList()
@@ -573,7 +575,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		case operators.In:
 			return inFn(x, y, c.check, c.count)
 		case operators.Index:
-			return indexFn(x, y, c.read())
+			return indexFn(x, y, c.check)
 		case "math.@max", "math.@min":
 			return extremum2Fn(x, y, fn == "math.@max")
 		}
@@ -1083,7 +1085,7 @@ func inFn(x, y fastFn, check, count bool) fastFn {
 
 // indexFn is x[y]: a list by an int in range, a map by a present string
 // key.
-func indexFn(x, y fastFn, read func(any) bool) fastFn {
+func indexFn(x, y fastFn, check bool) fastFn {
 	return func(a *activation) (any, bool) {
 		c, ok := x(a)
 		if !ok {
@@ -1112,7 +1114,7 @@ func indexFn(x, y fastFn, read func(any) bool) fastFn {
 		default:
 			return nil, false
 		}
-		return v, read(v)
+		return v, readOK(check, v)
 	}
 }
 
