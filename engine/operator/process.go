@@ -39,10 +39,20 @@ type Process struct {
 	lastTsAny any
 	lastWm    int64
 	lastWmAny any
+	// The same for onTimer: its arguments and the last timer time boxed.
+	targs        []any
+	lastTimer    int64
+	lastTimerAny any
 	// scratch is the action map the expressions may fill instead of
 	// allocating one (expr.Evaluator.EvalInto): apply keeps none of it.
 	scratch map[string]any
 }
+
+// The time domains as onTimer's timeDomain values, boxed once.
+var (
+	eventDomain      any = state.EventTime.String()
+	processingDomain any = state.ProcessingTime.String()
+)
 
 // box returns v as an interface, reusing the last one boxed for slot.
 func box(v int64, last *int64, boxed *any) any {
@@ -110,7 +120,16 @@ func (o *Process) timer(t state.Timer) error {
 	if o.onTimerP == nil {
 		return nil
 	}
-	res, err := o.timerEv.EvalInto(o.scratch, t.Key, o.val.Get(), t.Ts, t.Domain.String(), o.wm, o.bstate)
+	// As in Process: a reused argument slice (a fresh one would escape
+	// into the evaluator) and boxed values reused when they repeat.
+	domain := eventDomain
+	if t.Domain == state.ProcessingTime {
+		domain = processingDomain
+	}
+	o.targs = append(o.targs[:0], t.Key, o.val.Get(), box(t.Ts, &o.lastTimer, &o.lastTimerAny), domain,
+		box(o.wm, &o.lastWm, &o.lastWmAny), o.bstate)
+	res, err := o.timerEv.EvalInto(o.scratch, o.targs...)
+	clear(o.targs)
 	if err != nil {
 		clear(o.scratch)
 		return err

@@ -51,7 +51,7 @@ func TestProcessActions(t *testing.T) {
 	// (record.v + 100) emits the state and clears it.
 	p, out := openProcess(t,
 		"dyn({'state': (state == null ? 0 : state) + record.v, 'emit': [{'k': key, 'sum': (state == null ? 0 : state) + record.v}], 'timers': [record.v + 100]})",
-		"{'emit': [{'k': key, 'final': state, 'at': timer}], 'state': null}")
+		"{'emit': [{'k': key, 'final': state, 'at': timer, 'd': timeDomain}], 'state': null}")
 	rec := func(k, v int64) *value.Record {
 		r := &value.Record{Value: map[string]any{"k": k, "v": v}, Ts: v}
 		r.WithKey(k)
@@ -73,8 +73,8 @@ func TestProcessActions(t *testing.T) {
 		map[string]any{"k": int64(1), "sum": int64(1)},
 		map[string]any{"k": int64(2), "sum": int64(5)},
 		map[string]any{"k": int64(1), "sum": int64(3)},
-		map[string]any{"k": int64(1), "final": int64(3), "at": int64(101)},
-		map[string]any{"k": int64(1), "final": nil, "at": int64(102)}, // cleared at 101
+		map[string]any{"k": int64(1), "final": int64(3), "at": int64(101), "d": "event"},
+		map[string]any{"k": int64(1), "final": nil, "at": int64(102), "d": "event"}, // cleared at 101
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("emitted %v, want %v", got, want)
@@ -83,8 +83,20 @@ func TestProcessActions(t *testing.T) {
 	if err := p.Watermark(200); err != nil {
 		t.Fatal(err)
 	}
-	if last := out.recs[len(out.recs)-1].Value; !reflect.DeepEqual(last, map[string]any{"k": int64(2), "final": int64(5), "at": int64(105)}) {
+	if last := out.recs[len(out.recs)-1].Value; !reflect.DeepEqual(last, map[string]any{"k": int64(2), "final": int64(5), "at": int64(105), "d": "event"}) {
 		t.Errorf("last emitted %v", last)
+	}
+
+	// A processing-time timer.
+	p, out = openProcess(t, "{'processingTimers': [record.v + 1000]}", "{'emit': [{'at': timer, 'd': timeDomain, 'wm': watermark}]}")
+	if err := p.Process(rec(3, 7), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.FireProcessingTimers(2000); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.recs) != 1 || !reflect.DeepEqual(out.recs[0].Value, map[string]any{"at": int64(1007), "d": "processing", "wm": int64(value.MinWatermark)}) {
+		t.Errorf("processing timer emitted %v", out.recs)
 	}
 
 	for _, c := range []struct{ expr, err string }{
