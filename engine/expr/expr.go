@@ -8,8 +8,11 @@
 //
 // Values cross into CEL as this engine's dynamic values (map[string]any,
 // []any, int64, ...) and come back the same way, so operators never see CEL
-// types. Plain field paths (record.a.b) and common simple expressions skip
-// CEL's interpreter altogether (see fast.go), with CEL's results and errors.
+// types. Plain field paths (record.a.b) and most per-record and keyed
+// process logic (arithmetic, comparisons, map and list literals, `in`,
+// indexing, the comprehension macros, ...) skip CEL's interpreter
+// altogether (see fast.go), with CEL's results and errors, and within the
+// cost limit where there is one.
 //
 // For per-record use from one goroutine, an Evaluator reuses its state
 // across evaluations; a Program itself is safe for concurrent use.
