@@ -182,6 +182,13 @@ var decoders = sync.Pool{New: func() any { return new(value.Decoder) }}
 func DecodeBatch(b []byte) (task.Batch, error) {
 	dec := decoders.Get().(*value.Decoder)
 	defer decoders.Put(dec)
+	return decodeBatch(b, dec)
+}
+
+// decodeBatch is DecodeBatch with the caller's Decoder: a stream keeps
+// one, whose caches then see every batch of the stream (a pooled one is
+// shared by streams and dropped at garbage collections).
+func decodeBatch(b []byte, dec *value.Decoder) (task.Batch, error) {
 	var bt task.Batch
 	ch, n := binary.Uvarint(b)
 	if n <= 0 {

@@ -124,6 +124,7 @@ func (s *Server) push(st grpc.ServerStream) error {
 		return status.Errorf(codes.AlreadyExists, "channel %d of stage %d subtask %d already had a stream", h.Channel, s.stage, s.subtask)
 	}
 	ctx := st.Context()
+	dec := new(value.Decoder)
 	for {
 		if err := st.RecvMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -132,7 +133,7 @@ func (s *Server) push(st grpc.ServerStream) error {
 			return err
 		}
 		s.BytesIn.Add(int64(len(f.b)))
-		b, err := DecodeBatch(f.b)
+		b, err := decodeBatch(f.b, dec)
 		if err != nil {
 			return status.Errorf(codes.DataLoss, "channel %d: %v", h.Channel, err)
 		}
