@@ -1,10 +1,12 @@
 // Package exchange streams records between STREAMING workers over gRPC:
 // one client-streaming call per upstream→downstream channel, each message a
 // batch of elements (records, watermarks, idleness, end-of-input) in
-// engine/value's binary encoding. Backpressure is gRPC's HTTP/2 flow
-// control: the receiver stops reading when its bounded inbox is full, the
-// stream window fills, and the sender's Send blocks, so memory stays bounded
-// on both sides.
+// engine/value's binary encoding. The sender coalesces small batches of a
+// channel into one message for up to Client.Linger (see Client), since
+// every message costs both workers goroutine hand-offs and system calls.
+// Backpressure is gRPC's HTTP/2 flow control: the receiver stops reading
+// when its bounded inbox is full, the stream window fills, and the sender's
+// Send blocks, so memory stays bounded on both sides.
 //
 // The service is declared by hand with a raw-bytes codec rather than
 // generated from a .proto, because its only message is an opaque frame.
