@@ -213,6 +213,13 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	default:
 		el.add("spec.batchProcessingTime", "must be FAIL or IGNORE, not %q", job.BatchProcessingTime)
 	}
+	if job.BufferTimeout != "" {
+		if d, err := job.BufferTimeout.Get(); err != nil {
+			el.add("spec.bufferTimeout", "%q is not a duration (use e.g. 1ms, 5ms, 100ms)", job.BufferTimeout)
+		} else if d <= 0 {
+			el.add("spec.bufferTimeout", "must be positive, not %q (a full batch goes at once; 1ms is about the least useful)", job.BufferTimeout)
+		}
+	}
 	defPar := int(job.Parallelism)
 	if job.Parallelism == 0 {
 		defPar = 1

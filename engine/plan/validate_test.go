@@ -48,6 +48,10 @@ var invalidJobs = []invalidCase{
 		path: "spec.steps[1].parallelism", msg: "between 1 and 1024, not 0"},
 	{name: "bad batchProcessingTime", yaml: "batchProcessingTime: SKIP\n" + steps(srcStep, outStep),
 		path: "spec.batchProcessingTime", msg: `must be FAIL or IGNORE, not "SKIP"`},
+	{name: "bad bufferTimeout", yaml: "bufferTimeout: soon\n" + steps(srcStep, outStep),
+		path: "spec.bufferTimeout", msg: `"soon" is not a duration`},
+	{name: "zero bufferTimeout", yaml: "bufferTimeout: 0s\n" + steps(srcStep, outStep),
+		path: "spec.bufferTimeout", msg: "must be positive"},
 
 	// Names.
 	{name: "duplicate names", yaml: steps(srcStep, "  - name: src\n    map: record\n", outStep),

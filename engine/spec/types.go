@@ -55,6 +55,13 @@ type Job struct {
 	// +optional
 	BatchProcessingTime ProcessingTimeBehavior `json:"batchProcessingTime,omitempty"`
 
+	// bufferTimeout bounds how long a STREAMING subtask keeps a partly
+	// filled output batch before sending it on (Flink's
+	// execution.buffer-timeout): lower means lower latency, higher means
+	// fewer, fuller batches. Full batches go at once. Default 5ms.
+	// +optional
+	BufferTimeout Duration `json:"bufferTimeout,omitempty"`
+
 	// steps is the dataflow: named steps, each reading the steps named in its
 	// inputs (the previous step when inputs is empty).
 	// +kubebuilder:validation:MinItems=1

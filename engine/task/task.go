@@ -97,8 +97,9 @@ type Config struct {
 	BatchSize int
 	// BufferTimeout bounds how long a STREAMING subtask keeps a partly
 	// filled output batch while its input stays busy (Flink's
-	// execution.buffer-timeout; default DefaultBufferTimeout). Full
-	// batches go at once, and everything goes when the input is quiet.
+	// execution.buffer-timeout; default the job's spec.bufferTimeout, else
+	// DefaultBufferTimeout). Full batches go at once, and everything goes
+	// when the input is quiet.
 	BufferTimeout time.Duration
 	// SortMemory is the BATCH sort budget in bytes for this subtask (default 64 MiB).
 	SortMemory int64
@@ -123,6 +124,10 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 512
+	}
+	if c.BufferTimeout <= 0 && c.Plan != nil && c.Plan.Graph != nil && c.Plan.Graph.Job != nil {
+		// Validated by plan.Build: a positive duration when set.
+		c.BufferTimeout, _ = c.Plan.Graph.Job.BufferTimeout.Get()
 	}
 	if c.BufferTimeout <= 0 {
 		c.BufferTimeout = DefaultBufferTimeout
