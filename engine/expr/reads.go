@@ -79,39 +79,60 @@ func selectionPath(e celast.NavigableExpr) []string {
 	}
 }
 
-// FreshMap reports whether the expression is a map literal with constant
-// string keys, so every evaluation returns a new map (not one of its
-// inputs), and lists the keys whose values may nevertheless be an input's
-// map or list: any value other than a scalar literal or the result of an
-// operator that only yields scalars (arithmetic other than +, which also
-// joins lists, comparisons, logic). A caller that finds none of those
-// keys holding a map, list or bytes at run time knows the result shares
-// nothing mutable with the inputs (operator.Chain.RecycleSourceValues).
+// FreshMap reports whether the expression's result is always a map
+// literal with constant string keys (possibly under dyn() and the
+// branches of conditionals), so every evaluation returns a new map (not
+// one of its inputs), and lists the keys whose values may nevertheless be
+// an input's map or list: any value other than a scalar literal or the
+// result of an operator that only yields scalars (arithmetic other than +,
+// which also joins lists, comparisons, logic). A caller that finds none of
+// those keys holding a map, list or bytes at run time knows the result
+// shares nothing mutable with the inputs (operator.Chain.RecycleSourceValues).
 func (p *Program) FreshMap() (check []string, ok bool) {
 	if p == nil || p.checked == nil {
 		return nil, false
 	}
-	e := p.checked.Expr()
-	if e.Kind() != celast.MapKind {
+	seen := map[string]bool{}
+	if !freshMap(p.checked.Expr(), seen, &check) {
 		return nil, false
+	}
+	return check, true
+}
+
+func freshMap(e celast.Expr, seen map[string]bool, check *[]string) bool {
+	switch e.Kind() {
+	case celast.CallKind:
+		call := e.AsCall()
+		args := call.Args()
+		switch {
+		case call.FunctionName() == "dyn" && len(args) == 1 && !call.IsMemberFunction():
+			return freshMap(args[0], seen, check)
+		case call.FunctionName() == operators.Conditional && len(args) == 3:
+			return freshMap(args[1], seen, check) && freshMap(args[2], seen, check)
+		}
+		return false
+	case celast.MapKind:
+	default:
+		return false
 	}
 	for _, entry := range e.AsMap().Entries() {
 		if entry.Kind() != celast.MapEntryKind {
-			return nil, false
+			return false
 		}
 		me := entry.AsMapEntry()
 		if me.IsOptional() || me.Key().Kind() != celast.LiteralKind {
-			return nil, false
+			return false
 		}
 		key, isString := me.Key().AsLiteral().(types.String)
 		if !isString {
-			return nil, false
+			return false
 		}
-		if !yieldsScalar(me.Value()) {
-			check = append(check, string(key))
+		if !yieldsScalar(me.Value()) && !seen[string(key)] {
+			seen[string(key)] = true
+			*check = append(*check, string(key))
 		}
 	}
-	return check, true
+	return true
 }
 
 // scalarOperators yield only numbers, booleans or errors.

@@ -41,7 +41,10 @@ func TestFreshMap(t *testing.T) {
 		{"{'a': record.x + record.y, 'b': [record.z], 'c': {'d': 1}}", "[a b c]", true},
 		{"{'b': b'x'}", "[b]", true},
 		{"record.bid", "[]", false},
-		{"dyn({'a': 1})", "[]", false},
+		{"dyn({'a': 1})", "[]", true},
+		{"dyn(record.t == 1 ? {'a': record.x, 'n': 1} : {'a': 2, 'b': record.y})", "[a b]", true},
+		{"record.t == 1 ? {'a': 1} : record", "[]", false},
+		{"size(record) > 0 ? {'a': 1} : dyn({'b': record.x})", "[b]", true},
 		{"{record.k: 1}", "[]", false},
 	} {
 		p, err := Compile(c.src, Any, Record)

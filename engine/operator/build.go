@@ -46,13 +46,14 @@ func NewChain(st *plan.Stage, mode spec.RuntimeMode, sinks map[string]connector.
 // Open opens the operators from tail to head, wiring each to the next;
 // out receives the tail's output.
 func (c *Chain) Open(ctx *Context, out Collector) error {
+	tail := out
 	for i := len(c.Ops) - 1; i >= 0; i-- {
 		if err := c.Ops[i].Open(ctx, out); err != nil {
 			return err
 		}
 		out = next{c.Ops[i]}
 	}
-	c.reuseOutputs()
+	c.reuseOutputs(tail)
 	return nil
 }
 

@@ -92,14 +92,31 @@ func detach(in any, path []string) bool {
 	return true
 }
 
+// ReleasingCollector is implemented by a chain's output collectors that
+// can tell whether they keep no reference to the values they are given
+// once Collect returns (a BATCH edge encodes each record at once; a
+// STREAMING one buffers records until it flushes). A wrapper answers for
+// what it wraps.
+type ReleasingCollector interface {
+	ReleasesValues() bool
+}
+
+// releases reports whether out keeps no reference to what it collects.
+func releases(out Collector) bool {
+	r, ok := out.(ReleasingCollector)
+	return ok && r.ReleasesValues()
+}
+
 // reuseOutputs marks the map steps whose output goes, through filters at
 // most, into a sink whose writer keeps no reference to it
-// (connector.ValueReleaser): once the sink's Write returned, nothing holds
-// the output, nor the input it may share parts with. Such a step recycles
+// (connector.ValueReleaser), or out of the chain into a tail collector
+// that keeps none (ReleasingCollector): once the sink's Write or the
+// tail's Collect returned, nothing holds the output, nor the input it may
+// share parts with. Such a step recycles
 // its input (when it reads a source's values) and, when its expression is
 // a map literal, builds its output in one map it refills for every record
 // (expr.Evaluator.EvalInto). Called by Open, once the writers exist.
-func (c *Chain) reuseOutputs() {
+func (c *Chain) reuseOutputs(tail Collector) {
 	for i, op := range c.Ops {
 		m, ok := op.(*Map)
 		if !ok {
@@ -112,15 +129,16 @@ func (c *Chain) reuseOutputs() {
 			}
 			j++
 		}
+		released := false
 		if j == len(c.Ops) {
-			continue
+			released = releases(tail)
+		} else if s, ok := c.Ops[j].(*Sink); ok {
+			_, released = s.w.(connector.ValueReleaser)
 		}
-		if s, ok := c.Ops[j].(*Sink); ok {
-			if _, ok := s.w.(connector.ValueReleaser); ok {
-				m.outputReleased = true
-				if _, fresh := m.prog.FreshMap(); fresh {
-					m.scratch = make(map[string]any, 8)
-				}
+		if released {
+			m.outputReleased = true
+			if _, fresh := m.prog.FreshMap(); fresh {
+				m.scratch = make(map[string]any, 8)
 			}
 		}
 	}

@@ -187,3 +187,45 @@ type keepingWriter struct{}
 func (keepingWriter) Write(*value.Record) error { return nil }
 func (keepingWriter) Close() error              { return nil }
 func (keepingWriter) Abort()                    {}
+
+type releasingFunc struct{ collectorFunc }
+
+func (releasingFunc) ReleasesValues() bool { return true }
+
+// TestReuseOutputsAtReleasingTail: a map step at the end of a chain whose
+// output collector keeps nothing (a BATCH edge) reuses its output map; one
+// whose collector buffers (a STREAMING edge) does not.
+func TestReuseOutputsAtReleasingTail(t *testing.T) {
+	n := int64(1)
+	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
+		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
+		{Name: "m", Map: "dyn(record.type == 'bid' ? {'a': record.ts} : {'b': 1})"},
+		{Name: "k", KeyBy: "record.a"},
+		{Name: "r", Reduce: "acc"},
+		{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
+	}}
+	p, err := plan.New(job, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		out  Collector
+		want bool
+	}{
+		{"releasing", releasingFunc{collectorFunc(func(*value.Record) error { return nil })}, true},
+		{"buffering", collectorFunc(func(*value.Record) error { return nil }), false},
+	} {
+		ch, err := NewChain(p.Stages[0], p.Mode, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Open(&Context{Ctx: context.Background()}, c.out); err != nil {
+			t.Fatal(err)
+		}
+		m := ch.Ops[1].(*Map)
+		if m.outputReleased != c.want || (m.scratch != nil) != c.want {
+			t.Errorf("%s tail: output released %v, scratch %v; want %v", c.name, m.outputReleased, m.scratch != nil, c.want)
+		}
+	}
+}

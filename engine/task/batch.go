@@ -113,6 +113,10 @@ func (bc batchCollector) Collect(r *value.Record) error {
 // Watermarks are not materialized: the consumer sees MaxWatermark at its end.
 func (batchCollector) Watermark(int64) error { return nil }
 
+// ReleasesValues: every edge encodes a record (into its sort buffer or its
+// partition file) before Collect returns (operator.ReleasingCollector).
+func (batchCollector) ReleasesValues() bool { return true }
+
 func (o *batchOutputs) sideCollector(step, name string) operator.Collector {
 	if es := o.side[step+"/"+name]; len(es) > 0 {
 		return batchCollector(es)

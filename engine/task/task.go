@@ -177,6 +177,13 @@ func (c *countingCollector) Collect(r *value.Record) error {
 	return c.next.Collect(r)
 }
 
+// ReleasesValues answers for the collector it wraps
+// (operator.ReleasingCollector).
+func (c *countingCollector) ReleasesValues() bool {
+	r, ok := c.next.(operator.ReleasingCollector)
+	return ok && r.ReleasesValues()
+}
+
 func (c *countingCollector) Watermark(wm int64) error {
 	c.sync()
 	return c.next.Watermark(wm)
