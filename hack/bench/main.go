@@ -369,7 +369,7 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint, every)
 	}
 	if len(lats) > 0 {
-		fmt.Fprintf(w, "\nSTREAMING latency (in-process), output determinable (event creation; timer results: the watermark's event) to sink, at half of the latency job's peak\n\n")
+		fmt.Fprintf(w, "\nSTREAMING latency (in-process), from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak\n\n")
 		fmt.Fprintf(w, "%-5s %12s %12s %10s %10s %10s %9s\n", "query", "peak", "events/s", "p50", "p99", "max", "samples")
 		for _, l := range lats {
 			fmt.Fprintf(w, "%-5s %12d %12d %10s %10s %10s %9d\n", l.query, l.peak, l.rate, round(l.p50), round(l.p99), round(l.max), l.samples)
