@@ -2,7 +2,7 @@
 // measures flinkjob against Flink's published per-core figures (GitHub
 // issue #8):
 //
-//	go run ./hack/bench [-events 1000000] [-queries q0,q1] [-out bin/bench]
+//	go run ./hack/bench [-events 3000000] [-queries q0,q1] [-out bin/bench]
 //
 // Each query runs in BATCH and in STREAMING, in process (engine/local) and
 // as separate worker processes exchanging over gRPC (worker/runner), for a
@@ -80,7 +80,7 @@ const (
 func main() {
 	var c config
 	var queries, modes, runners string
-	flag.Int64Var(&c.events, "events", 1_000_000, "events per run")
+	flag.Int64Var(&c.events, "events", 3_000_000, "events per run (3M: long enough that worker start-up is a small share of a run, and STREAMING runs take a few checkpoints)")
 	flag.StringVar(&queries, "queries", strings.Join(bench.NexmarkQueries, ","), "queries to run")
 	flag.StringVar(&modes, "modes", "BATCH,STREAMING", "runtime modes to run")
 	flag.StringVar(&runners, "runners", inProcess+","+processes, "in-process (engine/local) and/or processes (workers over gRPC)")
