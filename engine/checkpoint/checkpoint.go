@@ -78,7 +78,7 @@
 // watermarks) the two hold the same keyed state.
 //
 // Snapshots are full and taken synchronously at the aligned barrier: about
-// 175 ns per key with a small map accumulator per key (engine/state's
+// 160 ns per key with a small map accumulator per key (engine/state's
 // BenchmarkGroupSnapshot, 50k keys); engine/local's
 // BenchmarkCheckpointOverhead measures what that costs a whole job.
 package checkpoint

@@ -22,6 +22,11 @@ type GroupWriter struct {
 	names  []any
 	groups []*groupSnap // by key group
 	n      int          // key groups with data
+	// enc encodes the state values: a key's values mostly have the same
+	// fields as the previous key's, which it remembers, so it writes maps
+	// by lookups in sorted order instead of iterating and sorting each
+	// (value.Encoder; the same canonical bytes as value.Append).
+	enc value.Encoder
 }
 
 // groupSnap is one key group's entries and timers, each already encoded
@@ -40,40 +45,6 @@ var (
 	tagBytes = value.Append(nil, []byte{})[0]
 	tagMap   = value.Append(nil, map[string]any{})[0]
 )
-
-// appendValue is value.Append with a faster path for small maps (a
-// rolling accumulator per key is one): one pass over the map into a stack
-// array, sorted there, instead of collecting the keys, sorting them and
-// looking every one up again. The bytes are the same.
-func appendValue(b []byte, v any) []byte {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) > 8 {
-		return value.Append(b, v)
-	}
-	type kv struct {
-		k string
-		v any
-	}
-	var arr [8]kv
-	n := 0
-	for k, e := range m {
-		// Insertion sort: the encoding wants keys in ascending order.
-		i := n
-		for i > 0 && arr[i-1].k > k {
-			arr[i] = arr[i-1]
-			i--
-		}
-		arr[i] = kv{k, e}
-		n++
-	}
-	b = binary.AppendUvarint(append(b, tagMap), uint64(n))
-	for _, p := range arr[:n] {
-		b = binary.AppendUvarint(b, uint64(len(p.k)))
-		b = append(b, p.k...)
-		b = value.Append(b, p.v)
-	}
-	return b
-}
 
 func appendListHeader(b []byte, n int) []byte {
 	return binary.AppendUvarint(append(b, tagList), uint64(n))
@@ -127,7 +98,7 @@ func (w *GroupWriter) addEntry(k *Keyed, id string, e *entry) {
 				v = c.ToValue(v)
 			}
 		}
-		b = appendValue(b, v)
+		b = w.enc.Append(b, v)
 	}
 	s.entries = b
 	s.nEntries++
