@@ -137,7 +137,7 @@ func (r *FlinkJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !job.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.phaseDeleting(ctx, job)
+		return r.phaseDeleting(ctx, job)
 	}
 	if !controllerutil.ContainsFinalizer(job, Finalizer) {
 		patch := client.MergeFrom(job.DeepCopy())
@@ -314,17 +314,33 @@ func (r *FlinkJobReconciler) phaseFinished(ctx context.Context, s *state) error 
 
 // phaseDeleting stops the pods and removes intermediate data, then lets
 // the job go.
-func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.FlinkJob) error {
+// podGoneTimeout bounds how long a deleted job waits for its pods to go
+// before removing its data (see phaseDeleting).
+const podGoneTimeout = 2 * time.Minute
+
+func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.FlinkJob) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(job, Finalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	s := &state{job: job}
 	if err := r.listPods(ctx, s); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 	for i := range s.pods {
 		if err := r.deletePod(ctx, &s.pods[i]); err != nil {
-			return err
+			return ctrl.Result{}, err
+		}
+	}
+	// The data goes only once every pod is gone: a worker still stopping
+	// (in its grace period, or finishing a write when the signal came)
+	// could otherwise write after the cleanup and leave its output behind.
+	// A pod still there podGoneTimeout after its deletion is on a node
+	// that stopped answering: it is not waited for, or the job (and its
+	// namespace) would never go. The pods' deletion requeues the job; the
+	// timer is a safety net.
+	for _, p := range s.pods {
+		if p.DeletionTimestamp.IsZero() || r.now().Sub(p.DeletionTimestamp.Time) < podGoneTimeout {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
 	}
 	if r.Storage != nil && hasStorage(job) {
@@ -340,16 +356,16 @@ func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.Fl
 				"intermediate data under %s left in place: %v", shuffleURL(job), err))
 		case err != nil:
 			r.event(job, corev1.EventTypeWarning, "CleanupFailed", "removing intermediate data: "+err.Error())
-			return err
+			return ctrl.Result{}, err
 		}
 	}
 	patch := client.MergeFrom(job.DeepCopy())
 	controllerutil.RemoveFinalizer(job, Finalizer)
 	if err := r.Patch(ctx, job, patch); err != nil {
-		return client.IgnoreNotFound(err)
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	forgetPhase(job.UID)
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // reader is where the job and its pods are read: the API server when set.

@@ -62,11 +62,15 @@ func helmInstalled(ctx context.Context) bool {
 }
 
 // heavyJob is a 4-stage BATCH job whose stage 1 (of 0..3) burns about
-// 10 ms of CPU per record (40,000 steps of a CEL expression that is
-// always true), so with 2000 records a stage-1 subtask runs for about
-// 10 s: long enough to act on it mid-run. Its result is exact: key
+// 2 ms of CPU per record (40,000 steps of a CEL expression that is always
+// true, on the native fast path; 10 ms when CEL's interpreter ran it), so
+// with heavyCount records a stage-1 subtask runs for about 10 s: long
+// enough to act on it mid-run. Its result is exact: key
 // k = 0..9 with n = count/10 each, written to a files sink under the
 // returned prefix.
+// heavyCount is the records of a heavyJob run (a multiple of 10).
+const heavyCount = 12000
+
 func heavyJob(name string, count int) ([]byte, string) {
 	var nums []string
 	for i := range 200 {
@@ -378,7 +382,7 @@ spec:
 	})
 
 	It("re-runs only the failed subtask when a worker pod of the second stage (stage 1) is deleted mid-run (BATCH), with the exact result", func(ctx SpecContext) {
-		const name, count = "recovery", 2000
+		const name, count = "recovery", heavyCount
 		dumpOnFailure(name)
 		rec := recordPods(ctx, name)
 		manifest, out := heavyJob(name, count)
@@ -589,7 +593,7 @@ spec:
 	})
 
 	It("removes a deleted job's pods and intermediate data, mid-run", func(ctx SpecContext) {
-		const name, count = "deleted-midrun", 2000
+		const name, count = "deleted-midrun", heavyCount
 		dumpOnFailure(name)
 		manifest, _ := heavyJob(name, count)
 		_, err := kubectlApply(ctx, manifest)
