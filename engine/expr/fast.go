@@ -897,52 +897,45 @@ func sortByKeysFn(target, keys fastFn, count bool) fastFn {
 		if len(l) == 0 {
 			return l, true
 		}
-		var less func(i, j int) bool
+		var idx []int
 		switch ks[0].(type) {
 		case int64:
-			ints := make([]int64, len(ks))
-			for i, k := range ks {
-				v, ok := k.(int64)
-				if !ok {
-					return nil, false
-				}
-				ints[i] = v
-			}
-			less = func(i, j int) bool { return ints[i] < ints[j] }
+			idx, ok = sortedIndices[int64](ks)
 		case string:
-			strs := make([]string, len(ks))
-			for i, k := range ks {
-				v, ok := k.(string)
-				if !ok {
-					return nil, false
-				}
-				strs[i] = v
-			}
-			less = func(i, j int) bool { return strs[i] < strs[j] }
+			idx, ok = sortedIndices[string](ks)
 		case float64:
-			fs := make([]float64, len(ks))
-			for i, k := range ks {
-				v, ok := k.(float64)
-				if !ok || v != v {
-					return nil, false
-				}
-				fs[i] = v
-			}
-			less = func(i, j int) bool { return fs[i] < fs[j] }
+			idx, ok = sortedIndices[float64](ks)
 		default:
+			ok = false
+		}
+		if !ok {
 			return nil, false
 		}
-		idx := make([]int, len(l))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.Slice(idx, func(i, j int) bool { return less(idx[i], idx[j]) })
 		out := make([]any, len(l))
 		for i, j := range idx {
 			out[i] = l[j]
 		}
 		return out, true
 	}
+}
+
+// sortedIndices sorts the indices of keys, all of type T and none NaN,
+// by their keys as @sortByAssociatedKeys does (sort.Slice, <).
+func sortedIndices[T int64 | string | float64](keys []any) ([]int, bool) {
+	typed := make([]T, len(keys))
+	for i, k := range keys {
+		v, ok := k.(T)
+		if !ok || v != v { // v != v: NaN
+			return nil, false
+		}
+		typed[i] = v
+	}
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool { return typed[idx[i]] < typed[idx[j]] })
+	return idx, true
 }
 
 // stringFn is string(x) for the scalar types, formatted as CEL does.
