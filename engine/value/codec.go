@@ -243,11 +243,7 @@ func (c *keyCache) str(b []byte) any {
 	if c == nil || c.vals == nil || len(b) > maxCachedString {
 		return string(b)
 	}
-	h := uint32(2166136261)
-	for _, x := range b {
-		h ^= uint32(x)
-		h *= 16777619
-	}
+	h := fnv1a(b)
 	e := &c.vals.strs[(h^h>>8)&255]
 	if s, ok := (*e).(string); !ok || s != string(b) {
 		*e = string(b)
@@ -257,15 +253,22 @@ func (c *keyCache) str(b []byte) any {
 
 const maxCachedKey = 32
 
-func (c *keyCache) key(b []byte) string {
-	if c == nil || len(b) > maxCachedKey {
-		return string(b)
-	}
+// fnv1a is the 32-bit FNV-1a hash of b, which picks the slot of the
+// direct-mapped caches.
+func fnv1a(b []byte) uint32 {
 	h := uint32(2166136261)
 	for _, x := range b {
 		h ^= uint32(x)
 		h *= 16777619
 	}
+	return h
+}
+
+func (c *keyCache) key(b []byte) string {
+	if c == nil || len(b) > maxCachedKey {
+		return string(b)
+	}
+	h := fnv1a(b)
 	slot := &c.tab[(h^h>>8)&255]
 	if *slot != string(b) {
 		*slot = string(b)
@@ -304,11 +307,7 @@ const maxCachedRecordKey = 64
 // lookup returns the cached KeyID equal to kid and its key, or the slot
 // to fill after decoding it.
 func (c *recordKeyCache) lookup(kid []byte) (id string, key any, slot int) {
-	h := uint32(2166136261)
-	for _, x := range kid {
-		h ^= uint32(x)
-		h *= 16777619
-	}
+	h := fnv1a(kid)
 	slot = int((h ^ h>>6) & uint32(len(c.tab)-1))
 	e := &c.tab[slot]
 	if e.id != "" && e.id == string(kid) {
