@@ -90,7 +90,7 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 		}
 		return s, nil
 	case plan.KindMap:
-		return &Map{base: b, prog: n.Exprs.Main}, nil
+		return newMap(b, n.Exprs.Main), nil
 	case plan.KindFilter:
 		return &Filter{base: b, prog: n.Exprs.Main}, nil
 	case plan.KindFlatMap:

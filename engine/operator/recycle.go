@@ -2,7 +2,6 @@ package operator
 
 import (
 	"github.com/flinkjob/flinkjob/engine/connector"
-	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
@@ -18,7 +17,7 @@ import (
 //     literal (expr.Program.FreshMap) is done with once the map computed
 //     its new output, if no entry of that output that could hold one of
 //     the input's maps or lists does: checked on every record, in a few
-//     lookups.
+//     lookups;
 //   - a value that passes them into a map step that picks a part of it
 //     (record.bid) is done with once that part is cut out of it: the
 //     reader's values are trees, so the rest holds no reference to it.
@@ -40,11 +39,6 @@ func (c *Chain) RecycleSourceValues(recycle func(v any)) {
 			continue
 		case *Map:
 			o.consumed = recycle
-			if check, ok := o.prog.FreshMap(); ok {
-				o.consumedFresh, o.consumedCheck = true, check
-			} else if path, ok := o.prog.RecordPath(expr.Record); ok {
-				o.consumedPath = path
-			}
 		}
 		return
 	}
@@ -65,7 +59,7 @@ func (m *Map) sharesInput(out any) bool {
 	if !ok {
 		return true
 	}
-	for _, k := range m.consumedCheck {
+	for _, k := range m.freshCheck {
 		switch o[k].(type) {
 		case map[string]any, []any, []byte:
 			return true
@@ -112,10 +106,10 @@ func releases(out Collector) bool {
 // (connector.ValueReleaser), or out of the chain into a tail collector
 // that keeps none (ReleasingCollector): once the sink's Write or the
 // tail's Collect returned, nothing holds the output, nor the input it may
-// share parts with. Such a step recycles
-// its input (when it reads a source's values) and, when its expression is
-// a map literal, builds its output in one map it refills for every record
-// (expr.Evaluator.EvalInto). Called by Open, once the writers exist.
+// share parts with. Such a step recycles its input (when it reads a
+// source's values) and, when its expression is a map literal, builds its
+// output in one map it refills for every record (expr.Evaluator.EvalInto).
+// Called by Open, once the writers exist.
 func (c *Chain) reuseOutputs(tail Collector) {
 	for i, op := range c.Ops {
 		m, ok := op.(*Map)
@@ -137,7 +131,7 @@ func (c *Chain) reuseOutputs(tail Collector) {
 		}
 		if released {
 			m.outputReleased = true
-			if _, fresh := m.prog.FreshMap(); fresh {
+			if m.fresh {
 				m.scratch = make(map[string]any, 8)
 			}
 		}

@@ -15,20 +15,31 @@ type Map struct {
 	base
 	prog *expr.Program
 	ev   *expr.Evaluator
+	// What the expression's result is made of, from its AST (see
+	// expr.Program.FreshMap and RecordPath): fresh, a new map whose
+	// entries in freshCheck may hold the input's maps or lists; or picks,
+	// a part of the input at that path.
+	fresh      bool
+	freshCheck []string
+	picks      []string
 	// consumed, when set, takes back the source's values this step is
 	// done with (see Chain.RecycleSourceValues): all of them when
 	// outputReleased, else those whose output provably shares no map or
-	// list with them: a map literal's (consumedFresh) when the entries in
-	// consumedCheck hold none, or the rest of the input once the part
-	// consumedPath picks is cut out.
+	// list with them (fresh, and none in the entries freshCheck names), or
+	// the rest of the input once the part it picks is cut out.
 	consumed       func(v any)
-	consumedFresh  bool
-	consumedCheck  []string
-	consumedPath   []string
 	outputReleased bool
 	// scratch, when set, is the map the output is built in, cleared after
 	// every record (see Chain.reuseOutputs).
 	scratch map[string]any
+}
+
+func newMap(b base, prog *expr.Program) *Map {
+	m := &Map{base: b, prog: prog}
+	if m.freshCheck, m.fresh = prog.FreshMap(); !m.fresh {
+		m.picks, _ = prog.RecordPath(expr.Record)
+	}
+	return m
 }
 
 func (m *Map) Open(ctx *Context, out Collector) error {
@@ -58,11 +69,11 @@ func (m *Map) Process(r *value.Record, _ int) error {
 		// The sink is done with the output, and whatever of the input
 		// it holds, when emit returns.
 		m.consumed(in)
-	case m.consumedPath != nil:
-		if detach(in, m.consumedPath) {
+	case m.picks != nil:
+		if detach(in, m.picks) {
 			m.consumed(in)
 		}
-	case m.consumedFresh && !m.sharesInput(v):
+	case m.fresh && !m.sharesInput(v):
 		m.consumed(in)
 	}
 	return err
