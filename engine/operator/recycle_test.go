@@ -14,23 +14,11 @@ import (
 // back what they reject and the map after them what it consumed; a filter
 // behind the map does not (its input is not the source's value).
 func TestRecycleSourceValuesHooks(t *testing.T) {
-	n := int64(10)
-	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
-		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
-		{Name: "f1", Filter: "record.type != 'person'"},
-		{Name: "f2", Filter: "record.type == 'bid'"},
-		{Name: "m", Map: "record"},
-		{Name: "f3", Filter: "true"},
-		{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
-	}}
-	p, err := plan.New(job, plan.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := sourceChain(t, connector.NewDiscardSink(),
+		spec.Step{Name: "f1", Filter: "record.type != 'person'"},
+		spec.Step{Name: "f2", Filter: "record.type == 'bid'"},
+		spec.Step{Name: "m", Map: "record"},
+		spec.Step{Name: "f3", Filter: "true"})
 	var got []any
 	c.RecycleSourceValues(func(v any) { got = append(got, v) })
 	for i, want := range map[int]bool{1: true, 2: true, 4: false} {
@@ -39,7 +27,7 @@ func TestRecycleSourceValuesHooks(t *testing.T) {
 			t.Errorf("%s: recycles drops = %v, want %v", p.Stages[0].Chain[i].Name, f.dropped != nil, want)
 		}
 	}
-	if m := c.Ops[3].(*Map); m.consumed == nil || m.consumedFresh || m.consumedPath != nil {
+	if m := c.Ops[3].(*Map); m.consumed == nil || m.fresh || m.picks != nil {
 		t.Error("the map `record` (neither a map literal nor a part of record) recycles its inputs without a sink releasing them")
 	}
 	c.Ops[2].(*Filter).drop(&value.Record{Value: "rejected"})
@@ -65,24 +53,11 @@ func TestMapSharesInput(t *testing.T) {
 		{"{'a': record.a}", "not a map", true, true},
 		{"record", map[string]any{}, false, true},
 	} {
-		n := int64(1)
-		job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
-			{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
-			{Name: "m", Map: c.expr},
-			{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
-		}}
-		p, err := plan.New(job, plan.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "m", Map: c.expr})
 		ch.RecycleSourceValues(func(any) {})
 		m := ch.Ops[1].(*Map)
-		if m.consumedFresh != c.hooks {
-			t.Errorf("%s: recycles = %v, want %v", c.expr, m.consumedFresh, c.hooks)
+		if m.fresh != c.hooks {
+			t.Errorf("%s: recycles = %v, want %v", c.expr, m.fresh, c.hooks)
 			continue
 		}
 		if c.hooks {
@@ -96,20 +71,7 @@ func TestMapSharesInput(t *testing.T) {
 // TestMapPicksPart: a map step picking record.bid emits the bid whole and
 // recycles the rest of the event without it.
 func TestMapPicksPart(t *testing.T) {
-	n := int64(1)
-	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
-		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
-		{Name: "m", Map: "record.bid"},
-		{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
-	}}
-	p, err := plan.New(job, plan.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "m", Map: "record.bid"})
 	var recycled []any
 	ch.RecycleSourceValues(func(v any) { recycled = append(recycled, v) })
 	var emitted []any
@@ -133,6 +95,28 @@ func TestMapPicksPart(t *testing.T) {
 	}
 }
 
+// sourceChain builds the chain of the first stage of a BATCH job: a
+// nexmark source "src", steps, and a sink step "out" writing to sink.
+func sourceChain(t *testing.T, sink connector.Sink, steps ...spec.Step) (*Chain, *plan.Plan) {
+	t.Helper()
+	n := int64(1)
+	all := append([]spec.Step{{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}}}, steps...)
+	all = append(all, spec.Step{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}})
+	p, err := plan.New(&spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: all}, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+// nop is a chain output that drops what it gets; it does not say that it
+// keeps nothing (it is no ReleasingCollector; see releasingFunc).
+var nop = collectorFunc(func(*value.Record) error { return nil })
+
 type collectorFunc func(r *value.Record) error
 
 func (f collectorFunc) Collect(r *value.Record) error { return f(r) }
@@ -152,18 +136,8 @@ func TestReuseOutputsWiring(t *testing.T) {
 		{"map of a part", []spec.Step{{Name: "m", Map: "record.bid"}}, connector.NewDiscardSink(), false, true},
 		{"map, map, discard", []spec.Step{{Name: "m", Map: "{'a': record.type}"}, {Name: "m2", Map: "{'b': record.a}"}}, connector.NewDiscardSink(), false, false},
 	} {
-		n := int64(1)
-		steps := append([]spec.Step{{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}}}, c.steps...)
-		steps = append(steps, spec.Step{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}})
-		p, err := plan.New(&spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: steps}, plan.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": c.sink})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ch.Open(&Context{Ctx: context.Background()}, collectorFunc(func(*value.Record) error { return nil })); err != nil {
+		ch, _ := sourceChain(t, c.sink, c.steps...)
+		if err := ch.Open(&Context{Ctx: context.Background()}, nop); err != nil {
 			t.Fatal(err)
 		}
 		m := ch.Ops[1].(*Map)
@@ -196,30 +170,20 @@ func (releasingFunc) ReleasesValues() bool { return true }
 // output collector keeps nothing (a BATCH edge) reuses its output map; one
 // whose collector buffers (a STREAMING edge) does not.
 func TestReuseOutputsAtReleasingTail(t *testing.T) {
-	n := int64(1)
-	job := &spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
-		{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
+	steps := []spec.Step{
 		{Name: "m", Map: "dyn(record.type == 'bid' ? {'a': record.ts} : {'b': 1})"},
 		{Name: "k", KeyBy: "record.a"},
 		{Name: "r", Reduce: "acc"},
-		{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
-	}}
-	p, err := plan.New(job, plan.Options{})
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		name string
 		out  Collector
 		want bool
 	}{
-		{"releasing", releasingFunc{collectorFunc(func(*value.Record) error { return nil })}, true},
-		{"buffering", collectorFunc(func(*value.Record) error { return nil }), false},
+		{"releasing", releasingFunc{nop}, true},
+		{"buffering", nop, false},
 	} {
-		ch, err := NewChain(p.Stages[0], p.Mode, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch, _ := sourceChain(t, connector.NewDiscardSink(), steps...)
 		if err := ch.Open(&Context{Ctx: context.Background()}, c.out); err != nil {
 			t.Fatal(err)
 		}
