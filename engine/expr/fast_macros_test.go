@@ -203,9 +203,7 @@ func TestFastMatchesCELRich(t *testing.T) {
 		for j := 0; j < 10; j++ {
 			rec, st := genRecordState(rng)
 			want, wantErr := celEval(p, rec, st)
-			act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-			act.vals[0], act.vals[1] = rec, st
-			got, ok := p.fast(act)
+			got, ok := fastEval(p, rec, st)
 			checked++
 			if !ok {
 				continue
@@ -278,9 +276,7 @@ func TestFastHandlesMacros(t *testing.T) {
 			t.Errorf("%s: not compiled to the fast evaluator", src)
 			continue
 		}
-		act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-		act.vals[0], act.vals[1] = rec, st
-		got, ok := p.fast(act)
+		got, ok := fastEval(p, rec, st)
 		want, wantErr := celEval(p, rec, st)
 		if !ok || wantErr != nil || !sameValue(got, want) {
 			t.Errorf("%s: fast %#v (handled %v), CEL %#v (%v)", src, got, ok, want, wantErr)
@@ -306,13 +302,10 @@ func TestFastLeavesLargeInputsToCEL(t *testing.T) {
 		}
 		return map[string]any{"xs": l}
 	}
-	act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-	act.vals[0] = xs(smallInputSize)
-	if _, ok := p.fast(act); !ok {
+	if _, ok := fastEval(p, xs(smallInputSize)); !ok {
 		t.Errorf("%d elements: not handled", smallInputSize)
 	}
-	act.vals[0] = xs(smallInputSize + 1)
-	if _, ok := p.fast(act); ok {
+	if _, ok := fastEval(p, xs(smallInputSize+1)); ok {
 		t.Errorf("%d elements: handled natively", smallInputSize+1)
 	}
 	// Over the limit: CEL's error, as before.
@@ -347,9 +340,7 @@ func TestFastLeavesLargeInputsToCEL(t *testing.T) {
 		if !p.limited || p.fast == nil {
 			t.Fatalf("%s: limited %v, fast %v: want both", c.src, p.limited, p.fast != nil)
 		}
-		act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-		act.vals[0] = c.in
-		if v, ok := p.fast(act); ok {
+		if v, ok := fastEval(p, c.in); ok {
 			t.Errorf("%s: a value over %d bytes handled natively: %v", c.src, smallInputSize, v)
 		}
 		if _, err := p.Eval1(c.in); err != nil {
@@ -419,19 +410,24 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 		t := int64(90 + rng.Intn(40))
 		return map[string]any{"id": int64(7), "category": int64(10 + rng.Intn(3)), "dateTime": t, "expires": t + int64(rng.Intn(50))}
 	}
+	// q4's state: nothing, the bids before the auction, or the auction
+	// and the maximum bid so far.
+	q4State := func() any {
+		switch rng.Intn(3) {
+		case 1:
+			return map[string]any{"bids": bids()}
+		case 2:
+			return map[string]any{"a": auction(), "max": int64(rng.Intn(500) - 1)}
+		}
+		return nil
+	}
 	cases := []struct {
 		name, src string
 		vars      []string
 		gen       func() []any
 	}{
 		{"q4 onElement", q4Element, elemVars, func() []any {
-			var st any
-			switch rng.Intn(3) {
-			case 1:
-				st = map[string]any{"bids": bids()}
-			case 2:
-				st = map[string]any{"a": auction(), "max": int64(rng.Intn(500) - 1)}
-			}
+			st := q4State()
 			if rng.Intn(3) == 0 && (st == nil || rng.Intn(2) == 0) {
 				// An auction arrives once: before it, the state is
 				// nothing or bids.
@@ -444,14 +440,7 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 			return []any{rec, int64(7), st}
 		}},
 		{"q4 onTimer", q4Timer, timerVars, func() []any {
-			var st any
-			switch rng.Intn(3) {
-			case 1:
-				st = map[string]any{"bids": bids()}
-			case 2:
-				st = map[string]any{"a": auction(), "max": int64(rng.Intn(500) - 1)}
-			}
-			return []any{int64(7), st, int64(100 + rng.Intn(60))}
+			return []any{int64(7), q4State(), int64(100 + rng.Intn(60))}
 		}},
 		{"q8 onElement", q8Element, elemVars, func() []any {
 			w := int64(10000 * rng.Intn(3))
@@ -496,9 +485,7 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 		ev := p.Evaluator()
 		for i := 0; i < 300; i++ {
 			vals := c.gen()
-			act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-			copy(act.vals[:], vals)
-			got, ok := p.fast(act)
+			got, ok := fastEval(p, vals...)
 			want, wantErr := celEval(p, vals...)
 			if !ok || wantErr != nil || !sameValue(got, want) {
 				t.Fatalf("%s on %v: fast %#v (handled %v), CEL %#v (%v)", c.name, vals, got, ok, want, wantErr)

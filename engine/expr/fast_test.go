@@ -120,9 +120,7 @@ func TestFastMatchesCEL(t *testing.T) {
 				in["m"] = map[string]any{"k": int64(1), "j": "v"}
 			}
 			want, wantErr := celEval(p, in)
-			act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
-			act.vals[0] = in
-			got, ok := p.fast(act)
+			got, ok := fastEval(p, in)
 			checked++
 			if !ok {
 				continue
@@ -178,6 +176,14 @@ func sameValue(a, b any) bool {
 		return true
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// fastEval runs p's fast evaluator alone on vals.
+func fastEval(p *Program, vals ...any) (any, bool) {
+	act := &activation{names: p.names, locals: make([]any, p.fastLocals)}
+	n := copy(act.vals[:], vals)
+	act.more = vals[n:]
+	return p.fast(act)
 }
 
 // The per-record expressions of the benchmarks and samples run natively.
