@@ -16,11 +16,11 @@
 // query took in BATCH with the same runner, so each STREAMING run takes a
 // few checkpoints whatever its length (at least every 100ms; 1s when no
 // BATCH run came first); the table shows the interval and the newest
-// complete checkpoint. Then, for each query, a
-// STREAMING in-process run at half of its measured peak wall-clock rate (a
-// rate-limited source whose event time follows wall time) measures the
-// latency from when an output became determinable to the sink (see
-// latency.go for the method).
+// complete checkpoint. Then, for each query, a STREAMING in-process run at
+// half of its measured peak wall-clock rate (a rate-limited source; event n
+// still has event time base + n ms, so event time runs faster than wall
+// time) measures the latency from when an output became determinable to
+// the sink (see latency.go for the method).
 //
 // The results go to the terminal and, under -out, to results.csv,
 // latency.csv and ratio.svg (the ratio to Flink per query and run).
@@ -201,7 +201,8 @@ func run(c config) error {
 			}
 		}
 		if c.latency {
-			// Half of the peak: the in-process STREAMING wall-clock rate.
+			// Half of the in-process STREAMING wall-clock rate sizes the
+			// latency job's unpaced peak run (see measureLatency).
 			var peak float64
 			for _, r := range results {
 				if r.query == q && r.mode == spec.Streaming && r.runner == inProcess {
