@@ -1,10 +1,7 @@
 package exchange
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -33,33 +30,11 @@ func BenchmarkExchangeCPU(b *testing.B) {
 		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
 			batch := records(0, 0, n, 80)
 			batch.Elems = append(batch.Elems, task.Element{Kind: task.KindWatermark, Wm: 12345})
-			srv := NewServer(1, 0, 8)
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(l)
-			defer srv.Stop(time.Second)
-			c := NewClient(fixed(l.Addr().String()))
-			defer c.Close()
-			ctx := context.Background()
-			if err := c.Send(ctx, testEdge, 0, records(0, 0, 1, 1)); err != nil {
-				b.Fatal(err)
-			}
-			<-srv.Inbox()
+			srv, c := benchPair(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuNow()
-			errc := make(chan error, 1)
-			go func() {
-				for i := 0; i < b.N; i++ {
-					if err := c.Send(ctx, testEdge, 0, task.Batch{Channel: batch.Channel, Elems: slices.Clone(batch.Elems)}); err != nil {
-						errc <- err
-						return
-					}
-				}
-				errc <- c.Send(ctx, testEdge, 0, end(0))
-			}()
+			errc := produce(c, batch, b.N)
 			recs := 0
 			for recs < b.N*n {
 				got := <-srv.Inbox()
