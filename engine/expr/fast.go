@@ -520,11 +520,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			op := arith(fn)
 			count := c.count
 			return func(a *activation) (any, bool) {
-				l, ok := x(a)
-				if !ok {
-					return nil, false
-				}
-				r, ok := y(a)
+				l, r, ok := operands(a, x, y)
 				if !ok {
 					return nil, false
 				}
@@ -537,11 +533,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			ne := fn == operators.NotEquals
 			count := c.count
 			return func(a *activation) (any, bool) {
-				l, ok := x(a)
-				if !ok {
-					return nil, false
-				}
-				r, ok := y(a)
+				l, r, ok := operands(a, x, y)
 				if !ok {
 					return nil, false
 				}
@@ -555,11 +547,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			want := compareWant(fn)
 			count := c.count
 			return func(a *activation) (any, bool) {
-				l, ok := x(a)
-				if !ok {
-					return nil, false
-				}
-				r, ok := y(a)
+				l, r, ok := operands(a, x, y)
 				if !ok {
 					return nil, false
 				}
@@ -585,6 +573,15 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		}
 	}
 	return nil
+}
+
+// operands evaluates a binary operator's operands, x then y.
+func operands(a *activation, x, y fastFn) (l, r any, ok bool) {
+	if l, ok = x(a); !ok {
+		return nil, nil, false
+	}
+	r, ok = y(a)
+	return l, r, ok
 }
 
 func conditionalFn(cond, t, f fastFn) fastFn {
@@ -1004,11 +1001,7 @@ func extremumFn(x fastFn, max, count bool) fastFn {
 // extremum2Fn is math.greatest / math.least of two numbers of one type.
 func extremum2Fn(x, y fastFn, max bool) fastFn {
 	return func(a *activation) (any, bool) {
-		l, ok := x(a)
-		if !ok {
-			return nil, false
-		}
-		r, ok := y(a)
+		l, r, ok := operands(a, x, y)
 		if !ok {
 			return nil, false
 		}
@@ -1033,11 +1026,7 @@ func extremum2Fn(x, y fastFn, max bool) fastFn {
 // input data.
 func inFn(x, y fastFn, check, count bool) fastFn {
 	return func(a *activation) (any, bool) {
-		v, ok := x(a)
-		if !ok {
-			return nil, false
-		}
-		c, ok := y(a)
+		v, c, ok := operands(a, x, y)
 		if !ok {
 			return nil, false
 		}
@@ -1080,11 +1069,7 @@ func inFn(x, y fastFn, check, count bool) fastFn {
 // key.
 func indexFn(x, y fastFn, check bool) fastFn {
 	return func(a *activation) (any, bool) {
-		c, ok := x(a)
-		if !ok {
-			return nil, false
-		}
-		k, ok := y(a)
+		c, k, ok := operands(a, x, y)
 		if !ok {
 			return nil, false
 		}
