@@ -7,10 +7,6 @@ import (
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
-	"github.com/flinkjob/flinkjob/engine/enginetest"
-	"github.com/flinkjob/flinkjob/engine/plan"
-	"github.com/flinkjob/flinkjob/engine/shuffle"
-	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/task"
 )
 
@@ -19,7 +15,7 @@ import (
 // processed) and aligns the new one; a late barrier of the given-up
 // checkpoint is skipped.
 func TestNewerBarrierAbortsAlignment(t *testing.T) {
-	p, err := plan.New(enginetest.Parse(t, `
+	p, st, ach, bch := twoInputStage(t, `
 parallelism: 1
 steps:
   - name: a
@@ -31,24 +27,7 @@ steps:
     union: {}
   - name: out
     sink: {call: out}
-`), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st *plan.Stage
-	for _, s := range p.Stages {
-		if len(s.Inputs) == 2 {
-			st = s
-		}
-	}
-	var ach, bch int
-	for _, e := range st.Inputs {
-		if e.From.Head().Name == "a" {
-			ach = shuffle.ChannelBase(e)
-		} else {
-			bch = shuffle.ChannelBase(e)
-		}
-	}
+`, "a")
 	sink := &seenSink{}
 	var mu sync.Mutex
 	var acks []int64

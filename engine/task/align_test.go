@@ -52,6 +52,33 @@ func recs(vs ...int64) []task.Element {
 	return out
 }
 
+// twoInputStage plans a STREAMING job with one two-input stage and returns
+// that stage and the base channels of its input from step first and of its
+// other input.
+func twoInputStage(t *testing.T, job, first string) (p *plan.Plan, st *plan.Stage, firstCh, otherCh int) {
+	t.Helper()
+	p, err := plan.New(enginetest.Parse(t, job), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Stages {
+		if len(s.Inputs) == 2 {
+			st = s
+		}
+	}
+	if st == nil {
+		t.Fatal("no two-input stage")
+	}
+	for _, e := range st.Inputs {
+		if e.From.Head().Name == first {
+			firstCh = shuffle.ChannelBase(e)
+		} else {
+			otherCh = shuffle.ChannelBase(e)
+		}
+	}
+	return p, st, firstCh, otherCh
+}
+
 // After barrier N on one channel, that channel's records wait (buffered)
 // until barrier N arrived on the other channel too; the snapshot is taken
 // then, before the held-back records are processed.
@@ -69,27 +96,7 @@ steps:
   - name: out
     sink: {call: out}
 `
-	p, err := plan.New(enginetest.Parse(t, job), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st *plan.Stage
-	for _, s := range p.Stages {
-		if len(s.Inputs) == 2 {
-			st = s
-		}
-	}
-	if st == nil {
-		t.Fatal("no two-input stage")
-	}
-	var fastCh, slowCh int
-	for _, e := range st.Inputs {
-		if e.From.Head().Name == "fast" {
-			fastCh = shuffle.ChannelBase(e)
-		} else {
-			slowCh = shuffle.ChannelBase(e)
-		}
-	}
+	p, st, fastCh, slowCh := twoInputStage(t, job, "fast")
 	sink := &seenSink{}
 	var mu sync.Mutex
 	var acks []int64
