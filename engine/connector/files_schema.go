@@ -223,23 +223,13 @@ func (f schemaField) parseCell(cell string) (any, error) {
 	return nil, fmt.Errorf("field %q: %q is not a valid %s", f.name, truncate(cell, 40), f.typ)
 }
 
-// formatCell renders a conformed value as a text cell (CSV) or JSON string
-// (timestamps in JSON lines).
+// formatCell renders a conformed value as a CSV cell: a timestamp as RFC
+// 3339, anything else as csvCell does.
 func (f schemaField) formatCell(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case int64:
-		if f.typ == spec.TypeTimestamp {
-			return formatTimestamp(x)
-		}
-		return strconv.FormatInt(x, 10)
-	case []byte:
-		return base64.StdEncoding.EncodeToString(x)
+	if x, ok := v.(int64); ok && f.typ == spec.TypeTimestamp {
+		return formatTimestamp(x)
 	}
-	return string(value.AppendJSON(nil, v))
+	return csvCell(v)
 }
 
 // parseTimestamp reads RFC 3339 (with or without fractional seconds) or
