@@ -308,29 +308,38 @@ func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checke
 // field selections (record, record.a, acc.x.y): it returns the variable's
 // index in vars and the field names, or -1.
 func fieldPath(e celast.Expr, vars []string) (int, []string) {
-	var rev []string
-	for e.Kind() == celast.SelectKind {
-		sel := e.AsSelect()
-		if sel.IsTestOnly() {
-			return -1, nil
-		}
-		rev = append(rev, sel.FieldName())
-		e = sel.Operand()
-	}
-	if e.Kind() != celast.IdentKind {
+	name, path, ok := selectPath(e)
+	if !ok {
 		return -1, nil
 	}
-	name := e.AsIdent()
 	for i, v := range vars {
 		if v == name {
-			path := make([]string, len(rev))
-			for j, f := range rev {
-				path[len(rev)-1-j] = f
-			}
 			return i, path
 		}
 	}
 	return -1, nil
+}
+
+// selectPath splits an identifier followed by field selections (b, b.t,
+// record.a.b) into the identifier and the field names, in order; ok is
+// false for anything else, a presence test (has) included.
+func selectPath(e celast.Expr) (name string, path []string, ok bool) {
+	n := 0
+	for x := e; x.Kind() == celast.SelectKind; x = x.AsSelect().Operand() {
+		if x.AsSelect().IsTestOnly() {
+			return "", nil, false
+		}
+		n++
+	}
+	path = make([]string, n)
+	for ; n > 0; n-- {
+		path[n-1] = e.AsSelect().FieldName()
+		e = e.AsSelect().Operand()
+	}
+	if e.Kind() != celast.IdentKind {
+		return "", nil, false
+	}
+	return e.AsIdent(), path, true
 }
 
 // evalPath evaluates a plain field path with map lookups. It reports false

@@ -221,19 +221,11 @@ func (c *fastCompiler) compile(e celast.Expr) fastFn {
 // a loop, and returns the number of identifier and select nodes in it.
 // It returns nil for anything else.
 func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
-	var rev []string
-	for e.Kind() == celast.SelectKind && !e.AsSelect().IsTestOnly() {
-		rev = append(rev, e.AsSelect().FieldName())
-		e = e.AsSelect().Operand()
-	}
-	if len(rev) == 0 || e.Kind() != celast.IdentKind {
+	name, fields, ok := selectPath(e)
+	if !ok || len(fields) == 0 {
 		return nil, 0
 	}
-	fields := make([]string, len(rev))
-	for i, f := range rev {
-		fields[len(rev)-1-i] = f
-	}
-	root := c.compileNode(e)
+	root := c.compileIdent(name)
 	if root == nil {
 		return nil, 0
 	}
@@ -278,26 +270,7 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 		}
 		return func(*activation) (any, bool) { return v, true }
 	case celast.IdentKind:
-		name := e.AsIdent()
-		check := c.check
-		for i := len(c.scope) - 1; i >= 0; i-- {
-			if c.scope[i].name == name {
-				slot := c.scope[i].slot
-				return func(a *activation) (any, bool) {
-					v := a.locals[slot]
-					return v, readOK(check, v)
-				}
-			}
-		}
-		for i, n := range c.vars {
-			if n == name {
-				return func(a *activation) (any, bool) {
-					v := a.get(i)
-					return v, readOK(check, v)
-				}
-			}
-		}
-		return nil
+		return c.compileIdent(e.AsIdent())
 	case celast.SelectKind:
 		sel := e.AsSelect()
 		operand := c.compile(sel.Operand())
@@ -360,6 +333,30 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 		return c.compileCall(e.AsCall())
 	case celast.ComprehensionKind:
 		return c.compileComprehension(e.AsComprehension())
+	}
+	return nil
+}
+
+// compileIdent reads a comprehension variable, the innermost of that
+// name, or else an input variable.
+func (c *fastCompiler) compileIdent(name string) fastFn {
+	check := c.check
+	for i := len(c.scope) - 1; i >= 0; i-- {
+		if c.scope[i].name == name {
+			slot := c.scope[i].slot
+			return func(a *activation) (any, bool) {
+				v := a.locals[slot]
+				return v, readOK(check, v)
+			}
+		}
+	}
+	for i, n := range c.vars {
+		if n == name {
+			return func(a *activation) (any, bool) {
+				v := a.get(i)
+				return v, readOK(check, v)
+			}
+		}
 	}
 	return nil
 }
