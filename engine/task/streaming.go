@@ -139,7 +139,8 @@ const tickEvery = 64
 // DefaultBufferTimeout is Config.BufferTimeout's default. Flink's is
 // 100ms; a few ms keeps sparse outputs (a keyed join's matches, a timer's
 // results) well under the latency target while the input stays busy, at
-// the cost of one clock read per input batch.
+// the cost of a clock read per input batch, per tickEvery records and per
+// watermark that advanced.
 const DefaultBufferTimeout = 5 * time.Millisecond
 
 // streamOutputs fans a chain's output out to the stage's edges.
