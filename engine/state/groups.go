@@ -43,7 +43,6 @@ type groupSnap struct {
 var (
 	tagList  = value.Append(nil, []any{})[0]
 	tagBytes = value.Append(nil, []byte{})[0]
-	tagMap   = value.Append(nil, map[string]any{})[0]
 )
 
 func appendListHeader(b []byte, n int) []byte {
