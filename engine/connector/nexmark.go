@@ -200,15 +200,30 @@ func (r *nexmarkReader) Recycle(v any) {
 	}
 }
 
-// NexmarkKind is the kind of event n: "person", "auction" or "bid".
-func NexmarkKind(n int64) string {
+// The three kinds of event, by index: an event's "type" and the field
+// holding its body.
+const (
+	nexmarkPerson = iota
+	nexmarkAuction
+	nexmarkBid
+)
+
+// nexmarkKinds names the kinds; nexmarkKindValues holds the same names
+// boxed once, so storing an event's type allocates nothing.
+var (
+	nexmarkKinds      = [3]string{"person", "auction", "bid"}
+	nexmarkKindValues = [3]any{"person", "auction", "bid"}
+)
+
+// nexmarkKind is the kind of event n.
+func nexmarkKind(n int64) int {
 	switch rem := n % NexmarkTotalProportion; {
 	case rem < NexmarkPersonProportion:
-		return "person"
+		return nexmarkPerson
 	case rem < NexmarkPersonProportion+NexmarkAuctionProportion:
-		return "auction"
+		return nexmarkAuction
 	}
-	return "bid"
+	return nexmarkBid
 }
 
 // Timestamp is the event time of event n in ms.
@@ -275,95 +290,78 @@ func (b *idBoxes) box(id int64) any {
 }
 
 // nexmarkFree holds the events a reader got back (connector.Recycler) and
-// their bodies by kind, to be refilled instead of allocated. A nil one
-// allocates.
+// their bodies by kind, emptied, to be refilled instead of allocated. A
+// nil one allocates.
 type nexmarkFree struct {
 	events []map[string]any
-	bodies [3][]map[string]any // person, auction, bid
+	bodies [3][]map[string]any // by kind
 }
 
 // maxNexmarkFree bounds each free list: one value comes back at most per
 // value emitted, so a few cover every reuse.
 const maxNexmarkFree = 8
 
-func nexmarkKindIndex(kind string) int {
-	switch kind {
-	case "person":
-		return 0
-	case "auction":
-		return 1
-	}
-	return 2
-}
-
 func (f *nexmarkFree) put(e map[string]any) {
 	if len(f.events) >= maxNexmarkFree {
 		return
 	}
-	for i, kind := range [3]string{"person", "auction", "bid"} {
-		if b, ok := e[kind].(map[string]any); ok && len(f.bodies[i]) < maxNexmarkFree {
-			f.bodies[i] = append(f.bodies[i], b)
+	for k, kind := range nexmarkKinds {
+		if b, ok := e[kind].(map[string]any); ok && len(f.bodies[k]) < maxNexmarkFree {
+			clear(b)
+			f.bodies[k] = append(f.bodies[k], b)
 		}
 	}
 	clear(e)
 	f.events = append(f.events, e)
 }
 
-// takeMap returns a cleared map from list (popping it) or a new one.
-func takeMap(list *[]map[string]any, size int) map[string]any {
-	if l := *list; len(l) > 0 {
-		m := l[len(l)-1]
-		*list = l[:len(l)-1]
-		clear(m)
-		return m
+// take pops an empty map from list, or returns nil.
+func take(list *[]map[string]any) map[string]any {
+	l := *list
+	if len(l) == 0 {
+		return nil
 	}
-	return make(map[string]any, size)
+	*list = l[:len(l)-1]
+	return l[len(l)-1]
 }
 
 func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes, free *nexmarkFree) map[string]any {
-	kind := NexmarkKind(n)
-	var e map[string]any
+	k := nexmarkKind(n)
+	mask := sh.body[k]
+	var e, body map[string]any
 	if free != nil {
-		e = takeMap(&free.events, 3)
-	} else {
+		e = take(&free.events)
+		if mask != 0 {
+			body = take(&free.bodies[k])
+		}
+	}
+	if e == nil {
 		e = make(map[string]any, 3)
 	}
 	var ts any
-	if sh.ts || sh.of(kind)&nxDateTime != 0 {
+	if sh.ts || mask&nxDateTime != 0 {
 		// Boxed once: the event's ts and its body's dateTime share it.
 		ts = any(c.Timestamp(n))
 	}
 	if sh.typ {
-		// Constants box without allocating; the variable would not.
-		switch kind {
-		case "person":
-			e["type"] = "person"
-		case "auction":
-			e["type"] = "auction"
-		default:
-			e["type"] = "bid"
-		}
+		e["type"] = nexmarkKindValues[k]
 	}
 	if sh.ts {
 		e["ts"] = ts
 	}
-	mask := sh.of(kind)
 	if mask == 0 {
 		return e
 	}
 	r := newNexmarkRand(seed, n)
-	var body map[string]any
-	if free != nil {
-		body = takeMap(&free.bodies[nexmarkKindIndex(kind)], 8)
-	}
-	switch kind {
-	case "person":
-		e[kind] = c.person(n, &r, ts, mask, body)
-	case "auction":
-		e[kind] = c.auction(n, &r, ts, mask, boxes, body)
+	switch k {
+	case nexmarkPerson:
+		body = c.person(n, &r, ts, mask, body)
+	case nexmarkAuction:
+		body = c.auction(n, &r, ts, mask, boxes, body)
 	default:
-		e[kind] = c.bid(seed, n, &r, ts, mask, boxes, body)
+		body = c.bid(seed, n, &r, ts, mask, boxes, body)
 	}
+	e[nexmarkKinds[k]] = body
 	return e
 }
 
@@ -404,13 +402,14 @@ var nexmarkFieldBits = map[string]uint32{
 }
 
 // nexmarkShape is what a job reads of an event, resolved from a
-// projection once per reader so that generating tests bits, not maps.
+// projection once per reader so that generating tests bits, not maps:
+// body[k] is the mask of the body of kind k (0: left out).
 type nexmarkShape struct {
-	typ, ts              bool
-	person, auction, bid uint32
+	typ, ts bool
+	body    [3]uint32
 }
 
-var nexmarkAll = nexmarkShape{typ: true, ts: true, person: ^uint32(0), auction: ^uint32(0), bid: ^uint32(0)}
+var nexmarkAll = nexmarkShape{typ: true, ts: true, body: [3]uint32{^uint32(0), ^uint32(0), ^uint32(0)}}
 
 func newNexmarkShape(f *projection.Fields) nexmarkShape {
 	if f.IsAll() {
@@ -429,18 +428,11 @@ func newNexmarkShape(f *projection.Fields) nexmarkShape {
 		}
 		return m
 	}
-	return nexmarkShape{typ: f.Has("type"), ts: f.Has("ts"),
-		person: body(f.Field("person")), auction: body(f.Field("auction")), bid: body(f.Field("bid"))}
-}
-
-func (sh nexmarkShape) of(kind string) uint32 {
-	switch kind {
-	case "person":
-		return sh.person
-	case "auction":
-		return sh.auction
+	sh := nexmarkShape{typ: f.Has("type"), ts: f.Has("ts")}
+	for k, kind := range nexmarkKinds {
+		sh.body[k] = body(f.Field(kind))
 	}
-	return sh.bid
+	return sh
 }
 
 var (
@@ -456,7 +448,8 @@ var (
 // build, box and store only the masked fields; they stop drawing after
 // the last one read.
 
-// newBody is m (a recycled, empty map) or a new map for up to max fields.
+// newBody is m (a recycled, empty map) or, when nil, a new map for up to
+// max fields.
 func newBody(m map[string]any, mask uint32, max int) map[string]any {
 	if m != nil {
 		return m
