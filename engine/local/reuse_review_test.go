@@ -218,8 +218,8 @@ func TestReviewProjectionAndReuse(t *testing.T) {
 				for _, pp := range [][2]int32{{2, 2}, {2, 1}} {
 					got := runReview(t, steps, mode, sink, pp[0], pp[1])
 					if !slices.Equal(got, want) {
-						t.Errorf("%s %s sink %s parallelism %d/%d: %d lines, want %d; first differences:\n%s",
-							c.name, mode, sink, pp[0], pp[1], len(got), len(want), firstDiff(got, want))
+						t.Errorf("%s %s sink %s parallelism %d/%d: %d lines, want %d; %s",
+							c.name, mode, sink, pp[0], pp[1], len(got), len(want), diffSorted(got, want))
 					}
 				}
 			}
@@ -375,8 +375,8 @@ func TestReviewKeyedStateKeepsReusedValues(t *testing.T) {
 			for _, sink := range reviewSinks {
 				got := runReview(t, c.steps, mode, sink, 1, 1)
 				if !slices.Equal(got, want) {
-					t.Errorf("%s %s sink %s: %d lines, want %d; first differences:\n%s",
-						c.name, mode, sink, len(got), len(want), firstDiff(got, want))
+					t.Errorf("%s %s sink %s: %d lines, want %d; %s",
+						c.name, mode, sink, len(got), len(want), diffSorted(got, want))
 				}
 			}
 		}
@@ -424,7 +424,7 @@ func TestReviewColumnarSinksWithReuse(t *testing.T) {
 			}}
 			got := enginetest.Run(t, back, spec.Batch, local.Options{}).SortedJSON("out")
 			if !slices.Equal(got, want) {
-				t.Errorf("%s %s: %d records read back, want %d; first differences:\n%s", format, mode, len(got), len(want), firstDiff(got, want))
+				t.Errorf("%s %s: %d records read back, want %d; %s", format, mode, len(got), len(want), diffSorted(got, want))
 			}
 		}
 	}
@@ -459,7 +459,7 @@ func TestReviewReuseWithCheckpoints(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		if got := readJSONLines(t, dir); !slices.Equal(got, want) {
-			t.Errorf("%s: %d lines, want %d; first differences:\n%s", c.name, len(got), len(want), firstDiff(got, want))
+			t.Errorf("%s: %d lines, want %d; %s", c.name, len(got), len(want), diffSorted(got, want))
 		}
 	}
 }
@@ -649,8 +649,8 @@ func TestReviewProjectionDifferential(t *testing.T) {
 			}
 			for sink, want := range outs[1] {
 				if got := outs[0][sink]; !slices.Equal(got, want) {
-					t.Errorf("%s %s sink %s: %d records with projection, %d without; first differences:\n%s",
-						name, mode, sink, len(got), len(want), firstDiff(got, want))
+					t.Errorf("%s %s sink %s: %d records with projection, %d without; %s",
+						name, mode, sink, len(got), len(want), diffSorted(got, want))
 				}
 			}
 		}

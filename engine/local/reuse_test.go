@@ -56,7 +56,7 @@ func TestNexmarkObjectReuseOutputs(t *testing.T) {
 				continue
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("%s %s: %d lines in the files sink, %d collected; first differences:\n%s", q, mode, len(got), len(want), firstDiff(got, want))
+				t.Errorf("%s %s: %d lines in the files sink, %d collected; %s", q, mode, len(got), len(want), diffSorted(got, want))
 			}
 		}
 	}
@@ -90,21 +90,4 @@ func readJSONLines(t *testing.T, dir string) []string {
 	}
 	slices.Sort(lines)
 	return lines
-}
-
-func firstDiff(got, want []string) string {
-	var b strings.Builder
-	for i := 0; i < max(len(got), len(want)) && b.Len() < 2000; i++ {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			b.WriteString(" got  " + g + "\n want " + w + "\n")
-		}
-	}
-	return b.String()
 }
