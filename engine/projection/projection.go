@@ -38,15 +38,7 @@ func (f *Fields) Add(path []string) {
 		if f.All {
 			return
 		}
-		if f.Sub == nil {
-			f.Sub = map[string]*Fields{}
-		}
-		next := f.Sub[name]
-		if next == nil {
-			next = &Fields{}
-			f.Sub[name] = next
-		}
-		f = next
+		f = f.child(name)
 	}
 	f.All, f.Sub = true, nil
 }
@@ -61,16 +53,21 @@ func (f *Fields) Merge(o *Fields) {
 		return
 	}
 	for name, sub := range o.Sub {
-		if f.Sub == nil {
-			f.Sub = map[string]*Fields{}
-		}
-		mine := f.Sub[name]
-		if mine == nil {
-			mine = &Fields{}
-			f.Sub[name] = mine
-		}
-		mine.Merge(sub)
+		f.child(name).Merge(sub)
 	}
+}
+
+// child returns the entry of field name in Sub, adding an empty one.
+func (f *Fields) child(name string) *Fields {
+	if f.Sub == nil {
+		f.Sub = map[string]*Fields{}
+	}
+	c := f.Sub[name]
+	if c == nil {
+		c = &Fields{}
+		f.Sub[name] = c
+	}
+	return c
 }
 
 // Field returns what is read of field name: nil when nothing, All when
