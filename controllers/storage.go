@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/shuffle"
 )
@@ -80,6 +79,15 @@ func (s S3Storage) location(ctx context.Context, job *v1alpha1.FlinkJob) (connec
 
 // locationAt reaches url (in the job's bucket) with the job's credentials.
 func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url string) (connector.Location, error) {
+	cfg, err := s.s3Config(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	return connector.ParseLocation(url, cfg)
+}
+
+// s3Config is how to reach the job's bucket, with the job's credentials.
+func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connector.S3Config, error) {
 	st := job.Spec.Storage.S3
 	cfg := connector.S3Config{Endpoint: st.Endpoint, Region: st.Region, Secure: s3Secure(st.Endpoint)}
 	if st.TLS != nil {
@@ -89,9 +97,9 @@ func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url s
 		var sec corev1.Secret
 		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: ref.Name}, &sec); err != nil {
 			if errors.IsNotFound(err) {
-				return nil, &CredentialsNotFoundError{Secret: ref.Name, Err: err}
+				return cfg, &CredentialsNotFoundError{Secret: ref.Name, Err: err}
 			}
-			return nil, fmt.Errorf("reading S3 credentials from Secret %q: %w", ref.Name, err)
+			return cfg, fmt.Errorf("reading S3 credentials from Secret %q: %w", ref.Name, err)
 		}
 		ak, sk := ref.AccessKeyKey, ref.SecretKeyKey
 		if ak == "" {
@@ -102,7 +110,7 @@ func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url s
 		}
 		cfg.AccessKey, cfg.SecretKey = string(sec.Data[ak]), string(sec.Data[sk])
 	}
-	return connector.ParseLocation(url, cfg)
+	return cfg, nil
 }
 
 func (s S3Storage) ManifestExists(ctx context.Context, job *v1alpha1.FlinkJob, stage, index int) (bool, error) {
@@ -165,50 +173,23 @@ func (s S3Storage) DeleteControl(ctx context.Context, job *v1alpha1.FlinkJob, na
 	return loc.DeletePrefix(ctx, name)
 }
 
+// LatestCheckpoint asks checkpoint.Latest, as a worker restoring from
+// "latest" does, so both agree on which checkpoint that is.
 func (s S3Storage) LatestCheckpoint(ctx context.Context, job *v1alpha1.FlinkJob) (int64, string, error) {
-	loc, err := s.locationAt(ctx, job, checkpointsURL(job))
+	cfg, err := s.s3Config(ctx, job)
 	if err != nil {
 		return 0, "", err
 	}
-	files, err := loc.List(ctx)
+	store, err := checkpoint.NewS3Store(checkpointsURL(job), cfg)
 	if err != nil {
-		// An S3 prefix without objects lists as missing (the connector
-		// has no sentinel error for it): no checkpoint yet.
-		if strings.Contains(err.Error(), "no such file or prefix") {
-			return 0, "", nil
-		}
 		return 0, "", err
 	}
-	seen := map[int64]bool{}
-	var ids []int64
-	for _, f := range files {
-		dir, _, ok := strings.Cut(f.Name, "/")
-		n, isChk := strings.CutPrefix(dir, "chk-")
-		if !ok || !isChk {
-			continue
-		}
-		if id, err := strconv.ParseInt(n, 10, 64); err == nil && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+	id, ok, err := checkpoint.Latest(ctx, store)
+	if err != nil || !ok {
+		return 0, "", err
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
-	for _, id := range ids {
-		dir := fmt.Sprintf("chk-%d/", id)
-		ok, err := loc.Exists(ctx, dir+completedMarker)
-		if err != nil {
-			return 0, "", err
-		}
-		if ok {
-			return id, checkpointsURL(job) + dir, nil
-		}
-	}
-	return 0, "", nil
+	return id, checkpointsURL(job) + checkpoint.DirName(id), nil
 }
-
-// completedMarker marks a checkpoint (or savepoint) directory every subtask
-// acknowledged (the contract's chk-<id>/_COMPLETED).
-const completedMarker = "_COMPLETED"
 
 func (s S3Storage) ClearCheckpoints(ctx context.Context, job *v1alpha1.FlinkJob) error {
 	loc, err := s.locationAt(ctx, job, checkpointsURL(job))
