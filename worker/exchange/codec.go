@@ -129,15 +129,21 @@ func AppendElems(b []byte, elems []task.Element, enc *value.Encoder) []byte {
 		b = append(b, byte(el.Kind))
 		switch el.Kind {
 		case task.KindRecord:
-			// Encode the body in place, then slide it behind its length:
-			// no buffer per record.
+			// Encode the body in place behind a one-byte length (a body
+			// under 128 bytes); a longer one is slid behind its longer
+			// length. No buffer per record.
 			start := len(b)
-			b = enc.AppendRecord(b, &el.Rec)
-			var l [binary.MaxVarintLen64]byte
-			k := binary.PutUvarint(l[:], uint64(len(b)-start))
-			b = append(b, l[:k]...)
-			copy(b[start+k:], b[start:len(b)-k])
-			copy(b[start:], l[:k])
+			b = enc.AppendRecord(append(b, 0), &el.Rec)
+			n := len(b) - start - 1
+			if n < 0x80 {
+				b[start] = byte(n)
+			} else {
+				var l [binary.MaxVarintLen64]byte
+				k := binary.PutUvarint(l[:], uint64(n))
+				b = append(b, l[:k-1]...)
+				copy(b[start+k:], b[start+1:start+1+n])
+				copy(b[start:], l[:k])
+			}
 		case task.KindWatermark, task.KindBarrier:
 			b = binary.AppendVarint(b, el.Wm)
 		}

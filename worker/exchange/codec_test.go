@@ -2,9 +2,11 @@ package exchange
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/mem"
@@ -40,8 +42,25 @@ func sampleBatch() task.Batch {
 }
 
 func TestCodecRoundTrip(t *testing.T) {
+	// Record bodies on both sides of a length prefix's one, two and three
+	// bytes (128 and 16384 bytes).
+	var sized task.Batch
+	for _, n := range []int{0, 100, 120, 121, 122, 123, 124, 125, 126, 127, 128, 200, 16370, 16374, 16375, 16376, 16377, 16378, 16380, 16400} {
+		sized.Elems = append(sized.Elems, task.Element{Kind: task.KindRecord, Rec: value.Record{Value: strings.Repeat("s", n), Ts: 1}})
+	}
+	var ref []byte // the format spelled out: kind, uvarint body length, body
+	ref = binary.AppendUvarint(ref, 0)
+	ref = binary.AppendUvarint(ref, uint64(len(sized.Elems)))
+	for i := range sized.Elems {
+		body := value.AppendRecord(nil, &sized.Elems[i].Rec)
+		ref = append(binary.AppendUvarint(append(ref, byte(task.KindRecord)), uint64(len(body))), body...)
+	}
+	if got := AppendBatch(nil, &sized); !bytes.Equal(got, ref) {
+		t.Fatalf("records of many sizes: AppendBatch differs from the format")
+	}
 	for _, b := range []task.Batch{
 		sampleBatch(),
+		sized,
 		{Channel: 0, Elems: []task.Element{}},
 		{Channel: 1 << 40, Elems: []task.Element{{Kind: task.KindEnd}}},
 	} {
