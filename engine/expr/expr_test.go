@@ -154,9 +154,8 @@ func TestCostLimitOverInput(t *testing.T) {
 // A comprehension over input data runs without cost tracking when the
 // inputs are small enough for the estimate to stay within the limit, with
 // the same results, and with it when they are not (TestCostLimitOverInput
-// shows its limit holds); a
-// function whose result size does not depend on the inputs' sizes
-// (lists.range) always keeps the limit.
+// shows its limit holds); a function whose result size does not depend on
+// the inputs' sizes (lists.range) always keeps the limit.
 func TestSmallInputsSkipCostTracking(t *testing.T) {
 	p, err := Compile("state.bids.filter(b, b.t >= record.t).map(b, b.p)", Any, Record, "state")
 	if err != nil {
