@@ -107,7 +107,7 @@ func TestS3StoreCheckpoints(t *testing.T) {
 	}
 	for id := int64(1); id <= 5; id++ {
 		dir := checkpoint.Sub(chk, checkpoint.DirName(id))
-		if err := dir.Put(ctx, checkpoint.SourceName("gen", 0), []byte(fmt.Sprintf("pos-%d", id))); err != nil {
+		if err := dir.Put(ctx, checkpoint.SourcePositionName("gen", 0, 1), []byte(fmt.Sprintf("pos-%d", id))); err != nil {
 			t.Fatal(err)
 		}
 		if id == 5 {
@@ -140,7 +140,7 @@ func TestS3StoreCheckpoints(t *testing.T) {
 		if err != nil || m.ID != 4 {
 			t.Fatalf("resolve %s: %+v %v", from, m, err)
 		}
-		if b, err := dir.Get(ctx, checkpoint.SourceName("gen", 0)); err != nil || string(b) != "pos-4" {
+		if b, err := dir.Get(ctx, checkpoint.SourcePositionName("gen", 0, 1)); err != nil || string(b) != "pos-4" {
 			t.Fatalf("resolve %s: position %q %v", from, b, err)
 		}
 	}

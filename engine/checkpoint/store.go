@@ -390,13 +390,6 @@ func SourcePositionName(step string, subtask, parallelism int) string {
 	return path.Join("source", step, fmt.Sprintf("%d-of-%d", subtask, parallelism))
 }
 
-// SourceName is the name positions had before they carried the
-// parallelism; nothing writes it any more (kept for callers written
-// against it; use SourcePositionName).
-func SourceName(step string, subtask int) string {
-	return path.Join("source", step, strconv.Itoa(subtask))
-}
-
 // SinkName is a sink subtask's committables.
 func SinkName(step string, subtask int) string { return path.Join("sink", step, strconv.Itoa(subtask)) }
 
