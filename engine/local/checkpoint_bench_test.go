@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flinkjob/flinkjob/engine/bench"
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/local"
@@ -91,9 +91,9 @@ func benchCheckpointOverhead(b *testing.B, job string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), bench.CPUTime()
 		err = ex.Run(ctx)
-		el, cpu := time.Since(start), cpuTime()-cpu0
+		el, cpu := time.Since(start), bench.CPUTime()-cpu0
 		if ctx.Err() == nil {
 			b.Fatalf("the unbounded job ended: %v", err)
 		}
@@ -138,14 +138,4 @@ func benchCheckpointOverhead(b *testing.B, job string) {
 	b.ReportMetric(100*share/float64(b.N), "%snapshot")
 	b.ReportMetric(float64(cps)/float64(b.N), "checkpoints/run")
 	b.ReportMetric(float64(size)/1e6, "state-MB")
-}
-
-// cpuTime is the process's user+system CPU time: on a shared machine the
-// per-CPU-second throughput is steadier than wall-clock throughput.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
