@@ -181,21 +181,14 @@ func putElems(elems []task.Element) {
 	elemSlices.Put(&elems)
 }
 
-// decoders recycle value.Decoders, whose interned map keys (a stream's
-// records repeat the same field names) then outlive one batch.
-var decoders = sync.Pool{New: func() any { return new(value.Decoder) }}
-
 // DecodeBatch decodes a batch written by AppendBatch. Bad bytes give an
 // error, never a panic.
 func DecodeBatch(b []byte) (task.Batch, error) {
-	dec := decoders.Get().(*value.Decoder)
-	defer decoders.Put(dec)
-	return decodeBatch(b, dec)
+	return decodeBatch(b, new(value.Decoder))
 }
 
-// decodeBatch is DecodeBatch with the caller's Decoder: a stream keeps
-// one, whose caches then see every batch of the stream (a pooled one is
-// shared by streams and dropped at garbage collections).
+// decodeBatch is DecodeBatch with the caller's Decoder: the server keeps
+// one per stream, whose caches then see every batch of the stream.
 func decodeBatch(b []byte, dec *value.Decoder) (task.Batch, error) {
 	var bt task.Batch
 	ch, n := binary.Uvarint(b)
