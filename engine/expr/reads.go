@@ -3,6 +3,7 @@ package expr
 import (
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/overloads"
 	"github.com/google/cel-go/common/types"
 
 	"github.com/flinkjob/flinkjob/engine/projection"
@@ -105,7 +106,7 @@ func freshMap(e celast.Expr, seen map[string]bool, check *[]string) bool {
 		call := e.AsCall()
 		args := call.Args()
 		switch {
-		case call.FunctionName() == "dyn" && len(args) == 1 && !call.IsMemberFunction():
+		case call.FunctionName() == overloads.TypeConvertDyn && len(args) == 1 && !call.IsMemberFunction():
 			return freshMap(args[0], seen, check)
 		case call.FunctionName() == operators.Conditional && len(args) == 3:
 			return freshMap(args[1], seen, check) && freshMap(args[2], seen, check)
