@@ -46,10 +46,6 @@ func (f *checkpointFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.stopSavepoint, "stop-with-savepoint", false, "STREAMING: on interrupt or --duration, stop with a savepoint in --savepoint-dir instead of just stopping")
 }
 
-func (f *checkpointFlags) set() bool {
-	return f.dir != "" || f.interval != 0 || f.restore != "" || f.savepoints != "" || f.final || f.stopSavepoint
-}
-
 // workerArgs passes the flags to worker processes (the worker's flags of
 // the same meaning; the leader worker coordinates checkpoints).
 func (f *checkpointFlags) workerArgs() []string {
