@@ -705,11 +705,11 @@ func (r *kafkaReader) watermark(now time.Time) int64 {
 // decode turns a Kafka record into the value the job sees.
 func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 	k := &r.src.Spec
-	key, err := decodeKafka(rec.Key, k.KeyFormat, rec.Key == nil)
+	key, err := decodeKafka(rec.Key, k.KeyFormat)
 	if err != nil {
 		return nil, fmt.Errorf("kafka %s/%d offset %d: key: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
-	val, err := decodeKafka(rec.Value, k.Format, rec.Value == nil)
+	val, err := decodeKafka(rec.Value, k.Format)
 	if err != nil {
 		return nil, fmt.Errorf("kafka %s/%d offset %d: value: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
@@ -732,8 +732,9 @@ func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 	}, nil
 }
 
-func decodeKafka(b []byte, f spec.KafkaFormat, null bool) (any, error) {
-	if null {
+// decodeKafka decodes a key or value; a missing one (nil) is null.
+func decodeKafka(b []byte, f spec.KafkaFormat) (any, error) {
+	if b == nil {
 		return nil, nil
 	}
 	switch f {
