@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,7 +249,7 @@ func (s *FileSink) pendingParts(ctx context.Context, prefix string) ([]string, e
 	}
 	var out []string
 	for _, f := range files {
-		if len(f.Name) >= len(prefix) && f.Name[:len(prefix)] == prefix {
+		if strings.HasPrefix(f.Name, prefix) {
 			out = append(out, f.Name)
 		}
 	}
