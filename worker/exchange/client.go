@@ -248,13 +248,13 @@ func (c *Client) add(s *stream, b task.Batch) error {
 		// Too big for one message (a few huge records): send what was
 		// pending, then this batch as messages of their own.
 		s.pend, s.count = s.pend[:mark], before
-		if err := c.flush(s); err != nil {
+		if err := c.flush(s, &c.Blocked); err != nil {
 			return err
 		}
 		return c.sendSplit(s, b)
 	}
 	if c.Linger <= 0 || len(s.pend) >= FlushBytes || urgent(b.Elems) {
-		return c.flush(s)
+		return c.flush(s, &c.Blocked)
 	}
 	if before == 0 {
 		s.due = time.Now().Add(c.Linger)
@@ -278,9 +278,10 @@ func urgent(elems []task.Element) bool {
 	return false
 }
 
-// flush sends the stream's pending elements as one message. The caller
-// holds the stream.
-func (c *Client) flush(s *stream) error {
+// flush sends the stream's pending elements as one message, adding the
+// time SendMsg blocks to blocked if set (a Send's, not the flusher's:
+// Blocked is the time Sends spend blocked). The caller holds the stream.
+func (c *Client) flush(s *stream, blocked *atomic.Int64) error {
 	if s.count == 0 {
 		return nil
 	}
@@ -288,7 +289,7 @@ func (c *Client) flush(s *stream) error {
 	hdr = binary.AppendUvarint(hdr, uint64(s.count))
 	body := s.pend
 	s.pend, s.count, s.sizeHint = nil, 0, len(body)
-	return c.sendMsg(s, &frame{hdr: hdr, b: body, pooled: true}, len(hdr)+len(body))
+	return c.sendMsg(s, &frame{hdr: hdr, b: body, pooled: true}, len(hdr)+len(body), blocked)
 }
 
 // sendSplit sends a batch as one message, or as several (in order) when
@@ -304,13 +305,15 @@ func (c *Client) sendSplit(s *stream, b task.Batch) error {
 		}
 		return c.sendSplit(s, task.Batch{Channel: b.Channel, Elems: b.Elems[half:]})
 	}
-	return c.sendMsg(s, &frame{b: buf, pooled: true}, len(buf))
+	return c.sendMsg(s, &frame{b: buf, pooled: true}, len(buf), &c.Blocked)
 }
 
-func (c *Client) sendMsg(s *stream, f *frame, size int) error {
+func (c *Client) sendMsg(s *stream, f *frame, size int, blocked *atomic.Int64) error {
 	start := time.Now()
 	err := s.cs.SendMsg(f)
-	c.Blocked.Add(int64(time.Since(start)))
+	if blocked != nil {
+		blocked.Add(int64(time.Since(start)))
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			// The server ended the stream; RecvMsg has its reason.
@@ -367,7 +370,7 @@ func (c *Client) flushDue(now time.Time) time.Time {
 		if s.count > 0 && s.err == nil {
 			if now.Before(s.due) {
 				later(s.due)
-			} else if err := c.flush(s); err != nil {
+			} else if err := c.flush(s, nil); err != nil {
 				s.err = err
 			}
 		}

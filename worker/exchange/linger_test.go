@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/flinkjob/flinkjob/engine/task"
 )
 
@@ -104,5 +106,35 @@ func TestLingerSendsAWaitingBatch(t *testing.T) {
 	}
 	if got := recv(t, srv); len(got.Elems) != 3 || got.Elems[2].Rec.Value.(map[string]any)["id"] != int64(2) {
 		t.Fatalf("got %+v", got.Elems)
+	}
+}
+
+// slowStream is a gRPC stream whose SendMsg blocks for a while, as under
+// backpressure.
+type slowStream struct {
+	grpc.ClientStream
+	sent int
+}
+
+func (s *slowStream) SendMsg(any) error {
+	time.Sleep(50 * time.Millisecond)
+	s.sent++
+	return nil
+}
+
+// The flusher blocking while it sends a batch that waited is not a Send
+// blocked by backpressure: Blocked counts only the time Sends spend.
+func TestFlusherIsNotCountedAsBlocked(t *testing.T) {
+	c := NewClient(nil)
+	c.Linger = time.Millisecond
+	cs := &slowStream{}
+	s := &stream{sem: make(chan struct{}, 1), cs: cs, cancel: func() {}, pend: []byte{byte(task.KindIdle)}, count: 1,
+		due: time.Now().Add(-time.Second)}
+	c.streams[streamKey{0, 0}] = s
+	if next := c.flushDue(time.Now()); !next.IsZero() || cs.sent != 1 || s.count != 0 {
+		t.Fatalf("flushDue: next %v, %d messages sent, %d elements pending; want the waiting batch sent", next, cs.sent, s.count)
+	}
+	if b := c.Blocked.Load(); b != 0 {
+		t.Fatalf("Blocked %v after only the flusher sent", time.Duration(b))
 	}
 }
