@@ -106,30 +106,47 @@ func TestNexmarkQ3(t *testing.T) {
 	})
 }
 
-// q4: per category, the integer average of the winning bid (the highest
-// bid within the auction's lifetime) over the auctions with such a bid.
-func TestNexmarkQ4(t *testing.T) {
-	evs := nexmarkEventsOf()
-	auctions := map[int64]map[string]any{}
+// winningBids returns the auctions by id and, for each auction with a bid
+// within its lifetime, the highest such bid's price (q4, q6).
+func winningBids(evs []map[string]any) (auctions map[int64]map[string]any, best map[int64]int64) {
+	auctions = map[int64]map[string]any{}
 	for _, e := range evs {
 		if e["type"] == "auction" {
 			auctions[i64(body(e), "id")] = body(e)
 		}
 	}
-	best := map[int64]int64{}
+	best = map[int64]int64{}
 	for _, e := range evs {
 		if e["type"] != "bid" {
 			continue
 		}
 		b := body(e)
 		a, ok := auctions[i64(b, "auction")]
-		if !ok || i64(b, "dateTime") < i64(a, "dateTime") || i64(b, "dateTime") > i64(a, "expires") {
-			continue
-		}
-		if p := i64(b, "price"); p > best[i64(a, "id")] {
-			best[i64(a, "id")] = p
+		if ok && i64(b, "dateTime") >= i64(a, "dateTime") && i64(b, "dateTime") <= i64(a, "expires") {
+			best[i64(a, "id")] = max(best[i64(a, "id")], i64(b, "price"))
 		}
 	}
+	return auctions, best
+}
+
+// lastBy is, for each value of the integer field f, the last of vals (map
+// records) that has it: a rolling aggregate's final result per key.
+func lastBy(vals []any, f string) []any {
+	last := map[int64]any{}
+	for _, v := range vals {
+		last[i64(v.(map[string]any), f)] = v
+	}
+	out := make([]any, 0, len(last))
+	for _, v := range last {
+		out = append(out, v)
+	}
+	return out
+}
+
+// q4: per category, the integer average of the winning bid (the highest
+// bid within the auction's lifetime) over the auctions with such a bid.
+func TestNexmarkQ4(t *testing.T) {
+	auctions, best := winningBids(nexmarkEventsOf())
 	sum, n := map[int64]int64{}, map[int64]int64{}
 	for id, p := range best {
 		c := i64(auctions[id], "category")
@@ -145,18 +162,10 @@ func TestNexmarkQ4(t *testing.T) {
 		got := out.SortedJSON("out")
 		if mode == spec.Streaming {
 			// A rolling average: the last update of each category is final.
-			last := map[int64]any{}
-			for _, v := range out.Values("out") {
-				last[i64(v.(map[string]any), "id")] = v
-			}
-			var vals []any
-			for _, v := range last {
-				vals = append(vals, v)
-			}
 			if len(out.Values("out")) != len(best) {
 				t.Errorf("q4 STREAMING: %d updates, want one per auction with a winning bid (%d)", len(out.Values("out")), len(best))
 			}
-			got = jsonSorted(vals)
+			got = jsonSorted(lastBy(out.Values("out"), "id"))
 		}
 		checkSame(t, "q4", got, jsonSorted(want))
 	})
@@ -259,24 +268,7 @@ func TestNexmarkQ8(t *testing.T) {
 // closed auctions (by closing time, then id). The last average each seller
 // gets is compared, and that every winning bid gives one.
 func TestNexmarkQ6(t *testing.T) {
-	evs := nexmarkEventsOf()
-	auctions := map[int64]map[string]any{}
-	for _, e := range evs {
-		if e["type"] == "auction" {
-			auctions[i64(body(e), "id")] = body(e)
-		}
-	}
-	best := map[int64]int64{}
-	for _, e := range evs {
-		if e["type"] != "bid" {
-			continue
-		}
-		b := body(e)
-		a, ok := auctions[i64(b, "auction")]
-		if ok && i64(b, "dateTime") >= i64(a, "dateTime") && i64(b, "dateTime") <= i64(a, "expires") {
-			best[i64(a, "id")] = max(best[i64(a, "id")], i64(b, "price"))
-		}
-	}
+	auctions, best := winningBids(nexmarkEventsOf())
 	type closed struct{ t, id, p int64 }
 	bySeller := map[int64][]closed{}
 	for id, p := range best {
@@ -298,15 +290,7 @@ func TestNexmarkQ6(t *testing.T) {
 		if len(out) != len(best) {
 			t.Errorf("q6: %d averages, want one per auction with a winning bid (%d)", len(out), len(best))
 		}
-		last := map[int64]any{}
-		for _, v := range out {
-			last[i64(v.(map[string]any), "seller")] = v
-		}
-		var got []any
-		for _, v := range last {
-			got = append(got, v)
-		}
-		checkSame(t, "q6", jsonSorted(got), jsonSorted(want))
+		checkSame(t, "q6", jsonSorted(lastBy(out, "seller")), jsonSorted(want))
 	})
 }
 
