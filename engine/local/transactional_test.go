@@ -353,6 +353,7 @@ steps:
 			if len(want) == 0 {
 				t.Fatal("no output")
 			}
+			killed := 0
 			for seed := int64(1); seed <= 4; seed++ {
 				st := newTxStore()
 				dir := t.TempDir()
@@ -371,6 +372,7 @@ steps:
 					t.Logf("seed %d: the first run ended before it was killed", seed)
 					continue
 				}
+				killed++
 				opts2 := local.Options{CheckpointInterval: 15 * time.Millisecond, CheckpointDir: dir, BatchSize: 32, RestoreFrom: "latest"}
 				if err := runTxJob(t, job, &txSink{st: st, attempt: 2}, opts2, context.Background()); err != nil {
 					t.Fatalf("seed %d: restored run: %v", seed, err)
@@ -379,6 +381,9 @@ steps:
 					t.Log(diffSorted(got, want))
 					t.Fatalf("seed %d: %d records, want %d", seed, len(got), len(want))
 				}
+			}
+			if killed == 0 {
+				t.Fatal("every seed's first run ended before it was killed: nothing was restored")
 			}
 		})
 	}
