@@ -101,6 +101,11 @@ func savepointInfo(job *v1alpha1.FlinkJob) *v1alpha1.SavepointInfo {
 	return job.Status.SavepointInfo
 }
 
+// clearTrigger forgets the savepoint in progress.
+func clearTrigger(si *v1alpha1.SavepointInfo) {
+	si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
+}
+
 // pendingSavepoint reports the savepoint in progress, if any.
 func pendingSavepoint(job *v1alpha1.FlinkJob) *v1alpha1.SavepointInfo {
 	if si := job.Status.SavepointInfo; si != nil && si.TriggerNonce != "" {
@@ -180,11 +185,7 @@ func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done 
 	}
 	switch {
 	case b != nil:
-		if err := json.Unmarshal(b, &res); err != nil {
-			res.Error = fmt.Sprintf("unreadable result %s: %v", savepointResultObject(si.TriggerNonce), err)
-		} else if res.Error == "" && res.Path == "" {
-			res.Error = "the result names no savepoint path"
-		}
+		res = parseSavepointResult(b, "result "+savepointResultObject(si.TriggerNonce))
 	case si.TriggerTime != nil && r.now().Sub(si.TriggerTime.Time) > r.savepointTimeout():
 		res.Error = fmt.Sprintf("no result after %s", r.savepointTimeout())
 	default:
@@ -192,12 +193,25 @@ func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done 
 		return false, res, nil
 	}
 	r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
-	si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
+	clearTrigger(si)
 	// A restarted leader must not act on the request again.
 	if err := r.Storage.DeleteControl(ctx, job, savepointRequestObject); err != nil {
 		logf.FromContext(ctx).Error(err, "removing the savepoint request")
 	}
 	return true, res, nil
+}
+
+// parseSavepointResult reads a savepoint result object (what names it in
+// errors); one that cannot be read or names no path is a failed savepoint.
+func parseSavepointResult(b []byte, what string) savepointResult {
+	var res savepointResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return savepointResult{Error: fmt.Sprintf("unreadable %s: %v", what, err)}
+	}
+	if res.Error == "" && res.Path == "" {
+		res.Error = "the result names no savepoint path"
+	}
+	return res
 }
 
 // finishSavepoint records a savepoint's outcome: history, Event, metric.
@@ -368,7 +382,7 @@ func (r *FlinkJobReconciler) stopWithSavepoint(ctx context.Context, s *state, cu
 	if _, msg := lostSubtask(job, current); msg != "" {
 		res := savepointResult{Error: "meanwhile " + msg}
 		r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
-		si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
+		clearTrigger(si)
 		_ = r.Storage.DeleteControl(ctx, job, savepointRequestObject)
 		job.Status.NextStart = nil
 		return true, nil
@@ -511,16 +525,9 @@ func (r *FlinkJobReconciler) recordFinalSavepoint(ctx context.Context, s *state)
 	if err != nil {
 		return fmt.Errorf("reading the final savepoint: %w", err)
 	}
-	var res savepointResult
-	switch {
-	case b == nil:
-		res.Error = "the job finished without writing " + savepointFinalObject
-	default:
-		if err := json.Unmarshal(b, &res); err != nil {
-			res.Error = fmt.Sprintf("unreadable %s: %v", savepointFinalObject, err)
-		} else if res.Error == "" && res.Path == "" {
-			res.Error = "the result names no savepoint path"
-		}
+	res := savepointResult{Error: "the job finished without writing " + savepointFinalObject}
+	if b != nil {
+		res = parseSavepointResult(b, savepointFinalObject)
 	}
 	r.finishSavepoint(ctx, s, v1alpha1.SavepointFinal, finalNonce, &res)
 	return nil
@@ -543,7 +550,7 @@ func (r *FlinkJobReconciler) suspendStreaming(ctx context.Context, s *state) (bo
 	}
 	if si := pendingSavepoint(job); si != nil {
 		// A manual savepoint in progress ends with the pods.
-		si.TriggerNonce, si.TriggerType, si.TriggerTime, si.TriggerStop = "", "", nil, false
+		clearTrigger(si)
 	}
 	switch upgradeModeOf(job) {
 	case v1alpha1.UpgradeSavepoint:
