@@ -39,6 +39,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -209,7 +210,7 @@ func run(c config) error {
 					peak = r.perWall()
 				}
 			}
-			if peak == 0 {
+			if peak == 0 && c.latencyRate == 0 {
 				log.Printf("%s: no in-process STREAMING run to take the peak rate from; no latency run", q)
 				continue
 			}
@@ -370,10 +371,14 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint, every)
 	}
 	if len(lats) > 0 {
-		fmt.Fprintf(w, "\nSTREAMING latency (in-process), from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak\n\n")
+		fmt.Fprintf(w, "\nSTREAMING latency (in-process), from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak (or at -latency-rate)\n\n")
 		fmt.Fprintf(w, "%-5s %12s %12s %10s %10s %10s %9s\n", "query", "peak", "events/s", "p50", "p99", "max", "samples")
 		for _, l := range lats {
-			fmt.Fprintf(w, "%-5s %12d %12d %10s %10s %10s %9d\n", l.query, l.peak, l.rate, round(l.p50), round(l.p99), round(l.max), l.samples)
+			peak := "-" // -latency-rate: not measured
+			if l.peak > 0 {
+				peak = strconv.FormatInt(l.peak, 10)
+			}
+			fmt.Fprintf(w, "%-5s %12s %12d %10s %10s %10s %9d\n", l.query, peak, l.rate, round(l.p50), round(l.p99), round(l.max), l.samples)
 		}
 	}
 }
