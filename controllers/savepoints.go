@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -286,7 +287,7 @@ func (r *FlinkJobReconciler) disposeSavepoints(ctx context.Context, s *state) {
 			// Keep it in the history: the next pass tries again. A path
 			// outside the job's savepoints is dropped from the history
 			// but left in storage.
-			if _, ours := savepointUnderJob(job, sp.Path); ours {
+			if savepointUnderJob(job, sp.Path) {
 				r.event(job, corev1.EventTypeWarning, "SavepointDisposalFailed", fmt.Sprintf("disposing savepoint %s: %v", sp.Path, err))
 				kept = append(kept, sp)
 				continue
@@ -298,9 +299,11 @@ func (r *FlinkJobReconciler) disposeSavepoints(ctx context.Context, s *state) {
 	si.SavepointHistory = kept
 }
 
-func savepointUnderJob(job *v1alpha1.FlinkJob, path string) (string, bool) {
+// savepointUnderJob reports whether path is a savepoint under the job's
+// savepoints URL (the only ones the operator deletes).
+func savepointUnderJob(job *v1alpha1.FlinkJob, path string) bool {
 	base := savepointsURL(job)
-	return base, base != "" && len(path) > len(base) && path[:len(base)] == base
+	return base != "" && len(path) > len(base) && strings.HasPrefix(path, base)
 }
 
 // observeCheckpoint copies the leader's latest completed checkpoint into

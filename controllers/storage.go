@@ -203,9 +203,8 @@ func (s S3Storage) ClearCheckpoints(ctx context.Context, job *v1alpha1.FlinkJob)
 }
 
 func (s S3Storage) DeleteSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, url string) error {
-	base := savepointsURL(job)
-	if !strings.HasPrefix(url, base) || len(url) <= len(base) {
-		return fmt.Errorf("%s is not under the job's savepoints %s: not deleting it", url, base)
+	if !savepointUnderJob(job, url) {
+		return fmt.Errorf("%s is not under the job's savepoints %s: not deleting it", url, savepointsURL(job))
 	}
 	if !strings.HasSuffix(url, "/") {
 		url += "/"
