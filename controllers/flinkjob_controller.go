@@ -312,12 +312,12 @@ func (r *FlinkJobReconciler) phaseFinished(ctx context.Context, s *state) error 
 	return client.IgnoreNotFound(r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)))
 }
 
-// phaseDeleting stops the pods and removes intermediate data, then lets
-// the job go.
 // podGoneTimeout bounds how long a deleted job waits for its pods to go
 // before removing its data (see phaseDeleting).
 const podGoneTimeout = 2 * time.Minute
 
+// phaseDeleting stops the pods and, once they are gone, removes the job's
+// own data (DeleteJobData: savepoints stay), then lets the job go.
 func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.FlinkJob) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(job, Finalizer) {
 		return ctrl.Result{}, nil
