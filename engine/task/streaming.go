@@ -474,7 +474,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 // processBatch feeds one batch's elements to the chain's head; open counts
 // the input channels that have not ended.
 //
-// tick, if not nil, runs every tickEvery records and after every watermark
+// tick runs every tickEvery records and after every watermark
 // that advanced (the task flushes its outputs there once they waited
 // BufferTimeout; see RunStreaming).
 func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64, tick func() error) error {
@@ -488,7 +488,7 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 			if err := head.Process(&el.Rec, input); err != nil {
 				return err
 			}
-			if tick != nil && n%tickEvery == 0 {
+			if n%tickEvery == 0 {
 				if err := tick(); err != nil {
 					return err
 				}
@@ -499,10 +499,8 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 				if err := head.Watermark(wm); err != nil {
 					return err
 				}
-				if tick != nil {
-					if err := tick(); err != nil {
-						return err
-					}
+				if err := tick(); err != nil {
+					return err
 				}
 			}
 		case KindIdle, KindActive:
