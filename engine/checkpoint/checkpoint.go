@@ -402,7 +402,7 @@ func (c *Coordinator) Finished(st Subtask) {
 	if !c.finished && !c.final {
 		// Say it once: the job keeps running without checkpoints, and
 		// Transactional sinks then publish nothing more until it ends.
-		c.opts.Logger.Warn("a subtask finished with a Transactional sink's last transaction pending: no more checkpoints in this run",
+		c.opts.Logger.Warn("a subtask finished in a way later checkpoints cannot carry (a Transactional sink's last transaction pending, or a source with no end position): no more checkpoints in this run",
 			"stage", st.Stage, "subtask", st.Index)
 	}
 	c.finished = true
