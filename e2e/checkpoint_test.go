@@ -44,13 +44,7 @@ func countingJob(name string, count, rate int, extra map[string]any) ([]byte, st
 	for k, v := range extra {
 		sp[k] = v
 	}
-	b, err := yaml.Marshal(map[string]any{
-		"apiVersion": "flinkjob.io/v1alpha1", "kind": "FlinkJob",
-		"metadata": map[string]any{"name": name, "namespace": cfg.ns},
-		"spec":     sp,
-	})
-	Expect(err).NotTo(HaveOccurred())
-	return b, out
+	return flinkJob(name, sp), out
 }
 
 // countingExpected is countingJob's output, sorted.

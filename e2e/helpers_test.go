@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 )
@@ -86,6 +87,17 @@ func kubectlApply(ctx context.Context, manifest []byte) (string, error) {
 	}
 	f.Close()
 	return kubectl(ctx, "apply", "-f", f.Name())
+}
+
+// flinkJob is the manifest of a FlinkJob in the test namespace.
+func flinkJob(name string, spec map[string]any) []byte {
+	b, err := yaml.Marshal(map[string]any{
+		"apiVersion": "flinkjob.io/v1alpha1", "kind": "FlinkJob",
+		"metadata": map[string]any{"name": name, "namespace": cfg.ns},
+		"spec":     spec,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	return b
 }
 
 // getJob reads a FlinkJob.

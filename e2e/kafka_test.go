@@ -53,16 +53,6 @@ func kafkaBroker(topics ...string) []byte {
 	return out
 }
 
-func flinkJob(name string, spec map[string]any) []byte {
-	b, err := yaml.Marshal(map[string]any{
-		"apiVersion": "flinkjob.io/v1alpha1", "kind": "FlinkJob",
-		"metadata": map[string]any{"name": name, "namespace": cfg.ns},
-		"spec":     spec,
-	})
-	Expect(err).NotTo(HaveOccurred())
-	return b
-}
-
 // kafkaSpecs are the Kafka connector specs (issue #9); the ordered
 // operator container calls them, so they run with the operator installed.
 func kafkaSpecs() {

@@ -78,32 +78,25 @@ func heavyJob(name string, count int) ([]byte, string) {
 	}
 	l := "[" + strings.Join(nums, ", ") + "]"
 	out := fmt.Sprintf("%s/out/%s", cfg.prefix, name)
-	job := map[string]any{
-		"apiVersion": "flinkjob.io/v1alpha1", "kind": "FlinkJob",
-		"metadata": map[string]any{"name": name, "namespace": cfg.ns},
-		"spec": map[string]any{
-			"runtimeMode": "BATCH",
-			"parallelism": 2,
-			"storage": map[string]any{"s3": map[string]any{
-				"endpoint": cfg.podEndpoint, "bucket": cfg.bucket, "prefix": cfg.prefix,
-				"credentialsSecretRef": map[string]any{"name": credentialsSecret}}},
-			"restartStrategy": map[string]any{"type": "fixed-delay", "delay": "1s", "maxAttempts": 3},
-			"steps": []any{
-				map[string]any{"name": "gen", "source": map[string]any{"datagen": map[string]any{
-					"value": "{'k': seq % 10, 'n': 1}", "count": count}}},
-				map[string]any{"name": "by-k", "keyBy": "record.k"},
-				map[string]any{"name": "heavy", "map": fmt.Sprintf(
-					"{'k': record.k, 'n': %s.all(a, %s.all(b, a * b >= 0)) ? record.n : 0}", l, l)},
-				map[string]any{"name": "counts", "keyBy": "record.k",
-					"reduce": "{'k': acc.k, 'n': acc.n + record.n}"},
-				map[string]any{"name": "out", "parallelism": 1, "sink": map[string]any{"files": map[string]any{
-					"path": fmt.Sprintf("s3://%s/%s/", cfg.bucket, out), "format": "jsonl"}}},
-			},
+	return flinkJob(name, map[string]any{
+		"runtimeMode": "BATCH",
+		"parallelism": 2,
+		"storage": map[string]any{"s3": map[string]any{
+			"endpoint": cfg.podEndpoint, "bucket": cfg.bucket, "prefix": cfg.prefix,
+			"credentialsSecretRef": map[string]any{"name": credentialsSecret}}},
+		"restartStrategy": map[string]any{"type": "fixed-delay", "delay": "1s", "maxAttempts": 3},
+		"steps": []any{
+			map[string]any{"name": "gen", "source": map[string]any{"datagen": map[string]any{
+				"value": "{'k': seq % 10, 'n': 1}", "count": count}}},
+			map[string]any{"name": "by-k", "keyBy": "record.k"},
+			map[string]any{"name": "heavy", "map": fmt.Sprintf(
+				"{'k': record.k, 'n': %s.all(a, %s.all(b, a * b >= 0)) ? record.n : 0}", l, l)},
+			map[string]any{"name": "counts", "keyBy": "record.k",
+				"reduce": "{'k': acc.k, 'n': acc.n + record.n}"},
+			map[string]any{"name": "out", "parallelism": 1, "sink": map[string]any{"files": map[string]any{
+				"path": fmt.Sprintf("s3://%s/%s/", cfg.bucket, out), "format": "jsonl"}}},
 		},
-	}
-	b, err := yaml.Marshal(job)
-	Expect(err).NotTo(HaveOccurred())
-	return b, out
+	}), out
 }
 
 func heavyExpected(count int) []string {
