@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"sigs.k8s.io/yaml"
 
@@ -33,28 +32,6 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 	"github.com/flinkjob/flinkjob/internal/kafkadev"
 )
-
-func kfakeCluster(t *testing.T, partitions int32, topics ...string) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
-
-func produceAll(t *testing.T, addr string, recs []*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // readCommitted reads a topic to its last stable offset with
 // isolation.level read_committed and returns the values.
@@ -99,7 +76,7 @@ func parse(t *testing.T, src string) *spec.Job {
 // STREAMING (per-partition watermarks fire the windows), with the same
 // results, written to Kafka and read back.
 func TestKafkaWindowedJobSameResultsInBatchAndStreaming(t *testing.T) {
-	addr := kfakeCluster(t, 4, "readings", "out-STREAMING", "out-BATCH")
+	addr := connector.KafkaForTest(t, 4, "readings", "out-STREAMING", "out-BATCH")
 	var recs []*kgo.Record
 	want := map[string]int{}
 	for i := 0; i < 400; i++ {
@@ -109,7 +86,7 @@ func TestKafkaWindowedJobSameResultsInBatchAndStreaming(t *testing.T) {
 			Value: []byte(fmt.Sprintf(`{"sensor":%q,"temp":%d}`, sensor, i%40)), Timestamp: time.UnixMilli(ts)})
 		want[fmt.Sprintf(`{"count":%d,"key":%q,"windowStart":%d}`, 0, sensor, ts-ts%10000)]++
 	}
-	produceAll(t, addr, recs)
+	connector.ProduceForTest(t, addr, recs)
 	var wantOut []string
 	for k, n := range want {
 		wantOut = append(wantOut, strings.Replace(k, `"count":0`, fmt.Sprintf(`"count":%d`, n), 1))
@@ -171,7 +148,7 @@ steps:
 // record once. The sink runs at another parallelism than the source, so
 // records cross a shuffle and the barriers are aligned.
 func TestKafkaExactlyOnceJobAcrossRestore(t *testing.T) {
-	addr := kfakeCluster(t, 3, "in", "out")
+	addr := connector.KafkaForTest(t, 3, "in", "out")
 	const n = 30000
 	var recs []*kgo.Record
 	var want []string
@@ -180,7 +157,7 @@ func TestKafkaExactlyOnceJobAcrossRestore(t *testing.T) {
 		want = append(want, v)
 		recs = append(recs, &kgo.Record{Topic: "in", Partition: int32(i % 3), Value: []byte(v)})
 	}
-	produceAll(t, addr, recs)
+	connector.ProduceForTest(t, addr, recs)
 	slices.Sort(want)
 	// The first run reads "in" unbounded, so it is still running when
 	// its second checkpoint completes however slow the machine (bounded,
@@ -333,12 +310,12 @@ func TestKafkaSamples(t *testing.T) {
 // partitions, so each subtask's committed offsets must equal its position
 // in one completed checkpoint (never a mix, never ahead of one).
 func TestKafkaGroupOffsetsAreACheckpointsPositions(t *testing.T) {
-	addr := kfakeCluster(t, 4, "in")
+	addr := connector.KafkaForTest(t, 4, "in")
 	var recs []*kgo.Record
 	for i := 0; i < 40000; i++ {
 		recs = append(recs, &kgo.Record{Topic: "in", Partition: int32(i % 4), Value: []byte(fmt.Sprint(i))})
 	}
-	produceAll(t, addr, recs)
+	connector.ProduceForTest(t, addr, recs)
 	p, err := plan.New(parse(t, fmt.Sprintf(`
 parallelism: 2
 steps:
