@@ -102,12 +102,19 @@ func savepointRequested(ctx context.Context, job *v1alpha1.FlinkJob) func(Gomega
 // the leader would; it returns the savepoint's URL.
 func completeSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, nonce string, id int64) string {
 	GinkgoHelper()
+	return completeSavepointAt(ctx, job, nonce, id, time.Now())
+}
+
+// completeSavepointAt is completeSavepoint with a result saying it
+// completed at t.
+func completeSavepointAt(ctx context.Context, job *v1alpha1.FlinkJob, nonce string, id int64, t time.Time) string {
+	GinkgoHelper()
 	dir := fmt.Sprintf("sp-%d-%s/", id, nonce)
 	loc := locationAt(savepointsURL(job))
 	putObject(ctx, loc, dir+"counts-0", []byte("state"))
 	putObject(ctx, loc, dir+"_COMPLETED", nil)
 	url := savepointsURL(job) + dir
-	b, _ := json.Marshal(savepointResult{Nonce: nonce, Path: url, CheckpointID: id, TimeMs: time.Now().UnixMilli()})
+	b, _ := json.Marshal(savepointResult{Nonce: nonce, Path: url, CheckpointID: id, TimeMs: t.UnixMilli()})
 	putObject(ctx, locationAt(controlURL(job)), savepointResultObject(nonce), b)
 	return url
 }
@@ -316,11 +323,12 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.SavepointTriggerNonce = ptr.To(int64(3)) })
 		Eventually(savepointRequested(ctx, job)).Should(HaveField("Nonce", "3"))
 		failSavepoint(ctx, job, "3", "no")
-		// Disposal runs when a savepoint completes; both old ones are past
-		// maxAge, but the latest (paths[1]) stays.
+		// Disposal runs when a savepoint completes (not when one fails).
+		// Savepoint 4 reports a completion time already past maxAge: 1 and
+		// 2 go, 4 stays because it is the latest.
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.SavepointTriggerNonce = ptr.To(int64(4)) })
 		Eventually(savepointRequested(ctx, job)).Should(HaveField("Nonce", "4"))
-		p4 := completeSavepoint(ctx, job, "4", 4)
+		p4 := completeSavepointAt(ctx, job, "4", 4, time.Now().Add(-10*time.Second))
 		Eventually(status(ctx, job)).Should(HaveField("SavepointInfo.LastSavepoint.Path", p4))
 		Expect(status(ctx, job)(Default).SavepointInfo.SavepointHistory).To(HaveExactElements(HaveField("Path", p4)))
 		Expect(exists(ctx, paths[0], "_COMPLETED")()).To(BeFalse())
