@@ -76,8 +76,10 @@ type countWriter struct {
 	n, acc int64
 }
 
+var _ connector.ValueReleaser = (*countWriter)(nil)
+
 // ReleasesValues: a record is counted (and summed) before Write returns.
-func (w *countWriter) ReleasesValues() {}
+func (w *countWriter) ReleasesValues() bool { return true }
 
 func (w *countWriter) Write(r *value.Record) error {
 	w.n++

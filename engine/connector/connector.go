@@ -64,14 +64,24 @@ type Writer interface {
 	Abort()
 }
 
-// ValueReleaser is implemented by writers that keep no reference to a
-// record's value (nor to the maps and lists in it) once Write returns:
-// they encode or count it at once. The task may then reuse the memory of
-// the values it hands them for the next record (see
-// operator.Chain.Open). Values themselves (strings, byte slices) are never
-// changed, only the maps and lists holding them are refilled.
+// ValueReleaser is implemented by writers, and by a chain's output
+// collectors, that can say they keep no reference to a record's value
+// (nor to the maps and lists in it) once Write or Collect returns: they
+// encode or count it at once (a STREAMING edge does not: it buffers
+// records until it flushes; a wrapper answers for what it wraps). The
+// task may then reuse the memory of the values it hands them for the
+// next record (see operator.Chain.Open). Values themselves (strings, byte
+// slices) are never changed, only the maps and lists holding them are
+// refilled.
 type ValueReleaser interface {
-	ReleasesValues()
+	ReleasesValues() bool
+}
+
+// ReleasesValues reports whether x says it keeps no reference to the
+// values it is given (ValueReleaser).
+func ReleasesValues(x any) bool {
+	r, ok := x.(ValueReleaser)
+	return ok && r.ReleasesValues()
 }
 
 // Finisher is implemented by sinks that do job-wide work once every writer
@@ -132,3 +142,11 @@ func decodeInts(pos []byte, n int) ([]int64, error) {
 	}
 	return out, nil
 }
+
+// The writers that keep nothing say so (a method of another signature
+// would silently turn reuse off).
+var (
+	_ ValueReleaser = (*printWriter)(nil)
+	_ ValueReleaser = discardWriter{}
+	_ ValueReleaser = (*fileWriter)(nil)
+)

@@ -354,7 +354,7 @@ func (e recordError) Unwrap() error { return e.err }
 // ReleasesValues: every format encodes a record before Write returns (the
 // Parquet writer keeps column values, which are never changed, not the
 // maps holding them).
-func (w *fileWriter) ReleasesValues() {}
+func (w *fileWriter) ReleasesValues() bool { return true }
 
 func (w *fileWriter) Write(r *value.Record) error {
 	w.mu.Lock()

@@ -45,7 +45,7 @@ func (w *printWriter) Write(r *value.Record) error {
 }
 
 // ReleasesValues: a line is encoded before Write returns.
-func (w *printWriter) ReleasesValues() {}
+func (w *printWriter) ReleasesValues() bool { return true }
 
 // Close does nothing: every line was written when it was printed.
 func (w *printWriter) Close() error { return nil }
@@ -68,4 +68,4 @@ type discardWriter struct{}
 func (discardWriter) Write(*value.Record) error { return nil }
 func (discardWriter) Close() error              { return nil }
 func (discardWriter) Abort()                    {}
-func (discardWriter) ReleasesValues()           {}
+func (discardWriter) ReleasesValues() bool      { return true }

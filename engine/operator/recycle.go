@@ -86,25 +86,10 @@ func detach(in any, path []string) bool {
 	return true
 }
 
-// ReleasingCollector is implemented by a chain's output collectors that
-// can tell whether they keep no reference to the values they are given
-// once Collect returns (a BATCH edge encodes each record at once; a
-// STREAMING one buffers records until it flushes). A wrapper answers for
-// what it wraps.
-type ReleasingCollector interface {
-	ReleasesValues() bool
-}
-
-// releases reports whether out keeps no reference to what it collects.
-func releases(out Collector) bool {
-	r, ok := out.(ReleasingCollector)
-	return ok && r.ReleasesValues()
-}
-
 // reuseOutputs marks the map steps whose output goes, through filters at
 // most, into a sink whose writer keeps no reference to it
 // (connector.ValueReleaser), or out of the chain into a tail collector
-// that keeps none (ReleasingCollector): once the sink's Write or the
+// that says the same: once the sink's Write or the
 // tail's Collect returned, nothing holds the output, nor the input it may
 // share parts with. Such a step recycles its input (when it reads a
 // source's values) and, when its expression is a map literal, builds its
@@ -125,9 +110,9 @@ func (c *Chain) reuseOutputs(tail Collector) {
 		}
 		released := false
 		if j == len(c.Ops) {
-			released = releases(tail)
+			released = connector.ReleasesValues(tail)
 		} else if s, ok := c.Ops[j].(*Sink); ok {
-			_, released = s.w.(connector.ValueReleaser)
+			released = connector.ReleasesValues(s.w)
 		}
 		if released {
 			m.outputReleased = true

@@ -114,7 +114,7 @@ func sourceChain(t *testing.T, sink connector.Sink, steps ...spec.Step) (*Chain,
 }
 
 // nop is a chain output that drops what it gets; it does not say that it
-// keeps nothing (it is no ReleasingCollector; see releasingFunc).
+// keeps nothing (it is no connector.ValueReleaser; see releasingFunc).
 var nop = collectorFunc(func(*value.Record) error { return nil })
 
 type collectorFunc func(r *value.Record) error

@@ -75,9 +75,9 @@ func (w reviewReleaseWriter) Write(r *value.Record) error {
 	*w.lines = append(*w.lines, string(value.ToJSON(r.Value)))
 	return nil
 }
-func (w reviewReleaseWriter) Close() error    { return nil }
-func (w reviewReleaseWriter) Abort()          {}
-func (w reviewReleaseWriter) ReleasesValues() {}
+func (w reviewReleaseWriter) Close() error         { return nil }
+func (w reviewReleaseWriter) Abort()               {}
+func (w reviewReleaseWriter) ReleasesValues() bool { return true }
 
 func TestReviewRecycledValuesAreNotHeld(t *testing.T) {
 	cases := []struct {
@@ -206,3 +206,6 @@ func TestReviewRecycledValuesAreNotHeld(t *testing.T) {
 		}
 	}
 }
+
+// The release sink must say what it is meant to say.
+var _ connector.ValueReleaser = reviewReleaseWriter{}

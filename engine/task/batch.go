@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/extsort"
 	"github.com/flinkjob/flinkjob/engine/operator"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -114,8 +115,13 @@ func (bc batchCollector) Collect(r *value.Record) error {
 func (batchCollector) Watermark(int64) error { return nil }
 
 // ReleasesValues: every edge encodes a record (into its sort buffer or its
-// partition file) before Collect returns (operator.ReleasingCollector).
+// partition file) before Collect returns (connector.ValueReleaser).
 func (batchCollector) ReleasesValues() bool { return true }
+
+var (
+	_ connector.ValueReleaser = batchCollector(nil)
+	_ connector.ValueReleaser = (*countingCollector)(nil)
+)
 
 func (o *batchOutputs) sideCollector(step, name string) operator.Collector {
 	if es := o.side[step+"/"+name]; len(es) > 0 {

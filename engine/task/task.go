@@ -178,11 +178,8 @@ func (c *countingCollector) Collect(r *value.Record) error {
 }
 
 // ReleasesValues answers for the collector it wraps
-// (operator.ReleasingCollector).
-func (c *countingCollector) ReleasesValues() bool {
-	r, ok := c.next.(operator.ReleasingCollector)
-	return ok && r.ReleasesValues()
-}
+// (connector.ValueReleaser).
+func (c *countingCollector) ReleasesValues() bool { return connector.ReleasesValues(c.next) }
 
 func (c *countingCollector) Watermark(wm int64) error {
 	c.sync()
