@@ -185,6 +185,17 @@ func (e *Encoder) append(b []byte, v any, depth int) []byte {
 			*slot = keys
 		}
 		return b
+	case *Row:
+		// Fields are in sorted order: the encoding of the equal map.
+		b = append(b, tagMap)
+		b = binary.AppendUvarint(b, uint64(len(x.vals)))
+		for i, el := range x.vals {
+			k := x.schema.names[i]
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+			b = e.append(b, el, depth+1)
+		}
+		return b
 	default:
 		return e.append(b, Normalize(v), depth)
 	}

@@ -120,6 +120,13 @@ func Normalize(v any) any {
 			}
 		}
 		return x
+	case *Row:
+		for i, e := range x.vals {
+			if n, changed := normalizeIn(e); changed {
+				x.vals[i] = n
+			}
+		}
+		return x
 	case map[string]string:
 		out := make(map[string]any, len(x))
 		for k, s := range x {
@@ -139,7 +146,7 @@ func normalizeIn(e any) (any, bool) {
 	switch e.(type) {
 	case nil, bool, int64, uint64, float64, string, []byte:
 		return e, false
-	case []any, map[string]any:
+	case []any, map[string]any, *Row:
 		Normalize(e)
 		return e, false
 	}
@@ -199,6 +206,17 @@ func AppendJSON(b []byte, v any) []byte {
 			b = appendJSONString(b, k)
 			b = append(b, ':')
 			b = AppendJSON(b, x[k])
+		}
+		return append(b, '}')
+	case *Row:
+		b = append(b, '{')
+		for i, f := range x.vals {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, x.schema.names[i])
+			b = append(b, ':')
+			b = AppendJSON(b, f)
 		}
 		return append(b, '}')
 	default:
@@ -309,7 +327,7 @@ func TypeName(v any) string {
 		return "bytes"
 	case []any:
 		return "list"
-	case map[string]any:
+	case map[string]any, *Row:
 		return "map"
 	}
 	return fmt.Sprintf("%T", v)
