@@ -2,6 +2,7 @@ package value
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,13 @@ import (
 // Code that handles map values must handle *Row too. The helpers below
 // (Field, MapLen, RangeFields, AsMap, Plain) do it for code that does not
 // need the speed.
+
+// UseRows says whether the producers of rows (the nexmark source, CEL map
+// literals, the binary decoder) build rows or maps. They read it when they
+// are set up, not per record. FLINKJOB_ROWS=1 turns it on, =0 off, so the
+// two forms can be compared in one benchmark run and a whole suite run in
+// either; tests may set it before they build anything.
+var UseRows = os.Getenv("FLINKJOB_ROWS") == "1"
 
 // Schema is the sorted, distinct field names of a row. Schemas are interned:
 // rows with the same fields share one *Schema, so pointer equality is
