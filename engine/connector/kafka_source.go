@@ -316,18 +316,34 @@ func (r *kafkaReader) positions() []kafkaPos {
 
 // Seek restores positions taken by Position. Partitions the position does
 // not list (new ones) start at startingOffsets.
-func (r *kafkaReader) Seek(b []byte) error {
-	var pos []kafkaPos
-	if err := json.Unmarshal(b, &pos); err != nil {
-		return fmt.Errorf("kafka: bad source position: %w", err)
-	}
-	r.restored = map[topicPartition]kafkaPos{}
-	for _, p := range pos {
-		if p.Next < 0 {
-			return fmt.Errorf("kafka: bad source position: offset %d for %s/%d", p.Next, p.Topic, p.Partition)
+func (r *kafkaReader) Seek(b []byte) error { return r.SeekAll([][]byte{b}) }
+
+// SeekAll restores the positions of every subtask of a checkpoint taken at
+// another parallelism (Rescalable): each lists its partitions' offsets, so
+// their union holds every partition of the checkpoint once, and this
+// reader resumes the partitions it owns now (start only looks up its own)
+// from their stored offsets and stop offsets, as Flink's enumerator
+// reassigns restored splits. A partition listed twice is a corrupt
+// snapshot: resuming it from either offset would lose or repeat records.
+func (r *kafkaReader) SeekAll(positions [][]byte) error {
+	restored := map[topicPartition]kafkaPos{}
+	for _, b := range positions {
+		var pos []kafkaPos
+		if err := json.Unmarshal(b, &pos); err != nil {
+			return fmt.Errorf("kafka: bad source position: %w", err)
 		}
-		r.restored[topicPartition{p.Topic, p.Partition}] = p
+		for _, p := range pos {
+			if p.Next < 0 {
+				return fmt.Errorf("kafka: bad source position: offset %d for %s/%d", p.Next, p.Topic, p.Partition)
+			}
+			tp := topicPartition{p.Topic, p.Partition}
+			if _, dup := restored[tp]; dup {
+				return fmt.Errorf("kafka: bad source positions: partition %s is in more than one subtask's position", tp)
+			}
+			restored[tp] = p
+		}
 	}
+	r.restored = restored
 	return nil
 }
 
