@@ -139,7 +139,7 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 		if !ok {
 			return nil, fmt.Errorf("step %q: no sink connector was created for it", n.Name)
 		}
-		return &Sink{base: b, sink: s}, nil
+		return &Sink{base: b, sink: s, goSink: st.Sink != nil && st.Sink.Call != ""}, nil
 	}
 	return nil, fmt.Errorf("step %q: kind %s cannot run as an operator", n.Name, n.Kind)
 }

@@ -46,6 +46,8 @@ type Process struct {
 	// scratch is the action map the expressions may fill instead of
 	// allocating one (expr.Evaluator.EvalInto): apply keeps none of it.
 	scratch map[string]any
+	// slots reads the rows of actions of the schema seen last.
+	slots actionSlots
 }
 
 // The time domains as onTimer's timeDomain values, boxed once.
@@ -143,49 +145,111 @@ func (o *Process) timer(t state.Timer) error {
 	return err
 }
 
+// The actions a process expression may return, by index.
+const (
+	actEmit = iota
+	actState
+	actTimers
+	actProcessingTimers
+	actBroadcast
+	nActions
+)
+
+var actionNames = [nActions]string{"emit", "state", "timers", "processingTimers", "broadcast"}
+
+// actionSlots is where the rows of actions of one schema hold each action
+// (-1 where they have none), and the first field that is no action: worked
+// out once per schema, so reading a row of actions compares a pointer.
+type actionSlots struct {
+	schema  *value.Schema
+	at      [nActions]int
+	unknown string
+}
+
+func slotsOf(s *value.Schema) actionSlots {
+	a := actionSlots{schema: s}
+	for i, n := range actionNames {
+		a.at[i] = s.Index(n)
+	}
+	for _, n := range s.Names() {
+		if !isAction(n) {
+			a.unknown = n
+			break
+		}
+	}
+	return a
+}
+
+func isAction(k string) bool {
+	switch k {
+	case "emit", "state", "timers", "processingTimers", "broadcast":
+		return true
+	}
+	return false
+}
+
+func unknownAction(k string) error {
+	return fmt.Errorf("process expression returned unknown action %q (want emit, state, timers, processingTimers, broadcast)", k)
+}
+
 func (o *Process) apply(res any, ts int64, broadcast bool) error {
 	if res == nil {
 		return nil
 	}
-	m, ok := res.(map[string]any)
-	if !ok {
-		return o.fail(fmt.Errorf("process expression returned %s, want a map of actions", value.TypeName(res)))
-	}
-	// Look the actions up instead of iterating over the map: the map has
-	// another key exactly when fewer actions than entries are found.
-	emit, hasEmit := m["emit"]
-	st, hasState := m["state"]
-	timers, hasTimers := m["timers"]
-	ptimers, hasPTimers := m["processingTimers"]
-	bst, hasBroadcast := m["broadcast"]
-	if n := count(hasEmit) + count(hasState) + count(hasTimers) + count(hasPTimers) + count(hasBroadcast); n != len(m) {
-		for k := range m {
-			switch k {
-			case "emit", "state", "timers", "processingTimers", "broadcast":
-			default:
-				return o.fail(fmt.Errorf("process expression returned unknown action %q (want emit, state, timers, processingTimers, broadcast)", k))
+	var acts [nActions]any
+	var has [nActions]bool
+	switch m := res.(type) {
+	case *value.Row:
+		if m.Schema() != o.slots.schema {
+			o.slots = slotsOf(m.Schema())
+		}
+		if o.slots.unknown != "" {
+			return o.fail(unknownAction(o.slots.unknown))
+		}
+		for a, i := range o.slots.at {
+			if i >= 0 {
+				acts[a], has[a] = m.At(i), true
 			}
 		}
+	case map[string]any:
+		// Look the actions up instead of iterating over the map: the map
+		// has another key exactly when fewer actions than entries are
+		// found.
+		n := 0
+		for a, name := range actionNames {
+			if acts[a], has[a] = m[name]; has[a] {
+				n++
+			}
+		}
+		if n != len(m) {
+			for k := range m {
+				if !isAction(k) {
+					return o.fail(unknownAction(k))
+				}
+			}
+		}
+	default:
+		return o.fail(fmt.Errorf("process expression returned %s, want a map of actions", value.TypeName(res)))
 	}
-	if hasBroadcast {
+	if has[actBroadcast] {
 		if !broadcast {
 			return o.fail(fmt.Errorf("only records of a broadcast input may update broadcast state"))
 		}
-		o.bstate = bst
+		o.bstate = acts[actBroadcast]
 	}
-	if hasState {
+	if has[actState] {
 		if broadcast {
 			return o.fail(fmt.Errorf("a broadcast record has no key, so it cannot set keyed state"))
 		}
-		o.val.Set(st)
+		o.val.Set(acts[actState])
 	}
-	if err := o.registerTimers("timers", timers, broadcast); err != nil {
+	if err := o.registerTimers("timers", acts[actTimers], broadcast); err != nil {
 		return err
 	}
-	if err := o.registerTimers("processingTimers", ptimers, broadcast); err != nil {
+	if err := o.registerTimers("processingTimers", acts[actProcessingTimers], broadcast); err != nil {
 		return err
 	}
-	if hasEmit && emit != nil {
+	if emit := acts[actEmit]; emit != nil {
 		list, ok := emit.([]any)
 		if !ok {
 			return o.fail(fmt.Errorf("emit must be a list, got %s", value.TypeName(emit)))
@@ -197,13 +261,6 @@ func (o *Process) apply(res any, ts int64, broadcast bool) error {
 		}
 	}
 	return nil
-}
-
-func count(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // registerTimers registers the timers of a timers or processingTimers

@@ -51,39 +51,62 @@ func (f *Filter) drop(r *value.Record) {
 	}
 }
 
-// sharesInput reports whether the map step's output may share a map, list
-// or byte slice with its input: it is not a map, or one of the entries
-// FreshMap could not rule out holds one.
+// sharesInput reports whether the map step's output may share a map, row,
+// list or byte slice with its input: it is not a map value, or one of the
+// entries FreshMap could not rule out holds one.
 func (m *Map) sharesInput(out any) bool {
-	o, ok := out.(map[string]any)
-	if !ok {
-		return true
-	}
-	for _, k := range m.freshCheck {
-		switch o[k].(type) {
-		case map[string]any, []any, []byte:
-			return true
+	switch o := out.(type) {
+	case map[string]any:
+		for _, k := range m.freshCheck {
+			if isContainer(o[k]) {
+				return true
+			}
 		}
+		return false
+	case *value.Row:
+		for _, k := range m.freshCheck {
+			if f, _ := o.Get(k); isContainer(f) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// isContainer reports whether v is a value with parts a reader may reuse.
+func isContainer(v any) bool {
+	switch v.(type) {
+	case map[string]any, *value.Row, []any, []byte:
+		return true
 	}
 	return false
 }
 
-// detach cuts the value at path out of in (deleting its key from the map
-// holding it), so that recycling in cannot reuse it; false when in has no
-// map at each step of the path.
+// detach cuts the value at path out of in, so that recycling in cannot
+// reuse it: a map drops the key, a row (whose fields are fixed) has the
+// field set to null, which leaves the reader nothing of it to refill.
+// False when in has no map value at each step of the path.
 func detach(in any, path []string) bool {
-	m, ok := in.(map[string]any)
 	for _, k := range path[:len(path)-1] {
+		f, ok := value.Field(in, k)
 		if !ok {
 			return false
 		}
-		m, ok = m[k].(map[string]any)
+		in = f
 	}
-	if !ok {
-		return false
+	last := path[len(path)-1]
+	switch m := in.(type) {
+	case map[string]any:
+		delete(m, last)
+		return true
+	case *value.Row:
+		if i := m.Schema().Index(last); i >= 0 {
+			m.Set(i, nil)
+		}
+		return true
 	}
-	delete(m, path[len(path)-1])
-	return true
+	return false
 }
 
 // reuseOutputs marks the map steps whose output goes, through filters at

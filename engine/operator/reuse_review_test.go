@@ -19,12 +19,19 @@ import (
 // to a value-releasing sink are encoded during Write and must read the
 // same once the whole run is over (kept sinks) as they did then.
 
-// containers adds the maps and lists reachable from v to set.
+// containers adds the maps, rows and lists reachable from v to set.
 func containers(v any, set map[uintptr]bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		set[reflect.ValueOf(x).Pointer()] = true
 		for _, e := range x {
+			containers(e, set)
+		}
+	case *value.Row:
+		// A row's values are allocated with it (or, past eight fields,
+		// reachable only through it): the row stands for both.
+		set[reflect.ValueOf(x).Pointer()] = true
+		for _, e := range x.Values() {
 			containers(e, set)
 		}
 	case []any:

@@ -144,12 +144,17 @@ type Call struct {
 	ts   int64
 	err  error
 	emit func(any)
+	// plain says the function gets value.Plain of each value: user code
+	// asserts map[string]any and must not see the engine's rows.
+	plain bool
 }
 
 func (c *Call) emit1(v any, ts int64) error { return c.base.emit(v, ts) }
 
 func (c *Call) Open(ctx *Context, out Collector) error {
 	c.base.Open(ctx, out)
+	// Without rows nothing is converted: Plain would only walk the value.
+	c.plain = value.UseRows
 	c.emit = func(v any) {
 		if c.err != nil {
 			return
@@ -161,7 +166,11 @@ func (c *Call) Open(ctx *Context, out Collector) error {
 
 func (c *Call) Process(r *value.Record, _ int) error {
 	c.ts = r.Ts
-	if err := c.fn(r.Value, c.emit); err != nil {
+	v := r.Value
+	if c.plain {
+		v = value.Plain(v)
+	}
+	if err := c.fn(v, c.emit); err != nil {
 		return c.fail(err)
 	}
 	err := c.err
@@ -257,6 +266,18 @@ type Sink struct {
 	sink     connector.Sink
 	w        connector.Writer
 	finished bool
+	// goSink says the writer is user code (`sink: {call: name}`); plain,
+	// that it gets value.Plain of each value (see RowsAware).
+	goSink, plain bool
+}
+
+// RowsAware is implemented by the writers of Go sinks (`sink: {call:
+// name}`) that handle the engine's *value.Row values themselves, reading
+// them with value.Field or by schema index. Any other Go sink is user code
+// written against map[string]any, so while rows are on (value.UseRows) it
+// is given value.Plain of each value: a row is never visible to it.
+type RowsAware interface {
+	AcceptsRows() bool
 }
 
 func (s *Sink) Open(ctx *Context, out Collector) error {
@@ -266,10 +287,17 @@ func (s *Sink) Open(ctx *Context, out Collector) error {
 		return s.fail(err)
 	}
 	s.w = w
+	ra, ok := w.(RowsAware)
+	s.plain = s.goSink && value.UseRows && !(ok && ra.AcceptsRows())
 	return nil
 }
 
 func (s *Sink) Process(r *value.Record, _ int) error {
+	if s.plain {
+		p := *r
+		p.Value = value.Plain(r.Value)
+		r = &p
+	}
 	if err := s.w.Write(r); err != nil {
 		return s.fail(err)
 	}
