@@ -296,7 +296,9 @@ func (s *cpState) complete() <-chan int64 {
 // restoreSource seeks a source reader to its restored position. A source
 // step with no position in the snapshot starts fresh (the snapshot came
 // from a job without that step, e.g. a bootstrap savepoint); one whose
-// positions were written at another parallelism cannot be restored.
+// positions were written at another parallelism is restored from all of
+// them if its reader is connector.Rescalable (Kafka: partitions are
+// reassigned as Flink's enumerator does), else cannot be.
 func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error {
 	s.reader = rd
 	if s.cp.Restore == nil {
@@ -310,10 +312,33 @@ func (s *cpState) restoreSource(ctx context.Context, rd connector.Reader) error 
 		if lerr != nil {
 			return lerr
 		}
-		if len(others) > 0 {
+		if len(others) == 0 {
+			return nil
+		}
+		rs, ok := rd.(connector.Rescalable)
+		if !ok {
 			return &operator.StepError{Step: head.Name, Err: fmt.Errorf(
 				"the snapshot has its positions at another parallelism (%s), not for subtask %d of %d: a source must be restored at the parallelism it was checkpointed with",
 				path.Base(others[0]), c.Index, c.Stage.Parallelism)}
+		}
+		all := make([][]byte, len(others)) // by old subtask
+		seen := make([]bool, len(others))
+		for _, name := range others {
+			// One position per old subtask, each once: j-of-n with n the
+			// number of positions.
+			var j, n int
+			if _, err := fmt.Sscanf(path.Base(name), "%d-of-%d", &j, &n); err != nil || n != len(others) || j < 0 || j >= n || seen[j] {
+				return &operator.StepError{Step: head.Name, Err: fmt.Errorf("the snapshot's positions are not one complete set (%s among %d)", path.Base(name), len(others))}
+			}
+			seen[j] = true
+			b, err := s.cp.Restore.Get(ctx, name)
+			if err != nil {
+				return &operator.StepError{Step: head.Name, Err: err}
+			}
+			all[j] = b
+		}
+		if err := rs.SeekAll(all); err != nil {
+			return &operator.StepError{Step: head.Name, Err: err}
 		}
 		return nil
 	}
