@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,10 @@ type KafkaSource struct {
 	// watermarks the reader reports.
 	WatermarkBound int64
 	Idleness       time.Duration
+
+	// readers are the open readers, for Lags (kafka_lag.go).
+	mu      sync.Mutex
+	readers []*kafkaReader
 }
 
 // NewKafkaSource returns the connector of a source step with a kafka field.
@@ -78,6 +83,18 @@ type partState struct {
 	// produced a record (for idleness).
 	maxTs      int64
 	lastActive time.Time
+	// pubNext and pubEnd are next and the end of the partition (its high
+	// watermark, or last stable offset with read_committed) as of the
+	// last fetch that returned its records, -1 while unknown: published
+	// once per poll for Lags, which runs on another goroutine.
+	pubNext, pubEnd atomic.Int64
+}
+
+func newPartState(tp topicPartition) *partState {
+	ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
+	ps.pubNext.Store(-1)
+	ps.pubEnd.Store(-1)
+	return ps
 }
 
 // Open resolves the topics and the partitions this subtask owns. Offsets
@@ -113,6 +130,7 @@ func (s *KafkaSource) Open(ctx context.Context, index, parallelism int) (Reader,
 		admin.Close()
 		return nil, err
 	}
+	s.addReader(r)
 	return r, nil
 }
 
@@ -140,6 +158,11 @@ type kafkaReader struct {
 	// completed yet, oldest first (see CheckpointComplete).
 	mu      sync.Mutex
 	pending []checkpointPos
+
+	// lagParts is parts as Lags may see it: set once the partitions'
+	// stop offsets are known (start, discover), under lagMu.
+	lagMu    sync.Mutex
+	lagParts []*partState
 }
 
 // checkpointPos is the position taken for one checkpoint.
@@ -162,7 +185,7 @@ func (r *kafkaReader) assign(ctx context.Context) error {
 		return err
 	}
 	for _, tp := range tps {
-		ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
+		ps := newPartState(tp)
 		r.parts = append(r.parts, ps)
 		r.byTP[tp] = ps
 	}
@@ -250,7 +273,9 @@ func (r *kafkaReader) discover(ctx context.Context) error {
 	now := time.Now()
 	for _, tp := range tps {
 		if r.byTP[tp] == nil {
-			fresh = append(fresh, &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64, lastActive: now})
+			ps := newPartState(tp)
+			ps.lastActive = now
+			fresh = append(fresh, ps)
 		}
 	}
 	if len(fresh) == 0 {
@@ -263,6 +288,7 @@ func (r *kafkaReader) discover(ctx context.Context) error {
 	assign := map[string]map[int32]kgo.Offset{}
 	for i, p := range fresh {
 		p.next = offs[i]
+		p.pubNext.Store(p.next)
 		r.parts = append(r.parts, p)
 		r.byTP[p.tp] = p
 		if assign[p.tp.Topic] == nil {
@@ -271,6 +297,7 @@ func (r *kafkaReader) discover(ctx context.Context) error {
 		assign[p.tp.Topic][p.tp.Partition] = kgo.NewOffset().At(p.next)
 	}
 	r.sortParts()
+	r.publishParts()
 	slog.Info("kafka source: new partitions", "subtask", r.index, "partitions", len(fresh))
 	if r.consumer == nil {
 		return r.newConsumer(assign)
@@ -393,6 +420,7 @@ func (r *kafkaReader) start(ctx context.Context) error {
 	now := time.Now()
 	assign := map[string]map[int32]kgo.Offset{}
 	for _, p := range r.parts {
+		p.pubNext.Store(p.next)
 		p.lastActive = now
 		if p.stop >= 0 && p.next >= p.stop {
 			p.done = true
@@ -412,6 +440,7 @@ func (r *kafkaReader) start(ctx context.Context) error {
 		"finished", len(r.parts)-countAssigned(assign), "restored", r.restored != nil, "bounded", k.StoppingOffsets != nil)
 	r.started = true
 	r.restored = nil
+	r.publishParts()
 	if r.discoverEvery > 0 {
 		r.nextDiscover = now.Add(r.discoverEvery)
 	}
@@ -639,6 +668,12 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 			if ps == nil || ps.done || rerr != nil {
 				return
 			}
+			end := fp.HighWatermark
+			if r.readCommitted() && fp.LastStableOffset >= 0 {
+				end = fp.LastStableOffset
+			}
+			ps.pubEnd.Store(end)
+			defer func() { ps.pubNext.Store(ps.next) }()
 			for _, rec := range fp.Records {
 				if rec.Offset < ps.next {
 					continue
@@ -818,6 +853,7 @@ func (r *kafkaReader) CheckpointComplete(ctx context.Context, id int64) error {
 
 // Close releases the clients.
 func (r *kafkaReader) Close() error {
+	r.src.removeReader(r)
 	if r.consumer != nil {
 		r.consumer.Close()
 	}
