@@ -7,8 +7,9 @@
 // elsewhere tracking cost would only slow every evaluation down.
 //
 // Values cross into CEL as this engine's dynamic values (map[string]any,
-// []any, int64, ...) and come back the same way, so operators never see CEL
-// types. Plain field paths (record.a.b) and most per-record and keyed
+// *value.Row, []any, int64, ...) and come back the same way, so operators
+// never see CEL types. A row is a map to CEL (see rows.go); with
+// value.UseRows, the map literals the fast evaluator builds are rows. Plain field paths (record.a.b) and most per-record and keyed
 // process logic (arithmetic, comparisons, map and list literals, `in`,
 // indexing, the comprehension macros, ...) skip CEL's interpreter
 // altogether (see fast.go), with CEL's results and errors, and within the
@@ -33,6 +34,8 @@ import (
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
+
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // DefaultCostLimit bounds the work of one evaluation (CEL cost units,
@@ -86,13 +89,17 @@ type Program struct {
 	costMax uint64
 	// pathVar >= 0 marks a plain field path (names[pathVar].path[0]...),
 	// evaluated with map lookups instead of CEL; -1 otherwise.
-	pathVar int
-	path    []string
+	pathVar   int
+	path      []string
+	pathSites []*fieldSite
 	// fast, when set, evaluates the expression natively (see fast.go),
 	// falling back to CEL where it cannot tell the result; it needs
 	// fastLocals slots for comprehension variables.
 	fast       fastFn
 	fastLocals int
+	// rowSlots is the number of scratch map literals that build rows
+	// (Evaluator.EvalInto refills the row each returned before).
+	rowSlots int
 	// small, when set, is prg without the runtime cost limit, run when
 	// every input value is small (fitsSmall): the compile-time estimate
 	// for inputs that small stays within DefaultCostLimit, so the cost
@@ -122,6 +129,7 @@ func env(vars []string) (*cel.Env, error) {
 		ext.Regex(),
 		ext.TwoVarComprehensions(),
 		cel.CrossTypeNumericComparisons(true),
+		cel.CustomTypeAdapter(celAdapter),
 	}
 	for _, v := range vars {
 		t := cel.DynType
@@ -201,6 +209,9 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 	p.prg = prg
 	p.checked = ast.NativeRep()
 	p.pathVar, p.path = fieldPath(ast.NativeRep().Expr(), vars)
+	for _, f := range p.path {
+		p.pathSites = append(p.pathSites, newFieldSite(f))
+	}
 	// An expression that needs the runtime cost limit runs natively only
 	// where the estimate for small inputs rules the limit out, checking
 	// that the inputs it reads are that small (see fast.go).
@@ -212,7 +223,7 @@ func Compile(src string, want Want, vars ...string) (*Program, error) {
 		case p.limited:
 			mode = fastCountCost
 		}
-		p.fast, p.fastLocals = compileFast(ast.NativeRep().Expr(), vars, mode)
+		p.fast, p.fastLocals, p.rowSlots = compileFast(ast.NativeRep().Expr(), vars, mode, value.UseRows)
 	}
 	return p, nil
 }
@@ -273,6 +284,15 @@ func fitsSmall(v any, budget *int) bool {
 		}
 		for k, e := range x {
 			if len(k) > smallInputSize || !fitsSmall(e, budget) {
+				return false
+			}
+		}
+	case *value.Row:
+		if *budget -= x.Len(); x.Len() > smallInputSize || *budget < 0 {
+			return false
+		}
+		for i, e := range x.Values() {
+			if len(x.Name(i)) > smallInputSize || !fitsSmall(e, budget) {
 				return false
 			}
 		}
@@ -342,25 +362,18 @@ func selectPath(e celast.Expr) (name string, path []string, ok bool) {
 	return e.AsIdent(), path, true
 }
 
-// evalPath evaluates a plain field path with map lookups. It reports false
-// when the value is not one CEL would hand back unchanged (a missing key,
-// a non-map operand, a non-normalized value): the caller then evaluates
-// with CEL, which gives the same result or error as before.
+// evalPath evaluates a plain field path with map and row lookups. It
+// reports false when the value is not one CEL would hand back unchanged (a
+// missing key, a non-map operand, a non-normalized value): the caller then
+// evaluates with CEL, which gives the same result or error as before.
 func (p *Program) evalPath(v any) (any, bool) {
-	for _, f := range p.path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[f]; !ok {
+	for _, f := range p.pathSites {
+		var ok bool
+		if v, ok = f.get(v); !ok {
 			return nil, false
 		}
 	}
-	switch v.(type) {
-	case nil, bool, int64, uint64, float64, string, []byte, []any, map[string]any:
-		return v, true
-	}
-	return nil, false
+	return v, isNative(v)
 }
 
 func wantName(w Want) string {
@@ -392,6 +405,10 @@ type activation struct {
 	// scratch, when set, is an empty map the fast evaluator may fill as
 	// the result instead of allocating one (Evaluator.EvalInto).
 	scratch map[string]any
+	// rows, when set (Evaluator.EvalInto), holds per scratch map literal
+	// that builds rows the row it returned last, refilled instead of
+	// allocating one.
+	rows []*value.Row
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -540,6 +557,8 @@ func (p *Program) run(act *activation) (ref.Val, error) {
 type Evaluator struct {
 	p   *Program
 	act activation
+	// rows is activation.rows for EvalInto, kept between calls.
+	rows []*value.Row
 }
 
 // Evaluator returns a new single-goroutine evaluator of p.
@@ -645,14 +664,22 @@ func (e *Evaluator) Eval(vals ...any) (any, error) {
 
 // EvalInto is Eval, except that a map the expression builds as its result
 // (its outermost map literal, possibly under dyn() and conditionals) may be
-// scratch itself, filled instead of a newly allocated map. scratch must
-// be empty; the caller clears it before the next call, when done with the
-// result (which it must not keep), and may find it partly filled when the
-// result is another value.
+// scratch itself, filled instead of a newly allocated map, or, where the
+// literal builds a row (value.UseRows), the row this evaluator's EvalInto
+// returned from that literal before, refilled. scratch must be non-nil and
+// empty; the caller clears it before the next call, when done with the
+// result (which it must not keep past the next call), and may find it
+// partly filled when the result is another value.
 func (e *Evaluator) EvalInto(scratch map[string]any, vals ...any) (any, error) {
 	e.act.scratch = scratch
+	if scratch != nil && e.p.rowSlots > 0 {
+		if e.rows == nil {
+			e.rows = make([]*value.Row, e.p.rowSlots)
+		}
+		e.act.rows = e.rows
+	}
 	v, err := e.Eval(vals...)
-	e.act.scratch = nil
+	e.act.scratch, e.act.rows = nil, nil
 	return v, err
 }
 
@@ -723,7 +750,7 @@ func ToNative(v ref.Val) (any, error) {
 	// Values (a null's is not nil, a map literal's has ref.Val keys):
 	// that one is converted element by element.
 	switch nv := v.Value().(type) {
-	case map[string]any:
+	case map[string]any, *value.Row:
 		return nv, nil
 	case []any:
 		if reflect.TypeOf(v) != concatListType {

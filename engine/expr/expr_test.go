@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 func TestEvalRoundTrip(t *testing.T) {
@@ -33,8 +35,12 @@ func TestEvalRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.src, err)
 		}
-		if !reflect.DeepEqual(got, c.out) {
+		if !reflect.DeepEqual(value.Plain(got), c.out) {
 			t.Errorf("%s = %#v, want %#v", c.src, got, c.out)
+		}
+		// The record as a row: the same result.
+		if got, err = p.Eval1(deepRows(c.in)); err != nil || !reflect.DeepEqual(value.Plain(got), c.out) {
+			t.Errorf("%s on a row = %#v, %v; want %#v", c.src, got, err, c.out)
 		}
 	}
 }
@@ -334,13 +340,14 @@ func TestEvaluatorReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := acc.(map[string]any)["v"]; got != int64(55) {
+	if got, _ := value.Field(acc, "v"); got != int64(55) {
 		t.Fatalf("sum = %v", got)
 	}
 	if _, err := ev.Eval2(nil, map[string]any{"v": int64(1)}); err == nil {
 		t.Fatal("want an error for a null acc")
 	}
-	if v, err := ev.Eval(map[string]any{"k": "y", "v": int64(1)}, map[string]any{"v": int64(2)}); err != nil || v.(map[string]any)["v"] != int64(3) {
+	v, err := ev.Eval(map[string]any{"k": "y", "v": int64(1)}, map[string]any{"v": int64(2)})
+	if f, _ := value.Field(v, "v"); err != nil || f != int64(3) {
 		t.Fatalf("got %v, %v", v, err)
 	}
 }

@@ -13,22 +13,27 @@ import (
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/overloads"
 	"github.com/google/cel-go/common/types"
+
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // The fast evaluator runs the common per-record expressions (field access,
 // map and list literals, int and double arithmetic, comparisons, logic,
 // size, `in`, indexing, list concatenation, the comprehension macros
 // exists/all/exists_one/map/filter and their two-variable forms over
-// lists, cel.bind, slice, math.greatest/least, string()) as Go
+// lists and rows, cel.bind, slice, math.greatest/least, string()) as Go
 // closures compiled from the checked AST, without CEL's interpreter and
-// without converting values to CEL and back.
+// without converting values to CEL and back. Rows (value.Row) are maps
+// wherever maps are handled; a field selection caches the field's index
+// per row schema (fieldSite).
 //
 // It never decides anything CEL would decide differently: every operation
 // handles only the operand types whose result is certain (int with int,
 // double with double, string with string...) and reports "not handled" for
 // anything else — other or mixed types, a missing key, an index out of
 // range, an integer overflow, a division by zero, a map as a comprehension
-// range (CEL's iteration order over a map is not Go's). Then the whole
+// range (CEL's iteration order over a map is not Go's; over a row it is
+// the sorted one, as here). Then the whole
 // expression is evaluated by CEL, which gives the result or the error it
 // always gave. Expressions are side-effect free, so evaluating twice is
 // only a cost, paid on the rare paths. Expressions with anything the fast
@@ -85,7 +90,7 @@ func (a *activation) get(i int) any {
 // its CEL form is v itself).
 func isNative(v any) bool {
 	switch v.(type) {
-	case nil, bool, int64, uint64, float64, string, []byte, []any, map[string]any:
+	case nil, bool, int64, uint64, float64, string, []byte, []any, map[string]any, *value.Row:
 		return true
 	}
 	return false
@@ -106,6 +111,8 @@ func isSmallNative(v any) bool {
 		return len(x) <= smallInputSize
 	case map[string]any:
 		return len(x) <= smallInputSize
+	case *value.Row:
+		return x.Len() <= smallInputSize
 	}
 	return false
 }
@@ -122,6 +129,11 @@ type fastCompiler struct {
 	// each has a slot in activation.locals.
 	scope  []fastLocal
 	nslots int
+	// rows makes map literals with constant string keys build rows
+	// (value.UseRows when the expression is compiled); rowSlots counts
+	// the scratch ones among them (activation.rows).
+	rows     bool
+	rowSlots int
 }
 
 type fastLocal struct {
@@ -131,19 +143,23 @@ type fastLocal struct {
 
 // compileFast compiles e, or returns nil when it uses anything the fast
 // evaluator does not handle. locals is the number of activation.locals
-// slots the evaluation needs.
-func compileFast(e celast.Expr, vars []string, mode fastMode) (f fastFn, locals int) {
-	c := &fastCompiler{vars: vars, check: mode == fastCheckSizes, count: mode == fastCountCost}
+// slots the evaluation needs, rowSlots the number of activation.rows.
+// With rows, map literals build rows.
+func compileFast(e celast.Expr, vars []string, mode fastMode, rows bool) (f fastFn, locals, rowSlots int) {
+	c := &fastCompiler{vars: vars, check: mode == fastCheckSizes, count: mode == fastCountCost, rows: rows}
 	f = c.compileTop(e)
-	if f == nil || !c.count {
-		return f, c.nslots
+	if f == nil {
+		return nil, 0, 0
+	}
+	if !c.count {
+		return f, c.nslots, c.rowSlots
 	}
 	inner := f
 	return func(a *activation) (any, bool) {
 		a.cost = 0
 		v, ok := inner(a)
 		return v, ok && a.cost <= DefaultCostLimit
-	}, c.nslots
+	}, c.nslots, c.rowSlots
 }
 
 // fastMode says how a fast evaluator stays within the runtime cost limit.
@@ -188,13 +204,20 @@ func nodeCost(e celast.Expr) uint64 {
 }
 
 // costOf bounds CEL's charge for traversing v: a string's or bytes'
-// length over 10 (CEL charges 0.1 per character), rounded up.
+// length, a list's or map's size, over 10 (CEL charges 0.1 per character
+// and, for equality, per element), rounded up.
 func costOf(v any) uint64 {
 	switch x := v.(type) {
 	case string:
 		return uint64(len(x))/10 + 1
 	case []byte:
 		return uint64(len(x))/10 + 1
+	case []any:
+		return uint64(len(x))/10 + 1
+	case map[string]any:
+		return uint64(len(x))/10 + 1
+	case *value.Row:
+		return uint64(x.Len())/10 + 1
 	}
 	return 0
 }
@@ -229,18 +252,18 @@ func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
 	if root == nil {
 		return nil, 0
 	}
+	sites := make([]*fieldSite, len(fields))
+	for i, f := range fields {
+		sites[i] = newFieldSite(f)
+	}
 	check := c.check
 	return func(a *activation) (any, bool) {
 		v, ok := root(a) // a read (checked) value
 		if !ok {
 			return nil, false
 		}
-		for _, f := range fields {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			if v, ok = m[f]; !ok || !readOK(check, v) {
+		for _, f := range sites {
+			if v, ok = f.get(v); !ok || !readOK(check, v) {
 				return nil, false
 			}
 		}
@@ -277,18 +300,14 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 		if operand == nil {
 			return nil
 		}
-		field := sel.FieldName()
+		field := newFieldSite(sel.FieldName())
 		if sel.IsTestOnly() {
 			return func(a *activation) (any, bool) {
 				v, ok := operand(a)
-				if !ok {
+				if !ok || !value.IsMap(v) {
 					return nil, false
 				}
-				m, ok := v.(map[string]any)
-				if !ok {
-					return nil, false
-				}
-				_, has := m[field]
+				_, has := field.get(v)
 				return has, true
 			}
 		}
@@ -298,11 +317,7 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 			if !ok {
 				return nil, false
 			}
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			v, ok = m[field]
+			v, ok = field.get(v)
 			return v, ok && readOK(check, v)
 		}
 	case celast.ListKind:
@@ -363,7 +378,10 @@ func (c *fastCompiler) compileIdent(name string) fastFn {
 
 // compileMap compiles a map literal with string keys. A scratch one (the
 // expression's outermost, see compileTop) fills activation.scratch when
-// the caller provides one instead of allocating.
+// the caller provides one instead of allocating. With c.rows it builds a
+// row, of a schema found once here, each entry written to its sorted
+// slot; a scratch one refills the row it returned last time when the
+// caller provides activation.rows.
 func (c *fastCompiler) compileMap(m celast.MapExpr, scratch bool) fastFn {
 	keys := make([]string, len(m.Entries()))
 	vals := make([]fastFn, len(m.Entries()))
@@ -383,6 +401,9 @@ func (c *fastCompiler) compileMap(m celast.MapExpr, scratch bool) fastFn {
 			return nil
 		}
 	}
+	if c.rows {
+		return c.rowLiteral(keys, vals, scratch)
+	}
 	return func(a *activation) (any, bool) {
 		var out map[string]any
 		if scratch && a.scratch != nil {
@@ -396,6 +417,41 @@ func (c *fastCompiler) compileMap(m celast.MapExpr, scratch bool) fastFn {
 				return nil, false
 			}
 			out[keys[i]] = v
+		}
+		return out, true
+	}
+}
+
+// rowLiteral builds a map literal's row: its entries, evaluated in the
+// order written, go to their slots in the sorted schema.
+func (c *fastCompiler) rowLiteral(keys []string, vals []fastFn, scratch bool) fastFn {
+	schema := value.MustSchemaOf(keys...) // distinct: compileMap checked
+	slots := make([]int, len(keys))
+	for i, k := range keys {
+		slots[i] = schema.Index(k)
+	}
+	site := -1
+	if scratch {
+		site = c.rowSlots
+		c.rowSlots++
+	}
+	return func(a *activation) (any, bool) {
+		var out *value.Row
+		if site >= 0 && a.rows != nil {
+			if out = a.rows[site]; out == nil {
+				out = value.NewRow(schema)
+				a.rows[site] = out
+			}
+		} else {
+			out = value.NewRow(schema)
+		}
+		row := out.Values()
+		for i, f := range vals {
+			v, ok := f(a)
+			if !ok {
+				return nil, false
+			}
+			row[slots[i]] = v
 		}
 		return out, true
 	}
@@ -528,7 +584,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			}
 		case operators.Equals, operators.NotEquals:
 			ne := fn == operators.NotEquals
-			count := c.count
+			count, check := c.count, c.check
 			return func(a *activation) (any, bool) {
 				l, r, ok := operands(a, x, y)
 				if !ok {
@@ -537,7 +593,7 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				if count {
 					a.cost += costOf(l) + costOf(r)
 				}
-				eq, ok := equal(l, r)
+				eq, ok := equal(l, r, check)
 				return eq != ne, ok
 			}
 		case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
@@ -605,8 +661,8 @@ func (c *fastCompiler) compileArgs(es []celast.Expr) []fastFn {
 	return args
 }
 
-// compileComprehension compiles a comprehension over a list (the macros
-// and cel.bind expand to these). As in CEL, the range and the
+// compileComprehension compiles a comprehension over a list or a row (the
+// macros and cel.bind expand to these). As in CEL, the range and the
 // accumulator's initial value are evaluated outside the comprehension's
 // scope and the result with the accumulator but without the iteration
 // variables in scope.
@@ -641,20 +697,16 @@ func (c *fastCompiler) compileComprehension(comp celast.ComprehensionExpr) fastF
 	}
 	return func(a *activation) (any, bool) {
 		r, ok := rng(a)
-		list, isList := r.([]any)
-		if !ok || !isList {
+		list, row, n, isRange := rangeOf(r)
+		if !ok || !isRange {
 			return nil, false
 		}
 		acc, ok := init(a)
 		if !ok {
 			return nil, false
 		}
-		for i, el := range list {
-			if iter2 >= 0 {
-				a.locals[iter], a.locals[iter2] = int64(i), el
-			} else {
-				a.locals[iter] = el
-			}
+		for i := 0; i < n; i++ {
+			setIter(a, list, row, i, iter, iter2)
 			a.locals[accu] = acc
 			v, ok := cond(a)
 			more, isBool := v.(bool)
@@ -670,6 +722,35 @@ func (c *fastCompiler) compileComprehension(comp celast.ComprehensionExpr) fastF
 		}
 		a.locals[accu] = acc
 		return result(a)
+	}
+}
+
+// rangeOf is a comprehension's range: a list, or a row, whose keys CEL
+// visits in sorted order (rowVal's iterator). Not a map[string]any: CEL's
+// order over its keys is not Go's.
+func rangeOf(v any) (list []any, row *value.Row, n int, ok bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, nil, len(x), true
+	case *value.Row:
+		return nil, x, x.Len(), true
+	}
+	return nil, nil, 0, false
+}
+
+// setIter sets the iteration variables to the range's element i: a
+// list's element (or its index and the element), a row's key (or its key
+// and value).
+func setIter(a *activation, list []any, row *value.Row, i, iter, iter2 int) {
+	switch {
+	case row != nil && iter2 >= 0:
+		a.locals[iter], a.locals[iter2] = row.Name(i), row.At(i)
+	case row != nil:
+		a.locals[iter] = row.Name(i)
+	case iter2 >= 0:
+		a.locals[iter], a.locals[iter2] = int64(i), list[i]
+	default:
+		a.locals[iter] = list[i]
 	}
 }
 
@@ -741,15 +822,15 @@ func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, 
 	count := c.count
 	return func(a *activation) (any, bool) {
 		r, ok := rng(a)
-		list, isList := r.([]any)
-		if !ok || !isList {
+		list, row, n, isRange := rangeOf(r)
+		if !ok || !isRange {
 			return nil, false
 		}
 		var out []any
 		if pf == nil {
-			out = make([]any, 0, len(list))
+			out = make([]any, 0, n)
 		}
-		for i, el := range list {
+		for i := 0; i < n; i++ {
 			if count {
 				// CEL's step: the conditional, accu + [e] (reading
 				// the accumulator, creating a list, adding).
@@ -757,11 +838,7 @@ func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, 
 					return nil, false
 				}
 			}
-			if iter2 >= 0 {
-				a.locals[iter], a.locals[iter2] = int64(i), el
-			} else {
-				a.locals[iter] = el
-			}
+			setIter(a, list, row, i, iter, iter2)
 			if pf != nil {
 				v, ok := pf(a)
 				keep, isBool := v.(bool)
@@ -819,6 +896,8 @@ func sizeFn(x fastFn) fastFn {
 			return int64(len(s)), true
 		case map[string]any:
 			return int64(len(s)), true
+		case *value.Row:
+			return int64(s.Len()), true
 		}
 		return nil, false
 	}
@@ -1041,7 +1120,7 @@ func inFn(x, y fastFn, check, count bool) fastFn {
 				if check && !isSmallNative(e) {
 					return nil, false
 				}
-				eq, ok := equal(v, e)
+				eq, ok := equal(v, e, check)
 				if !ok {
 					return nil, false
 				}
@@ -1057,6 +1136,12 @@ func inFn(x, y fastFn, check, count bool) fastFn {
 			}
 			_, has := coll[k]
 			return has, true
+		case *value.Row:
+			k, ok := v.(string)
+			if !ok {
+				return nil, false
+			}
+			return coll.Schema().Index(k) >= 0, true
 		}
 		return nil, false
 	}
@@ -1086,6 +1171,14 @@ func indexFn(x, y fastFn, check bool) fastFn {
 			if v, ok = coll[s]; !ok {
 				return nil, false
 			}
+		case *value.Row:
+			s, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			if v, ok = coll.Get(s); !ok {
+				return nil, false
+			}
 		default:
 			return nil, false
 		}
@@ -1094,10 +1187,13 @@ func indexFn(x, y fastFn, check bool) fastFn {
 }
 
 // equal is CEL's == on the values it can be certain of: scalars of one
-// type, and values of different non-numeric kinds (unequal in CEL). Lists
-// and maps compared with each other, numbers of different types, and
-// anything not native are not handled.
-func equal(l, r any) (eq, ok bool) {
+// type, values of different non-numeric kinds (unequal in CEL), and lists
+// with lists and maps with maps (rows and map[string]any alike), element
+// by element by these same rules, as CEL compares them. Numbers of
+// different types, bytes, and anything not native are not handled. With
+// check (fastCheckSizes), the elements it reads must be small: they are
+// reads of input data.
+func equal(l, r any, check bool) (eq, ok bool) {
 	if !isNative(l) || !isNative(r) {
 		return false, false
 	}
@@ -1105,10 +1201,72 @@ func equal(l, r any) (eq, ok bool) {
 		return c == 0, true
 	}
 	lk, rk := kindOf(l), kindOf(r)
-	if lk == rk || (lk == kindNumber && rk == kindNumber) {
-		return false, false // lists, maps, bytes, mixed numbers
+	switch {
+	case lk == kindNumber && rk == kindNumber:
+		return false, false // mixed numbers
+	case lk != rk:
+		return false, true
+	case lk == kindList:
+		return equalLists(l.([]any), r.([]any), check)
+	case lk == kindMap:
+		return equalMaps(l, r, check)
 	}
-	return false, true
+	return false, false // bytes
+}
+
+// equalElems is equal on two elements of lists or maps being compared.
+func equalElems(x, y any, check bool) (eq, ok bool) {
+	if check && (!isSmallNative(x) || !isSmallNative(y)) {
+		return false, false
+	}
+	return equal(x, y, check)
+}
+
+// equalLists: of one length, and equal element by element.
+func equalLists(x, y []any, check bool) (eq, ok bool) {
+	if len(x) != len(y) {
+		return false, true
+	}
+	for i := range x {
+		if eq, ok := equalElems(x[i], y[i], check); !ok || !eq {
+			return false, ok
+		}
+	}
+	return true, true
+}
+
+// equalMaps: of one size, and each key of l in r with an equal value.
+func equalMaps(l, r any, check bool) (eq, ok bool) {
+	ln, _ := value.MapLen(l)
+	rn, _ := value.MapLen(r)
+	if ln != rn {
+		return false, true
+	}
+	lr, lIsRow := l.(*value.Row)
+	rr, rIsRow := r.(*value.Row)
+	if lIsRow && rIsRow && lr.Schema() == rr.Schema() {
+		rv := rr.Values()
+		for i, x := range lr.Values() {
+			if eq, ok := equalElems(x, rv[i], check); !ok || !eq {
+				return false, ok
+			}
+		}
+		return true, true
+	}
+	eq, ok = true, true
+	value.RangeFields(l, func(name string, x any) bool {
+		y, found := value.Field(r, name)
+		if !found {
+			eq = false
+			return false
+		}
+		eq, ok = equalElems(x, y, check)
+		return ok && eq
+	})
+	if !ok {
+		return false, false
+	}
+	return eq, true
 }
 
 type valueKind uint8

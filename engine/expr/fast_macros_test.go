@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/cel-go/cel"
+
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // genRich writes a random expression over record and state using what the
@@ -184,7 +186,7 @@ func genRecordState(rng *rand.Rand) (rec, st any) {
 // the same and no error.
 func TestFastMatchesCELRich(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
-	compiled, limited, handled, checked := 0, 0, 0, 0
+	compiled, limited, handled, checked, rowsHandled := 0, 0, 0, 0, 0
 	seen := map[string]bool{}
 	for i := 0; i < 8000; i++ {
 		src := genRich(rng, 1+rng.Intn(3), nil)
@@ -203,6 +205,21 @@ func TestFastMatchesCELRich(t *testing.T) {
 		for j := 0; j < 10; j++ {
 			rec, st := genRecordState(rng)
 			want, wantErr := celEval(p, rec, st)
+			// The same inputs as rows: the fast evaluator agrees with
+			// CEL on them, and CEL on rows with CEL on maps (but for
+			// the order in which a map's keys are visited, which CEL
+			// leaves open and is the sorted one for rows).
+			rrec, rst := deepRows(rec), deepRows(st)
+			rowsWant, rowsErr := celEval(p, rrec, rst)
+			if (rowsErr != nil) != (wantErr != nil) || !sameValue(rowsWant, want) && !(iteratesMaps(src) && sameUnordered(rowsWant, want)) {
+				t.Fatalf("%s on %v, %v: CEL gives %#v (%v) on rows, %#v (%v) on maps", src, rec, st, rowsWant, rowsErr, want, wantErr)
+			}
+			if got, ok := fastEval(p, rrec, rst); ok {
+				rowsHandled++
+				if rowsErr != nil || !sameValue(got, rowsWant) {
+					t.Fatalf("%s on rows %v, %v: fast gives %#v, CEL %#v (%v)", src, rec, st, got, rowsWant, rowsErr)
+				}
+			}
 			got, ok := fastEval(p, rec, st)
 			checked++
 			if !ok {
@@ -220,8 +237,8 @@ func TestFastMatchesCELRich(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d expressions compiled (%d with the cost limit), %d of %d evaluations handled", compiled, limited, handled, checked)
-	if compiled < 1000 || limited < 200 || handled < checked/8 {
+	t.Logf("%d expressions compiled (%d with the cost limit), %d of %d evaluations handled (%d on rows)", compiled, limited, handled, checked, rowsHandled)
+	if compiled < 1000 || limited < 200 || handled < checked/8 || rowsHandled < handled {
 		t.Fatalf("too few cases exercised: %d compiled (%d limited), %d/%d handled", compiled, limited, handled, checked)
 	}
 }
@@ -490,6 +507,12 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 			if !ok || wantErr != nil || !sameValue(got, want) {
 				t.Fatalf("%s on %v: fast %#v (handled %v), CEL %#v (%v)", c.name, vals, got, ok, want, wantErr)
 			}
+			// Records and state as rows (as a row source and row
+			// literals make them): handled natively, the same result.
+			rows := deepRows(vals).([]any)
+			if got, ok := fastEval(p, rows...); !ok || !sameValue(got, want) {
+				t.Fatalf("%s on rows %v: fast %#v (handled %v), want %#v", c.name, vals, got, ok, want)
+			}
 			if v, err := ev.Eval(vals...); err != nil || !sameValue(v, want) {
 				t.Fatalf("%s on %v: Evaluator %#v, %v; want %#v", c.name, vals, v, err, want)
 			}
@@ -499,13 +522,10 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 
 // EvalInto fills the caller's map only with the expression's own
 // outermost map literal; nested maps, passed-through values and CEL's
-// results are other maps.
+// results are other maps. (Literals that build rows: TestEvalIntoRefillsRow.)
 func TestEvalIntoFillsScratch(t *testing.T) {
-	p, err := Compile(`record.k == 1 ? dyn({'state': {'n': record.k}, 'emit': [{'a': 1}]})
+	p := withRows(t, false, `record.k == 1 ? dyn({'state': {'n': record.k}, 'emit': [{'a': 1}]})
 		: record.k == 2 ? record : record.k == 3 ? {'x': record.missing} : {'y': 2}`, Map, Record)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ev := p.Evaluator()
 	same := func(a, b map[string]any) bool { return fmt.Sprintf("%p", a) == fmt.Sprintf("%p", b) }
 	for _, c := range []struct {
@@ -592,7 +612,7 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		c, ok := cache[src]
 		if !ok {
 			if p, err := Compile(src, Any, vars...); err == nil {
-				c.f, c.locals = compileFast(p.checked.Expr(), vars, fastCountCost)
+				c.f, c.locals, _ = compileFast(p.checked.Expr(), vars, fastCountCost, value.UseRows)
 			}
 			cache[src] = c
 		}
@@ -627,6 +647,7 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		for j := 0; j < 4; j++ {
 			rec, st := genRecordState(rng)
 			check(src, rec, st)
+			check(src, deepRows(rec), deepRows(st))
 		}
 	}
 	q6 := `((state == null ? [] : state.l) + [{'t': record.expires, 'id': record.id, 'p': record.price}])
@@ -644,6 +665,7 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		check(q6, map[string]any{"expires": int64(rng.Intn(50)), "id": int64(rng.Intn(1000)), "price": int64(rng.Intn(100))}, st)
 		check("[3, 1, 2, 1].sortBy(x, -x)", nil, nil)
 		check("state.l.sortBy(x, x.t)", nil, st)
+		check("state.l.sortBy(x, x.t)", nil, deepRows(st))
 	}
 	t.Logf("%d of %d evaluations handled; counted cost at most %.1f times CEL's", handled, checked, maxRatio)
 	if handled < checked/8 {
@@ -660,41 +682,55 @@ func TestFastCostBoundsCEL(t *testing.T) {
 	}
 }
 
-// A map step of nested field reads (Nexmark's rows: q3, q4, q8).
+// A map step of nested field reads (Nexmark's rows: q3, q4, q8), on maps
+// building maps and on rows building rows.
 func BenchmarkEvaluatorNestedFields(b *testing.B) {
-	p, err := Compile(`record.type == 'auction'
+	src := `record.type == 'auction'
 		? dyn({'id': record.auction.id, 'category': record.auction.category, 'dateTime': record.auction.dateTime, 'expires': record.auction.expires})
-		: dyn({'id': record.bid.auction, 'price': record.bid.price, 'dateTime': record.bid.dateTime})`, Any, Record)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ev := p.Evaluator()
+		: dyn({'id': record.bid.auction, 'price': record.bid.price, 'dateTime': record.bid.dateTime})`
 	in := map[string]any{"type": "bid", "bid": map[string]any{"auction": int64(1000), "price": int64(300), "dateTime": int64(12345678)}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ev.Eval1(in); err != nil {
-			b.Fatal(err)
+	benchForms(b, src, []string{Record}, in)
+}
+
+// benchForms benchmarks src on vals as maps with map literals, and as
+// rows with row literals (value.UseRows).
+func benchForms(b *testing.B, src string, vars []string, vals ...any) {
+	for _, rows := range []bool{false, true} {
+		name := "maps"
+		if rows {
+			name = "rows"
 		}
+		b.Run(name, func(b *testing.B) {
+			old := value.UseRows
+			value.UseRows = rows
+			p, err := Compile(src, Any, vars...)
+			value.UseRows = old
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := vals
+			if rows {
+				in = deepRows(vals).([]any)
+			}
+			ev := p.Evaluator()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ev.Eval(in...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 // Nexmark q4's onElement for a bid on a known auction (natively, with size
 // checks).
 func BenchmarkEvaluatorQ4Bid(b *testing.B) {
-	p, err := Compile(`state != null && has(state.a)
+	src := `state != null && has(state.a)
 		? (record.dateTime >= state.a.dateTime && record.dateTime <= state.a.expires && record.price > state.max
 		    ? dyn({'state': {'a': state.a, 'max': record.price}}) : null)
-		: state.bids.exists(b, b.t > record.dateTime)`, Any, Record, State)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ev := p.Evaluator()
+		: state.bids.exists(b, b.t > record.dateTime)`
 	rec := map[string]any{"id": int64(1000), "price": int64(300), "dateTime": int64(150)}
 	st := map[string]any{"a": map[string]any{"id": int64(1000), "category": int64(10), "dateTime": int64(100), "expires": int64(200)}, "max": int64(100)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ev.Eval2(rec, st); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchForms(b, src, []string{Record, State}, rec, st)
 }

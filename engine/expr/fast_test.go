@@ -6,6 +6,8 @@ import (
 	"math/rand"
 	"reflect"
 	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // genExpr writes a random expression over record's fields a, b, c (ints or
@@ -95,7 +97,7 @@ func genValue(rng *rand.Rand, depth int) any {
 // value, and CEL gives no error.
 func TestFastMatchesCEL(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	compiled, handled, checked := 0, 0, 0
+	compiled, handled, checked, rowsHandled := 0, 0, 0, 0
 	for i := 0; i < 6000; i++ {
 		src := genExpr(rng, 1+rng.Intn(3))
 		p, err := Compile(src, Any, Record)
@@ -120,6 +122,20 @@ func TestFastMatchesCEL(t *testing.T) {
 				in["m"] = map[string]any{"k": int64(1), "j": "v"}
 			}
 			want, wantErr := celEval(p, in)
+			// The same record as rows (every map in it, at any depth):
+			// CEL's result is the same, and so is the fast evaluator's
+			// where it gives one.
+			rows := deepRows(in)
+			rowsWant, rowsErr := celEval(p, rows)
+			if (rowsErr != nil) != (wantErr != nil) || !sameValue(rowsWant, want) {
+				t.Fatalf("%s on %v: CEL gives %#v (%v) on rows, %#v (%v) on maps", src, in, rowsWant, rowsErr, want, wantErr)
+			}
+			if got, ok := fastEval(p, rows); ok {
+				rowsHandled++
+				if wantErr != nil || !sameValue(got, want) {
+					t.Fatalf("%s on rows %v: fast gives %#v, CEL %#v (%v)", src, in, got, want, wantErr)
+				}
+			}
 			got, ok := fastEval(p, in)
 			checked++
 			if !ok {
@@ -138,15 +154,16 @@ func TestFastMatchesCEL(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d expressions compiled, %d of %d evaluations handled", compiled, handled, checked)
-	if compiled < 500 || handled < checked/10 {
+	t.Logf("%d expressions compiled, %d of %d evaluations handled (%d on rows)", compiled, handled, checked, rowsHandled)
+	if compiled < 500 || handled < checked/10 || rowsHandled < handled*9/10 {
 		t.Fatalf("too few cases exercised: %d compiled, %d/%d handled", compiled, handled, checked)
 	}
 }
 
-// sameValue is reflect.DeepEqual with NaN equal to NaN and -0 distinct
-// from 0.
+// sameValue is reflect.DeepEqual with NaN equal to NaN, -0 distinct from
+// 0, and a row the same as its map.
 func sameValue(a, b any) bool {
+	a, b = value.Plain(a), value.Plain(b)
 	switch x := a.(type) {
 	case float64:
 		y, ok := b.(float64)
