@@ -1,0 +1,146 @@
+package connector_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/spec"
+)
+
+// A STREAMING job whose Kafka source runs at parallelism 2 is cancelled
+// after its second checkpoint and restored from it with the source at
+// parallelism 1 and at 3 (Flink reassigns the partition splits): every
+// partition resumes from the offset the checkpoint stored for it,
+// whichever old subtask read it, so the exactly-once sink's output
+// (read_committed) holds every input record once.
+func TestKafkaJobRestoresSourceAtAnotherParallelism(t *testing.T) {
+	for _, to := range []int{1, 3} {
+		t.Run(fmt.Sprintf("2-to-%d", to), func(t *testing.T) {
+			addr := connector.KafkaForTest(t, 5, "in", "out")
+			const n = 20000
+			var recs []*kgo.Record
+			var want []string
+			for i := 0; i < n; i++ {
+				v := fmt.Sprintf("r%05d", i)
+				want = append(want, strings.ToUpper(v))
+				recs = append(recs, &kgo.Record{Topic: "in", Partition: int32(i % 5), Value: []byte(v)})
+			}
+			connector.ProduceForTest(t, addr, recs)
+			slices.Sort(want)
+			// The first run reads unbounded (still running at its second
+			// checkpoint however slow the machine); the restored one stops
+			// at the topic's end.
+			jobText := func(parallelism int, bounded bool) string {
+				stop := ""
+				if bounded {
+					stop = "\n        stoppingOffsets: {mode: latest}"
+				}
+				return fmt.Sprintf(`
+parallelism: 2
+steps:
+  - name: in
+    parallelism: %d
+    source:
+      kafka:
+        bootstrapServers: [%q]
+        topics: [in]%s
+  - name: upper
+    parallelism: 3
+    map: "record.value.upperAscii()"
+  - name: out
+    parallelism: 3
+    sink:
+      kafka:
+        bootstrapServers: [%q]
+        topic: out
+        format: string
+        deliveryGuarantee: exactly-once
+        transactionalIdPrefix: rescale-out
+`, parallelism, addr, stop, addr)
+			}
+			p1, err := plan.New(parse(t, jobText(2, false)), plan.Options{Mode: spec.Streaming})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p2, err := plan.New(parse(t, jobText(to, true)), plan.Options{Mode: spec.Streaming})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			var checkpoints atomic.Int64
+			err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
+				OnCheckpoint: func(int64) {
+					if checkpoints.Add(1) == 2 {
+						cancel()
+					}
+				}})
+			cancel()
+			if checkpoints.Load() < 2 {
+				t.Fatalf("the first run ended (%v) before a second checkpoint", err1)
+			}
+			// The restore must resume mid-stream, from positions of two
+			// subtasks, for the test to show anything.
+			store := checkpoint.LocalStore{Dir: dir}
+			ids, err := checkpoint.Completed(context.Background(), store)
+			if err != nil || len(ids) == 0 {
+				t.Fatalf("completed checkpoints: %v %v", ids, err)
+			}
+			read := int64(0)
+			for i := 0; i < 2; i++ {
+				b, err := checkpoint.Sub(store, checkpoint.DirName(slices.Max(ids))).Get(context.Background(), checkpoint.SourcePositionName("in", i, 2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ps []struct {
+					N int64 `json:"n"`
+				}
+				if err := json.Unmarshal(b, &ps); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range ps {
+					read += p.N
+				}
+			}
+			if read == 0 || read >= n {
+				t.Fatalf("the checkpoint's positions cover %d of %d records: the restore resumes nothing mid-stream", read, n)
+			}
+
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel2()
+			if err := local.Run(ctx2, p2, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
+				t.Fatalf("restored run at parallelism %d: %v", to, err)
+			}
+			got := readCommitted(t, addr, "out")
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				dups, missing := 0, 0
+				seen := map[string]int{}
+				for _, g := range got {
+					seen[g]++
+				}
+				for _, w := range want {
+					if seen[w] == 0 {
+						missing++
+					}
+					if seen[w] > 1 {
+						dups++
+					}
+				}
+				t.Fatalf("output has %d records, want each of %d once: %d missing, %d more than once (checkpoint had read %d)", len(got), n, missing, dups, read)
+			}
+		})
+	}
+}
