@@ -39,6 +39,10 @@ import (
 // fields converted to their types (files_schema.go); a record that does not
 // fit fails the read with the file and line, like malformed JSON.
 //
+// With value.UseRows on, the records whose fields are known before the
+// data is read (text lines, declared-schema records) are rows, which
+// share one schema; the others stay maps.
+//
 // A UTF-8 byte order mark at the start of a file is dropped in the text
 // formats.
 
@@ -49,6 +53,10 @@ type fileSource struct {
 	format spec.Format
 	csv    csvConfig
 	schema recordSchema
+	// rows, set when value.UseRows is on as the source is created, makes
+	// the decoders of declared-schema records build rows of this shape
+	// (and the text decoder rows of lineSchema).
+	rows *rowShape
 	// monitor is the continuous mode's listing interval; 0 is bounded.
 	monitor time.Duration
 }
@@ -106,6 +114,9 @@ func NewFileSource(s spec.FileSource, cfg S3Config) (Source, error) {
 		}
 	default:
 		return nil, fmt.Errorf("files source %s: unknown format %q (want text, jsonl, csv or parquet)", s.Path, format)
+	}
+	if value.UseRows && src.schema != nil {
+		src.rows = src.schema.rowShape()
 	}
 	return src, nil
 }
@@ -207,14 +218,18 @@ func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Clo
 	}
 	switch s.format {
 	case spec.FormatText:
-		return &textDecoder{br: br, url: url}, rc, nil
+		return &textDecoder{br: br, url: url, rows: value.UseRows}, rc, nil
 	case spec.FormatJSONL:
-		return &jsonlDecoder{textDecoder: textDecoder{br: br, url: url}, schema: s.schema}, rc, nil
+		d := &jsonlDecoder{textDecoder: textDecoder{br: br, url: url}, schema: s.schema, rows: s.rows}
+		if s.schema != nil {
+			d.fields, d.vals = newFieldLoader(s.schema.names()), make([]any, len(s.schema))
+		}
+		return d, rc, nil
 	}
 	cr := csv.NewReader(br)
 	cr.Comma = s.csv.comma
 	cr.ReuseRecord = true
-	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema}
+	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema, rows: s.rows}
 	if !d.cfg.header {
 		d.columns = d.cfg.columns
 		if len(d.columns) == 0 && s.schema != nil {
@@ -352,6 +367,9 @@ type textDecoder struct {
 	br   *bufio.Reader
 	url  string
 	line int
+	// rows makes the text format's records rows of lineSchema
+	// (value.UseRows).
+	rows bool
 }
 
 // readLine returns the next line without its ending. ReadString rather
@@ -374,10 +392,18 @@ func (d *textDecoder) readLine() (string, error) {
 	return s, nil
 }
 
+// lineSchema is the schema of the text format's records.
+var lineSchema = value.MustSchemaOf("line")
+
 func (d *textDecoder) decode() (any, error) {
 	s, err := d.readLine()
 	if err != nil {
 		return nil, err
+	}
+	if d.rows {
+		r := value.NewRow(lineSchema)
+		r.Set(0, s)
+		return r, nil
 	}
 	return map[string]any{"line": s}, nil
 }
@@ -385,6 +411,9 @@ func (d *textDecoder) decode() (any, error) {
 type jsonlDecoder struct {
 	textDecoder
 	schema recordSchema
+	rows   *rowShape // build rows of this shape (nil: maps)
+	fields *fieldLoader
+	vals   []any
 }
 
 func (d *jsonlDecoder) decode() (any, error) {
@@ -401,11 +430,10 @@ func (d *jsonlDecoder) decode() (any, error) {
 			return nil, fmt.Errorf("%s: line %d: invalid JSON: %w", d.url, d.line, err)
 		}
 		if d.schema != nil {
-			m, err := d.schema.conform(v)
-			if err != nil {
+			if err := d.schema.conform(d.fields, v, d.vals); err != nil {
 				return nil, fmt.Errorf("%s: line %d: %w", d.url, d.line, err)
 			}
-			return m, nil
+			return d.schema.record(d.vals, d.rows), nil
 		}
 		return v, nil
 	}
@@ -418,6 +446,8 @@ type csvDecoder struct {
 	columns []string
 	started bool
 	schema  recordSchema
+	rows    *rowShape // typed records as rows of this shape (nil: maps)
+	vals    []any
 	// cols[i] is the column of schema field i, or -1 when the file has no
 	// such column (set on the first row, once the columns are known).
 	cols []int
@@ -483,7 +513,9 @@ func (d *csvDecoder) typed(row []string) (any, error) {
 			}
 		}
 	}
-	m := make(map[string]any, len(d.schema))
+	if d.vals == nil {
+		d.vals = make([]any, len(d.schema))
+	}
 	for i, f := range d.schema {
 		var v any
 		if j := d.cols[i]; j >= 0 && j < len(row) {
@@ -496,7 +528,7 @@ func (d *csvDecoder) typed(row []string) (any, error) {
 			line, _ := d.r.FieldPos(0)
 			return nil, fmt.Errorf("%s: line %d: field %q is required but the row has no cell for it", d.url, line, f.name)
 		}
-		m[f.name] = v
+		d.vals[i] = v
 	}
-	return m, nil
+	return d.schema.record(d.vals, d.rows), nil
 }

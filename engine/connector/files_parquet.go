@@ -66,7 +66,10 @@ type parquetEncoder struct {
 	w      *parquet.Writer
 	b      *parquet.RowBuilder
 	fields []schemaField // in column order (parquet sorts a group's fields by name)
-	rows   []parquet.Row
+	// load reads the fields (in column order) of a record into vals.
+	load *fieldLoader
+	vals []any
+	rows []parquet.Row
 	// flushedAt is Size() after the last row group flush: Size minus it
 	// estimates the row group buffered in memory.
 	flushedAt int64
@@ -82,9 +85,12 @@ func (e *parquetEncoder) reset(out io.Writer) error {
 		for _, f := range e.schema {
 			byName[f.name] = f
 		}
+		names := make([]string, 0, len(e.schema))
 		for _, pf := range e.ps.Fields() {
 			e.fields = append(e.fields, byName[pf.Name()])
+			names = append(names, pf.Name())
 		}
+		e.load, e.vals = newFieldLoader(names), make([]any, len(names))
 	} else {
 		e.w.Reset(out)
 	}
@@ -95,13 +101,14 @@ func (e *parquetEncoder) reset(out io.Writer) error {
 // write adds one record. Each field is converted before anything is
 // written, so a record that does not fit leaves the part intact.
 func (e *parquetEncoder) write(v any) error {
-	m, ok := v.(map[string]any)
-	if !ok {
+	if !e.load.load(v, e.vals) {
 		return recordError{fmt.Errorf("parquet needs object records, got %s", value.TypeName(v))}
 	}
+	// What was loaded of the record is let go (ReleasesValues).
+	defer clear(e.vals)
 	e.b.Reset()
 	for i, f := range e.fields {
-		x, err := f.convert(m[f.name])
+		x, err := f.convert(e.vals[i])
 		if err != nil {
 			return recordError{err}
 		}

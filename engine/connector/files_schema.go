@@ -77,23 +77,96 @@ func (s recordSchema) names() []string {
 	return out
 }
 
-// conform returns a new map holding exactly the schema's fields of v,
-// converted to their types. A missing or null field is null when nullable
-// and an error otherwise.
-func (s recordSchema) conform(v any) (map[string]any, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("a record with a schema must be an object, got %s", value.TypeName(v))
+// conform loads the schema's fields of v through l into vals (len(s),
+// in schema order) and converts them to their types. A missing or null
+// field is null when nullable and an error otherwise.
+func (s recordSchema) conform(l *fieldLoader, v any, vals []any) error {
+	if !l.load(v, vals) {
+		return fmt.Errorf("a record with a schema must be an object, got %s", value.TypeName(v))
 	}
-	out := make(map[string]any, len(s))
-	for _, f := range s {
-		x, err := f.convert(m[f.name])
+	for i, f := range s {
+		x, err := f.convert(vals[i])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out[f.name] = x
+		vals[i] = x
 	}
-	return out, nil
+	return nil
+}
+
+// record is a new record of conformed values (in schema order): a row of
+// shape when it is set, else a map.
+func (s recordSchema) record(vals []any, shape *rowShape) any {
+	if shape != nil {
+		r := value.NewRow(shape.schema)
+		for i, j := range shape.at {
+			r.Set(j, vals[i])
+		}
+		return r
+	}
+	m := make(map[string]any, len(s))
+	for i, f := range s {
+		m[f.name] = vals[i]
+	}
+	return m
+}
+
+// rowShape is the row form of a declared schema: its interned (sorted)
+// schema, and at[i] the index in it of declared field i.
+type rowShape struct {
+	schema *value.Schema
+	at     []int
+}
+
+// rowShape computes the row form once, for a sink or a source that builds
+// rows of this schema (the names were checked distinct by parseSchema).
+func (s recordSchema) rowShape() *rowShape {
+	rs := &rowShape{schema: value.MustSchemaOf(s.names()...)}
+	for _, f := range s {
+		rs.at = append(rs.at, rs.schema.Index(f.name))
+	}
+	return rs
+}
+
+// fieldLoader reads the same fields out of every record, for the sinks
+// and decoders that do: a map's by name, a row's by index, found once per
+// row schema (the rows of a stream share one, so it is one pointer
+// comparison per record). Not safe for concurrent use: one per writer or
+// decoder.
+type fieldLoader struct {
+	names  []string
+	schema *value.Schema // of the last row seen
+	at     []int         // index in schema of names[i], or -1
+}
+
+func newFieldLoader(names []string) *fieldLoader { return &fieldLoader{names: names} }
+
+// load stores field names[i] of v in vals[i] (nil when v has no such
+// field), and reports whether v is a map value at all.
+func (l *fieldLoader) load(v any, vals []any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for i, n := range l.names {
+			vals[i] = x[n]
+		}
+		return true
+	case *value.Row:
+		if s := x.Schema(); s != l.schema {
+			l.schema, l.at = s, l.at[:0]
+			for _, n := range l.names {
+				l.at = append(l.at, s.Index(n))
+			}
+		}
+		for i, j := range l.at {
+			if j >= 0 {
+				vals[i] = x.At(j)
+			} else {
+				vals[i] = nil
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // exactInt is v as an int64 when that loses nothing: an int64, a uint64

@@ -81,13 +81,20 @@ const pendingDir = "_pending/"
 // ClearOutput empties the directory of earlier runs' parts before a fresh
 // run; subtasks never delete published parts.
 type FileSink struct {
-	loc          Location
-	pending      Location // loc's _pending/ directory
-	format       spec.Format
-	ext          string
-	csv          csvConfig
-	schema       recordSchema
-	csvField     []int // csv column i is schema field csvField[i], or -1
+	loc      Location
+	pending  Location // loc's _pending/ directory
+	format   spec.Format
+	ext      string
+	csv      csvConfig
+	schema   recordSchema
+	csvField []int // csv column i is schema field csvField[i], or -1
+	// csvNames are the fields a csv record is read for: the schema's,
+	// then the columns not in it; column i is csvNames[csvAt[i]].
+	csvNames []string
+	csvAt    []int
+	// rows is the row form of the schema, for jsonl: a conformed record
+	// is written as a row, whose fields are already in JSON's order.
+	rows         *rowShape
 	pq           *parquet.Schema
 	rollSize     int64
 	rollInterval time.Duration
@@ -138,6 +145,9 @@ func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
 		}
 	case spec.FormatJSONL:
 		sink.ext = "jsonl"
+		if sink.schema != nil {
+			sink.rows = sink.schema.rowShape()
+		}
 	case spec.FormatCSV:
 		sink.ext = "csv"
 		if sink.csv, err = parseCSVOptions(s.CSV); err != nil {
@@ -149,6 +159,7 @@ func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
 		if len(sink.csv.columns) == 0 {
 			return nil, fmt.Errorf("files sink %s: format csv needs csv.columns or a schema (the columns to write, in order)", s.Path)
 		}
+		sink.csvNames = sink.schema.names()
 		for _, c := range sink.csv.columns {
 			j := -1
 			for k, f := range sink.schema {
@@ -157,6 +168,11 @@ func NewFileSink(s spec.FileSink, cfg S3Config) (Sink, error) {
 				}
 			}
 			sink.csvField = append(sink.csvField, j)
+			if j < 0 {
+				j = len(sink.csvNames)
+				sink.csvNames = append(sink.csvNames, c)
+			}
+			sink.csvAt = append(sink.csvAt, j)
 		}
 	case spec.FormatParquet:
 		sink.ext = "parquet"
@@ -177,9 +193,14 @@ func (s *FileSink) Open(ctx context.Context, index, parallelism int) (Writer, er
 		return nil, fmt.Errorf("files sink: subtask %d of %d", index, parallelism)
 	}
 	w := &fileWriter{sink: s, ctx: ctx, index: index, precommits: map[int64]int{}}
-	if s.format == spec.FormatParquet {
+	switch {
+	case s.format == spec.FormatParquet:
 		w.enc = &parquetEncoder{schema: s.schema, ps: s.pq}
-	} else {
+	case s.format == spec.FormatCSV:
+		w.enc = &lineEncoder{sink: s, fields: newFieldLoader(s.csvNames), vals: make([]any, len(s.csvNames))}
+	case s.schema != nil:
+		w.enc = &lineEncoder{sink: s, fields: newFieldLoader(s.schema.names()), vals: make([]any, len(s.schema)), out: value.NewRow(s.rows.schema)}
+	default:
 		w.enc = &lineEncoder{sink: s}
 	}
 	return w, nil
@@ -598,18 +619,24 @@ func (w *fileWriter) abortLocked() {
 
 // lineEncoder writes text, jsonl and csv, one line per record.
 type lineEncoder struct {
-	sink   *FileSink
-	out    io.Writer
-	n      int64
-	buf    []byte
-	cells  []string
+	sink  *FileSink
+	w     io.Writer
+	n     int64
+	buf   []byte
+	cells []string
+	// fields loads the fields a csv or a declared-schema jsonl record is
+	// written from into vals; out is the row a jsonl record is conformed
+	// into and written from (it is encoded at once, so refilled for the
+	// next record).
+	fields *fieldLoader
 	vals   []any
+	out    *value.Row
 	csvBuf bytes.Buffer
 	csvW   *csv.Writer
 }
 
 func (e *lineEncoder) reset(out io.Writer) error {
-	e.out, e.n = out, 0
+	e.w, e.n = out, 0
 	if e.sink.format == spec.FormatCSV && e.sink.csv.header {
 		h, err := e.csvLine(nil, e.sink.csv.columns)
 		if err != nil {
@@ -625,11 +652,16 @@ func (e *lineEncoder) reset(out io.Writer) error {
 
 func (e *lineEncoder) write(v any) error {
 	b, err := e.encode(e.buf[:0], v)
+	// What was loaded of the record is let go (ReleasesValues).
+	clear(e.vals)
+	if e.out != nil {
+		clear(e.out.Values())
+	}
 	if err != nil {
 		return recordError{err}
 	}
 	e.buf = b
-	if _, err := e.out.Write(b); err != nil {
+	if _, err := e.w.Write(b); err != nil {
 		return err
 	}
 	e.n += int64(len(b))
@@ -644,62 +676,51 @@ func (e *lineEncoder) encode(b []byte, v any) ([]byte, error) {
 	switch s.format {
 	case spec.FormatJSONL:
 		if s.schema != nil {
-			m, err := s.schema.conform(v)
-			if err != nil {
+			if err := s.schema.conform(e.fields, v, e.vals); err != nil {
 				return b, err
 			}
-			// Timestamps as RFC 3339 text, readable without the schema.
-			for _, f := range s.schema {
-				if x, ok := m[f.name].(int64); ok && f.typ == spec.TypeTimestamp {
-					m[f.name] = formatTimestamp(x)
+			for i, f := range s.schema {
+				x := e.vals[i]
+				// Timestamps as RFC 3339 text, readable without the schema.
+				if ms, ok := x.(int64); ok && f.typ == spec.TypeTimestamp {
+					x = formatTimestamp(ms)
 				}
+				e.out.Set(s.rows.at[i], x)
 			}
-			v = m
+			v = e.out
 		}
 		b = value.AppendJSON(b, v)
 	case spec.FormatText:
-		switch x := v.(type) {
-		case string:
+		if x, ok := v.(string); ok {
 			b = append(b, x...)
-		case map[string]any:
-			if l, ok := x["line"]; ok {
-				if s, ok := l.(string); ok {
-					b = append(b, s...)
-				} else {
-					b = value.AppendJSON(b, l)
-				}
+		} else if l, ok := value.Field(v, "line"); ok {
+			if s, ok := l.(string); ok {
+				b = append(b, s...)
 			} else {
-				b = value.AppendJSON(b, x)
+				b = value.AppendJSON(b, l)
 			}
-		default:
+		} else {
 			b = value.AppendJSON(b, v)
 		}
 	case spec.FormatCSV:
-		m, ok := v.(map[string]any)
-		if !ok {
+		if !e.fields.load(v, e.vals) {
 			return b, fmt.Errorf("csv needs map records, got %s", value.TypeName(v))
 		}
+		// Every schema field is checked, even one not written.
+		for j, f := range s.schema {
+			x, err := f.convert(e.vals[j])
+			if err != nil {
+				return b, err
+			}
+			e.vals[j] = x
+		}
 		e.cells = e.cells[:0]
-		if s.schema != nil {
-			// Every schema field is checked, even one not written.
-			e.vals = e.vals[:0]
-			for _, f := range s.schema {
-				x, err := f.convert(m[f.name])
-				if err != nil {
-					return b, err
-				}
-				e.vals = append(e.vals, x)
-			}
-			for i, col := range s.csv.columns {
-				if j := s.csvField[i]; j >= 0 {
-					e.cells = append(e.cells, s.schema[j].formatCell(e.vals[j]))
-				} else {
-					e.cells = append(e.cells, csvCell(m[col]))
-				}
-			}
-		} else {
-			for _, c := range s.csv.columns {
-				e.cells = append(e.cells, csvCell(m[c]))
+		for i, j := range s.csvField {
+			x := e.vals[s.csvAt[i]]
+			if j >= 0 {
+				e.cells = append(e.cells, s.schema[j].formatCell(x))
+			} else {
+				e.cells = append(e.cells, csvCell(x))
 			}
 		}
 		return e.csvLine(b, e.cells)

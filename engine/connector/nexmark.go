@@ -12,6 +12,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/projection"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // Nexmark generates the events of the Nexmark benchmark the way its
@@ -143,7 +144,11 @@ func (x Nexmark) Open(_ context.Context, index, parallelism int) (Reader, error)
 	if x.Fields != nil {
 		shape = newNexmarkShape(x.Fields)
 	}
-	return &nexmarkReader{x: x, shape: shape, strided: newStrided("nexmark", index, parallelism, x.RatePerSecond)}, nil
+	r := &nexmarkReader{x: x, shape: shape, strided: newStrided("nexmark", index, parallelism, x.RatePerSecond)}
+	if value.UseRows {
+		r.rows = newNexmarkRows(shape)
+	}
+	return r, nil
 }
 
 func (c NexmarkConfig) check() error {
@@ -166,6 +171,8 @@ func (c NexmarkConfig) check() error {
 type nexmarkReader struct {
 	x     Nexmark
 	shape nexmarkShape
+	// rows, when set (value.UseRows at Open), makes the reader build rows.
+	rows  *nexmarkRows
 	boxes idBoxes
 	free  nexmarkFree
 	strided
@@ -180,7 +187,7 @@ func (r *nexmarkReader) Read(ctx context.Context, max int, emit func(any)) error
 		if r.x.Events >= 0 && r.next >= r.x.Events {
 			return io.EOF
 		}
-		emit(r.x.Config.event(r.x.Seed, r.next, r.shape, &r.boxes, &r.free))
+		emit(r.x.Config.event(r.x.Seed, r.next, r.shape, r.rows, &r.boxes, &r.free))
 		r.next += r.step
 		r.pace.sent(1)
 	}
@@ -195,8 +202,13 @@ func (r *nexmarkReader) Close() error { return nil }
 // Recycle takes back an event the job dropped unseen (connector.Recycler):
 // it and its body are refilled for a later event.
 func (r *nexmarkReader) Recycle(v any) {
-	if e, ok := v.(map[string]any); ok {
+	switch e := v.(type) {
+	case map[string]any:
 		r.free.put(e)
+	case *value.Row:
+		if r.rows != nil {
+			r.rows.put(&r.free, e)
+		}
 	}
 }
 
@@ -258,9 +270,11 @@ func NexmarkLastAuctionID(n int64) int64 {
 	return epoch*NexmarkAuctionProportion + offset
 }
 
-// Event generates event n: {"type": kind, "ts": ms, kind: {...}}.
+// Event generates event n: {"type": kind, "ts": ms, kind: {...}}, always
+// as maps (a reader builds rows when value.UseRows is on, with the same
+// content).
 func (c NexmarkConfig) Event(seed, n int64) map[string]any {
-	return c.event(seed, n, nexmarkAll, nil, nil)
+	return c.event(seed, n, nexmarkAll, nil, nil, nil).(map[string]any)
 }
 
 // EventFields generates the part of event n that f reads (see package
@@ -268,7 +282,7 @@ func (c NexmarkConfig) Event(seed, n int64) map[string]any {
 // every field it keeps has the value Event gives it (the random draws of
 // the fields left out are skipped, not changed). A nil f builds no field.
 func (c NexmarkConfig) EventFields(seed, n int64, f *projection.Fields) map[string]any {
-	return c.event(seed, n, newNexmarkShape(f), nil, nil)
+	return c.event(seed, n, newNexmarkShape(f), nil, nil, nil).(map[string]any)
 }
 
 // idBoxes keeps the ids a reader boxed lately, so the ids that recur
@@ -295,6 +309,10 @@ func (b *idBoxes) box(id int64) any {
 type nexmarkFree struct {
 	events []map[string]any
 	bodies [3][]map[string]any // by kind
+	// The same for a reader that builds rows: events and bodies by kind,
+	// since each kind has its own schemas.
+	rowEvents [3][]*value.Row
+	rowBodies [3][]*value.Row
 }
 
 // maxNexmarkFree bounds each free list: one value comes back at most per
@@ -325,23 +343,47 @@ func take(list *[]map[string]any) map[string]any {
 	return l[len(l)-1]
 }
 
-func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes, free *nexmarkFree) map[string]any {
+// event builds event n as maps, or as rows when rows is set.
+func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, rows *nexmarkRows, boxes *idBoxes, free *nexmarkFree) any {
 	k := nexmarkKind(n)
 	mask := sh.body[k]
-	var e, body map[string]any
-	if free != nil {
-		e = take(&free.events)
-		if mask != 0 {
-			body = take(&free.bodies[k])
-		}
-	}
-	if e == nil {
-		e = make(map[string]any, 3)
-	}
 	var ts any
 	if sh.ts || mask&nxDateTime != 0 {
 		// Boxed once: the event's ts and its body's dateTime share it.
 		ts = any(c.Timestamp(n))
+	}
+	var body any
+	if mask != 0 {
+		var out bodyOut
+		if rows != nil {
+			out = rows.bodyRow(k, free)
+		} else {
+			var m map[string]any
+			if free != nil {
+				m = take(&free.bodies[k])
+			}
+			out.m = newBody(m, mask, nexmarkKindWidth[k])
+		}
+		r := newNexmarkRand(seed, n)
+		switch k {
+		case nexmarkPerson:
+			c.person(n, &r, ts, mask, out)
+		case nexmarkAuction:
+			c.auction(n, &r, ts, mask, boxes, out)
+		default:
+			c.bid(seed, n, &r, ts, mask, boxes, out)
+		}
+		body = out.value()
+	}
+	if rows != nil {
+		return rows.eventRow(k, ts, body, free)
+	}
+	var e map[string]any
+	if free != nil {
+		e = take(&free.events)
+	}
+	if e == nil {
+		e = make(map[string]any, 3)
 	}
 	if sh.typ {
 		e["type"] = nexmarkKindValues[k]
@@ -349,20 +391,144 @@ func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, boxes *idBoxes, fre
 	if sh.ts {
 		e["ts"] = ts
 	}
-	if mask == 0 {
-		return e
+	if mask != 0 {
+		e[nexmarkKinds[k]] = body
 	}
-	r := newNexmarkRand(seed, n)
-	switch k {
-	case nexmarkPerson:
-		body = c.person(n, &r, ts, mask, body)
-	case nexmarkAuction:
-		body = c.auction(n, &r, ts, mask, boxes, body)
-	default:
-		body = c.bid(seed, n, &r, ts, mask, boxes, body)
-	}
-	e[nexmarkKinds[k]] = body
 	return e
+}
+
+// bodyOut is the body being generated: a map, or a row with the index of
+// each field bit (nexmarkRows). The generators set fields through it, so
+// one generator serves both forms.
+type bodyOut struct {
+	m   map[string]any
+	r   *value.Row
+	idx *[32]int8
+}
+
+// set stores field bit (one of nxID...nxURL) named name.
+func (b bodyOut) set(bit uint32, name string, v any) {
+	if b.r != nil {
+		b.r.Set(int(b.idx[bits.TrailingZeros32(bit)]), v)
+		return
+	}
+	b.m[name] = v
+}
+
+func (b bodyOut) value() any {
+	if b.r != nil {
+		return b.r
+	}
+	return b.m
+}
+
+// nexmarkRows is what a reader that builds rows computes once from its
+// shape: per kind, the interned schemas of the event and of its body
+// (the fields the shape keeps, in sorted order) and where each field goes,
+// so building an event is a NewRow and stores by index.
+type nexmarkRows struct {
+	event [3]*value.Schema
+	// typ, ts and body are the indices in event[k] of the event's fields
+	// (-1: left out).
+	typ, ts, bodyAt [3]int
+	body            [3]*value.Schema
+	// field[k][b] is the index in body[k] of the field of bit 1<<b.
+	field [3][32]int8
+}
+
+func newNexmarkRows(sh nexmarkShape) *nexmarkRows {
+	r := &nexmarkRows{}
+	for k, kind := range nexmarkKinds {
+		var names []string
+		if sh.typ {
+			names = append(names, "type")
+		}
+		if sh.ts {
+			names = append(names, "ts")
+		}
+		mask := sh.body[k]
+		if mask != 0 {
+			names = append(names, kind)
+		}
+		r.event[k] = value.MustSchemaOf(names...)
+		r.typ[k], r.ts[k], r.bodyAt[k] = r.event[k].Index("type"), r.event[k].Index("ts"), r.event[k].Index(kind)
+		var fields []string
+		for _, f := range nexmarkKindFields[k] {
+			if mask&nexmarkFieldBits[f] != 0 {
+				fields = append(fields, f)
+			}
+		}
+		r.body[k] = value.MustSchemaOf(fields...)
+		for b := range r.field[k] {
+			r.field[k][b] = -1
+		}
+		for _, f := range fields {
+			r.field[k][bits.TrailingZeros32(nexmarkFieldBits[f])] = int8(r.body[k].Index(f))
+		}
+	}
+	return r
+}
+
+// bodyRow is an empty body row of kind k, recycled when free has one.
+func (r *nexmarkRows) bodyRow(k int, free *nexmarkFree) bodyOut {
+	var b *value.Row
+	if free != nil {
+		if l := free.rowBodies[k]; len(l) > 0 {
+			b, free.rowBodies[k] = l[len(l)-1], l[:len(l)-1]
+		}
+	}
+	if b == nil {
+		b = value.NewRow(r.body[k])
+	}
+	return bodyOut{r: b, idx: &r.field[k]}
+}
+
+// eventRow is the event row of kind k around its body (nil when left out).
+func (r *nexmarkRows) eventRow(k int, ts, body any, free *nexmarkFree) *value.Row {
+	var e *value.Row
+	if free != nil {
+		if l := free.rowEvents[k]; len(l) > 0 {
+			e, free.rowEvents[k] = l[len(l)-1], l[:len(l)-1]
+		}
+	}
+	if e == nil {
+		e = value.NewRow(r.event[k])
+	}
+	if i := r.typ[k]; i >= 0 {
+		e.Set(i, nexmarkKindValues[k])
+	}
+	if i := r.ts[k]; i >= 0 {
+		e.Set(i, ts)
+	}
+	if i := r.bodyAt[k]; i >= 0 {
+		e.Set(i, body)
+	}
+	return e
+}
+
+// put takes back an event row this reader built (its schema tells the
+// kind; a row of another schema is left alone) and its body, emptied. A
+// body cut out of the event (operator detach sets it to null) stays with
+// whoever took it.
+func (r *nexmarkRows) put(f *nexmarkFree, e *value.Row) {
+	k := -1
+	for i, s := range r.event {
+		if e.Schema() == s {
+			k = i
+			break
+		}
+	}
+	if k < 0 || len(f.rowEvents[k]) >= maxNexmarkFree {
+		return
+	}
+	if i := r.bodyAt[k]; i >= 0 {
+		if b, ok := e.At(i).(*value.Row); ok && b.Schema() == r.body[k] && len(f.rowBodies[k]) < maxNexmarkFree {
+			clear(b.Values())
+			f.rowBodies[k] = append(f.rowBodies[k], b)
+		}
+	}
+	clear(e.Values())
+	f.rowEvents[k] = append(f.rowEvents[k], e)
 }
 
 // The fields of the three bodies as bits of a mask (nexmarkShape); a body
@@ -391,6 +557,17 @@ const (
 	nxChannel
 	nxURL
 	nxBody
+)
+
+// nexmarkKindFields are the fields of each kind's body, and
+// nexmarkKindWidth their number.
+var (
+	nexmarkKindFields = [3][]string{
+		{"id", "name", "emailAddress", "creditCard", "city", "state", "dateTime", "extra"},
+		{"id", "itemName", "description", "initialBid", "reserve", "dateTime", "expires", "seller", "category", "extra"},
+		{"auction", "bidder", "price", "channel", "url", "dateTime", "extra"},
+	}
+	nexmarkKindWidth = [3]int{8, 10, 7}
 )
 
 var nexmarkFieldBits = map[string]uint32{
@@ -457,26 +634,25 @@ func newBody(m map[string]any, mask uint32, max int) map[string]any {
 	return make(map[string]any, min(bits.OnesCount32(mask&^nxBody), max))
 }
 
-func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32, m map[string]any) map[string]any {
-	m = newBody(m, mask, 8)
+func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32, out bodyOut) {
 	if mask&nxID != 0 {
-		m["id"] = NexmarkLastPersonID(n) + NexmarkFirstPersonID
+		out.set(nxID, "id", NexmarkLastPersonID(n)+NexmarkFirstPersonID)
 	}
 	if mask&nxDateTime != 0 {
-		m["dateTime"] = ts
+		out.set(nxDateTime, "dateTime", ts)
 	}
 	if mask&^(nxBody|nxID|nxDateTime) == 0 {
-		return m
+		return
 	}
 	first, last := nexmarkFirstNames[rng.intn(len(nexmarkFirstNames))], nexmarkLastNames[rng.intn(len(nexmarkLastNames))]
 	size := 8 + len(first) + 1 + len(last)
 	if mask&nxName != 0 {
-		m["name"] = first + " " + last
+		out.set(nxName, "name", first+" "+last)
 	}
 	if mask&nxEmail != 0 {
 		email := rng.str(7) + "@" + rng.str(5) + ".com"
 		size += len(email)
-		m["emailAddress"] = email
+		out.set(nxEmail, "emailAddress", email)
 	} else {
 		size += rng.strLen(7) + 1 + rng.strLen(5) + 4
 	}
@@ -489,7 +665,7 @@ func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32, m 
 			v := rng.intn(10000)
 			card = append(card, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
 		}
-		m["creditCard"] = string(card)
+		out.set(nxCard, "creditCard", string(card))
 	} else {
 		rng.skip(4)
 	}
@@ -498,15 +674,14 @@ func (c NexmarkConfig) person(n int64, rng *nexmarkRand, ts any, mask uint32, m 
 	state := nexmarkStates[rng.intn(len(nexmarkStates))]
 	size += len(city) + len(state)
 	if mask&nxCity != 0 {
-		m["city"] = city
+		out.set(nxCity, "city", city)
 	}
 	if mask&nxState != 0 {
-		m["state"] = state
+		out.set(nxState, "state", state)
 	}
 	if mask&nxExtra != 0 {
-		m["extra"] = rng.extra(size, nexmarkAvgPersonBytes)
+		out.set(nxExtra, "extra", rng.extra(size, nexmarkAvgPersonBytes))
 	}
-	return m
 }
 
 // nextPerson is a random active person's base-0 id (Beam's nextBase0PersonId).
@@ -523,16 +698,15 @@ func (c NexmarkConfig) nextAuction(n int64, rng *nexmarkRand) int64 {
 	return first + rng.int63n(last-first+1+NexmarkAuctionIDLead)
 }
 
-func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32, boxes *idBoxes, m map[string]any) map[string]any {
-	m = newBody(m, mask, 10)
+func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32, boxes *idBoxes, out bodyOut) {
 	if mask&nxID != 0 {
-		m["id"] = NexmarkLastAuctionID(n) + NexmarkFirstAuctionID
+		out.set(nxID, "id", NexmarkLastAuctionID(n)+NexmarkFirstAuctionID)
 	}
 	if mask&nxDateTime != 0 {
-		m["dateTime"] = tsAny
+		out.set(nxDateTime, "dateTime", tsAny)
 	}
 	if mask&^(nxBody|nxID|nxDateTime) == 0 {
-		return m
+		return
 	}
 	var seller int64
 	if rng.int63n(c.HotSellerRatio) > 0 {
@@ -541,18 +715,18 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32
 		seller = c.nextPerson(n, rng)
 	}
 	if mask&nxSeller != 0 {
-		m["seller"] = boxes.box(seller + NexmarkFirstPersonID)
+		out.set(nxSeller, "seller", boxes.box(seller+NexmarkFirstPersonID))
 	}
 	category := int64(NexmarkFirstCategoryID + rng.intn(NexmarkNumCategories))
 	if mask&nxCategory != 0 {
-		m["category"] = category
+		out.set(nxCategory, "category", category)
 	}
 	initialBid := rng.price()
 	if mask&nxInitialBid != 0 {
-		m["initialBid"] = initialBid
+		out.set(nxInitialBid, "initialBid", initialBid)
 	}
 	if mask&(nxExpires|nxItemName|nxDescription|nxReserve|nxExtra) == 0 {
-		return m
+		return
 	}
 	// Auctions last, on average, until numInFlightAuctions more auctions
 	// have been generated (Beam's nextAuctionLengthMs).
@@ -560,43 +734,41 @@ func (c NexmarkConfig) auction(n int64, rng *nexmarkRand, tsAny any, mask uint32
 	horizon := c.Timestamp(n+c.InFlightAuctions*NexmarkTotalProportion/NexmarkAuctionProportion) - ts
 	expires := ts + 1 + rng.int63n(max(horizon*2, 1))
 	if mask&nxExpires != 0 {
-		m["expires"] = expires
+		out.set(nxExpires, "expires", expires)
 	}
 	if mask&(nxItemName|nxDescription|nxReserve|nxExtra) == 0 {
-		return m
+		return
 	}
 	size := 8 + 8 + 8 + 8 + 8 + 8
 	if mask&nxItemName != 0 {
 		name := rng.str(20)
 		size += len(name)
-		m["itemName"] = name
+		out.set(nxItemName, "itemName", name)
 	} else {
 		size += rng.strLen(20)
 	}
 	if mask&nxDescription != 0 {
 		desc := rng.str(100)
 		size += len(desc)
-		m["description"] = desc
+		out.set(nxDescription, "description", desc)
 	} else {
 		size += rng.strLen(100)
 	}
 	reserve := initialBid + rng.price()
 	if mask&nxReserve != 0 {
-		m["reserve"] = reserve
+		out.set(nxReserve, "reserve", reserve)
 	}
 	if mask&nxExtra != 0 {
-		m["extra"] = rng.extra(size, nexmarkAvgAuctionBytes)
+		out.set(nxExtra, "extra", rng.extra(size, nexmarkAvgAuctionBytes))
 	}
-	return m
 }
 
-func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32, boxes *idBoxes, m map[string]any) map[string]any {
-	m = newBody(m, mask, 7)
+func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32, boxes *idBoxes, out bodyOut) {
 	if mask&nxDateTime != 0 {
-		m["dateTime"] = ts
+		out.set(nxDateTime, "dateTime", ts)
 	}
 	if mask&^(nxBody|nxDateTime) == 0 {
-		return m
+		return
 	}
 	var auction int64
 	if rng.int63n(c.HotAuctionRatio) > 0 {
@@ -605,7 +777,7 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32,
 		auction = c.nextAuction(n, rng)
 	}
 	if mask&nxAuction != 0 {
-		m["auction"] = boxes.box(auction + NexmarkFirstAuctionID)
+		out.set(nxAuction, "auction", boxes.box(auction+NexmarkFirstAuctionID))
 	}
 	var bidder int64
 	if rng.int63n(c.HotBidderRatio) > 0 {
@@ -615,14 +787,14 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32,
 		bidder = c.nextPerson(n, rng)
 	}
 	if mask&nxBidder != 0 {
-		m["bidder"] = boxes.box(bidder + NexmarkFirstPersonID)
+		out.set(nxBidder, "bidder", boxes.box(bidder+NexmarkFirstPersonID))
 	}
 	price := rng.price()
 	if mask&nxPrice != 0 {
-		m["price"] = price
+		out.set(nxPrice, "price", price)
 	}
 	if mask&(nxChannel|nxURL|nxExtra) == 0 {
-		return m
+		return
 	}
 	cs := nexmarkChannelsOf(seed)
 	var channel, url any
@@ -634,15 +806,14 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32,
 		channel, url = cs.names[id], cs.urls[id]
 	}
 	if mask&nxChannel != 0 {
-		m["channel"] = channel
+		out.set(nxChannel, "channel", channel)
 	}
 	if mask&nxURL != 0 {
-		m["url"] = url
+		out.set(nxURL, "url", url)
 	}
 	if mask&nxExtra != 0 {
-		m["extra"] = rng.extra(8+8+8+8, nexmarkAvgBidBytes)
+		out.set(nxExtra, "extra", rng.extra(8+8+8+8, nexmarkAvgBidBytes))
 	}
-	return m
 }
 
 // A channel's URL is the same in every bid (nexmark/nexmark caches one per

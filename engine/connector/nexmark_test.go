@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/flinkjob/flinkjob/engine/projection"
 	"io"
 	"reflect"
@@ -15,7 +16,9 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// readAll reads every subtask of a bounded source and returns what each emitted.
+// readNexmark reads every subtask of a bounded source and returns what
+// each emitted, as maps (value.Plain). A nexmark source must emit rows
+// exactly when value.UseRows is on.
 func readNexmark(t *testing.T, s Source, parallelism int) [][]any {
 	t.Helper()
 	out := make([][]any, parallelism)
@@ -25,7 +28,14 @@ func readNexmark(t *testing.T, s Source, parallelism int) [][]any {
 			t.Fatal(err)
 		}
 		for {
-			err := r.Read(context.Background(), 1000, func(v any) { out[i] = append(out[i], v) })
+			err := r.Read(context.Background(), 1000, func(v any) {
+				if _, isRow := v.(*value.Row); isRow != value.UseRows {
+					if _, ok := s.(Nexmark); ok {
+						t.Fatalf("nexmark emitted a %T with value.UseRows %v", v, value.UseRows)
+					}
+				}
+				out[i] = append(out[i], value.Plain(v))
+			})
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -223,37 +233,6 @@ func TestNexmarkKnobs(t *testing.T) {
 	}
 }
 
-// BenchmarkNexmarkGenerate is the generator alone: one op is one event.
-// cpu-ns/op is the process's CPU time per event (GC included), steadier
-// than ns/op on a loaded machine.
-func BenchmarkNexmarkGenerate(b *testing.B) {
-	q1 := projection.None() // what Nexmark q1 reads
-	for _, path := range [][]string{{"type"}, {"ts"}, {"bid", "auction"}, {"bid", "bidder"}, {"bid", "price"}, {"bid", "dateTime"}} {
-		q1.Add(path)
-	}
-	for _, c := range []struct {
-		name   string
-		fields *projection.Fields
-	}{{"whole", nil}, {"q1-fields", q1}} {
-		b.Run(c.name, func(b *testing.B) {
-			x := Nexmark{Events: -1, Seed: 1, Config: DefaultNexmarkConfig, Fields: c.fields}
-			r, err := x.Open(context.Background(), 0, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink := func(any) {}
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			for b.Loop() {
-				if err := r.Read(context.Background(), 1, sink); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-		})
-	}
-}
-
 func processCPU() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -274,7 +253,7 @@ func TestGeneratorSeek(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []any
-		if err := r.Read(context.Background(), 2, func(v any) { got = append(got, v) }); err != nil {
+		if err := r.Read(context.Background(), 2, func(v any) { got = append(got, value.Plain(v)) }); err != nil {
 			t.Fatal(err)
 		}
 		pos, err := r.(Positioned).Position()
@@ -289,7 +268,7 @@ func TestGeneratorSeek(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			err := r2.Read(context.Background(), 1000, func(v any) { got = append(got, v) })
+			err := r2.Read(context.Background(), 1000, func(v any) { got = append(got, value.Plain(v)) })
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -369,38 +348,144 @@ func cutDown(v any, f *projection.Fields) any {
 	return out
 }
 
+// withRows sets value.UseRows for the rest of the test (the producers read
+// it when they are set up).
+func withRows(t *testing.T, on bool) {
+	t.Helper()
+	old := value.UseRows
+	value.UseRows = on
+	t.Cleanup(func() { value.UseRows = old })
+}
+
 // TestNexmarkRecycle: a reader that gets events back refills them with the
 // next events' values exactly, and the events it did not get back stay as
-// they were.
+// they were; as maps and as rows.
 func TestNexmarkRecycle(t *testing.T) {
 	q2 := projection.None()
 	for _, path := range [][]string{{"type"}, {"ts"}, {"bid", "auction"}, {"bid", "price"}, {"person"}} {
 		q2.Add(path)
 	}
-	for _, fields := range []*projection.Fields{nil, q2} {
-		x := Nexmark{Events: 3000, Seed: 9, Config: DefaultNexmarkConfig, Fields: fields}
+	for _, rows := range []bool{false, true} {
+		withRows(t, rows)
+		for _, fields := range []*projection.Fields{nil, q2} {
+			x := Nexmark{Events: 3000, Seed: 9, Config: DefaultNexmarkConfig, Fields: fields}
+			rd, err := x.Open(context.Background(), 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := rd.(Recycler)
+			var kept []any
+			var keptJSON []string
+			n := int64(0)
+			reused := 0
+			seen := map[any]bool{}
+			for {
+				err := rd.Read(context.Background(), 7, func(v any) {
+					full := any(x.Config.Event(9, n))
+					if fields != nil {
+						full = cutDown(full, fields)
+					}
+					if got, want := value.ToJSON(v), value.ToJSON(full); string(got) != string(want) {
+						t.Fatalf("rows %v, fields %s, event %d:\n got %s\nwant %s", rows, fields, n, got, want)
+					}
+					if r, ok := v.(*value.Row); ok {
+						if seen[r] {
+							reused++
+						}
+						seen[r] = true
+					}
+					if n%3 == 0 {
+						kept, keptJSON = append(kept, v), append(keptJSON, string(value.ToJSON(v)))
+					} else {
+						rc.Recycle(v)
+					}
+					n++
+				})
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n != 3000 {
+				t.Fatalf("read %d events", n)
+			}
+			for i, v := range kept {
+				if got := string(value.ToJSON(v)); got != keptJSON[i] {
+					t.Fatalf("rows %v: kept event %d changed after recycling others:\n got %s\nwant %s", rows, 3*i, got, keptJSON[i])
+				}
+			}
+			// Rows handed back are built again (maps are cleared and
+			// refilled, which a test cannot tell apart from new ones).
+			if rows && reused < 1000 {
+				t.Errorf("fields %s: %d of 2000 recycled rows reused", fields, reused)
+			}
+		}
+	}
+}
+
+// TestNexmarkRows: with value.UseRows a reader builds each event and its
+// body as rows that are exactly the map events (value.Plain, JSON and the
+// binary encoding), for whole events and for projections, and the events
+// of one kind share one schema.
+func TestNexmarkRows(t *testing.T) {
+	withRows(t, true)
+	var projections []*projection.Fields
+	projections = append(projections, nil)
+	for _, paths := range [][][]string{
+		{{"type"}},
+		{{"ts"}, {"type"}, {"bid", "auction"}, {"bid", "price"}},
+		{{"type"}, {"auction", "category"}, {"auction", "id"}, {"auction", "seller"}, {"person", "city"}, {"person", "name"}},
+		{{"type"}, {"auction", "reserve"}, {"person", "extra"}, {"bid", "url"}, {"bid", "noSuchField"}},
+		{{"bid", "dateTime"}, {"person", "price"}},
+		{{"person"}},
+		{},
+	} {
+		p := projection.None()
+		for _, path := range paths {
+			p.Add(path)
+		}
+		projections = append(projections, p)
+	}
+	c := DefaultNexmarkConfig
+	for _, p := range projections {
+		x := Nexmark{Events: 2000, Seed: 5, Config: c, Fields: p}
 		rd, err := x.Open(context.Background(), 0, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rc := rd.(Recycler)
-		var kept []any
-		var keptJSON []string
+		schemas := map[string]*value.Schema{}
 		n := int64(0)
 		for {
-			err := rd.Read(context.Background(), 7, func(v any) {
-				full := any(x.Config.Event(9, n))
-				if fields != nil {
-					full = cutDown(full, fields)
+			err := rd.Read(context.Background(), 100, func(v any) {
+				r, ok := v.(*value.Row)
+				if !ok {
+					t.Fatalf("projection %s: event %d is a %T, want a row", p, n, v)
 				}
-				if got, want := value.ToJSON(v), value.ToJSON(full); string(got) != string(want) {
-					t.Fatalf("fields %s, event %d:\n got %s\nwant %s", fields, n, got, want)
+				want := any(c.Event(5, n))
+				if p != nil {
+					want = cutDown(want, p)
 				}
-				if n%3 == 0 {
-					kept, keptJSON = append(kept, v), append(keptJSON, string(value.ToJSON(v)))
-				} else {
-					rc.Recycle(v)
+				kind := nexmarkKinds[nexmarkKind(n)]
+				if body, ok := r.Get(kind); ok {
+					if _, isRow := body.(*value.Row); !isRow {
+						t.Fatalf("projection %s: event %d's body is a %T", p, n, body)
+					}
 				}
+				if got := value.Plain(v); !reflect.DeepEqual(got, want) {
+					t.Fatalf("projection %s, event %d:\n got %v\nwant %v", p, n, got, want)
+				}
+				if got, want := value.ToJSON(v), value.ToJSON(want); string(got) != string(want) {
+					t.Fatalf("projection %s, event %d: JSON %s, want %s", p, n, got, want)
+				}
+				if got, want := value.Append(nil, v), value.Append(nil, want); string(got) != string(want) {
+					t.Fatalf("projection %s, event %d: encodings differ", p, n)
+				}
+				if s, ok := schemas[kind]; ok && s != r.Schema() {
+					t.Fatalf("projection %s: two schemas for %s events", p, kind)
+				}
+				schemas[kind] = r.Schema()
 				n++
 			})
 			if err == io.EOF {
@@ -410,13 +495,45 @@ func TestNexmarkRecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n != 3000 {
+		if n != 2000 {
 			t.Fatalf("read %d events", n)
 		}
-		for i, v := range kept {
-			if got := string(value.ToJSON(v)); got != keptJSON[i] {
-				t.Fatalf("kept event %d changed after recycling others:\n got %s\nwant %s", 3*i, got, keptJSON[i])
-			}
+	}
+}
+
+// BenchmarkNexmarkGenerate is the generator alone, building maps and
+// rows (A/B in one run): one op is one event. cpu-ns/op is the process's
+// CPU time per event (GC included), steadier than ns/op on a loaded
+// machine.
+func BenchmarkNexmarkGenerate(b *testing.B) {
+	q1 := projection.None()
+	for _, path := range [][]string{{"type"}, {"ts"}, {"bid", "auction"}, {"bid", "bidder"}, {"bid", "price"}, {"bid", "dateTime"}} {
+		q1.Add(path)
+	}
+	for _, c := range []struct {
+		name   string
+		fields *projection.Fields
+	}{{"whole", nil}, {"q1-fields", q1}} {
+		for _, rows := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/rows=%v", c.name, rows), func(b *testing.B) {
+				old := value.UseRows
+				value.UseRows = rows
+				x := Nexmark{Events: -1, Seed: 1, Config: DefaultNexmarkConfig, Fields: c.fields}
+				r, err := x.Open(context.Background(), 0, 1)
+				value.UseRows = old
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink := func(any) {}
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				for b.Loop() {
+					if err := r.Read(context.Background(), 1, sink); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
 		}
 	}
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"reflect"
 	"sync/atomic"
 	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // An event generated late (its source blocked or not scheduled) counts from
@@ -29,5 +34,31 @@ func TestStampsDue(t *testing.T) {
 	s.every = 0
 	if got, _ := s.due(4); got != 1750 {
 		t.Errorf("unpaced due(4) = %d, want 1750", got)
+	}
+}
+
+// The stamp step reads an event's ts from a map and from a row alike.
+func TestStampReadsRows(t *testing.T) {
+	fn, ok := udf.Lookup("bench-stamp")
+	if !ok {
+		t.Fatal("bench-stamp is not registered")
+	}
+	s := &stamps{created: make([]atomic.Int64, 10), p: 2, start: make([]atomic.Int64, 2)}
+	current.Store(s)
+	defer current.Store(nil)
+	for n, v := range []any{
+		map[string]any{"type": "bid", "ts": connector.NexmarkBaseTime + 3},
+		value.RowOf(map[string]any{"type": "bid", "ts": connector.NexmarkBaseTime + 4}),
+	} {
+		var out []any
+		if err := fn(v, func(o any) { out = append(out, o) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 1 || !reflect.DeepEqual(out[0], v) {
+			t.Fatalf("value %d: stamp emitted %v, want its input", n, out)
+		}
+	}
+	if s.created[3].Load() == 0 || s.created[4].Load() == 0 || s.created[5].Load() != 0 {
+		t.Errorf("stamped %v %v %v, want events 3 and 4 only", s.created[3].Load(), s.created[4].Load(), s.created[5].Load())
 	}
 }
