@@ -1,10 +1,10 @@
 package value
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -70,14 +70,14 @@ func MustSchemaOf(names ...string) *Schema {
 // sorted and distinct (as a decoder reads them); it does not copy names
 // when the schema is known.
 func SchemaOfSorted(names []string) *Schema {
-	if s, ok := schemas.Load(strings.Join(names, "\x00")); ok {
+	if s, ok := schemas.Load(schemaKey(names)); ok {
 		return s.(*Schema)
 	}
 	return internSorted(slices.Clone(names))
 }
 
 func internSorted(sorted []string) *Schema {
-	key := strings.Join(sorted, "\x00")
+	key := schemaKey(sorted)
 	if s, ok := schemas.Load(key); ok {
 		return s.(*Schema)
 	}
@@ -90,6 +90,22 @@ func internSorted(sorted []string) *Schema {
 	}
 	actual, _ := schemas.LoadOrStore(key, s)
 	return actual.(*Schema)
+}
+
+// schemaKey is the interning key of sorted names: each name length-prefixed,
+// since a field name may hold any byte (a separator would let ["a\x00b"]
+// and ["a", "b"] share a key).
+func schemaKey(sorted []string) string {
+	n := 0
+	for _, name := range sorted {
+		n += len(name) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	for _, name := range sorted {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+	}
+	return string(b)
 }
 
 // Len is the number of fields.

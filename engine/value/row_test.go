@@ -58,6 +58,9 @@ func TestSchemaInterned(t *testing.T) {
 	if a.Index("c") != 2 || a.Index("d") != -1 {
 		t.Fatalf("Index: %d %d", a.Index("c"), a.Index("d"))
 	}
+	if MustSchemaOf("a", "b") == MustSchemaOf("a\x00b") || SchemaOfSorted([]string{""}) == MustSchemaOf() {
+		t.Fatal("schemas of different names are one")
+	}
 	if _, err := SchemaOf("x", "x"); err == nil {
 		t.Fatal("duplicate field accepted")
 	}
