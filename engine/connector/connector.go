@@ -42,7 +42,7 @@ type Reader interface {
 // after the source rejected it, or a map step there computed an output
 // that shares no map or list with it, or picked a part of it (which is
 // then cut out of it first: the values a reader builds must be trees, no
-// map or list reachable twice). See operator.Chain.RecycleSourceValues.
+// map, row or list reachable twice). See operator.Chain.RecycleSourceValues.
 // Recycle runs on the reader's goroutine, between its emits.
 type Recycler interface {
 	Recycle(v any)
@@ -66,13 +66,13 @@ type Writer interface {
 
 // ValueReleaser is implemented by writers, and by a chain's output
 // collectors, that can say they keep no reference to a record's value
-// (nor to the maps and lists in it) once Write or Collect returns: they
+// (nor to the maps, rows and lists in it) once Write or Collect returns: they
 // encode or count it at once (a STREAMING edge does not: it buffers
 // records until it flushes; a wrapper answers for what it wraps). The
 // task may then reuse the memory of the values it hands them for the
 // next record (see operator.Chain.Open). Values themselves (strings, byte
-// slices) are never changed, only the maps and lists holding them are
-// refilled.
+// slices) are never changed, only the maps, rows and lists holding them
+// are refilled.
 type ValueReleaser interface {
 	ReleasesValues() bool
 }
