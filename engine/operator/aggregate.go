@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -16,8 +17,44 @@ type aggregator interface {
 	create() (any, error)
 	add(acc any, r *value.Record) (any, error)
 	merge(a, b any) (any, error)
-	// result is the output value; fields are added to out when it is a map.
-	result(acc any, out map[string]any) (any, error)
+	// result is the output value: for an aggregate step, out's head
+	// fields (the key, a window's bounds) and the fields' results.
+	result(acc any, out *aggOut) (any, error)
+}
+
+// aggOut builds the records an aggregate step emits: its head fields (the
+// key, and a window's bounds) and then each field's result. While rows are
+// on (value.UseRows, read when the step is set up) they are rows of one
+// schema computed once, so a result is one allocation and its fields are
+// set by index; else maps, as before rows.
+type aggOut struct {
+	names  []string // the head fields' names, then the fields'
+	nHead  int
+	schema *value.Schema // nil: maps
+	at     []int         // the slot of names[i] in schema
+	// head holds the head values of the record being built.
+	head [3]any
+}
+
+func newAggOut(f fields, heads ...string) *aggOut {
+	o := &aggOut{names: slices.Clone(heads), nHead: len(heads)}
+	for _, af := range f.fs {
+		o.names = append(o.names, af.Name)
+	}
+	if !value.UseRows {
+		return o
+	}
+	s, err := value.SchemaOf(o.names...)
+	if err != nil {
+		// A field named like a head field (the planner refuses that):
+		// maps, in which the field's result wins, as it always did.
+		return o
+	}
+	o.schema = s
+	for _, n := range o.names {
+		o.at = append(o.at, s.Index(n))
+	}
+	return o
 }
 
 // reducer folds records with a CEL expression over `acc` and `record`.
@@ -44,7 +81,7 @@ func (f reducer) merge(a, b any) (any, error) {
 	return f.ev.Eval2(a, b)
 }
 
-func (reducer) result(acc any, _ map[string]any) (any, error) { return acc, nil }
+func (reducer) result(acc any, _ *aggOut) (any, error) { return acc, nil }
 
 // fields computes the named aggregations of an aggregate step. The
 // accumulator is a []any with one slot per field.
@@ -206,32 +243,51 @@ func (a fields) merge(x, y any) (any, error) {
 	return out, nil
 }
 
-func (a fields) result(accAny any, out map[string]any) (any, error) {
+func (a fields) result(accAny any, out *aggOut) (any, error) {
 	acc := accAny.([]any)
+	var r *value.Row
+	var m map[string]any
+	if out.schema != nil {
+		r = value.NewRow(out.schema)
+		for i, v := range out.head[:out.nHead] {
+			r.Set(out.at[i], v)
+		}
+	} else {
+		m = make(map[string]any, len(out.names))
+		for i, v := range out.head[:out.nHead] {
+			m[out.names[i]] = v
+		}
+	}
+	clear(out.head[:])
 	for i, f := range a.fs {
+		var v any
 		switch f.Kind {
 		case "avg":
 			p := acc[i].([]any)
 			if n := p[1].(int64); n > 0 {
-				out[f.Name] = p[0].(float64) / float64(n)
-			} else {
-				out[f.Name] = nil
+				v = p[0].(float64) / float64(n)
 			}
 		case "accumulator":
+			v = acc[i]
 			if f.Result != nil {
-				v, err := f.Result.Eval1(acc[i])
-				if err != nil {
+				var err error
+				if v, err = f.Result.Eval1(acc[i]); err != nil {
 					return nil, fmt.Errorf("aggregate field %q result: %w", f.Name, err)
 				}
-				out[f.Name] = v
-			} else {
-				out[f.Name] = acc[i]
 			}
 		default:
-			out[f.Name] = acc[i]
+			v = acc[i]
+		}
+		if r != nil {
+			r.Set(out.at[out.nHead+i], v)
+		} else {
+			m[f.Name] = v
 		}
 	}
-	return out, nil
+	if r != nil {
+		return r, nil
+	}
+	return m, nil
 }
 
 // addNumbers sums two numbers, staying integral while both are ints.
@@ -265,6 +321,7 @@ type Rolling struct {
 	keyedBase
 	agg    aggregator
 	isAgg  bool
+	out    *aggOut // set by Open when isAgg
 	acc    state.ValueState
 	lastTs int64
 }
@@ -272,6 +329,9 @@ type Rolling struct {
 func (o *Rolling) Open(ctx *Context, out Collector) error {
 	o.openKeyed(ctx, out)
 	o.acc = o.st.Value("acc", state.Codec{})
+	if o.isAgg {
+		o.out = newAggOut(o.agg.(fields), "key")
+	}
 	o.onTimer = func(state.Timer) error { return nil }
 	o.endKey = o.emitFinal
 	return nil
@@ -299,11 +359,10 @@ func (o *Rolling) Process(r *value.Record, _ int) error {
 }
 
 func (o *Rolling) emit(acc any, ts int64) error {
-	var fields map[string]any
 	if o.isAgg {
-		fields = map[string]any{"key": o.st.CurrentKey()}
+		o.out.head[0] = o.st.CurrentKey()
 	}
-	v, err := o.agg.result(acc, fields)
+	v, err := o.agg.result(acc, o.out)
 	if err != nil {
 		return o.fail(err)
 	}

@@ -80,20 +80,36 @@ var joinWinsCodec = state.Codec{
 // joiner builds join output from a pair.
 type joiner struct {
 	sel *expr.Evaluator // nil: {left, right}
+	// pairs, without a select, is the schema of {left, right} rows while
+	// rows are on (value.UseRows, read when the step is set up); nil:
+	// maps.
+	pairs *value.Schema
 }
+
+// pairSchema is the schema of a join's {left, right} pairs.
+var pairSchema = value.MustSchemaOf("left", "right")
 
 func newJoiner(p *expr.Program) joiner {
 	if p == nil {
+		if value.UseRows {
+			return joiner{pairs: pairSchema}
+		}
 		return joiner{}
 	}
-	return joiner{p.Evaluator()}
+	return joiner{sel: p.Evaluator()}
 }
 
 func (j joiner) pair(l, r, key any) (any, error) {
-	if j.sel == nil {
-		return map[string]any{"left": l, "right": r}, nil
+	if j.sel != nil {
+		return j.sel.Eval(l, r, key)
 	}
-	return j.sel.Eval(l, r, key)
+	if j.pairs != nil {
+		row := value.NewRow(j.pairs)
+		row.Set(0, l) // left and right, sorted
+		row.Set(1, r)
+		return row, nil
+	}
+	return map[string]any{"left": l, "right": r}, nil
 }
 
 // WindowJoin joins two keyed inputs: every pair of a left and a right record

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
@@ -386,6 +387,76 @@ func TestKeyedOperatorsPassRows(t *testing.T) {
 			if !reflect.DeepEqual(outs[0], outs[1]) {
 				t.Errorf("%s %s: rows gave\n%v\nmaps gave\n%v", c.name, mode, outs[1], outs[0])
 			}
+		}
+	}
+}
+
+// TestAggregateResultRows: with rows on, aggregate steps (rolling and
+// windowed) and joins without a select emit rows; they print as the maps
+// they emit with rows off.
+func TestAggregateResultRows(t *testing.T) {
+	prog := func(src string, vars ...string) *expr.Program {
+		p, err := expr.Compile(src, expr.Any, vars...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	aggFields := func() fields {
+		return newFields([]plan.AggField{
+			{Name: "n", Kind: "count"},
+			{Name: "s", Kind: "sum", Arg: prog("record.v", expr.Record)},
+			{Name: "lo", Kind: "min", Arg: prog("record.v", expr.Record)},
+			{Name: "a", Kind: "avg", Arg: prog("record.v", expr.Record)},
+			{Name: "acc", Kind: "accumulator", Init: prog("{'c': 0}"), Add: prog("{'c': acc.c + record.v}", expr.Acc, expr.Record),
+				Result: prog("acc.c * 2", expr.Acc)},
+		})
+	}
+	for _, c := range []struct {
+		name string
+		op   func() Operator
+	}{
+		{"rolling", func() Operator {
+			return &Rolling{keyedBase: keyedBase{base: base{name: "r"}}, agg: aggFields(), isAgg: true}
+		}},
+		{"window", func() Operator {
+			return &Window{keyedBase: keyedBase{base: base{name: "w"}}, step: "w", asg: assigner{typ: spec.Tumbling, size: 20},
+				agg: aggFields(), isAgg: true}
+		}},
+		{"interval join", func() Operator {
+			return &IntervalJoin{keyedBase: keyedBase{base: base{name: "j"}}, lower: -10, upper: 10, j: newJoiner(nil)}
+		}},
+	} {
+		var outs [2][]string
+		for k, rows := range []bool{false, true} {
+			withRows(t, rows)
+			op := c.op()
+			out := &collect{}
+			if err := op.Open(&Context{Ctx: context.Background(), Mode: spec.Streaming, Parallelism: 1}, out); err != nil {
+				t.Fatal(err)
+			}
+			for i := int64(0); i < 30; i++ {
+				r := &value.Record{Value: map[string]any{"v": i * 3 % 7}, Ts: i * 2}
+				r.WithKey(i % 3)
+				if err := op.Process(r, int(i%2)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := op.Watermark(value.MaxWatermark); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.recs) == 0 {
+				t.Fatalf("%s: no output", c.name)
+			}
+			for _, r := range out.recs {
+				if _, isRow := r.Value.(*value.Row); isRow != rows {
+					t.Fatalf("%s rows=%v: emitted a %T", c.name, rows, r.Value)
+				}
+			}
+			outs[k] = printed(out.recs)
+		}
+		if !reflect.DeepEqual(outs[0], outs[1]) {
+			t.Errorf("%s: rows gave\n%v\nmaps gave\n%v", c.name, outs[1], outs[0])
 		}
 	}
 }

@@ -125,6 +125,7 @@ type Window struct {
 	lateness int64
 	agg      aggregator
 	isAgg    bool
+	out      *aggOut // set by Open when isAgg
 	lateName string
 	late     Collector
 	wins     state.ValueState
@@ -138,6 +139,9 @@ func (o *Window) Open(ctx *Context, out Collector) error {
 	o.openKeyed(ctx, out)
 	o.wins = o.st.Value("windows", winSetCodec)
 	o.onTimer = o.fire
+	if o.isAgg {
+		o.out = newAggOut(o.agg.(fields), "key", "windowStart", "windowEnd")
+	}
 	if o.lateName != "" && ctx.SideOutput != nil {
 		o.late = ctx.SideOutput(o.step, o.lateName)
 	}
@@ -327,12 +331,10 @@ func (o *Window) fire(t state.Timer) error {
 }
 
 func (o *Window) emit(w *win) error {
-	var fields map[string]any
 	if o.isAgg {
-		fields = map[string]any{"key": o.st.CurrentKey(), "windowStart": box(w.start, &o.lastStart, &o.lastStartAny),
-			"windowEnd": box(w.end, &o.lastEnd, &o.lastEndAny)}
+		o.out.head = [3]any{o.st.CurrentKey(), box(w.start, &o.lastStart, &o.lastStartAny), box(w.end, &o.lastEnd, &o.lastEndAny)}
 	}
-	v, err := o.agg.result(w.acc, fields)
+	v, err := o.agg.result(w.acc, o.out)
 	if err != nil {
 		return err
 	}
