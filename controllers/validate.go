@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
+	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
@@ -181,7 +182,10 @@ func (v Validator) ValidateUpdate(_ context.Context, old, job *v1alpha1.FlinkJob
 // sourceRescales refuses a stateful upgrade (upgradeMode last-state or
 // savepoint) that changes a source step's parallelism: checkpointed source
 // positions belong to their subtasks, and the restore would fail. Keyed
-// steps may change parallelism (their state is stored by key group).
+// steps may change parallelism (their state is stored by key group), and
+// so may sources whose positions any subtask can resume
+// (connector.RescalableSource: Kafka's partitions are reassigned on
+// restore, as Flink's enumerator does).
 // po plans the old version (nil when it is invalid), pn is the new one's
 // plan, and streamingBoth reports whether both plan to STREAMING.
 func sourceRescales(job *v1alpha1.FlinkJob, po func() *plan.Plan, pn *plan.Plan, streamingBoth func() bool) field.ErrorList {
@@ -199,7 +203,7 @@ func sourceRescales(job *v1alpha1.FlinkJob, po func() *plan.Plan, pn *plan.Plan,
 	var errs field.ErrorList
 	for _, st := range pn.Stages {
 		for _, n := range st.Chain {
-			if n.Step == nil || n.Step.Source == nil {
+			if n.Step == nil || n.Step.Source == nil || connector.RescalableSource(n.Step.Source) {
 				continue
 			}
 			if p, ok := was[n.Name]; ok && p != st.Parallelism {
