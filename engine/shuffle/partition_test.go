@@ -91,3 +91,29 @@ func TestRouteHashKeys(t *testing.T) {
 		}
 	}
 }
+
+// A record whose value is a row routes as the record of its map: the same
+// key (a map key given as a row keeps its map's key ID), the same subtask.
+func TestRouteHashRows(t *testing.T) {
+	for _, par := range []int{1, 3} {
+		part := NewPartitioner(hashEdge(t, par), 0)
+		keys := []any{"a", int64(7), nil, map[string]any{"x": "y"}, value.RowOf(map[string]any{"x": "y", "n": int64(1)}),
+			[]any{value.RowOf(map[string]any{"z": 1.5})}}
+		for _, k := range keys {
+			m := value.Record{Value: map[string]any{"g": value.Plain(k), "other": "o"}}
+			r := value.Record{Value: value.RowOf(map[string]any{"g": k, "other": "o"})}
+			msub, err := part.Route(&m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsub, err := part.Route(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rsub != msub || r.KeyID != m.KeyID || r.KeyID != value.KeyID(k) ||
+				!reflect.DeepEqual(value.Plain(r.Key), value.Plain(m.Key)) {
+				t.Fatalf("key %v: a row routes to %d, key %v %q; its map to %d, key %v %q", k, rsub, r.Key, r.KeyID, msub, m.Key, m.KeyID)
+			}
+		}
+	}
+}

@@ -165,7 +165,9 @@ func (w *GroupWriter) Bytes() []byte {
 // calls it once per snapshot file that overlaps the key groups it owns.
 // The operator's states must have the snapshot's names, in order.
 func RestoreGroups(k *Keyed, t *Timers, data []byte, keep func(group int) bool) error {
-	v, rest, err := value.Decode(data)
+	// A Decoder: the keys' values mostly share their fields, which it
+	// interns (one schema for all rows, or one set of names for maps).
+	v, rest, err := new(value.Decoder).Decode(data)
 	if err != nil || len(rest) != 0 {
 		return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
 	}

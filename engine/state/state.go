@@ -264,8 +264,17 @@ type MapState struct {
 func (k *Keyed) Map(name string) MapState { return MapState{k, k.register(name, kindMap, Codec{})} }
 
 func (s MapState) m() map[string]any {
-	m, _ := s.k.get(s.slot).(map[string]any)
-	return m
+	switch m := s.k.get(s.slot).(type) {
+	case map[string]any:
+		return m
+	case *value.Row:
+		// A restored map decodes as a row when rows are on: the handle
+		// reads and writes a map, so the slot becomes the row's map.
+		mm := m.ToMap()
+		s.k.set(s.slot, mm)
+		return mm
+	}
+	return nil
 }
 
 // Get looks up one entry of the current key's map.
@@ -327,7 +336,9 @@ func (k *Keyed) Snapshot(w io.Writer) error {
 
 // Restore replaces all state with a snapshot written by Snapshot.
 func (k *Keyed) Restore(data []byte) error {
-	v, rest, err := value.Decode(data)
+	// A Decoder: the keys' values mostly share their fields, which it
+	// interns (one schema for all rows, or one set of names for maps).
+	v, rest, err := new(value.Decoder).Decode(data)
 	if err != nil || len(rest) != 0 {
 		return fmt.Errorf("state snapshot: %w", value.ErrCorrupt)
 	}

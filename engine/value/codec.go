@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // The binary encoding: one tag byte, then the payload.
@@ -208,9 +209,33 @@ type mapEntry struct {
 }
 
 // Decode decodes one value from the front of b and returns the rest.
-// It never panics: malformed input gives ErrCorrupt.
+// It never panics: malformed input gives ErrCorrupt. Maps decode into
+// *Row when UseRows is on (read per call: Decode has no set-up), into
+// map[string]any when it is off.
 func Decode(b []byte) (any, []byte, error) {
-	return decode(b, 0, nil)
+	return decode(b, 0, plainCtx())
+}
+
+// decodeCtx is what decoding carries down a value: the caches of a
+// Decoder or RecordReader (nil ones are not used) and whether maps become
+// rows. A nil *decodeCtx decodes maps into maps, without caches.
+type decodeCtx struct {
+	keys    *keyCache
+	vals    *valueCache
+	schemas *schemaCache
+	rows    bool
+}
+
+// rowsCtx decodes into rows without caches. It has nothing to write, so
+// concurrent decodes share it.
+var rowsCtx = decodeCtx{rows: true}
+
+// plainCtx is the context of the package's Decode and DecodeRecord.
+func plainCtx() *decodeCtx {
+	if UseRows {
+		return &rowsCtx
+	}
+	return nil
 }
 
 // keyCache interns the map keys a decoder reads: records of a stream
@@ -219,8 +244,6 @@ func Decode(b []byte) (any, []byte, error) {
 // just costs an allocation.
 type keyCache struct {
 	tab [256]string
-	// vals, if set, interns values too (a Decoder's).
-	vals *valueCache
 }
 
 // valueCache interns decoded integers and short strings as the boxed
@@ -237,9 +260,22 @@ type valueCache struct {
 	strs [256]any
 }
 
+// schemaCache finds the schema of a map decoded into a row without
+// building its field names. last[depth][n] is the schema of the last map
+// of n fields decoded at that nesting depth: the next record of a stream
+// most likely has the same fields, and the keys are compared with its
+// names as they are read, so a hit costs no string and no lookup. byNames
+// is a direct-mapped table by a hash of the names, for a map whose fields
+// are not the last ones (a stream of several shapes of one size, maps too
+// deep or too wide for last): a hit there costs no string either.
+type schemaCache struct {
+	last    [maxShapeDepth][maxShapeLen + 1]*Schema
+	byNames [64]*Schema
+}
+
 const maxCachedString = 32
 
-func (c *keyCache) int(v int64) any {
+func (c *decodeCtx) int(v int64) any {
 	if c == nil || c.vals == nil || uint64(v) < 256 { // Go boxes small values without allocating
 		return v
 	}
@@ -250,7 +286,7 @@ func (c *keyCache) int(v int64) any {
 	return e.box
 }
 
-func (c *keyCache) str(b []byte) any {
+func (c *decodeCtx) str(b []byte) any {
 	if c == nil || c.vals == nil || len(b) > maxCachedString {
 		return string(b)
 	}
@@ -275,12 +311,12 @@ func fnv1a(b []byte) uint32 {
 	return h
 }
 
-func (c *keyCache) key(b []byte) string {
-	if c == nil || len(b) > maxCachedKey {
+func (c *decodeCtx) key(b []byte) string {
+	if c == nil || c.keys == nil || len(b) > maxCachedKey {
 		return string(b)
 	}
 	h := fnv1a(b)
-	slot := &c.tab[(h^h>>8)&255]
+	slot := &c.keys.tab[(h^h>>8)&255]
 	if *slot != string(b) {
 		*slot = string(b)
 	}
@@ -289,19 +325,38 @@ func (c *keyCache) key(b []byte) string {
 
 // Decoder decodes record bodies like DecodeRecord, interning map keys,
 // integers and short strings across the records it decodes (valueCache),
-// and reusing the Key and KeyID of a record key it decoded recently: a keyed stream repeats its hot keys, and each
-// fresh decode of one costs the KeyID string and the key value (both
-// immutable, so records may share them). It is not safe for concurrent use.
+// and reusing the Key and KeyID of a record key it decoded recently: a
+// keyed stream repeats its hot keys, and each fresh decode of one costs
+// the KeyID string and the key value (both immutable, so records may share
+// them). When UseRows is on as it is first used, it decodes maps into rows,
+// finding their schemas through a schemaCache. The zero Decoder is ready
+// to use; it is not safe for concurrent use and must not be copied once
+// used.
 type Decoder struct {
+	ctx     decodeCtx // set up by the first decode
 	keys    keyCache
-	recKeys recordKeyCache
 	vals    valueCache
+	schemas schemaCache
+	recKeys recordKeyCache
+}
+
+// init sets the Decoder up on its first use, when it reads UseRows: a
+// Decoder keeps the form it started with, so one stream never mixes them.
+func (d *Decoder) init() *decodeCtx {
+	if d.ctx.keys == nil {
+		d.ctx = decodeCtx{keys: &d.keys, vals: &d.vals, schemas: &d.schemas, rows: UseRows}
+	}
+	return &d.ctx
 }
 
 // DecodeRecord is the package's DecodeRecord.
 func (d *Decoder) DecodeRecord(b []byte, r *Record) error {
-	d.keys.vals = &d.vals
-	return decodeRecord(b, r, &d.keys, &d.recKeys)
+	return decodeRecord(b, r, d.init(), &d.recKeys)
+}
+
+// Decode is the package's Decode, with the Decoder's caches.
+func (d *Decoder) Decode(b []byte) (any, []byte, error) {
+	return decode(b, 0, d.init())
 }
 
 // recordKeyCache is a small direct-mapped table of record keys by KeyID.
@@ -327,7 +382,7 @@ func (c *recordKeyCache) lookup(kid []byte) (id string, key any, slot int) {
 	return "", nil, slot
 }
 
-func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
+func decode(b []byte, depth int, c *decodeCtx) (any, []byte, error) {
 	if len(b) == 0 || depth > maxDepth {
 		return nil, nil, ErrCorrupt
 	}
@@ -344,7 +399,7 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 		if n <= 0 || !minimal(b, n) {
 			return nil, nil, ErrCorrupt
 		}
-		return kc.int(v), b[n:], nil
+		return c.int(v), b[n:], nil
 	case tagUint:
 		v, n := binary.Uvarint(b)
 		if n <= 0 || !minimal(b, n) {
@@ -362,7 +417,7 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 			return nil, nil, err
 		}
 		if tag == tagString {
-			return kc.str(s), rest, nil
+			return c.str(s), rest, nil
 		}
 		return append([]byte{}, s...), rest, nil
 	case tagList:
@@ -373,7 +428,7 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 		b = b[k:]
 		out := make([]any, 0, min(n, maxPrealloc))
 		for i := uint64(0); i < n; i++ {
-			e, rest, err := decode(b, depth+1, kc)
+			e, rest, err := decode(b, depth+1, c)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -386,6 +441,9 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 			return nil, nil, ErrCorrupt
 		}
 		b = b[k:]
+		if c != nil && c.rows {
+			return c.decodeRow(b, int(n), depth)
+		}
 		out := make(map[string]any, min(n, maxPrealloc))
 		var prev []byte
 		for i := uint64(0); i < n; i++ {
@@ -396,19 +454,159 @@ func decode(b []byte, depth int, kc *keyCache) (any, []byte, error) {
 			// Append writes keys in ascending order; anything else (including
 			// a repeated key) is not a canonical encoding.
 			if i > 0 && string(key) <= string(prev) {
-				return nil, nil, fmt.Errorf("%w: map keys out of order", ErrCorrupt)
+				return nil, nil, errKeyOrder
 			}
 			prev = key
 			var v any
-			v, b, err = decode(rest, depth+1, kc)
+			v, b, err = decode(rest, depth+1, c)
 			if err != nil {
 				return nil, nil, err
 			}
-			out[kc.key(key)] = v
+			out[c.key(key)] = v
 		}
 		return out, b, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown tag %d", ErrCorrupt, tag)
+}
+
+var errKeyOrder = fmt.Errorf("%w: map keys out of order", ErrCorrupt)
+
+// decodeRow decodes the n entries of a map (after its count) into a row.
+// When the last map of n fields at this depth had the same field names,
+// the row is built with one allocation and no strings: each key is
+// compared with the remembered schema's name as it is read, and equal
+// names are strictly ascending, as a canonical encoding's must be.
+func (c *decodeCtx) decodeRow(b []byte, n, depth int) (any, []byte, error) {
+	var last **Schema
+	if c.schemas != nil && depth < maxShapeDepth && n <= maxShapeLen {
+		last = &c.schemas.last[depth][n]
+		if s := *last; s != nil {
+			r := NewRow(s)
+			for i, name := range s.names {
+				key, rest, err := decodeBytes(b)
+				if err != nil {
+					return nil, nil, err
+				}
+				if string(key) != name {
+					// Other fields: go on from this one the general way,
+					// into r (it has n slots).
+					return c.decodeRowFields(b, n, depth, r, i, last)
+				}
+				if r.vals[i], b, err = decode(rest, depth+1, c); err != nil {
+					return nil, nil, err
+				}
+			}
+			return r, b, nil
+		}
+	}
+	return c.decodeRowFields(b, n, depth, nil, 0, last)
+}
+
+// decodeRowFields decodes the fields of a map from field from on, checking
+// that keys ascend strictly, and finds the schema of their names. r, if
+// not nil, is a row of n slots whose first from fields are decoded and are
+// named as in r's schema; it gets the schema found. last, if not nil, is
+// the slot remembering the schema of maps of this depth and size.
+func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, last **Schema) (any, []byte, error) {
+	var kstack [maxShapeLen][]byte
+	var vstack [maxShapeLen]any
+	keys := kstack[:0]
+	if n > maxShapeLen {
+		keys = make([][]byte, 0, min(n, maxPrealloc))
+	}
+	var vals []any
+	switch {
+	case r != nil:
+		// Appending fills r's slots in place: it has n of them.
+		vals = r.vals[:from]
+		for _, name := range r.schema.names[:from] {
+			keys = append(keys, unsafe.Slice(unsafe.StringData(name), len(name))) // read only
+		}
+	case n <= maxShapeLen:
+		vals = vstack[:0]
+	default:
+		vals = make([]any, 0, min(n, maxPrealloc))
+	}
+	for i := from; i < n; i++ {
+		key, rest, err := decodeBytes(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i > 0 && string(key) <= string(keys[i-1]) {
+			return nil, nil, errKeyOrder
+		}
+		var v any
+		if v, b, err = decode(rest, depth+1, c); err != nil {
+			return nil, nil, err
+		}
+		keys, vals = append(keys, key), append(vals, v)
+	}
+	s := c.schemaOf(keys)
+	if s == nil {
+		// No schema has exactly these names (see schemaOf): the map.
+		m := make(map[string]any, n)
+		for i, k := range keys {
+			m[c.key(k)] = vals[i]
+		}
+		return m, b, nil
+	}
+	if last != nil {
+		*last = s
+	}
+	if r == nil {
+		r = NewRow(s)
+		copy(r.vals, vals)
+	} else {
+		r.schema = s
+	}
+	return r, b, nil
+}
+
+// schemaOf returns the interned schema of sorted, distinct names: from the
+// context's table when it holds it, else interned (allocating the names).
+// It returns nil when the interned schema's names are not these (interning
+// joins names with NUL bytes, so a name holding one may collide), and the
+// caller keeps the fields in a map instead.
+func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
+	var slot **Schema
+	if c.schemas != nil {
+		h := uint32(2166136261)
+		for _, k := range keys {
+			h = (h ^ uint32(len(k))) * 16777619
+			for _, x := range k {
+				h = (h ^ uint32(x)) * 16777619
+			}
+		}
+		slot = &c.schemas.byNames[(h^h>>8)&uint32(len(c.schemas.byNames)-1)]
+		if s := *slot; s != nil && sameNames(s, keys) {
+			return s
+		}
+	}
+	var nstack [maxShapeLen]string
+	names := nstack[:0]
+	for _, k := range keys {
+		names = append(names, c.key(k))
+	}
+	s := SchemaOfSorted(names)
+	if !sameNames(s, keys) {
+		return nil
+	}
+	if slot != nil {
+		*slot = s
+	}
+	return s
+}
+
+func sameNames(s *Schema, keys [][]byte) bool {
+	if len(s.names) != len(keys) {
+		return false
+	}
+	for i, k := range keys {
+		if s.names[i] != string(k) {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeBytes(b []byte) ([]byte, []byte, error) {
@@ -450,10 +648,10 @@ func RecordKeyTs(body []byte) (keyID []byte, ts int64, err error) {
 
 // DecodeRecord decodes a record body written by AppendRecord.
 func DecodeRecord(b []byte, r *Record) error {
-	return decodeRecord(b, r, nil, nil)
+	return decodeRecord(b, r, plainCtx(), nil)
 }
 
-func decodeRecord(b []byte, r *Record, kc *keyCache, rk *recordKeyCache) error {
+func decodeRecord(b []byte, r *Record, c *decodeCtx, rk *recordKeyCache) error {
 	kid, rest, err := decodeBytes(b)
 	if err != nil {
 		return err
@@ -462,7 +660,7 @@ func decodeRecord(b []byte, r *Record, kc *keyCache, rk *recordKeyCache) error {
 	if n <= 0 || !minimal(rest, n) {
 		return ErrCorrupt
 	}
-	v, rest, err := decode(rest[n:], 0, kc)
+	v, rest, err := decode(rest[n:], 0, c)
 	if err != nil {
 		return err
 	}
@@ -489,7 +687,14 @@ func decodeRecord(b []byte, r *Record, kc *keyCache, rk *recordKeyCache) error {
 			return nil
 		}
 	}
-	k, krest, err := Decode(kid)
+	// A key is decoded in the record's form, without the caches: keys
+	// decode once per distinct key, and their maps would only take the
+	// places of the values' schemas.
+	kc := (*decodeCtx)(nil)
+	if c != nil && c.rows {
+		kc = &rowsCtx
+	}
+	k, krest, err := decode(kid, 0, kc)
 	if err != nil || len(krest) != 0 {
 		return ErrCorrupt
 	}

@@ -20,7 +20,7 @@ func shapes() map[string]*Record {
 // BenchmarkCodecShapes encodes (AppendRecord, and an Encoder as the
 // exchange and record streams use it) and decodes (a Decoder, as
 // the exchange does: interned field names, a fresh Record per element)
-// the shapes above.
+// the shapes above, into maps and into rows whatever UseRows says.
 func BenchmarkCodecShapes(b *testing.B) {
 	for _, name := range []string{"flat", "nested"} {
 		r := shapes()[name]
@@ -42,22 +42,25 @@ func BenchmarkCodecShapes(b *testing.B) {
 				buf = e.AppendRecord(buf[:0], r)
 			}
 		})
-		b.Run("decode/"+name, func(b *testing.B) {
-			var d Decoder
-			recs := make([]Record, 512)
-			b.SetBytes(int64(len(enc)))
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if i == len(recs) {
-					clear(recs)
-					i = 0
+		for _, form := range []string{"maps", "rows"} {
+			b.Run("decode-"+form+"/"+name, func(b *testing.B) {
+				d := new(Decoder)
+				d.init().rows = form == "rows"
+				recs := make([]Record, 512)
+				b.SetBytes(int64(len(enc)))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if i == len(recs) {
+						clear(recs)
+						i = 0
+					}
+					if err := d.DecodeRecord(enc, &recs[i]); err != nil {
+						b.Fatal(err)
+					}
+					i++
 				}
-				if err := d.DecodeRecord(enc, &recs[i]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
+			})
+		}
 	}
 }

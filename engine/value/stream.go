@@ -82,21 +82,28 @@ func (w *RecordWriter) Records() int64 { return w.records }
 func (w *RecordWriter) Bytes() int64 { return w.bytes }
 
 // RecordReader reads framed records written by RecordWriter. It streams
-// through a 64 KiB buffer and holds at most one frame in memory. It is not
-// safe for concurrent use.
+// through a 64 KiB buffer and holds at most one frame in memory. It decodes
+// maps into rows when UseRows is on as it is made (NewRecordReader), as a
+// Decoder does. It is not safe for concurrent use.
 type RecordReader struct {
 	br      *bufio.Reader
 	scratch []byte // body buffer for frames larger than br's buffer
 	off     int64  // stream offset of the next frame
 	peeked  bool   // the current body is still in br's buffer
 	err     error  // sticky: once corrupt or failed, the stream stays so
+	// The caches of a Decoder but its valueCache: many readers are open
+	// at once (one per merged run), and its values cost the most memory.
+	dec     decodeCtx
 	keys    keyCache
+	schemas schemaCache
 	recKeys recordKeyCache
 }
 
 // NewRecordReader returns a reader of the framed stream r.
 func NewRecordReader(r io.Reader) *RecordReader {
-	return &RecordReader{br: bufio.NewReaderSize(r, streamBufferSize)}
+	rr := &RecordReader{br: bufio.NewReaderSize(r, streamBufferSize)}
+	rr.dec = decodeCtx{keys: &rr.keys, schemas: &rr.schemas, rows: UseRows}
+	return rr
 }
 
 // Read decodes the next record into rec. It returns io.EOF when the stream
@@ -109,7 +116,7 @@ func (r *RecordReader) Read(rec *Record) error {
 	}
 	body, err := r.next()
 	if err == nil {
-		if err = decodeRecord(body, rec, &r.keys, &r.recKeys); err != nil {
+		if err = decodeRecord(body, rec, &r.dec, &r.recKeys); err != nil {
 			// DecodeRecord's errors already wrap ErrCorrupt.
 			err = fmt.Errorf("value: record stream at byte offset %d: %w", r.off, err)
 		}

@@ -94,7 +94,7 @@ func TestStreamsDeliverInOrderPerChannel(t *testing.T) {
 			for _, el := range b.Elems {
 				switch el.Kind {
 				case task.KindRecord:
-					id := el.Rec.Value.(map[string]any)["id"].(int64)
+					id := field(el.Rec.Value, "id").(int64)
 					if id != next[b.Channel] || el.Rec.Ts != id {
 						t.Fatalf("channel %d: got id %d ts %d, want %d", b.Channel, id, el.Rec.Ts, next[b.Channel])
 					}
@@ -431,8 +431,7 @@ func TestBatchLargerThanAMessageIsSplit(t *testing.T) {
 			for _, el := range got.Elems {
 				switch el.Kind {
 				case task.KindRecord:
-					m := el.Rec.Value.(map[string]any)
-					if m["id"].(int64) != next || len(m["pad"].(string)) != size {
+					if field(el.Rec.Value, "id").(int64) != next || len(field(el.Rec.Value, "pad").(string)) != size {
 						t.Fatalf("record %d out of order or cut", next)
 					}
 					next++

@@ -52,7 +52,7 @@ func TestLingerCoalescesSmallBatchesUntilABarrier(t *testing.T) {
 	}
 	for i := 0; i < 100; i++ {
 		a, b, wm := got.Elems[3*i], got.Elems[3*i+1], got.Elems[3*i+2]
-		if a.Rec.Value.(map[string]any)["id"] != int64(2*i) || b.Rec.Value.(map[string]any)["id"] != int64(2*i+1) ||
+		if field(a.Rec.Value, "id") != int64(2*i) || field(b.Rec.Value, "id") != int64(2*i+1) ||
 			wm.Kind != task.KindWatermark || wm.Wm != int64(i) {
 			t.Fatalf("elements %d..%d: %+v %+v %+v", 3*i, 3*i+2, a, b, wm)
 		}
@@ -88,7 +88,7 @@ func TestLingerFlushesAtFlushBytes(t *testing.T) {
 		t.Fatalf("first message has %d batches of ~%d B, want about FlushBytes (%d B) of them", len(got.Elems), per, FlushBytes)
 	}
 	for i, el := range got.Elems {
-		if el.Rec.Value.(map[string]any)["id"] != int64(i) {
+		if field(el.Rec.Value, "id") != int64(i) {
 			t.Fatalf("element %d: %+v", i, el.Rec.Value)
 		}
 	}
@@ -104,7 +104,7 @@ func TestLingerSendsAWaitingBatch(t *testing.T) {
 	if err := c.Send(context.Background(), testEdge, 0, records(0, 0, 3, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if got := recv(t, srv); len(got.Elems) != 3 || got.Elems[2].Rec.Value.(map[string]any)["id"] != int64(2) {
+	if got := recv(t, srv); len(got.Elems) != 3 || field(got.Elems[2].Rec.Value, "id") != int64(2) {
 		t.Fatalf("got %+v", got.Elems)
 	}
 }

@@ -1,0 +1,230 @@
+package value
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// rowDecoder is a Decoder that decodes maps into rows whatever UseRows
+// says, so the tests of both forms run in either suite.
+func rowDecoder() *Decoder {
+	d := new(Decoder)
+	d.init().rows = true
+	return d
+}
+
+// hasMap reports whether v holds a map[string]any at any depth.
+func hasMap(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		return true
+	case []any:
+		for _, e := range x {
+			if hasMap(e) {
+				return true
+			}
+		}
+	case *Row:
+		for _, e := range x.Values() {
+			if hasMap(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkRowDecode decodes enc as rows (without and with a Decoder's caches)
+// and as maps, and requires the rows to be the maps: equal through Plain,
+// no map left in them, the same bytes consumed, and re-encoding (by
+// Append and by an Encoder) to exactly the bytes they came from.
+func checkRowDecode(t *testing.T, d *Decoder, enc []byte) {
+	t.Helper()
+	want, wrest, werr := decode(enc, 0, nil)
+	for name, dec := range map[string]func([]byte) (any, []byte, error){
+		"rowsCtx": func(b []byte) (any, []byte, error) { return decode(b, 0, &rowsCtx) },
+		"Decoder": d.Decode,
+	} {
+		got, rest, err := dec(enc)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%s: rows give error %v, maps %v (bytes %x)", name, err, werr, enc)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: error does not wrap ErrCorrupt: %v", name, err)
+			}
+			continue
+		}
+		if len(rest) != len(wrest) {
+			t.Fatalf("%s: rows leave %d bytes, maps %d", name, len(rest), len(wrest))
+		}
+		if !equalValues(got, want) {
+			t.Fatalf("%s: rows %v differ from maps %v", name, got, want)
+		}
+		used := enc[:len(enc)-len(rest)]
+		if again := Append(nil, got); !bytes.Equal(again, used) {
+			t.Fatalf("%s: row re-encodes to %x, not %x", name, again, used)
+		}
+		var e Encoder
+		if again := e.Append(nil, got); !bytes.Equal(again, used) {
+			t.Fatalf("%s: Encoder re-encodes the row to %x, not %x", name, again, used)
+		}
+		if hasMap(got) && internable(want) {
+			t.Fatalf("%s: a map left in %#v", name, got)
+		}
+	}
+}
+
+// internable reports whether interning the field names of every map in v
+// gives a schema of those names: the rows decoder keeps the fields of a
+// map in a map when it does not (see schemaOf).
+func internable(v any) bool {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			if !internable(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		names := make([]string, 0, len(x))
+		for k, e := range x {
+			if !internable(e) {
+				return false
+			}
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		return slices.Equal(SchemaOfSorted(names).Names(), names)
+	}
+	return true
+}
+
+// Every round-trip case decodes into rows that are its maps, through one
+// Decoder (whose schema caches see all the shapes, twice) and without one.
+func TestDecodeRows(t *testing.T) {
+	d := rowDecoder()
+	for round := 0; round < 2; round++ {
+		for _, tc := range roundTripCases {
+			checkRowDecode(t, d, Append(nil, tc.v))
+		}
+	}
+}
+
+// A Decoder's schema caches give the right schema whatever the order of
+// shapes: the same fields again (a hit), the same number of other fields
+// (differing at the first field, in the middle, at the last), alternating
+// shapes, shapes nested in lists and maps at several depths, maps too
+// wide or too deep for the per-depth cache, and the empty map.
+func TestDecoderRowShapes(t *testing.T) {
+	wide := map[string]any{}
+	for i := range 20 {
+		wide[fmt.Sprintf("w%02d", i)] = int64(i)
+	}
+	deep := any(map[string]any{"leaf": int64(1)})
+	for i := 0; i < 6; i++ {
+		deep = map[string]any{"d": deep, "n": int64(i)}
+	}
+	var values []any
+	for i := 0; i < 40; i++ {
+		values = append(values,
+			map[string]any{"a": int64(i), "b": "x", "c": nil},
+			map[string]any{"a": int64(i), "b": "x", "c": nil},
+			map[string]any{"a": int64(i), "b": "x", "d": true}, // differs at the last field
+			map[string]any{"a": int64(i), "bb": "x", "c": nil}, // in the middle
+			map[string]any{"0": int64(i), "b": "x", "c": nil},  // at the first
+			map[string]any{"a": int64(i), "b": "x", "c": 1.5},  // the first shape again
+			map[string]any{"a": map[string]any{"a": int64(i), "b": "y", "c": nil}, "z": []any{map[string]any{"a": nil, "b": nil, "c": nil}}},
+			map[string]any{},
+			[]any{map[string]any{}, map[string]any{"k": int64(i)}, map[string]any{"j": int64(i)}},
+			wide, deep,
+			map[string]any{"x": map[string]any{"y": map[string]any{"z": map[string]any{"w": map[string]any{"v": int64(i)}}}}},
+		)
+	}
+	d := rowDecoder()
+	for _, v := range values {
+		checkRowDecode(t, d, Append(nil, v))
+		r := Record{Value: v, Ts: 5}
+		r.WithKey(v)
+		body := AppendRecord(nil, &r)
+		var got Record
+		if err := d.DecodeRecord(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !equalRecords(&got, &r) || hasMap(got.Value) || hasMap(got.Key) || got.KeyID != r.KeyID {
+			t.Fatalf("record %+v decoded to %+v", r, got)
+		}
+		if !bytes.Equal(AppendRecord(nil, &got), body) {
+			t.Fatal("a decoded record with rows re-encodes differently")
+		}
+	}
+}
+
+// Decoded rows of one shape share one interned schema, and a hit builds
+// the row with one allocation: no field name strings, no map.
+func TestDecoderRowHitAllocatesOnce(t *testing.T) {
+	d := rowDecoder()
+	in := Record{Value: map[string]any{"auction": int64(7), "bidder": int64(8), "channel": "Google", "ok": true, "n": nil}, Ts: 1}
+	in.WithKey(int64(7))
+	body := AppendRecord(nil, &in)
+	var first, r Record
+	if err := d.DecodeRecord(body, &first); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		r = Record{}
+		if err := d.DecodeRecord(body, &r); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 {
+		t.Fatalf("%v allocations decoding a row of a known shape, want 1", n)
+	}
+	a, b := first.Value.(*Row), r.Value.(*Row)
+	if a.Schema() != b.Schema() || a.Schema() != MustSchemaOf("auction", "bidder", "channel", "ok", "n") {
+		t.Fatal("rows of one shape do not share the interned schema")
+	}
+	if a == b {
+		t.Fatal("two decodes share one row")
+	}
+}
+
+// A row decoder keeps the strictness of the map decoder on the bytes
+// where only a row's caches could let something through: keys out of
+// order or repeated after a prefix of a remembered schema.
+func TestDecoderRowStrict(t *testing.T) {
+	d := rowDecoder()
+	checkRowDecode(t, d, Append(nil, map[string]any{"a": nil, "b": nil, "c": nil}))
+	for _, b := range [][]byte{
+		{tagMap, 3, 1, 'a', tagNil, 1, 'a', tagNil, 1, 'c', tagNil}, // repeats the remembered first name
+		{tagMap, 3, 1, 'a', tagNil, 1, 'b', tagNil, 1, 'b', tagNil}, // repeats the remembered second
+		{tagMap, 3, 1, 'a', tagNil, 1, 'c', tagNil, 1, 'b', tagNil}, // leaves the schema, then descends
+		{tagMap, 3, 1, 'b', tagNil, 1, 'a', tagNil, 1, 'c', tagNil},
+		{tagMap, 3, 1, 'a', tagNil, 1, 'b', tagNil, 1, 'c'},       // a value missing after the names
+		{tagMap, 3, 1, 'a', tagNil, 1, 'b', tagNil, 1, 'c', 0x42}, // a bad value
+	} {
+		if v, _, err := d.Decode(b); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Decode(%x) = %v, %v; want ErrCorrupt", b, v, err)
+		}
+		checkRowDecode(t, d, b)
+	}
+}
+
+// A field name holding a NUL byte, and the empty name, decode into a
+// value equal to its map, whatever schema interning makes of them.
+func TestDecoderRowNULName(t *testing.T) {
+	d := rowDecoder()
+	MustSchemaOf("a", "b")
+	for _, v := range []any{
+		map[string]any{"a": int64(1), "b": int64(2)},
+		map[string]any{"a\x00b": int64(3)},
+		map[string]any{"a\x00b": int64(3), "c": nil},
+		map[string]any{},
+		map[string]any{"": false},
+		map[string]any{"": []any{map[string]any{}}},
+	} {
+		checkRowDecode(t, d, Append(nil, v))
+	}
+}
