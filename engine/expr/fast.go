@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -59,10 +60,14 @@ import (
 // CEL runs with the limit. This is enough: CEL's cost on an input depends
 // only on the values its evaluation reads, which are the ones the fast
 // evaluator reads (it evaluates the same subexpressions, short-circuiting
-// the same way, and bails out of the deep operations, such as equality of
-// lists, that read more). Replacing every value never read by a small one
-// gives an input whose every value is small, which CEL evaluates reading
-// the same values, at the same cost, within the estimate.
+// the same way, and checks every element the deep operations, such as
+// equality of lists, read). Replacing every value never read by a small
+// one gives an input whose every value is small, which CEL evaluates
+// reading the same values, at the same cost, within the estimate. A map
+// that is only selected from (record in record.a, has(record.a)) is not
+// read whole and need not be small: CEL's cost of a selection does not
+// depend on the map's size, and dropping the fields never selected from
+// such a map leaves it small (see compileRawPath).
 //
 // fastCountCost, when not even that estimate does (sortBy, whose estimate
 // is unbounded): the evaluation adds up a bound of what CEL's runtime cost
@@ -226,6 +231,9 @@ func costOf(v any) uint64 {
 // native value, and a small one when check is set. (A direct call: an
 // indirect one per read would cost more than the check.)
 func readOK(check bool, v any) bool {
+	if _, isInt := v.(int64); isInt {
+		return true // the common case, first
+	}
 	if check {
 		return isSmallNative(v)
 	}
@@ -248,27 +256,73 @@ func (c *fastCompiler) compilePath(e celast.Expr) (fastFn, uint64) {
 	if !ok || len(fields) == 0 {
 		return nil, 0
 	}
-	root := c.compileIdent(name)
-	if root == nil {
+	f := c.compileRawPath(name, fields)
+	if f == nil {
 		return nil, 0
+	}
+	check := c.check
+	return func(a *activation) (any, bool) {
+		v, ok := f(a)
+		return v, ok && readOK(check, v)
+	}, uint64(len(fields)) + 1
+}
+
+// compileRawPath compiles a variable followed by field selections, for a
+// value that is only selected from (a path's operand, has()'s): it does
+// not check the value at the end (readOK), nor the maps along the way
+// but that they are maps. With size checks that is enough: CEL's cost
+// of selecting a field does not depend on the map's size, so the
+// argument above holds for the input in which every map that is only
+// selected from keeps only the fields selected (a map read whole is
+// checked where it is read).
+func (c *fastCompiler) compileRawPath(name string, fields []string) fastFn {
+	root := c.compileRawIdent(name)
+	if root == nil {
+		return nil
+	}
+	switch len(fields) {
+	case 0:
+		return root
+	case 1:
+		f := newFieldSite(fields[0])
+		return func(a *activation) (any, bool) {
+			v, _ := root(a)
+			return f.get(v)
+		}
 	}
 	sites := make([]*fieldSite, len(fields))
 	for i, f := range fields {
 		sites[i] = newFieldSite(f)
 	}
-	check := c.check
 	return func(a *activation) (any, bool) {
-		v, ok := root(a) // a read (checked) value
-		if !ok {
-			return nil, false
-		}
+		v, ok := root(a)
 		for _, f := range sites {
-			if v, ok = f.get(v); !ok || !readOK(check, v) {
+			if v, ok = f.get(v); !ok {
 				return nil, false
 			}
 		}
-		return v, true
-	}, uint64(len(fields)) + 1
+		return v, ok
+	}
+}
+
+// compileRawIdent reads a variable (see compileIdent) without checking
+// its value (see compileRawPath).
+func (c *fastCompiler) compileRawIdent(name string) fastFn {
+	for i := len(c.scope) - 1; i >= 0; i-- {
+		if c.scope[i].name == name {
+			slot := c.scope[i].slot
+			return func(a *activation) (any, bool) { return a.locals[slot], true }
+		}
+	}
+	for i, n := range c.vars {
+		if n == name {
+			if i < len(activation{}.vals) {
+				return func(a *activation) (any, bool) { return a.vals[i], true }
+			}
+			return func(a *activation) (any, bool) { return a.get(i), true }
+		}
+	}
+	return nil
 }
 
 func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
@@ -296,7 +350,13 @@ func (c *fastCompiler) compileNode(e celast.Expr) fastFn {
 		return c.compileIdent(e.AsIdent())
 	case celast.SelectKind:
 		sel := e.AsSelect()
-		operand := c.compile(sel.Operand())
+		var operand fastFn
+		if name, fields, ok := selectPath(sel.Operand()); ok {
+			// Only selected from: see compileRawPath.
+			operand = c.counted(c.compileRawPath(name, fields), uint64(len(fields))+1)
+		} else {
+			operand = c.compile(sel.Operand())
+		}
 		if operand == nil {
 			return nil
 		}
@@ -584,6 +644,14 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			}
 		case operators.Equals, operators.NotEquals:
 			ne := fn == operators.NotEquals
+			if !c.count {
+				if k, ok := literalOf(call.Args()[1]); ok {
+					return eqConstFn(x, k, ne)
+				}
+				if k, ok := literalOf(call.Args()[0]); ok {
+					return eqConstFn(y, k, ne) // == is symmetric
+				}
+			}
 			count, check := c.count, c.check
 			return func(a *activation) (any, bool) {
 				l, r, ok := operands(a, x, y)
@@ -597,6 +665,13 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				return eq != ne, ok
 			}
 		case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
+			if !c.count {
+				if k, ok := literalOf(call.Args()[1]); ok {
+					if f := cmpConstFn(x, k, fn); f != nil {
+						return f
+					}
+				}
+			}
 			want := compareWant(fn)
 			count := c.count
 			return func(a *activation) (any, bool) {
@@ -614,6 +689,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				return want(c), true
 			}
 		case operators.In:
+			if l, ok := constList(call.Args()[1]); ok && !c.count {
+				return inConstFn(x, l, c.check)
+			}
 			return inFn(x, y, c.check, c.count)
 		case operators.Index:
 			return indexFn(x, y, c.check)
@@ -626,6 +704,157 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		}
 	}
 	return nil
+}
+
+// literalOf is the value of a scalar literal (not bytes, which are
+// mutable): a constant operand the operators below compare with directly.
+func literalOf(e celast.Expr) (any, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return nil, false
+	}
+	switch x := e.AsLiteral().(type) {
+	case types.Int:
+		return int64(x), true
+	case types.Uint:
+		return uint64(x), true
+	case types.Double:
+		return float64(x), true
+	case types.String:
+		return string(x), true
+	case types.Bool:
+		return bool(x), true
+	case types.Null:
+		return nil, true
+	}
+	return nil, false
+}
+
+// constList is a list literal of scalar literals, built once: the
+// operand of `in`, which neither keeps nor changes it.
+func constList(e celast.Expr) ([]any, bool) {
+	if e.Kind() != celast.ListKind || len(e.AsList().OptionalIndices()) > 0 {
+		return nil, false
+	}
+	elems := e.AsList().Elements()
+	l := make([]any, len(elems))
+	for i, x := range elems {
+		v, ok := literalOf(x)
+		if !ok {
+			return nil, false
+		}
+		l[i] = v
+	}
+	return l, true
+}
+
+// eqConstFn is x == k (or !=) for a constant scalar k: the common case, x
+// of k's type, without equal's dispatch.
+func eqConstFn(x fastFn, k any, ne bool) fastFn {
+	switch c := k.(type) {
+	case string:
+		return eqConstOf(x, c, ne)
+	case int64:
+		return eqConstOf(x, c, ne)
+	case float64:
+		return eqConstOf(x, c, ne)
+	case bool:
+		return eqConstOf(x, c, ne)
+	}
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		eq, ok := equal(v, k, false)
+		return eq != ne, ok
+	}
+}
+
+func eqConstOf[T string | int64 | float64 | bool](x fastFn, c T, ne bool) fastFn {
+	k := any(c)
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		if t, same := v.(T); same {
+			return (t == c) != ne, true // a NaN is unequal, as in CEL
+		}
+		eq, ok := equal(v, k, false)
+		return eq != ne, ok
+	}
+}
+
+// cmpConstFn is x < k (<=, >, >=) for a constant k of an ordered type, or
+// nil for others.
+func cmpConstFn(x fastFn, k any, fn string) fastFn {
+	switch c := k.(type) {
+	case string:
+		return cmpConstOf(x, c, fn)
+	case int64:
+		return cmpConstOf(x, c, fn)
+	case float64:
+		return cmpConstOf(x, c, fn)
+	case uint64:
+		return cmpConstOf(x, c, fn)
+	}
+	return nil
+}
+
+func cmpConstOf[T string | int64 | float64 | uint64](x fastFn, c T, fn string) fastFn {
+	k := any(c)
+	want := compareWant(fn)
+	less, orEqual := fn == operators.Less || fn == operators.LessEquals, fn == operators.LessEquals || fn == operators.GreaterEquals
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		if t, same := v.(T); same {
+			if t != t {
+				return nil, false // ordering a NaN: CEL's error
+			}
+			if t == c {
+				return orEqual, true
+			}
+			return (t < c) == less, true
+		}
+		r, ok := compareSame(v, k, false)
+		return want(r), ok
+	}
+}
+
+// inConstFn is x in l for a constant list l (see constList): for a
+// string or an int, a search for the same value, as equal would find.
+func inConstFn(x fastFn, l []any, check bool) fastFn {
+	strs, ints := []string{}, []int64{}
+	for _, e := range l {
+		switch k := e.(type) {
+		case string:
+			strs = append(strs, k)
+		case int64:
+			ints = append(ints, k)
+		}
+	}
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		// Only when every element is of v's type: mixed numbers are
+		// equal's (CEL's) business.
+		switch t := v.(type) {
+		case string:
+			if len(strs) == len(l) {
+				return slices.Contains(strs, t), true
+			}
+		case int64:
+			if len(ints) == len(l) {
+				return slices.Contains(ints, t), true
+			}
+		}
+		return in(a, v, l, check, false)
+	}
 }
 
 // operands evaluates a binary operator's operands, x then y.
@@ -1106,45 +1335,50 @@ func inFn(x, y fastFn, check, count bool) fastFn {
 		if !ok {
 			return nil, false
 		}
-		switch coll := c.(type) {
-		case []any:
-			if _, isBytes := v.([]byte); isBytes {
-				// CEL looks values up in a constant list by hashing
-				// them, which fails for bytes.
-				return nil, false
-			}
-			if count {
-				a.cost += uint64(len(coll)) + 1
-			}
-			for _, e := range coll {
-				if check && !isSmallNative(e) {
-					return nil, false
-				}
-				eq, ok := equal(v, e, check)
-				if !ok {
-					return nil, false
-				}
-				if eq {
-					return true, true
-				}
-			}
-			return false, true
-		case map[string]any:
-			k, ok := v.(string)
-			if !ok {
-				return nil, false
-			}
-			_, has := coll[k]
-			return has, true
-		case *value.Row:
-			k, ok := v.(string)
-			if !ok {
-				return nil, false
-			}
-			return coll.Schema().Index(k) >= 0, true
-		}
-		return nil, false
+		return in(a, v, c, check, count)
 	}
+}
+
+// in is v in c (see inFn).
+func in(a *activation, v, c any, check, count bool) (any, bool) {
+	switch coll := c.(type) {
+	case []any:
+		if _, isBytes := v.([]byte); isBytes {
+			// CEL looks values up in a constant list by hashing
+			// them, which fails for bytes.
+			return nil, false
+		}
+		if count {
+			a.cost += uint64(len(coll)) + 1
+		}
+		for _, e := range coll {
+			if check && !isSmallNative(e) {
+				return nil, false
+			}
+			eq, ok := equal(v, e, check)
+			if !ok {
+				return nil, false
+			}
+			if eq {
+				return true, true
+			}
+		}
+		return false, true
+	case map[string]any:
+		k, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		_, has := coll[k]
+		return has, true
+	case *value.Row:
+		k, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		return coll.Schema().Index(k) >= 0, true
+	}
+	return nil, false
 }
 
 // indexFn is x[y]: a list by an int in range, a map by a present string

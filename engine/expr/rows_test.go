@@ -41,6 +41,14 @@ func iteratesMaps(src string) bool {
 	return false
 }
 
+// sameResult is sameValue, and also sameUnordered where src may iterate
+// over a map: CEL visits a map's keys in no set order (not even the same
+// each time for its own map literals), the fast evaluator a row's in
+// sorted order, one of CEL's.
+func sameResult(src string, a, b any) bool {
+	return sameValue(a, b) || iteratesMaps(src) && sameUnordered(a, b)
+}
+
 // sameUnordered is sameValue with the elements of every list compared in
 // any order.
 func sameUnordered(a, b any) bool {
@@ -350,5 +358,47 @@ func TestFieldSiteSchemas(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// With size checks (a comprehension over input data), a map that is only
+// selected from may be large: CEL's cost of a selection does not depend
+// on it. A map read whole (size, equality, iteration, a result) must be
+// small, or CEL evaluates with the limit.
+func TestFastSelectsFromLargeMaps(t *testing.T) {
+	big := map[string]any{"xs": []any{int64(1), int64(-2)}, "f": int64(3)}
+	for i := 0; i < 2*smallInputSize; i++ {
+		big[fmt.Sprintf("k%d", i)] = int64(i)
+	}
+	for _, in := range []any{big, value.RowOf(big)} {
+		for _, c := range []struct {
+			src     string
+			handled bool
+		}{
+			{"record.xs.exists(a, a < 0) && has(record.f) && record.f == 3", true},
+			{"record.xs.map(a, a * record.f)", true},
+			{"record.xs.exists(a, a < 0) && size(record) > 0", false},
+			{"record.xs.exists(a, a < 0) ? record : {}", false},
+			{"record.xs.exists(a, a < 0) && record == record", false},
+		} {
+			p, err := Compile(c.src, Any, Record)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.limited || p.small == nil || p.fast == nil {
+				t.Fatalf("%s: limited %v, small %v, fast %v: want all", c.src, p.limited, p.small != nil, p.fast != nil)
+			}
+			got, ok := fastEval(p, in)
+			if ok != c.handled {
+				t.Errorf("%s: handled %v, want %v", c.src, ok, c.handled)
+			}
+			want, err := celEval(p, in)
+			if err != nil {
+				t.Fatalf("%s: %v", c.src, err)
+			}
+			if ok && !sameValue(got, want) {
+				t.Errorf("%s: fast %v, CEL %v", c.src, got, want)
+			}
+		}
 	}
 }
