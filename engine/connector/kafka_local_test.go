@@ -50,7 +50,8 @@ func readCommitted(t *testing.T, addr, topic string) []string {
 	var out []string
 	for {
 		err := rd.Read(ctx, 1000, func(v any) {
-			out = append(out, v.(*connector.Timestamped).Value.(map[string]any)["value"].(string))
+			val, _ := value.Field(v.(*connector.Timestamped).Value, "value")
+			out = append(out, val.(string))
 		})
 		if errors.Is(err, io.EOF) {
 			return out

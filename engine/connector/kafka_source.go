@@ -113,7 +113,7 @@ func (s *KafkaSource) Open(ctx context.Context, index, parallelism int) (Reader,
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	r := &kafkaReader{src: s, opts: opts, admin: admin, adm: kadm.NewClient(admin), index: index,
-		parallelism: parallelism, byTP: map[topicPartition]*partState{}, wm: value.MinWatermark}
+		parallelism: parallelism, byTP: map[topicPartition]*partState{}, wm: value.MinWatermark, rows: value.UseRows}
 	if !s.Bounded() {
 		// Flink's partition.discovery.interval.ms, on by default for
 		// unbounded sources; bounded ones read what existed at the start.
@@ -153,6 +153,8 @@ type kafkaReader struct {
 
 	ts Timestamped // reused for every record
 	wm int64       // the watermark reported so far (never decreases)
+	// rows: records are rows of kafkaRecordSchema (value.UseRows at Open).
+	rows bool
 
 	// pending holds the positions taken for checkpoints that have not
 	// completed yet, oldest first (see CheckpointComplete).
@@ -753,7 +755,8 @@ func (r *kafkaReader) watermark(now time.Time) int64 {
 	return r.wm
 }
 
-// decode turns a Kafka record into the value the job sees.
+// decode turns a Kafka record into the value the job sees: a map, or the
+// equal row when the reader makes rows.
 func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 	k := &r.src.Spec
 	key, err := decodeKafka(rec.Key, k.KeyFormat)
@@ -772,6 +775,14 @@ func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 			headers[h.Key] = append([]byte(nil), h.Value...)
 		}
 	}
+	if r.rows {
+		row := value.NewRow(kafkaRecordSchema)
+		f := row.Values()
+		f[kafkaKeyField], f[kafkaValueField], f[kafkaTopicField] = key, val, rec.Topic
+		f[kafkaPartitionField], f[kafkaOffsetField] = int64(rec.Partition), rec.Offset
+		f[kafkaTimestampField], f[kafkaHeadersField] = rec.Timestamp.UnixMilli(), headers
+		return row, nil
+	}
 	return map[string]any{
 		"key":       key,
 		"value":     val,
@@ -782,6 +793,19 @@ func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 		"headers":   headers,
 	}, nil
 }
+
+// kafkaRecordSchema is the fields of a record the source emits as a row
+// (the map's keys), and kafka*Field their positions in it.
+var (
+	kafkaRecordSchema   = value.MustSchemaOf("key", "value", "topic", "partition", "offset", "timestamp", "headers")
+	kafkaKeyField       = kafkaRecordSchema.Index("key")
+	kafkaValueField     = kafkaRecordSchema.Index("value")
+	kafkaTopicField     = kafkaRecordSchema.Index("topic")
+	kafkaPartitionField = kafkaRecordSchema.Index("partition")
+	kafkaOffsetField    = kafkaRecordSchema.Index("offset")
+	kafkaTimestampField = kafkaRecordSchema.Index("timestamp")
+	kafkaHeadersField   = kafkaRecordSchema.Index("headers")
+)
 
 // decodeKafka decodes a key or value; a missing one (nil) is null.
 func decodeKafka(b []byte, f spec.KafkaFormat) (any, error) {

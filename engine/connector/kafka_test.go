@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
 )
 
 // newKafka starts an in-process Kafka-protocol cluster (kfake) with the
@@ -55,7 +56,8 @@ func kafkaRec(topic string, partition int32, key, val string, tsMillis int64) *k
 }
 
 // readRecords reads a reader until io.EOF (bounded) or until want values
-// arrived (want > 0), unwrapping Timestamped values.
+// arrived (want > 0), unwrapping Timestamped values. Records come as maps
+// (rows, value.UseRows, turned into the maps they stand for).
 func readKafka(t testing.TB, rd Reader, want int) []map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -71,7 +73,10 @@ func readKafka(t testing.TB, rd Reader, want int) []map[string]any {
 			if !ok {
 				t.Fatalf("kafka reader emitted %T, want *Timestamped", v)
 			}
-			m := tv.Value.(map[string]any)
+			if _, row := tv.Value.(*value.Row); row != value.UseRows {
+				t.Fatalf("kafka reader emitted %T with value.UseRows %v", tv.Value, value.UseRows)
+			}
+			m := value.Plain(tv.Value).(map[string]any)
 			if m["timestamp"] != tv.Ts {
 				t.Fatalf("event time %d != record timestamp %v", tv.Ts, m["timestamp"])
 			}
