@@ -19,6 +19,11 @@ import (
 )
 
 // Collect is a sink that keeps every record it receives, by sink name.
+// It keeps each value as it arrived, rows included (its writer is
+// operator.RowsAware, so the engine hands it its own values), so a value
+// the engine reused after handing it over still shows up changed; Records
+// and Values return the maps those values stand for (value.Plain), so
+// tests compare them with Go maps whether rows are on or off.
 type Collect struct {
 	mu   sync.Mutex
 	recs map[string][]value.Record
@@ -32,11 +37,16 @@ func (c *Collect) Sink(name string) (connector.Sink, bool) {
 	return collectSink{c, name}, true
 }
 
-// Records returns what sink name received, in arrival order.
+// Records returns what sink name received, in arrival order, every row in
+// the values turned into its map.
 func (c *Collect) Records(name string) []value.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]value.Record(nil), c.recs[name]...)
+	out := append([]value.Record(nil), c.recs[name]...)
+	for i := range out {
+		out[i].Value = value.Plain(out[i].Value)
+	}
+	return out
 }
 
 // Values returns the values sink name received.
@@ -80,6 +90,10 @@ func (w *collectWriter) Write(r *value.Record) error {
 }
 func (w *collectWriter) Close() error { return nil }
 func (w *collectWriter) Abort()       {}
+
+// AcceptsRows (operator.RowsAware): the writer keeps the engine's values
+// as they are, rows included; Records turns them into maps.
+func (w *collectWriter) AcceptsRows() bool { return true }
 
 // Parse reads a job from YAML (the spec part of a manifest).
 func Parse(t testing.TB, src string) *spec.Job {
