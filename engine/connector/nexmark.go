@@ -288,19 +288,36 @@ func (c NexmarkConfig) EventFields(seed, n int64, f *projection.Fields) map[stri
 // idBoxes keeps the ids a reader boxed lately, so the ids that recur
 // (hot auctions, bidders and sellers, in-flight auctions) are stored in
 // events without a new allocation each time: a direct-mapped cache by the
-// id's low bits. A nil cache boxes every time.
-type idBoxes [2048]any
+// id's low bits. It keeps the last event time boxed too, which the next
+// events share while they fall in the same millisecond (FirstEventRate/1000
+// events in a row do). A nil cache boxes every time. Boxed values are
+// never changed, so any number of events may share one.
+type idBoxes struct {
+	ids   [2048]any
+	ts    int64
+	tsBox any
+}
 
 func (b *idBoxes) box(id int64) any {
 	if b == nil {
 		return id
 	}
-	slot := &b[uint64(id)%uint64(len(b))]
+	slot := &b.ids[uint64(id)%uint64(len(b.ids))]
 	if v, ok := (*slot).(int64); ok && v == id {
 		return *slot
 	}
 	*slot = id
 	return *slot
+}
+
+func (b *idBoxes) boxTs(ts int64) any {
+	if b == nil {
+		return ts
+	}
+	if b.tsBox == nil || b.ts != ts {
+		b.ts, b.tsBox = ts, ts
+	}
+	return b.tsBox
 }
 
 // nexmarkFree holds the events a reader got back (connector.Recycler) and
@@ -350,7 +367,7 @@ func (c NexmarkConfig) event(seed, n int64, sh nexmarkShape, rows *nexmarkRows, 
 	var ts any
 	if sh.ts || mask&nxDateTime != 0 {
 		// Boxed once: the event's ts and its body's dateTime share it.
-		ts = any(c.Timestamp(n))
+		ts = boxes.boxTs(c.Timestamp(n))
 	}
 	var body any
 	if mask != 0 {
