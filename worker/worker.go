@@ -206,6 +206,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 
 	m := newMetrics(tc.Counters)
+	m.registry.MustRegister(newSourceLag(tc.Sources))
 	var ready atomic.Bool
 	if cfg.HTTP != "" {
 		srv, err := serveHTTP(cfg.HTTP, m.registry, &ready)
