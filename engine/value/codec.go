@@ -542,14 +542,6 @@ func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, la
 		keys, vals = append(keys, key), append(vals, v)
 	}
 	s := c.schemaOf(keys)
-	if s == nil {
-		// No schema has exactly these names (see schemaOf): the map.
-		m := make(map[string]any, n)
-		for i, k := range keys {
-			m[c.key(k)] = vals[i]
-		}
-		return m, b, nil
-	}
 	if last != nil {
 		*last = s
 	}
@@ -564,9 +556,6 @@ func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, la
 
 // schemaOf returns the interned schema of sorted, distinct names: from the
 // context's table when it holds it, else interned (allocating the names).
-// It returns nil when the interned schema's names are not these (interning
-// joins names with NUL bytes, so a name holding one may collide), and the
-// caller keeps the fields in a map instead.
 func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 	var slot **Schema
 	if c.schemas != nil {
@@ -588,9 +577,6 @@ func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 		names = append(names, c.key(k))
 	}
 	s := SchemaOfSorted(names)
-	if !sameNames(s, keys) {
-		return nil
-	}
 	if slot != nil {
 		*slot = s
 	}
