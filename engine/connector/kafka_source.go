@@ -344,7 +344,7 @@ func (r *kafkaReader) positions() []kafkaPos {
 }
 
 // Seek restores positions taken by Position. Partitions the position does
-// not list (new ones) start at startingOffsets.
+// not list (created since) start at their earliest offset.
 func (r *kafkaReader) Seek(b []byte) error { return r.SeekAll([][]byte{b}) }
 
 // SeekAll restores the positions of every subtask of a checkpoint taken at
@@ -392,7 +392,13 @@ func (r *kafkaReader) start(ctx context.Context) error {
 		}
 	}
 	start := k.StartingOffsets
-	if start == nil {
+	if start == nil || r.restored != nil {
+		// A restored job's positions list every partition that existed
+		// when it first started (each reader's position lists all it
+		// owns), so a partition missing from them was created since: it
+		// starts at its earliest offset, as discovery starts new ones and
+		// as Flink starts partitions not in the restored state; at
+		// startingOffsets (latest, say) its first records would be lost.
 		start = &spec.KafkaOffsets{Mode: spec.OffsetsEarliest}
 	}
 	offs, err := r.resolve(ctx, start, fresh, false)
