@@ -201,19 +201,24 @@ func (f schemaField) convert(v any) (any, error) {
 	bad := func() error {
 		return fmt.Errorf("field %q: want %s, got %s %s", f.name, f.typ, value.TypeName(v), truncate(string(value.AppendJSON(nil, v)), 40))
 	}
+	// A value that has the field's type already is returned as it is:
+	// boxing it again would allocate.
 	switch f.typ {
 	case spec.TypeString:
-		if s, ok := v.(string); ok {
-			return s, nil
+		if _, ok := v.(string); ok {
+			return v, nil
 		}
 	case spec.TypeInt:
+		if _, ok := v.(int64); ok {
+			return v, nil
+		}
 		if x, ok := exactInt(v); ok {
 			return x, nil
 		}
 	case spec.TypeDouble:
 		switch x := v.(type) {
 		case float64:
-			return x, nil
+			return v, nil
 		case int64:
 			return float64(x), nil
 		case uint64:
@@ -224,6 +229,9 @@ func (f schemaField) convert(v any) (any, error) {
 			return b, nil
 		}
 	case spec.TypeTimestamp:
+		if _, ok := v.(int64); ok {
+			return v, nil
+		}
 		if x, ok := exactInt(v); ok {
 			return x, nil
 		}
@@ -237,7 +245,7 @@ func (f schemaField) convert(v any) (any, error) {
 	case spec.TypeBytes:
 		switch x := v.(type) {
 		case []byte:
-			return x, nil
+			return v, nil
 		case string:
 			// JSON has no bytes: they travel as base64 text, which is also
 			// how the sinks write them.
