@@ -84,6 +84,9 @@ type joiner struct {
 	// rows are on (value.UseRows, read when the step is set up); nil:
 	// maps.
 	pairs *value.Schema
+	// args passes a pair to the select expression, reused: a variadic
+	// argument built per call would escape to the heap.
+	args []any
 }
 
 // pairSchema is the schema of a join's {left, right} pairs.
@@ -96,12 +99,15 @@ func newJoiner(p *expr.Program) joiner {
 		}
 		return joiner{}
 	}
-	return joiner{sel: p.Evaluator()}
+	return joiner{sel: p.Evaluator(), args: make([]any, 3)}
 }
 
 func (j joiner) pair(l, r, key any) (any, error) {
 	if j.sel != nil {
-		return j.sel.Eval(l, r, key)
+		j.args[0], j.args[1], j.args[2] = l, r, key
+		v, err := j.sel.Eval(j.args...)
+		clear(j.args)
+		return v, err
 	}
 	if j.pairs != nil {
 		row := value.NewRow(j.pairs)

@@ -46,8 +46,10 @@ type Process struct {
 	// scratch is the action map the expressions may fill instead of
 	// allocating one (expr.Evaluator.EvalInto): apply keeps none of it.
 	scratch map[string]any
-	// slots reads the rows of actions of the schema seen last.
-	slots actionSlots
+	// slots reads the rows of actions of the schemas seen last: an
+	// expression's branches return actions of a few schemas, in turns.
+	slots     [4]actionSlots
+	nextSlots int
 }
 
 // The time domains as onTimer's timeDomain values, boxed once.
@@ -180,6 +182,20 @@ func slotsOf(s *value.Schema) actionSlots {
 	return a
 }
 
+// slotsFor returns the slots of schema s, worked out when it is not one of
+// the last few seen.
+func (o *Process) slotsFor(s *value.Schema) *actionSlots {
+	for i := range o.slots {
+		if o.slots[i].schema == s {
+			return &o.slots[i]
+		}
+	}
+	sl := &o.slots[o.nextSlots]
+	o.nextSlots = (o.nextSlots + 1) % len(o.slots)
+	*sl = slotsOf(s)
+	return sl
+}
+
 func isAction(k string) bool {
 	switch k {
 	case "emit", "state", "timers", "processingTimers", "broadcast":
@@ -200,13 +216,11 @@ func (o *Process) apply(res any, ts int64, broadcast bool) error {
 	var has [nActions]bool
 	switch m := res.(type) {
 	case *value.Row:
-		if m.Schema() != o.slots.schema {
-			o.slots = slotsOf(m.Schema())
+		sl := o.slotsFor(m.Schema())
+		if sl.unknown != "" {
+			return o.fail(unknownAction(sl.unknown))
 		}
-		if o.slots.unknown != "" {
-			return o.fail(unknownAction(o.slots.unknown))
-		}
-		for a, i := range o.slots.at {
+		for a, i := range sl.at {
 			if i >= 0 {
 				acts[a], has[a] = m.At(i), true
 			}

@@ -32,6 +32,10 @@ type Map struct {
 	// scratch, when set, is the map the output is built in, cleared after
 	// every record (see Chain.reuseOutputs).
 	scratch map[string]any
+	// args passes the record to EvalInto: a variadic argument built per
+	// call would escape to the heap (the evaluator keeps the slice while
+	// it runs).
+	args []any
 }
 
 func newMap(b base, prog *expr.Program) *Map {
@@ -45,6 +49,7 @@ func newMap(b base, prog *expr.Program) *Map {
 func (m *Map) Open(ctx *Context, out Collector) error {
 	m.base.Open(ctx, out)
 	m.ev = m.prog.Evaluator()
+	m.args = make([]any, 1)
 	return nil
 }
 
@@ -52,7 +57,9 @@ func (m *Map) Process(r *value.Record, _ int) error {
 	var v any
 	var err error
 	if m.scratch != nil {
-		v, err = m.ev.EvalInto(m.scratch, r.Value)
+		m.args[0] = r.Value
+		v, err = m.ev.EvalInto(m.scratch, m.args...)
+		m.args[0] = nil
 		// The sink is done with the output when emit returns.
 		defer clear(m.scratch)
 	} else {

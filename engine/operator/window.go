@@ -53,8 +53,33 @@ type win struct {
 func (w *win) maxTs() int64 { return w.end - 1 }
 
 // winSet is a key's open windows, ordered by start. Keys usually have a
-// handful, so a sorted slice beats a map.
-type winSet struct{ ws []*win }
+// handful, so a sorted slice beats a map. A set comes with room for its
+// first window and the slice's first slot: most keys of a tumbling window
+// have one window at a time, so a key's first costs one allocation
+// instead of three.
+type winSet struct {
+	ws        []*win
+	first     win
+	firstUsed bool
+	slot      [1]*win
+}
+
+func newWinSet() *winSet {
+	s := &winSet{}
+	s.ws = s.slot[:0]
+	return s
+}
+
+// newWin returns a new window of the set (not yet inserted): the set's own
+// first one, once, then allocated ones.
+func (s *winSet) newWin(start, end int64) *win {
+	if !s.firstUsed {
+		s.firstUsed = true
+		s.first = win{start: start, end: end}
+		return &s.first
+	}
+	return &win{start: start, end: end}
+}
 
 func (s *winSet) find(start, end int64) *win {
 	for _, w := range s.ws {
@@ -167,7 +192,7 @@ func (o *Window) Process(r *value.Record, _ int) error {
 	cur, _ := o.wins.Get().(*winSet)
 	ws := cur
 	if ws == nil {
-		ws = &winSet{}
+		ws = newWinSet()
 	}
 	var err error
 	var placed bool
@@ -206,10 +231,10 @@ func (o *Window) Process(r *value.Record, _ int) error {
 func (o *Window) addTo(ws *winSet, r *value.Record, start, end int64) (bool, error) {
 	w := ws.find(start, end)
 	if w == nil {
-		w = &win{start: start, end: end}
-		if o.isLate(w) {
+		if o.isLate(&win{start: start, end: end}) {
 			return false, nil
 		}
+		w = ws.newWin(start, end)
 		acc, err := o.agg.create()
 		if err != nil {
 			return false, err
@@ -318,6 +343,8 @@ func (o *Window) fire(t state.Timer) error {
 		}
 		if w.maxTs()+o.lateness > t.Ts {
 			keep = append(keep, w)
+		} else if w == &ws.first {
+			ws.first.acc = nil // the set may live on: keep no accumulator alive
 		}
 	}
 	clear(ws.ws[len(keep):])
