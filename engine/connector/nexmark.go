@@ -296,6 +296,10 @@ type idBoxes struct {
 	ids   [2048]any
 	ts    int64
 	tsBox any
+	// channels is nexmarkChannelsOf(seed) kept at hand (a reader has one
+	// seed), sparing bids a sync.Map lookup.
+	channels *nexmarkChannelSet
+	seed     int64
 }
 
 func (b *idBoxes) box(id int64) any {
@@ -308,6 +312,16 @@ func (b *idBoxes) box(id int64) any {
 	}
 	*slot = id
 	return *slot
+}
+
+func (b *idBoxes) channelsOf(seed int64) *nexmarkChannelSet {
+	if b == nil {
+		return nexmarkChannelsOf(seed)
+	}
+	if b.channels == nil || b.seed != seed {
+		b.channels, b.seed = nexmarkChannelsOf(seed), seed
+	}
+	return b.channels
 }
 
 func (b *idBoxes) boxTs(ts int64) any {
@@ -813,7 +827,7 @@ func (c NexmarkConfig) bid(seed, n int64, rng *nexmarkRand, ts any, mask uint32,
 	if mask&(nxChannel|nxURL|nxExtra) == 0 {
 		return
 	}
-	cs := nexmarkChannelsOf(seed)
+	cs := boxes.channelsOf(seed)
 	var channel, url any
 	if rng.intn(nexmarkHotChannelRatio) > 0 {
 		i := rng.intn(len(nexmarkHotChannels))
