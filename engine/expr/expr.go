@@ -405,6 +405,8 @@ type activation struct {
 	// scratch, when set, is an empty map the fast evaluator may fill as
 	// the result instead of allocating one (Evaluator.EvalInto).
 	scratch map[string]any
+	// buf is where string concatenations are built (compileConcat).
+	buf []byte
 	// rows, when set (Evaluator.EvalInto), holds per scratch map literal
 	// that builds rows the row it returned last, refilled instead of
 	// allocating one.
@@ -439,11 +441,11 @@ func (p *Program) getAct() *activation {
 	return act
 }
 
-// putAct clears act (keeping its locals' storage) and recycles it.
+// putAct clears act (keeping its locals' and buf's storage) and recycles it.
 func putAct(act *activation) {
 	locals := act.locals
 	clear(locals)
-	*act = activation{locals: locals[:0]}
+	*act = activation{locals: locals[:0], buf: act.buf[:0]}
 	actPool.Put(act)
 }
 

@@ -566,6 +566,12 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		}
 		return nil
 	}
+	if isStringConcat(call) {
+		return c.compileConcat(call)
+	}
+	if f := c.compileAppendLiteral(call); f != nil {
+		return f
+	}
 	args := c.compileArgs(call.Args())
 	if args == nil {
 		return nil
@@ -1260,6 +1266,200 @@ func stringFn(x fastFn) fastFn {
 			return strconv.FormatBool(s), true
 		}
 		return nil, false
+	}
+}
+
+// compileAppendLiteral compiles l + [e1, e2...] (a state's list and the
+// new elements) to build the result list at once, without the literal's
+// own list; nil for any other call. When l is not a list, the literal is
+// built and + takes its course (addOp).
+func (c *fastCompiler) compileAppendLiteral(call celast.CallExpr) fastFn {
+	args := call.Args()
+	if call.FunctionName() != operators.Add || call.IsMemberFunction() || len(args) != 2 ||
+		args[1].Kind() != celast.ListKind || len(args[1].AsList().OptionalIndices()) > 0 {
+		return nil
+	}
+	x := c.compile(args[0])
+	if x == nil {
+		return nil
+	}
+	elems := make([]fastFn, len(args[1].AsList().Elements()))
+	for i, e := range args[1].AsList().Elements() {
+		if elems[i] = c.compile(e); elems[i] == nil {
+			return nil
+		}
+	}
+	count := c.count
+	litCost := nodeCost(args[1])
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		l, isList := v.([]any)
+		if count {
+			// The literal's node, then +'s traversal of both lists.
+			a.cost += litCost + costOf(v) + uint64(len(elems))/10 + 1
+			if a.cost > DefaultCostLimit {
+				return nil, false
+			}
+		}
+		var out []any
+		if isList {
+			if !allNative(l) {
+				return nil, false
+			}
+			out = make([]any, len(l), len(l)+len(elems))
+			copy(out, l)
+		} else {
+			out = make([]any, 0, len(elems))
+		}
+		for _, f := range elems {
+			e, ok := f(a)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, e)
+		}
+		if !isList {
+			return addOp(v, out)
+		}
+		return out, true
+	}
+}
+
+// appendString appends string(v) to b, formatted as stringFn formats it.
+func appendString(b []byte, v any) ([]byte, bool) {
+	switch s := v.(type) {
+	case string:
+		return append(b, s...), true
+	case int64:
+		return strconv.AppendInt(b, s, 10), true
+	case uint64:
+		return strconv.AppendUint(b, s, 10), true
+	case float64:
+		return fmt.Appendf(b, "%g", s), true
+	case bool:
+		return strconv.AppendBool(b, s), true
+	}
+	return b, false
+}
+
+// A string concatenation (string(a.t) + '-' + string(a.id), the keys
+// of sortBy) is built in one buffer: one string instead of one per
+// string() and per +. It is recognized by its operands: a + whose
+// operand is a string literal, a string() conversion or such a + is a
+// string or an error (CEL's + takes two strings or no strings), so every
+// operand of the chain of +s must be a string, or the whole is CEL's
+// business.
+
+// isStringConcat reports whether call is x + y with x or y a string
+// literal, a string() conversion, or such a concatenation.
+func isStringConcat(call celast.CallExpr) bool {
+	if call.FunctionName() != operators.Add || call.IsMemberFunction() || len(call.Args()) != 2 {
+		return false
+	}
+	for _, x := range call.Args() {
+		switch x.Kind() {
+		case celast.LiteralKind:
+			if _, ok := x.AsLiteral().(types.String); ok {
+				return true
+			}
+		case celast.CallKind:
+			if isStringConversion(x.AsCall()) || isStringConcat(x.AsCall()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isStringConversion(call celast.CallExpr) bool {
+	return call.FunctionName() == overloads.TypeConvertString && !call.IsMemberFunction() && len(call.Args()) == 1
+}
+
+// compileConcat compiles a string concatenation (isStringConcat): its
+// operands, through nested +s, append to activation.buf in turn, then the
+// string is made once. activation.buf is used as a stack, each
+// concatenation truncating it back to where it started, so one inside an
+// operand of another does not disturb it. Counting the cost: the nodes
+// compiled here charge 1 each, and each + at most (n/10 + 2) for the
+// final string of n bytes, which holds both its operands (CEL charges
+// a tenth of theirs, rounded up).
+func (c *fastCompiler) compileConcat(call celast.CallExpr) fastFn {
+	type part func(a *activation) bool
+	var parts []part
+	var adds, own uint64 = 1, 0 // the outermost + is charged by compile
+	var walk func(e celast.Expr) bool
+	walk = func(e celast.Expr) bool {
+		switch e.Kind() {
+		case celast.CallKind:
+			call := e.AsCall()
+			if call.FunctionName() == operators.Add && !call.IsMemberFunction() && len(call.Args()) == 2 {
+				adds++
+				own++
+				return walk(call.Args()[0]) && walk(call.Args()[1])
+			}
+			if isStringConversion(call) {
+				x := c.compile(call.Args()[0])
+				if x == nil {
+					return false
+				}
+				own++
+				parts = append(parts, func(a *activation) bool {
+					v, ok := x(a)
+					if !ok {
+						return false
+					}
+					a.buf, ok = appendString(a.buf, v)
+					return ok
+				})
+				return true
+			}
+		case celast.LiteralKind:
+			if s, ok := e.AsLiteral().(types.String); ok {
+				own++
+				parts = append(parts, func(a *activation) bool {
+					a.buf = append(a.buf, s...)
+					return true
+				})
+				return true
+			}
+		}
+		x := c.compile(e)
+		if x == nil {
+			return false
+		}
+		parts = append(parts, func(a *activation) bool {
+			v, ok := x(a)
+			s, isString := v.(string)
+			if !ok || !isString {
+				return false
+			}
+			a.buf = append(a.buf, s...)
+			return true
+		})
+		return true
+	}
+	args := call.Args()
+	if !walk(args[0]) || !walk(args[1]) {
+		return nil
+	}
+	count := c.count
+	return func(a *activation) (any, bool) {
+		start := len(a.buf)
+		for _, p := range parts {
+			if !p(a) {
+				a.buf = a.buf[:start]
+				return nil, false
+			}
+		}
+		s := string(a.buf[start:])
+		a.buf = a.buf[:start]
+		if count {
+			a.cost += own + adds*(uint64(len(s))/10+2)
+		}
+		return s, true
 	}
 }
 

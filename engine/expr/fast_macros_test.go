@@ -118,6 +118,9 @@ func genRich(rng *rand.Rand, depth int, scope []string) string {
 	case 21:
 		return "math." + pick("greatest", "least") + "(" + sub() + ", " + sub() + ")"
 	case 22:
+		if rng.Intn(2) == 0 {
+			return "(string(" + sub() + ") + " + pick("'-'", "string("+sub()+")", sub()) + " + " + pick("''", "string("+sub()+")", sub()) + ")"
+		}
 		return "string(" + sub() + ")"
 	case 23:
 		return "dyn(" + sub() + ")"
@@ -284,6 +287,8 @@ func TestFastHandlesMacros(t *testing.T) {
 		"record.l.transformList(i, v, v > 1, i)",
 		"string(record.t) + string(record.f) + string(true)",
 		"string(record.s) + string(3u)",
+		"string(record.t) + '-' + string(size(string(record.p) + 'xy')) + record.s + string(record.f)",
+		"state.bids.sortBy(b, string(b.t) + ':' + string(b.p + 1000)).map(b, b.p)",
 		"state == null ? -1 : size(state.bids)",
 		"record == null",
 		"null == null",

@@ -178,6 +178,14 @@ func TestRowsMatchMaps(t *testing.T) {
 		{src: "record.bids.sortBy(b, -b.t)"},
 		{src: "sets.contains([record.m, 1], [state.m])", cel: true},
 		{src: "lists.range(size(record.m))", cel: true},
+		{src: "'%s %s'.format([record.m, record.bids])", cel: true},
+		{src: "optional.of(record.m).value()", cel: true},
+		{src: "record.m.?k.orValue(5) + record.m.?q.orValue(5)", cel: true},
+		{src: "[[record.m], [state.m]].flatten()", cel: true},
+		{src: "sets.equivalent([record.m], [state.m])", cel: true},
+		{src: "record.bids.sortBy(b, b.p).map(b, b.t)"},
+		{src: "dyn(record.m) == dyn(state.m)"},
+		{src: "record.m.exists(k, record.m[k] == state.m[k])"},
 		{src: "record.m.k + 1 == 2 ? record.bids[0] : state.m"},
 	}
 	for _, c := range cases {
