@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -462,7 +463,11 @@ type nexmarkRows struct {
 	// typ, ts and body are the indices in event[k] of the event's fields
 	// (-1: left out).
 	typ, ts, bodyAt [3]int
-	body            [3]*value.Schema
+	// free[k] is the free list (nexmarkFree.rowEvents) of kind k's event
+	// rows: the first kind of the same event schema, since kinds whose
+	// bodies are left out share one and put cannot tell them apart.
+	free [3]int
+	body [3]*value.Schema
 	// field[k][b] is the index in body[k] of the field of bit 1<<b.
 	field [3][32]int8
 }
@@ -482,6 +487,7 @@ func newNexmarkRows(sh nexmarkShape) *nexmarkRows {
 			names = append(names, kind)
 		}
 		r.event[k] = value.MustSchemaOf(names...)
+		r.free[k] = slices.Index(r.event[:], r.event[k])
 		r.typ[k], r.ts[k], r.bodyAt[k] = r.event[k].Index("type"), r.event[k].Index("ts"), r.event[k].Index(kind)
 		var fields []string
 		for _, f := range nexmarkKindFields[k] {
@@ -518,8 +524,8 @@ func (r *nexmarkRows) bodyRow(k int, free *nexmarkFree) bodyOut {
 func (r *nexmarkRows) eventRow(k int, ts, body any, free *nexmarkFree) *value.Row {
 	var e *value.Row
 	if free != nil {
-		if l := free.rowEvents[k]; len(l) > 0 {
-			e, free.rowEvents[k] = l[len(l)-1], l[:len(l)-1]
+		if l := free.rowEvents[r.free[k]]; len(l) > 0 {
+			e, free.rowEvents[r.free[k]] = l[len(l)-1], l[:len(l)-1]
 		}
 	}
 	if e == nil {
@@ -538,7 +544,8 @@ func (r *nexmarkRows) eventRow(k int, ts, body any, free *nexmarkFree) *value.Ro
 }
 
 // put takes back an event row this reader built (its schema tells the
-// kind; a row of another schema is left alone) and its body, emptied. A
+// kind, or the first of the kinds sharing it; a row of another schema is
+// left alone) and its body, emptied. A
 // body cut out of the event (operator detach sets it to null) stays with
 // whoever took it.
 func (r *nexmarkRows) put(f *nexmarkFree, e *value.Row) {
