@@ -572,6 +572,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 	if f := c.compileAppendLiteral(call); f != nil {
 		return f
 	}
+	if f := c.compileConstArith(call); f != nil {
+		return f
+	}
 	args := c.compileArgs(call.Args())
 	if args == nil {
 		return nil
@@ -1328,6 +1331,83 @@ func (c *fastCompiler) compileAppendLiteral(call celast.CallExpr) fastFn {
 	}
 }
 
+// compileConstArith compiles x op k1 op k2 ... (record.price * 908 / 1000),
+// where every right operand is an int literal, to apply the operations
+// to an int x without boxing the intermediate results; nil for any other
+// call. Not when counting cost: the boxed operators count it.
+func (c *fastCompiler) compileConstArith(call celast.CallExpr) fastFn {
+	type step struct {
+		op  func(x, y int64) (int64, bool)
+		gen func(l, r any) (any, bool)
+		k   int64
+	}
+	var steps []step
+	e := celast.Expr(nil)
+	for cur := call; ; {
+		fn, args := cur.FunctionName(), cur.Args()
+		if cur.IsMemberFunction() || len(args) != 2 || args[1].Kind() != celast.LiteralKind {
+			break
+		}
+		k, isInt := args[1].AsLiteral().(types.Int)
+		if !isInt {
+			break
+		}
+		var op func(x, y int64) (int64, bool)
+		switch fn {
+		case operators.Add:
+			op = addInt
+		case operators.Subtract:
+			op = subInt
+		case operators.Multiply:
+			op = mulInt
+		case operators.Divide:
+			op = divInt
+		case operators.Modulo:
+			op = modInt
+		default:
+			op = nil
+		}
+		if op == nil {
+			break
+		}
+		steps = append(steps, step{op, arith(fn), int64(k)})
+		e = args[0]
+		if e.Kind() != celast.CallKind {
+			break
+		}
+		cur = e.AsCall()
+	}
+	if len(steps) == 0 || c.count {
+		return nil
+	}
+	slices.Reverse(steps) // innermost first
+	x := c.compile(e)
+	if x == nil {
+		return nil
+	}
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		if !ok {
+			return nil, false
+		}
+		if i, isInt := v.(int64); isInt {
+			for _, s := range steps {
+				if i, ok = s.op(i, s.k); !ok {
+					return nil, false
+				}
+			}
+			return i, true
+		}
+		// Another type: the boxed operations, each as before.
+		for _, s := range steps {
+			if v, ok = s.gen(v, s.k); !ok {
+				return nil, false
+			}
+		}
+		return v, true
+	}
+}
+
 // appendString appends string(v) to b, formatted as stringFn formats it.
 func appendString(b []byte, v any) ([]byte, bool) {
 	switch s := v.(type) {
@@ -1754,11 +1834,9 @@ func addOp(l, r any) (any, bool) {
 	switch x := l.(type) {
 	case int64:
 		if y, ok := r.(int64); ok {
-			s := x + y
-			if (x^s)&(y^s) < 0 {
-				return nil, false // overflow
+			if s, ok := addInt(x, y); ok {
+				return s, true
 			}
-			return s, true
 		}
 	case float64:
 		if y, ok := r.(float64); ok {
@@ -1786,11 +1864,9 @@ func subOp(l, r any) (any, bool) {
 	switch x := l.(type) {
 	case int64:
 		if y, ok := r.(int64); ok {
-			s := x - y
-			if (x^y)&(x^s) < 0 {
-				return nil, false
+			if s, ok := subInt(x, y); ok {
+				return s, true
 			}
-			return s, true
 		}
 	case float64:
 		if y, ok := r.(float64); ok {
@@ -1804,17 +1880,9 @@ func mulOp(l, r any) (any, bool) {
 	switch x := l.(type) {
 	case int64:
 		if y, ok := r.(int64); ok {
-			if x == 0 || y == 0 {
-				return int64(0), true
+			if p, ok := mulInt(x, y); ok {
+				return p, true
 			}
-			if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
-				return nil, false
-			}
-			p := x * y
-			if p/y != x {
-				return nil, false
-			}
-			return p, true
 		}
 	case float64:
 		if y, ok := r.(float64); ok {
@@ -1827,8 +1895,10 @@ func mulOp(l, r any) (any, bool) {
 func divOp(l, r any) (any, bool) {
 	switch x := l.(type) {
 	case int64:
-		if y, ok := r.(int64); ok && y != 0 && !(y == -1 && x == math.MinInt64) {
-			return x / y, true
+		if y, ok := r.(int64); ok {
+			if q, ok := divInt(x, y); ok {
+				return q, true
+			}
 		}
 	case float64:
 		if y, ok := r.(float64); ok {
@@ -1840,11 +1910,51 @@ func divOp(l, r any) (any, bool) {
 
 func modOp(l, r any) (any, bool) {
 	if x, ok := l.(int64); ok {
-		if y, ok := r.(int64); ok && y != 0 && !(y == -1 && x == math.MinInt64) {
-			return x % y, true
+		if y, ok := r.(int64); ok {
+			if m, ok := modInt(x, y); ok {
+				return m, true
+			}
 		}
 	}
 	return nil, false
+}
+
+// The int operations fail where CEL reports an error: on overflow and
+// division by zero.
+
+func addInt(x, y int64) (int64, bool) {
+	s := x + y
+	return s, (x^s)&(y^s) >= 0
+}
+
+func subInt(x, y int64) (int64, bool) {
+	s := x - y
+	return s, (x^y)&(x^s) >= 0
+}
+
+func mulInt(x, y int64) (int64, bool) {
+	if x == 0 || y == 0 {
+		return 0, true
+	}
+	if (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
+		return 0, false
+	}
+	p := x * y
+	return p, p/y == x
+}
+
+func divInt(x, y int64) (int64, bool) {
+	if y == 0 || (y == -1 && x == math.MinInt64) {
+		return 0, false
+	}
+	return x / y, true
+}
+
+func modInt(x, y int64) (int64, bool) {
+	if y == 0 || (y == -1 && x == math.MinInt64) {
+		return 0, false
+	}
+	return x % y, true
 }
 
 // compareSame compares two values of the same type: ints, uints, doubles
