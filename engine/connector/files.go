@@ -40,8 +40,8 @@ import (
 // fit fails the read with the file and line, like malformed JSON.
 //
 // With value.UseRows on, the records whose fields are known before the
-// data is read (text lines, declared-schema records) are rows, which
-// share one schema; the others stay maps.
+// data is read (text lines, csv records, declared-schema records) are
+// rows, which share one schema; the others stay maps.
 //
 // A UTF-8 byte order mark at the start of a file is dropped in the text
 // formats.
@@ -53,10 +53,11 @@ type fileSource struct {
 	format spec.Format
 	csv    csvConfig
 	schema recordSchema
-	// rows, set when value.UseRows is on as the source is created, makes
-	// the decoders of declared-schema records build rows of this shape
-	// (and the text decoder rows of lineSchema).
-	rows *rowShape
+	// useRows is value.UseRows when the source was created: the decoders
+	// whose records' fields are known before the data is read build rows
+	// (rows is the shape of declared-schema records).
+	useRows bool
+	rows    *rowShape
 	// monitor is the continuous mode's listing interval; 0 is bounded.
 	monitor time.Duration
 }
@@ -115,7 +116,8 @@ func NewFileSource(s spec.FileSource, cfg S3Config) (Source, error) {
 	default:
 		return nil, fmt.Errorf("files source %s: unknown format %q (want text, jsonl, csv or parquet)", s.Path, format)
 	}
-	if value.UseRows && src.schema != nil {
+	src.useRows = value.UseRows
+	if src.useRows && src.schema != nil {
 		src.rows = src.schema.rowShape()
 	}
 	return src, nil
@@ -218,7 +220,7 @@ func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Clo
 	}
 	switch s.format {
 	case spec.FormatText:
-		return &textDecoder{br: br, url: url, rows: value.UseRows}, rc, nil
+		return &textDecoder{br: br, url: url, rows: s.useRows}, rc, nil
 	case spec.FormatJSONL:
 		d := &jsonlDecoder{textDecoder: textDecoder{br: br, url: url}, schema: s.schema, rows: s.rows}
 		if s.schema != nil {
@@ -229,7 +231,7 @@ func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Clo
 	cr := csv.NewReader(br)
 	cr.Comma = s.csv.comma
 	cr.ReuseRecord = true
-	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema, rows: s.rows}
+	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema, rows: s.rows, useRows: s.useRows}
 	if !d.cfg.header {
 		d.columns = d.cfg.columns
 		if len(d.columns) == 0 && s.schema != nil {
@@ -448,6 +450,12 @@ type csvDecoder struct {
 	schema  recordSchema
 	rows    *rowShape // typed records as rows of this shape (nil: maps)
 	vals    []any
+	// useRows makes untyped records rows too: rowSchema is theirs, for
+	// rows of len(rowAt) cells, cell i going to field rowAt[i] (a file's
+	// rows all have the header's or the first row's number of cells).
+	useRows   bool
+	rowSchema *value.Schema
+	rowAt     []int
 	// cols[i] is the column of schema field i, or -1 when the file has no
 	// such column (set on the first row, once the columns are known).
 	cols []int
@@ -483,17 +491,41 @@ func (d *csvDecoder) decode() (any, error) {
 	if d.schema != nil {
 		return d.typed(row)
 	}
+	if d.useRows {
+		if d.rowSchema == nil || len(d.rowAt) != len(row) {
+			d.rowSchema, d.rowAt = nil, d.rowAt[:0]
+			names := make([]string, len(row))
+			for i := range row {
+				names[i] = d.columnName(i)
+			}
+			if s, err := value.SchemaOf(names...); err == nil {
+				d.rowSchema = s
+				for _, n := range names {
+					d.rowAt = append(d.rowAt, s.Index(n))
+				}
+			}
+		}
+		if d.rowSchema != nil {
+			r := value.NewRow(d.rowSchema)
+			for i, cell := range row {
+				r.Set(d.rowAt[i], cell)
+			}
+			return r, nil
+		}
+	}
 	m := make(map[string]any, len(row))
 	for i, cell := range row {
-		var name string
-		if i < len(d.columns) {
-			name = d.columns[i]
-		} else {
-			name = "c" + strconv.Itoa(i)
-		}
-		m[name] = cell
+		m[d.columnName(i)] = cell
 	}
 	return m, nil
+}
+
+// columnName names cell i of an untyped record.
+func (d *csvDecoder) columnName(i int) string {
+	if i < len(d.columns) {
+		return d.columns[i]
+	}
+	return "c" + strconv.Itoa(i)
 }
 
 // typed converts a row by the declared schema: each field from the column

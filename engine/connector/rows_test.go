@@ -190,7 +190,7 @@ func readValues(t *testing.T, src Source) []any {
 	}
 }
 
-// TestFileSourceRows: with value.UseRows the text format and the
+// TestFileSourceRows: with value.UseRows the text and csv formats and the
 // declared-schema formats read rows that share one schema, equal to the
 // maps they read without it; the others read maps either way.
 func TestFileSourceRows(t *testing.T) {
@@ -210,7 +210,9 @@ func TestFileSourceRows(t *testing.T) {
 		{spec.FileSource{Path: "in.jsonl", Format: spec.FormatJSONL, Schema: rowsTestSchema}, true},
 		{spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: &spec.CSVOptions{Header: true}, Schema: rowsTestSchema}, true},
 		{spec.FileSource{Path: "in.jsonl", Format: spec.FormatJSONL}, false},
-		{spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: &spec.CSVOptions{Header: true}}, false},
+		{spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: &spec.CSVOptions{Header: true}}, true},
+		{spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: &spec.CSVOptions{Columns: []string{"z", "a", "b", "c0", "c1", "q", "c6"}}}, true},
+		{spec.FileSource{Path: "in.csv", Format: spec.FormatCSV}, true},
 	} {
 		c.src.Path = filepath.Join(dir, c.src.Path)
 		withRows(t, false)
