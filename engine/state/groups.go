@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -27,6 +28,8 @@ type GroupWriter struct {
 	// by lookups in sorted order instead of iterating and sorting each
 	// (value.Encoder; the same canonical bytes as value.Append).
 	enc value.Encoder
+	// The last snapshot's buffers (hash form), which size this one's.
+	prevEntries, prevTimers [][]byte
 }
 
 // groupSnap is one key group's entries and timers, each already encoded
@@ -43,7 +46,14 @@ type groupSnap struct {
 var (
 	tagList  = value.Append(nil, []any{})[0]
 	tagBytes = value.Append(nil, []byte{})[0]
+	tagInt   = value.Append(nil, int64(0))[0]
 )
+
+// appendInt is value.Append of an int64 (tag, zig-zag varint) without
+// boxing it.
+func appendInt(b []byte, v int64) []byte {
+	return binary.AppendVarint(append(b, tagInt), v)
+}
 
 func appendListHeader(b []byte, n int) []byte {
 	return binary.AppendUvarint(append(b, tagList), uint64(n))
@@ -55,7 +65,9 @@ func appendBytes(b []byte, s string) []byte {
 }
 
 // NewGroupWriter starts a snapshot of the state of k; group maps a key ID
-// to its key group.
+// to its key group. It must map a key ID to the same group in every
+// GroupWriter of k (key groups are fixed: shuffle.KeyGroup), as a key's
+// group is computed once and kept with its state and timers.
 func NewGroupWriter(k *Keyed, group func(keyID string) int) *GroupWriter {
 	w := &GroupWriter{group: group}
 	for _, d := range k.descs {
@@ -64,76 +76,134 @@ func NewGroupWriter(k *Keyed, group func(keyID string) int) *GroupWriter {
 	return w
 }
 
-func (w *GroupWriter) at(keyID string) *groupSnap {
-	g := w.group(keyID)
+// at returns the snapshot of keyID's key group; cached holds the group
+// plus one once computed (entry.group, keyTimers.group).
+func (w *GroupWriter) at(keyID string, cached *int32) *groupSnap {
+	if *cached == 0 {
+		*cached = int32(w.group(keyID)) + 1
+	}
+	g := int(*cached - 1)
 	if g >= len(w.groups) {
 		w.groups = append(w.groups, make([]*groupSnap, g+1-len(w.groups))...)
 	}
 	s := w.groups[g]
 	if s == nil {
 		s = &groupSnap{}
+		// About the size of the last snapshot's: one allocation instead
+		// of a buffer grown by copying from empty.
+		if g < len(w.prevEntries) {
+			s.entries = make([]byte, 0, len(w.prevEntries[g])+len(w.prevEntries[g])/8)
+		}
+		if g < len(w.prevTimers) {
+			s.timers = make([]byte, 0, len(w.prevTimers[g])+len(w.prevTimers[g])/8)
+		}
 		w.groups[g] = s
 		w.n++
 	}
 	return s
 }
 
-// addEntry encodes [keyID, [slots...]].
-func (w *GroupWriter) addEntry(k *Keyed, id string, e *entry) {
+// addEntry encodes [keyID, [slots...]]. With gen set (AddAll), an entry
+// that the last snapshot wrote and nothing touched since is copied from
+// that snapshot's bytes, and every entry written remembers where it is in
+// this one's.
+func (w *GroupWriter) addEntry(k *Keyed, id string, e *entry, gen uint32) {
 	if e.used == 0 {
 		return
 	}
-	s := w.at(id)
-	b := appendListHeader(s.entries, 2)
-	b = appendBytes(b, id)
-	b = appendListHeader(b, len(k.descs))
-	for i := range k.descs {
-		var v any
-		if i < len(e.slots) {
-			v = e.slots[i]
-		}
-		if v != nil {
-			if c := k.descs[i].codec; c.ToValue != nil {
-				v = c.ToValue(v)
+	s := w.at(id, &e.group)
+	start := len(s.entries)
+	if gen != 0 && e.snapGen != 0 && e.snapGen == k.snapGen {
+		s.entries = append(s.entries, k.snapBufs[e.group-1][e.snapOff:e.snapOff+e.snapLen]...)
+	} else {
+		b := appendListHeader(s.entries, 2)
+		b = appendBytes(b, id)
+		b = appendListHeader(b, len(k.descs))
+		for i := range k.descs {
+			var v any
+			if i < len(e.slots) {
+				v = e.slots[i]
 			}
+			if v != nil {
+				if c := k.descs[i].codec; c.ToValue != nil {
+					v = c.ToValue(v)
+				}
+			}
+			b = w.enc.Append(b, v)
 		}
-		b = w.enc.Append(b, v)
+		s.entries = b
 	}
-	s.entries = b
 	s.nEntries++
+	e.snapGen = 0
+	if gen != 0 && len(s.entries) <= math.MaxUint32 {
+		e.snapGen, e.snapOff, e.snapLen = gen, uint32(start), uint32(len(s.entries)-start)
+	}
 }
 
-func (w *GroupWriter) addTimers(t *Timers) {
+// addTimers encodes every timer as [domain, ts, keyID]. With gen set
+// (AddAll), a key's timers unchanged since the last snapshot are copied
+// from it, as addEntry does for state.
+func (w *GroupWriter) addTimers(t *Timers, gen uint32) {
 	for d := range t.queues {
 		for id, kt := range t.queues[d].keys {
-			s := w.at(id)
-			for _, ts := range kt.ts {
-				b := appendListHeader(s.timers, 3)
-				b = value.Append(b, int64(d))
-				b = value.Append(b, ts)
-				s.timers = appendBytes(b, id)
-				s.nTimers++
+			s := w.at(id, &kt.group)
+			start := len(s.timers)
+			if gen != 0 && kt.snapGen != 0 && kt.snapGen == t.snapGen {
+				s.timers = append(s.timers, t.snapBufs[kt.group-1][kt.snapOff:kt.snapOff+kt.snapLen]...)
+			} else {
+				for _, ts := range kt.ts {
+					b := appendListHeader(s.timers, 3)
+					b = appendInt(b, int64(d))
+					b = appendInt(b, ts)
+					s.timers = appendBytes(b, id)
+				}
+			}
+			s.nTimers += len(kt.ts)
+			kt.snapGen = 0
+			if gen != 0 && len(s.timers) <= math.MaxUint32 {
+				kt.snapGen, kt.snapOff, kt.snapLen = gen, uint32(start), uint32(len(s.timers)-start)
 			}
 		}
 	}
 }
 
 // AddAll adds every key's state and every timer (hash form, STREAMING).
+// It keeps the entries' encoding for the next AddAll of k, which copies
+// the entries no handle has touched since instead of encoding them (a
+// checkpoint writes every key; most keys of a large state are idle between
+// two): the state holds on to one snapshot's worth of bytes for it.
 func (w *GroupWriter) AddAll(k *Keyed, t *Timers) {
 	k.compactList()
-	for _, e := range k.list {
-		w.addEntry(k, e.id, e)
+	w.prevEntries, w.prevTimers = k.snapBufs, t.snapBufs
+	gen := k.snapGen + 1
+	if gen == 0 {
+		gen = 1 // 0 means no encoding
 	}
-	w.addTimers(t)
+	for _, e := range k.list {
+		w.addEntry(k, e.id, e, gen)
+	}
+	tgen := t.snapGen + 1
+	if tgen == 0 {
+		tgen = 1
+	}
+	w.addTimers(t, tgen)
+	ebufs, tbufs := make([][]byte, len(w.groups)), make([][]byte, len(w.groups))
+	for g, s := range w.groups {
+		if s != nil {
+			ebufs[g], tbufs[g] = s.entries, s.timers
+		}
+	}
+	k.snapBufs, k.snapGen = ebufs, gen
+	t.snapBufs, t.snapGen = tbufs, tgen
 }
 
 // AddCurrent adds the current key's state and every registered timer
 // (single-key form, BATCH: all timers belong to the current key).
 func (w *GroupWriter) AddCurrent(k *Keyed, t *Timers) {
 	if k.cur != nil {
-		w.addEntry(k, k.curID, k.cur)
+		w.addEntry(k, k.curID, k.cur, 0)
 	}
-	w.addTimers(t)
+	w.addTimers(t, 0)
 }
 
 // Bytes encodes the snapshot.

@@ -49,6 +49,16 @@ type entry struct {
 	slots []any
 	used  int  // non-nil slots; the entry is removed when it drops to 0
 	gone  bool // removed from entries (a cached pointer to it is stale)
+	// group is the key group of id plus one, once a GroupWriter has
+	// computed it (0: not yet): every checkpoint writes every key.
+	group int32
+	// snapGen is the generation of the last snapshot (Keyed.snapGen)
+	// when that snapshot wrote the entry and no handle has read or
+	// written it since; 0 otherwise. Its encoding is then
+	// Keyed.snapBufs[group-1][snapOff:snapOff+snapLen], which the next
+	// snapshot copies instead of encoding the values again.
+	snapGen          uint32
+	snapOff, snapLen uint32
 }
 
 // entryCache remembers the entries of recently selected keys by the
@@ -70,12 +80,16 @@ func (c *entryCache) slot(id string) int {
 	return int((p*0x9E3779B97F4A7C15)>>(64-entryCacheBits)) &^ 1
 }
 
-// get returns the cached live entry of id, or nil.
+// get returns the cached live entry of id, or nil. It compares the IDs
+// before it reads an entry: an entry is elsewhere in memory, and reading
+// the ones a miss passes by would cost a cache miss each.
 func (c *entryCache) get(id string) *entry {
 	i := c.slot(id)
 	for w := i; w < i+2; w++ {
-		if e := c[w].e; e != nil && !e.gone && c[w].id == id {
-			return e
+		if c[w].id == id {
+			if e := c[w].e; e != nil && !e.gone {
+				return e
+			}
 		}
 	}
 	return nil
@@ -103,6 +117,11 @@ type Keyed struct {
 	curID  string
 	curKey any
 	cache  *entryCache // hash form only
+	// snapBufs is the encoded entries of the last GroupWriter.AddAll by
+	// key group, and snapGen its generation (see entry.snapGen): a
+	// checkpoint re-encodes only the keys touched since the one before.
+	snapBufs [][]byte
+	snapGen  uint32
 }
 
 // NewHash returns hash-form state (STREAMING).
@@ -126,7 +145,7 @@ func (k *Keyed) SetCurrentKey(keyID string, key any) {
 			clear(k.single.slots)
 			k.single.used = 0
 		}
-		k.single.key = key
+		k.single.key, k.single.group = key, 0
 		k.cur = &k.single
 		return
 	}
@@ -167,11 +186,19 @@ func (k *Keyed) register(name string, kd kind, c Codec) int {
 	return len(k.descs) - 1
 }
 
+// get reads a slot of the current key. A handle's reader may change what
+// it reads in place (a window set, a list), so a read, as a write, makes
+// the entry's last encoding stale.
 func (k *Keyed) get(slot int) any {
-	if k.cur == nil || slot >= len(k.cur.slots) {
+	e := k.cur
+	if e == nil {
 		return nil
 	}
-	return k.cur.slots[slot]
+	e.snapGen = 0
+	if slot >= len(e.slots) {
+		return nil
+	}
+	return e.slots[slot]
 }
 
 func (k *Keyed) set(slot int, v any) {
@@ -186,6 +213,7 @@ func (k *Keyed) set(slot int, v any) {
 		k.cur = e
 		k.cache.put(k.curID, e)
 	}
+	e.snapGen = 0
 	if len(e.slots) < len(k.descs) {
 		e.slots = append(e.slots, make([]any, len(k.descs)-len(e.slots))...)
 	}
@@ -366,6 +394,7 @@ func (k *Keyed) Restore(data []byte) error {
 	if k.cache != nil {
 		*k.cache = entryCache{}
 	}
+	k.snapBufs = nil // every entry is new: none has an encoding there
 	for _, ev := range entries {
 		if err := k.restoreEntry(ev); err != nil {
 			return err

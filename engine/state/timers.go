@@ -60,6 +60,11 @@ type keyTimers struct {
 	key    any
 	ts     []int64
 	inline [2]int64 // ts's first backing array: one allocation per key
+	group  int32    // key group plus one, once a GroupWriter computed it
+	// snapGen, snapOff and snapLen place the key's timers in the last
+	// snapshot's encoding while they are unchanged, as entry's do.
+	snapGen          uint32
+	snapOff, snapLen uint32
 }
 
 func (kt *keyTimers) index(ts int64) int {
@@ -73,6 +78,7 @@ func (kt *keyTimers) index(ts int64) int {
 
 // remove unregisters kt's timer i and drops kt from q when it was its last.
 func (q *timerQueue) remove(kt *keyTimers, i int) {
+	kt.snapGen = 0
 	last := len(kt.ts) - 1
 	kt.ts[i] = kt.ts[last]
 	kt.ts = kt.ts[:last]
@@ -144,6 +150,7 @@ func (q *timerQueue) add(ts int64, keyID string, key any) {
 		return
 	}
 	kt.ts = append(kt.ts, ts)
+	kt.snapGen = 0
 	q.n++
 	b := q.bucket(ts)
 	e := bucketEntry{keyID, kt}
@@ -256,6 +263,10 @@ func (q *timerQueue) popTime() {
 type Timers struct {
 	k      *Keyed
 	queues [2]timerQueue
+	// snapBufs is the encoded timers of the last GroupWriter.AddAll by
+	// key group, and snapGen its generation (see keyTimers.snapGen).
+	snapBufs [][]byte
+	snapGen  uint32
 }
 
 // NewTimers returns the timer service for the keys of k.

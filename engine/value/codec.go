@@ -345,6 +345,7 @@ type Decoder struct {
 func (d *Decoder) init() *decodeCtx {
 	if d.ctx.keys == nil {
 		d.ctx = decodeCtx{keys: &d.keys, vals: &d.vals, schemas: &d.schemas, rows: UseRows}
+		d.recKeys.tab = make([]recordKey, decoderRecordKeys)
 	}
 	return &d.ctx
 }
@@ -359,22 +360,34 @@ func (d *Decoder) Decode(b []byte) (any, []byte, error) {
 	return decode(b, 0, d.init())
 }
 
-// recordKeyCache is a small direct-mapped table of record keys by KeyID.
-// A miss (or a collision) just decodes the key.
+// recordKeyCache is a direct-mapped table of record keys by KeyID. A miss
+// (or a collision) just decodes the key. Its length is a power of two;
+// empty, it caches nothing.
 type recordKeyCache struct {
-	tab [64]struct {
-		id  string
-		key any
-	}
+	tab []recordKey
+}
+
+type recordKey struct {
+	id  string
+	key any
 }
 
 const maxCachedRecordKey = 64
+
+// The sizes of the record key caches: a Decoder's holds the keys in
+// flight on an exchange stream (records of many keys interleave, and a
+// shared KeyID string also lets keyed state find the key's entry by
+// address); a RecordReader's reads sorted runs, whose keys come in runs.
+const (
+	decoderRecordKeys = 1024
+	readerRecordKeys  = 64
+)
 
 // lookup returns the cached KeyID equal to kid and its key, or the slot
 // to fill after decoding it.
 func (c *recordKeyCache) lookup(kid []byte) (id string, key any, slot int) {
 	h := fnv1a(kid)
-	slot = int((h ^ h>>6) & uint32(len(c.tab)-1))
+	slot = int((h ^ h>>10) & uint32(len(c.tab)-1))
 	e := &c.tab[slot]
 	if e.id != "" && e.id == string(kid) {
 		return e.id, e.key, slot
@@ -665,7 +678,7 @@ func decodeRecord(b []byte, r *Record, c *decodeCtx, rk *recordKeyCache) error {
 		return nil
 	}
 	slot := -1
-	if rk != nil && len(kid) <= maxCachedRecordKey {
+	if rk != nil && len(rk.tab) > 0 && len(kid) <= maxCachedRecordKey {
 		var id string
 		var key any
 		if id, key, slot = rk.lookup(kid); id != "" {

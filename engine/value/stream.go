@@ -103,6 +103,7 @@ type RecordReader struct {
 func NewRecordReader(r io.Reader) *RecordReader {
 	rr := &RecordReader{br: bufio.NewReaderSize(r, streamBufferSize)}
 	rr.dec = decodeCtx{keys: &rr.keys, schemas: &rr.schemas, rows: UseRows}
+	rr.recKeys.tab = make([]recordKey, readerRecordKeys)
 	return rr
 }
 
