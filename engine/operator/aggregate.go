@@ -84,7 +84,7 @@ func (f reducer) merge(a, b any) (any, error) {
 func (reducer) result(acc any, _ *aggOut) (any, error) { return acc, nil }
 
 // fields computes the named aggregations of an aggregate step. The
-// accumulator is a []any with one slot per field.
+// accumulator is a *fieldAcc with one slot per field.
 type fields struct {
 	fs []plan.AggField
 	// Per-subtask evaluators of the fields' Arg and Add programs.
@@ -136,27 +136,108 @@ func newFields(fs []plan.AggField) fields {
 	return a
 }
 
+// fieldAcc is an aggregate step's accumulator: a slot per field, with
+// counts, sums and averages unboxed, so that adding a record allocates
+// nothing (an int64 boxed in an any allocates once it passes 255), and with
+// room for two slots inline (one allocation for the usual one or two
+// fields). State snapshots hold the []any form aggregate steps always
+// stored (see fields.codec), so savepoints read the same.
+type fieldAcc struct {
+	slots  []aggSlot
+	inline [2]aggSlot
+}
+
+type aggSlot struct {
+	n   int64   // count; avg's count; an int sum
+	f   float64 // avg's sum; a float sum
+	v   any     // min, max, accumulator; a sum of another type
+	num sumKind // what a sum holds
+}
+
+type sumKind uint8
+
+const (
+	sumNull sumKind = iota
+	sumInt
+	sumFloat
+	sumOther
+)
+
+// sum is a sum slot's value.
+func (s *aggSlot) sum() any {
+	switch s.num {
+	case sumInt:
+		return s.n
+	case sumFloat:
+		return s.f
+	case sumOther:
+		return s.v
+	}
+	return nil
+}
+
+func (s *aggSlot) setSum(v any) {
+	switch x := v.(type) {
+	case nil:
+		s.num = sumNull
+	case int64:
+		s.num, s.n = sumInt, x
+	case float64:
+		s.num, s.f = sumFloat, x
+	default:
+		s.num, s.v = sumOther, v
+	}
+}
+
+// addSum adds b as addNumbers does, without boxing the running sum in the
+// common cases.
+func (s *aggSlot) addSum(b any) error {
+	switch s.num {
+	case sumInt:
+		if y, ok := b.(int64); ok {
+			s.n += y
+			return nil
+		}
+	case sumFloat:
+		if y, ok := value.ToFloat(b); ok {
+			s.f += y
+			return nil
+		}
+	}
+	v, err := addNumbers(s.sum(), b)
+	if err != nil {
+		return err
+	}
+	s.setSum(v)
+	return nil
+}
+
+func (a fields) newAcc() *fieldAcc {
+	acc := &fieldAcc{}
+	if len(a.fs) <= len(acc.inline) {
+		acc.slots = acc.inline[:len(a.fs)]
+	} else {
+		acc.slots = make([]aggSlot, len(a.fs))
+	}
+	return acc
+}
+
 func (a fields) create() (any, error) {
-	acc := make([]any, len(a.fs))
+	acc := a.newAcc()
 	for i, f := range a.fs {
-		switch f.Kind {
-		case "count":
-			acc[i] = int64(0)
-		case "avg":
-			acc[i] = []any{float64(0), int64(0)}
-		case "accumulator":
+		if a.kinds[i] == aggAccumulator {
 			v, err := f.Init.Eval()
 			if err != nil {
 				return nil, fmt.Errorf("aggregate field %q init: %w", f.Name, err)
 			}
-			acc[i] = v
+			acc.slots[i].v = v
 		}
 	}
 	return acc, nil
 }
 
 func (a fields) add(accAny any, r *value.Record) (any, error) {
-	acc := accAny.([]any)
+	acc := accAny.(*fieldAcc)
 	for i, f := range a.fs {
 		var arg any
 		if ev := a.args[i]; ev != nil {
@@ -166,25 +247,26 @@ func (a fields) add(accAny any, r *value.Record) (any, error) {
 			}
 			arg = v
 		}
+		s := &acc.slots[i]
 		var err error
 		switch kind := a.kinds[i]; kind {
 		case aggCount:
-			acc[i] = acc[i].(int64) + 1
+			s.n++
 		case aggSum:
-			acc[i], err = addNumbers(acc[i], arg)
+			err = s.addSum(arg)
 		case aggMin, aggMax:
 			if arg == nil {
 				continue
 			}
-			if acc[i] == nil {
-				acc[i] = arg
+			if s.v == nil {
+				s.v = arg
 				continue
 			}
-			c, cerr := value.Compare(arg, acc[i])
+			c, cerr := value.Compare(arg, s.v)
 			if cerr != nil {
 				err = cerr
 			} else if (kind == aggMin && c < 0) || (kind == aggMax && c > 0) {
-				acc[i] = arg
+				s.v = arg
 			}
 		case aggAvg:
 			x, ok := value.ToFloat(arg)
@@ -192,49 +274,49 @@ func (a fields) add(accAny any, r *value.Record) (any, error) {
 				err = fmt.Errorf("avg needs a number, got %s", value.TypeName(arg))
 				break
 			}
-			p := acc[i].([]any) // this accumulator's own pair: update in place
-			p[0], p[1] = p[0].(float64)+x, p[1].(int64)+1
+			s.f, s.n = s.f+x, s.n+1
 		case aggAccumulator:
-			acc[i], err = a.adds[i].Eval2(acc[i], r.Value)
+			s.v, err = a.adds[i].Eval2(s.v, r.Value)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("aggregate field %q: %w", f.Name, err)
 		}
 	}
-	// The slots were updated in place: hand back the interface we got
-	// (boxing acc again would allocate a slice header per record).
 	return accAny, nil
 }
 
 func (a fields) merge(x, y any) (any, error) {
-	ax, ay := x.([]any), y.([]any)
-	out := make([]any, len(a.fs))
+	ax, ay := x.(*fieldAcc), y.(*fieldAcc)
+	out := a.newAcc()
 	for i, f := range a.fs {
+		sx, sy, so := &ax.slots[i], &ay.slots[i], &out.slots[i]
 		var err error
-		switch f.Kind {
-		case "count":
-			out[i] = ax[i].(int64) + ay[i].(int64)
-		case "sum":
-			out[i], err = addNumbers(ax[i], ay[i])
-		case "min", "max":
+		switch kind := a.kinds[i]; kind {
+		case aggCount:
+			so.n = sx.n + sy.n
+		case aggSum:
+			var v any
+			if v, err = addNumbers(sx.sum(), sy.sum()); err == nil {
+				so.setSum(v)
+			}
+		case aggMin, aggMax:
 			switch {
-			case ax[i] == nil:
-				out[i] = ay[i]
-			case ay[i] == nil:
-				out[i] = ax[i]
+			case sx.v == nil:
+				so.v = sy.v
+			case sy.v == nil:
+				so.v = sx.v
 			default:
-				c, cerr := value.Compare(ay[i], ax[i])
+				c, cerr := value.Compare(sy.v, sx.v)
 				err = cerr
-				out[i] = ax[i]
-				if (f.Kind == "min" && c < 0) || (f.Kind == "max" && c > 0) {
-					out[i] = ay[i]
+				so.v = sx.v
+				if (kind == aggMin && c < 0) || (kind == aggMax && c > 0) {
+					so.v = sy.v
 				}
 			}
-		case "avg":
-			px, py := ax[i].([]any), ay[i].([]any)
-			out[i] = []any{px[0].(float64) + py[0].(float64), px[1].(int64) + py[1].(int64)}
-		case "accumulator":
-			out[i], err = f.Merge.Eval(ax[i], ay[i])
+		case aggAvg:
+			so.f, so.n = sx.f+sy.f, sx.n+sy.n
+		case aggAccumulator:
+			so.v, err = f.Merge.Eval(sx.v, sy.v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("aggregate field %q merge: %w", f.Name, err)
@@ -243,8 +325,33 @@ func (a fields) merge(x, y any) (any, error) {
 	return out, nil
 }
 
+// fieldValue is field i's result.
+func (a fields) fieldValue(acc *fieldAcc, i int) (any, error) {
+	s := &acc.slots[i]
+	switch a.kinds[i] {
+	case aggCount:
+		return s.n, nil
+	case aggSum:
+		return s.sum(), nil
+	case aggAvg:
+		if s.n > 0 {
+			return s.f / float64(s.n), nil
+		}
+		return nil, nil
+	case aggAccumulator:
+		if f := a.fs[i]; f.Result != nil {
+			v, err := f.Result.Eval1(s.v)
+			if err != nil {
+				return nil, fmt.Errorf("aggregate field %q result: %w", f.Name, err)
+			}
+			return v, nil
+		}
+	}
+	return s.v, nil
+}
+
 func (a fields) result(accAny any, out *aggOut) (any, error) {
-	acc := accAny.([]any)
+	acc := accAny.(*fieldAcc)
 	var r *value.Row
 	var m map[string]any
 	if out.schema != nil {
@@ -260,23 +367,9 @@ func (a fields) result(accAny any, out *aggOut) (any, error) {
 	}
 	clear(out.head[:])
 	for i, f := range a.fs {
-		var v any
-		switch f.Kind {
-		case "avg":
-			p := acc[i].([]any)
-			if n := p[1].(int64); n > 0 {
-				v = p[0].(float64) / float64(n)
-			}
-		case "accumulator":
-			v = acc[i]
-			if f.Result != nil {
-				var err error
-				if v, err = f.Result.Eval1(acc[i]); err != nil {
-					return nil, fmt.Errorf("aggregate field %q result: %w", f.Name, err)
-				}
-			}
-		default:
-			v = acc[i]
+		v, err := a.fieldValue(acc, i)
+		if err != nil {
+			return nil, err
 		}
 		if r != nil {
 			r.Set(out.at[out.nHead+i], v)
@@ -288,6 +381,71 @@ func (a fields) result(accAny any, out *aggOut) (any, error) {
 		return r, nil
 	}
 	return m, nil
+}
+
+// toValue is an accumulator as state snapshots hold it: a []any with a
+// slot per field (a count an int, a sum its value, an average [sum, n],
+// min, max and accumulators their values).
+func (a fields) toValue(accAny any) any {
+	acc := accAny.(*fieldAcc)
+	out := make([]any, len(a.fs))
+	for i := range a.fs {
+		s := &acc.slots[i]
+		switch a.kinds[i] {
+		case aggCount:
+			out[i] = s.n
+		case aggSum:
+			out[i] = s.sum()
+		case aggAvg:
+			out[i] = []any{s.f, s.n}
+		default:
+			out[i] = s.v
+		}
+	}
+	return out
+}
+
+// fromValue reads an accumulator from its snapshot form (toValue).
+func (a fields) fromValue(v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok || len(list) != len(a.fs) {
+		return nil, fmt.Errorf("aggregate state: want a list of %d fields, got %s", len(a.fs), value.TypeName(v))
+	}
+	acc := a.newAcc()
+	for i, f := range a.fs {
+		s := &acc.slots[i]
+		bad := false
+		switch a.kinds[i] {
+		case aggCount:
+			s.n, ok = list[i].(int64)
+			bad = !ok
+		case aggSum:
+			s.setSum(list[i])
+		case aggAvg:
+			p, ok := list[i].([]any)
+			if bad = !ok || len(p) != 2; !bad {
+				var ok1, ok2 bool
+				s.f, ok1 = p[0].(float64)
+				s.n, ok2 = p[1].(int64)
+				bad = !ok1 || !ok2
+			}
+		default:
+			s.v = list[i]
+		}
+		if bad {
+			return nil, fmt.Errorf("aggregate state: field %q holds %s", f.Name, value.TypeName(list[i]))
+		}
+	}
+	return acc, nil
+}
+
+// accCodec is how a step keeps its accumulators in state: fields as
+// fieldAcc (snapshotted as lists), a reduce's as the values they are.
+func accCodec(agg aggregator) state.Codec {
+	if f, ok := agg.(fields); ok {
+		return state.Codec{ToValue: f.toValue, FromValue: f.fromValue}
+	}
+	return state.Codec{}
 }
 
 // addNumbers sums two numbers, staying integral while both are ints.
@@ -328,7 +486,7 @@ type Rolling struct {
 
 func (o *Rolling) Open(ctx *Context, out Collector) error {
 	o.openKeyed(ctx, out)
-	o.acc = o.st.Value("acc", state.Codec{})
+	o.acc = o.st.Value("acc", accCodec(o.agg))
 	if o.isAgg {
 		o.out = newAggOut(o.agg.(fields), "key")
 	}

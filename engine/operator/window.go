@@ -106,36 +106,48 @@ func (s *winSet) remove(w *win) {
 	}
 }
 
-// winSetCodec lets window state be snapshotted as [[start, end, acc], ...].
-var winSetCodec = state.Codec{
-	ToValue: func(v any) any {
-		s := v.(*winSet)
-		out := make([]any, len(s.ws))
-		for i, w := range s.ws {
-			out[i] = []any{w.start, w.end, w.acc}
-		}
-		return out
-	},
-	FromValue: func(v any) (any, error) {
-		list, ok := v.([]any)
-		if !ok {
-			return nil, fmt.Errorf("window state: want a list, got %s", value.TypeName(v))
-		}
-		s := &winSet{}
-		for _, e := range list {
-			t, ok := e.([]any)
-			if !ok || len(t) != 3 {
-				return nil, fmt.Errorf("window state: bad entry")
+// winSetCodec lets window state be snapshotted as [[start, end, acc],
+// ...], each accumulator as acc says.
+func winSetCodec(acc state.Codec) state.Codec {
+	toAcc, fromAcc := acc.ToValue, acc.FromValue
+	if toAcc == nil {
+		toAcc = func(v any) any { return v }
+		fromAcc = func(v any) (any, error) { return v, nil }
+	}
+	return state.Codec{
+		ToValue: func(v any) any {
+			s := v.(*winSet)
+			out := make([]any, len(s.ws))
+			for i, w := range s.ws {
+				out[i] = []any{w.start, w.end, toAcc(w.acc)}
 			}
-			st, ok1 := t[0].(int64)
-			en, ok2 := t[1].(int64)
-			if !ok1 || !ok2 {
-				return nil, fmt.Errorf("window state: bad bounds")
+			return out
+		},
+		FromValue: func(v any) (any, error) {
+			list, ok := v.([]any)
+			if !ok {
+				return nil, fmt.Errorf("window state: want a list, got %s", value.TypeName(v))
 			}
-			s.ws = append(s.ws, &win{start: st, end: en, acc: t[2]})
-		}
-		return s, nil
-	},
+			s := &winSet{}
+			for _, e := range list {
+				t, ok := e.([]any)
+				if !ok || len(t) != 3 {
+					return nil, fmt.Errorf("window state: bad entry")
+				}
+				st, ok1 := t[0].(int64)
+				en, ok2 := t[1].(int64)
+				if !ok1 || !ok2 {
+					return nil, fmt.Errorf("window state: bad bounds")
+				}
+				acc, err := fromAcc(t[2])
+				if err != nil {
+					return nil, fmt.Errorf("window state: %w", err)
+				}
+				s.ws = append(s.ws, &win{start: st, end: en, acc: acc})
+			}
+			return s, nil
+		},
+	}
 }
 
 // Window is an event-time window operator over a keyed stream: tumbling,
@@ -162,7 +174,7 @@ type Window struct {
 
 func (o *Window) Open(ctx *Context, out Collector) error {
 	o.openKeyed(ctx, out)
-	o.wins = o.st.Value("windows", winSetCodec)
+	o.wins = o.st.Value("windows", winSetCodec(accCodec(o.agg)))
 	o.onTimer = o.fire
 	if o.isAgg {
 		o.out = newAggOut(o.agg.(fields), "key", "windowStart", "windowEnd")
