@@ -21,12 +21,12 @@ import (
 // (Field, MapLen, RangeFields, AsMap, Plain) do it for code that does not
 // need the speed.
 
-// UseRows says whether the producers of rows (the nexmark source, CEL map
-// literals, the binary decoder) build rows or maps. They read it when they
-// are set up, not per record. FLINKJOB_ROWS=1 turns it on, =0 off, so the
-// two forms can be compared in one benchmark run and a whole suite run in
-// either; tests may set it before they build anything.
-var UseRows = os.Getenv("FLINKJOB_ROWS") == "1"
+// UseRows says whether the producers of rows (sources, CEL map literals,
+// aggregates, the binary decoder) build rows or maps. They read it when
+// they are set up, not per record. It is on unless FLINKJOB_ROWS=0, which
+// keeps the map form so the two can be compared in one benchmark run and a
+// whole suite run in either; tests may set it before they build anything.
+var UseRows = os.Getenv("FLINKJOB_ROWS") != "0"
 
 // Schema is the sorted, distinct field names of a row. Schemas are interned:
 // rows with the same fields share one *Schema, so pointer equality is
