@@ -3,6 +3,9 @@ package connector
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
@@ -93,5 +96,71 @@ func benchWrite(b *testing.B, w Writer, every int, rec func(i int) *value.Record
 	}
 	if err := w.Close(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkFileSourceRead reads a local file of 10,000 records in each
+// format, as maps and as rows (value.UseRows when the source is created):
+// one op is one record.
+func BenchmarkFileSourceRead(b *testing.B) {
+	schema := []spec.SchemaField{
+		{Name: "id", Type: spec.TypeInt}, {Name: "name", Type: spec.TypeString},
+		{Name: "price", Type: spec.TypeDouble}, {Name: "ok", Type: spec.TypeBool},
+		{Name: "ts", Type: spec.TypeTimestamp},
+	}
+	const records = 10_000
+	dir := b.TempDir()
+	var jsonl, csvText, text []byte
+	csvText = append(csvText, "id,name,price,ok,ts\n"...)
+	for i := range records {
+		jsonl = fmt.Appendf(jsonl, `{"id":%d,"name":"item-name","price":%g,"ok":%v,"ts":%d}`+"\n", i, float64(i)/3, i%2 == 0, 1_700_000_000_000+i)
+		csvText = fmt.Appendf(csvText, "%d,item-name,%g,%v,%d\n", i, float64(i)/3, i%2 == 0, 1_700_000_000_000+i)
+		text = fmt.Appendf(text, "line %d of the text file\n", i)
+	}
+	for name, data := range map[string][]byte{"in.jsonl": jsonl, "in.csv": csvText, "in.txt": text} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	header := &spec.CSVOptions{Header: true}
+	for _, c := range []struct {
+		name string
+		src  spec.FileSource
+	}{
+		{"text", spec.FileSource{Path: "in.txt", Format: spec.FormatText}},
+		{"jsonl-schema", spec.FileSource{Path: "in.jsonl", Format: spec.FormatJSONL, Schema: schema}},
+		{"csv", spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: header}},
+		{"csv-schema", spec.FileSource{Path: "in.csv", Format: spec.FormatCSV, CSV: header, Schema: schema}},
+	} {
+		for _, rows := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/rows=%v", c.name, rows), func(b *testing.B) {
+				c.src.Path = filepath.Join(dir, filepath.Base(c.src.Path))
+				old := value.UseRows
+				value.UseRows = rows
+				src, err := NewFileSource(c.src, S3Config{})
+				value.UseRows = old
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				n := 0
+				for n < b.N {
+					r, err := src.Open(ctx, 0, 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for err == nil && n < b.N {
+						err = r.Read(ctx, 256, func(any) { n++ })
+					}
+					if err != nil && err != io.EOF {
+						b.Fatal(err)
+					}
+					r.Close()
+				}
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/op")
+			})
+		}
 	}
 }
