@@ -280,10 +280,27 @@ func (c *fastCompiler) compileRawPath(name string, fields []string) fastFn {
 	if root == nil {
 		return nil
 	}
-	switch len(fields) {
-	case 0:
+	// An input variable among the first ones, read in place (no call).
+	in := -1
+	if c.isVar(name) {
+		in = slices.Index(c.vars, name)
+	}
+	switch {
+	case len(fields) == 0:
 		return root
-	case 1:
+	case len(fields) == 1 && in >= 0 && in < len(activation{}.vals):
+		f := newFieldSite(fields[0])
+		return func(a *activation) (any, bool) { return f.get(a.vals[in]) }
+	case len(fields) == 2 && in >= 0 && in < len(activation{}.vals):
+		f, g := newFieldSite(fields[0]), newFieldSite(fields[1])
+		return func(a *activation) (any, bool) {
+			v, ok := f.get(a.vals[in])
+			if !ok {
+				return nil, false
+			}
+			return g.get(v)
+		}
+	case len(fields) == 1:
 		f := newFieldSite(fields[0])
 		return func(a *activation) (any, bool) {
 			v, _ := root(a)
@@ -303,6 +320,17 @@ func (c *fastCompiler) compileRawPath(name string, fields []string) fastFn {
 		}
 		return v, ok
 	}
+}
+
+// isVar reports whether name is an input variable, not a comprehension
+// variable in scope.
+func (c *fastCompiler) isVar(name string) bool {
+	for _, l := range c.scope {
+		if l.name == name {
+			return false
+		}
+	}
+	return slices.Contains(c.vars, name)
 }
 
 // compileRawIdent reads a variable (see compileIdent) without checking

@@ -155,15 +155,23 @@ type siteCache struct {
 func newFieldSite(name string) *fieldSite { return &fieldSite{name: name} }
 
 // get is the field of a map value and whether it has it; false also for
-// a value that is not a map.
+// a value that is not a map. (The first schema's hit is tested here, the
+// rest in index, so that this stays small.)
 func (f *fieldSite) get(v any) (any, bool) {
-	switch m := v.(type) {
-	case *value.Row:
-		if i := f.index(m.Schema()); i >= 0 {
+	if m, ok := v.(*value.Row); ok {
+		s := m.Schema()
+		if c := f.cache.Load(); c != nil && c.schemas[0] == s {
+			if i := c.index[0]; i >= 0 {
+				return m.At(i), true
+			}
+			return nil, false
+		}
+		if i := f.index(s); i >= 0 {
 			return m.At(i), true
 		}
 		return nil, false
-	case map[string]any:
+	}
+	if m, ok := v.(map[string]any); ok {
 		x, ok := m[f.name]
 		return x, ok
 	}
