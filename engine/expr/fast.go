@@ -796,6 +796,15 @@ func eqConstFn(x fastFn, k any, ne bool) fastFn {
 		return eqConstOf(x, c, ne)
 	case bool:
 		return eqConstOf(x, c, ne)
+	case nil:
+		// x == null: true for null, false for any other native value.
+		return func(a *activation) (any, bool) {
+			v, ok := x(a)
+			if !ok || v != nil && !isNative(v) {
+				return nil, false
+			}
+			return (v == nil) != ne, true
+		}
 	}
 	return func(a *activation) (any, bool) {
 		v, ok := x(a)
