@@ -63,9 +63,12 @@ type entry struct {
 
 // entryCache remembers the entries of recently selected keys by the
 // address of their key ID's bytes. Records of one key usually carry the
-// same key ID string (the partitioner that sets it reuses it), so a hit
-// costs a pointer hash and an equality check that the identical pointers
-// decide at once, instead of hashing the key ID into the entries map.
+// same key ID string (the partitioner and the exchange decoder that set it
+// reuse it), so a hit costs a pointer hash and a pointer comparison,
+// instead of hashing the key ID into the entries map. It compares
+// addresses, never bytes: the IDs of a set's other keys mostly have the
+// same length (int keys), and comparing their bytes would read each one's
+// memory; an equal ID at another address is a miss that the map serves.
 type entryCache [entryCacheSize]struct {
 	id string
 	e  *entry
@@ -80,13 +83,19 @@ func (c *entryCache) slot(id string) int {
 	return int((p*0x9E3779B97F4A7C15)>>(64-entryCacheBits)) &^ 1
 }
 
+// sameString reports whether a and b are the same bytes in memory (so
+// equal): the cache holds its IDs, so their memory is not reused.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
 // get returns the cached live entry of id, or nil. It compares the IDs
 // before it reads an entry: an entry is elsewhere in memory, and reading
 // the ones a miss passes by would cost a cache miss each.
 func (c *entryCache) get(id string) *entry {
 	i := c.slot(id)
 	for w := i; w < i+2; w++ {
-		if c[w].id == id {
+		if sameString(c[w].id, id) {
 			if e := c[w].e; e != nil && !e.gone {
 				return e
 			}
@@ -98,7 +107,7 @@ func (c *entryCache) get(id string) *entry {
 // put caches id's entry as the most recent of its set.
 func (c *entryCache) put(id string, e *entry) {
 	i := c.slot(id)
-	if c[i].id != id {
+	if !sameString(c[i].id, id) {
 		c[i+1] = c[i]
 	}
 	c[i].id, c[i].e = id, e

@@ -367,9 +367,15 @@ type recordKeyCache struct {
 	tab []recordKey
 }
 
+// recordKey is a cached record key. A short KeyID's bytes are kept in the
+// slot too, so that comparing them reads no other memory (the ID string
+// lives elsewhere on the heap, and the keys of a set mostly have the same
+// length).
 type recordKey struct {
-	id  string
-	key any
+	id    string
+	key   any
+	n     uint8 // len(id) when short holds it, else 0
+	short [15]byte
 }
 
 const maxCachedRecordKey = 64
@@ -389,10 +395,23 @@ func (c *recordKeyCache) lookup(kid []byte) (id string, key any, slot int) {
 	h := fnv1a(kid)
 	slot = int((h ^ h>>10) & uint32(len(c.tab)-1))
 	e := &c.tab[slot]
-	if e.id != "" && e.id == string(kid) {
+	if len(kid) <= len(e.short) {
+		if int(e.n) == len(kid) && string(e.short[:len(kid)]) == string(kid) {
+			return e.id, e.key, slot
+		}
+	} else if e.id == string(kid) {
 		return e.id, e.key, slot
 	}
 	return "", nil, slot
+}
+
+// set fills a slot lookup returned.
+func (c *recordKeyCache) set(slot int, id string, key any) {
+	e := &c.tab[slot]
+	e.id, e.key, e.n = id, key, 0
+	if len(id) <= len(e.short) {
+		e.n = uint8(copy(e.short[:], id))
+	}
 }
 
 func decode(b []byte, depth int, c *decodeCtx) (any, []byte, error) {
@@ -699,7 +718,7 @@ func decodeRecord(b []byte, r *Record, c *decodeCtx, rk *recordKeyCache) error {
 	}
 	r.Key, r.KeyID = k, string(kid)
 	if slot >= 0 {
-		rk.tab[slot].id, rk.tab[slot].key = r.KeyID, k
+		rk.set(slot, r.KeyID, k)
 	}
 	return nil
 }
