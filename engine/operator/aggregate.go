@@ -498,7 +498,8 @@ func (o *Rolling) Open(ctx *Context, out Collector) error {
 func (o *Rolling) Process(r *value.Record, _ int) error {
 	o.setKey(r)
 	acc := o.acc.Get()
-	if acc == nil {
+	fresh := acc == nil
+	if fresh {
 		var err error
 		if acc, err = o.agg.create(); err != nil {
 			return o.fail(err)
@@ -508,7 +509,11 @@ func (o *Rolling) Process(r *value.Record, _ int) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	o.acc.Set(acc)
+	// Fields update their accumulator in place (Get marked the key's
+	// state as changed); a reduce's is a new value.
+	if fresh || !o.isAgg {
+		o.acc.Set(acc)
+	}
 	o.lastTs = r.Ts
 	if o.ctx.Batch() {
 		return nil
