@@ -50,6 +50,10 @@ import (
 //   - The extra padding strings are cut from one shared pool of random
 //     letters (their lengths are Nexmark's), so they overlap between
 //     events; no query reads them.
+//
+// A reader builds each event and its body as rows (*value.Row) while
+// value.UseRows is on when it opens, else as maps, with the same content;
+// Event and EventFields always build maps.
 type Nexmark struct {
 	// Events bounds the source; negative means unbounded.
 	Events        int64
