@@ -460,3 +460,44 @@ func TestAggregateResultRows(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsAwareFunction: a function registered with udf.MapRows gets the
+// engine's rows as they are, while one registered with udf.Map gets maps.
+func TestRowsAwareFunction(t *testing.T) {
+	withRows(t, true)
+	var seen []any
+	udf.MapRows("rows-test-aware", func(v any) (any, error) { seen = append(seen, v); return v, nil })
+	udf.Map("rows-test-plain", func(v any) (any, error) { seen = append(seen, v); return v, nil })
+	if !udf.AcceptsRows("rows-test-aware") || udf.AcceptsRows("rows-test-plain") {
+		t.Fatal("udf.AcceptsRows does not tell the two apart")
+	}
+	row := deepRows(map[string]any{"a": map[string]any{"b": int64(1)}})
+	for _, fn := range []string{"rows-test-aware", "rows-test-plain"} {
+		seen = nil
+		n := int64(1)
+		p, err := plan.New(&spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
+			{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
+			{Name: "c", Call: fn},
+			{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
+		}}, plan.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Open(&Context{Ctx: context.Background(), Mode: spec.Batch, Parallelism: 1}, nop); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Ops[1].Process(&value.Record{Value: row}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 1 {
+			t.Fatalf("%s saw %d values", fn, len(seen))
+		}
+		if _, isRow := seen[0].(*value.Row); isRow != (fn == "rows-test-aware") {
+			t.Errorf("%s got a %T", fn, seen[0])
+		}
+	}
+}

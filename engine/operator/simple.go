@@ -152,8 +152,9 @@ type Call struct {
 	err  error
 	emit func(any)
 	// plain says the function gets value.Plain of each value: user code
-	// asserts map[string]any and must not see the engine's rows.
-	plain bool
+	// asserts map[string]any and must not see the engine's rows, unless
+	// it was registered to (rows: udf.AcceptsRows).
+	plain, rows bool
 }
 
 func (c *Call) emit1(v any, ts int64) error { return c.base.emit(v, ts) }
@@ -161,7 +162,7 @@ func (c *Call) emit1(v any, ts int64) error { return c.base.emit(v, ts) }
 func (c *Call) Open(ctx *Context, out Collector) error {
 	c.base.Open(ctx, out)
 	// Without rows nothing is converted: Plain would only walk the value.
-	c.plain = value.UseRows
+	c.plain = value.UseRows && !c.rows
 	c.emit = func(v any) {
 		if c.err != nil {
 			return

@@ -14,12 +14,20 @@ import (
 
 // Func processes one record value and emits zero or more output values.
 // It covers map (emit once), filter (emit the input or not) and flatMap.
-// Values are the engine's dynamic values; do not modify the input in place.
+// Values are the engine's dynamic values (maps are map[string]any); do not
+// modify the input in place.
+//
+// The engine may hold a map value as a *value.Row (the same fields, by
+// index). A function registered with Register, Map or Filter never sees
+// one: it gets value.Plain of its input. One registered with RegisterRows
+// or MapRows gets the values as the engine holds them and must read maps
+// with value.Field, value.RangeFields and the like (it saves the copy).
 type Func func(v any, emit func(any)) error
 
 var (
 	mu    sync.RWMutex
 	funcs = map[string]Func{}
+	rows  = map[string]bool{} // functions that take rows
 	sinks = map[string]connector.Sink{}
 )
 
@@ -31,6 +39,35 @@ func Register(name string, fn Func) {
 		panic(fmt.Sprintf("udf: function %q registered twice", name))
 	}
 	funcs[name] = fn
+}
+
+// RegisterRows is Register for a function that reads the engine's rows
+// itself (see Func).
+func RegisterRows(name string, fn Func) {
+	Register(name, fn)
+	mu.Lock()
+	defer mu.Unlock()
+	rows[name] = true
+}
+
+// AcceptsRows reports whether the function name was registered to take
+// rows (RegisterRows, MapRows).
+func AcceptsRows(name string) bool {
+	mu.RLock()
+	defer mu.RUnlock()
+	return rows[name]
+}
+
+// MapRows is Map for a function that reads the engine's rows itself (see
+// Func).
+func MapRows(name string, fn func(v any) (any, error)) {
+	RegisterRows(name, func(v any, emit func(any)) error {
+		out, err := fn(v)
+		if err == nil {
+			emit(out)
+		}
+		return err
+	})
 }
 
 // Map registers a one-to-one function.
