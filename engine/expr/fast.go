@@ -6,7 +6,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/common"
@@ -591,8 +594,33 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			return sliceFn(target, args[0], args[1], c.count)
 		case fn == "@sortByAssociatedKeys" && len(args) == 1:
 			return sortByKeysFn(target, args[0], c.count)
+		case c.count:
+		case len(args) == 1 && (fn == overloads.Contains || fn == overloads.StartsWith || fn == overloads.EndsWith):
+			return stringPredFn(target, args[0], fn)
+		case len(args) == 1 && fn == overloads.Matches:
+			if re := literalRegexp(call.Args()[0]); re != nil {
+				return matchesFn(target, re)
+			}
+		case len(args) == 0 && (fn == "lowerAscii" || fn == "upperAscii"):
+			return asciiCaseFn(target, fn == "lowerAscii")
+		case len(args) == 1 && fn == "split":
+			return splitFn(target, args[0])
 		}
 		return nil
+	}
+	if args := call.Args(); len(args) == 2 && !c.count && (fn == overloads.Matches || fn == "regex.extractAll") {
+		re := literalRegexp(args[1])
+		if re == nil || fn != overloads.Matches && len(re.SubexpNames()) > 2 {
+			return nil // more than one group: CEL's error
+		}
+		target := c.compile(args[0])
+		if target == nil {
+			return nil
+		}
+		if fn == overloads.Matches {
+			return matchesFn(target, re)
+		}
+		return extractAllFn(target, re)
 	}
 	if isStringConcat(call) {
 		return c.compileConcat(call)
@@ -1442,6 +1470,146 @@ func (c *fastCompiler) compileConstArith(call celast.CallExpr) fastFn {
 			}
 		}
 		return v, true
+	}
+}
+
+// String functions on string operands (any other operand is CEL's
+// business), not when counting cost: contains, startsWith, endsWith,
+// matches and regex.extractAll with a literal pattern (compiled once, as
+// CEL's optimizer does), lowerAscii, upperAscii and split.
+
+// stringPredFn is s.contains(t), s.startsWith(t) or s.endsWith(t).
+func stringPredFn(target, arg fastFn, fn string) fastFn {
+	pred := strings.Contains
+	switch fn {
+	case overloads.StartsWith:
+		pred = strings.HasPrefix
+	case overloads.EndsWith:
+		pred = strings.HasSuffix
+	}
+	return func(a *activation) (any, bool) {
+		v, t, ok := operands(a, target, arg)
+		s, isStr := v.(string)
+		u, isStr2 := t.(string)
+		if !ok || !isStr || !isStr2 {
+			return nil, false
+		}
+		return pred(s, u), true
+	}
+}
+
+// splitFn is s.split(sep) (ext.Strings: strings.Split).
+func splitFn(target, sep fastFn) fastFn {
+	return func(a *activation) (any, bool) {
+		v, t, ok := operands(a, target, sep)
+		s, isStr := v.(string)
+		u, isStr2 := t.(string)
+		if !ok || !isStr || !isStr2 {
+			return nil, false
+		}
+		parts := strings.Split(s, u)
+		out := make([]any, len(parts))
+		for i, p := range parts {
+			out[i] = p
+		}
+		return out, true
+	}
+}
+
+// literalRegexp is a string literal compiled as a regular expression, or
+// nil (not a literal, or not a valid pattern: CEL's error).
+func literalRegexp(e celast.Expr) *regexp.Regexp {
+	if e.Kind() != celast.LiteralKind {
+		return nil
+	}
+	p, ok := e.AsLiteral().(types.String)
+	if !ok {
+		return nil
+	}
+	re, err := regexp.Compile(string(p))
+	if err != nil {
+		return nil
+	}
+	return re
+}
+
+// matchesFn is s.matches(re) (or matches(s, re)): an unanchored search.
+func matchesFn(target fastFn, re *regexp.Regexp) fastFn {
+	return func(a *activation) (any, bool) {
+		v, ok := target(a)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return nil, false
+		}
+		return re.MatchString(s), true
+	}
+}
+
+// extractAllFn is regex.extractAll(s, re) for a pattern with at most one
+// capturing group: every match, or the group's non-empty matches.
+func extractAllFn(target fastFn, re *regexp.Regexp) fastFn {
+	group := len(re.SubexpNames()) - 1
+	return func(a *activation) (any, bool) {
+		v, ok := target(a)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return nil, false
+		}
+		var out []any
+		if group == 0 {
+			for _, m := range re.FindAllString(s, -1) {
+				out = append(out, m)
+			}
+		} else {
+			for _, m := range re.FindAllStringSubmatch(s, -1) {
+				if m[1] != "" {
+					out = append(out, m[1])
+				}
+			}
+		}
+		if out == nil {
+			out = []any{}
+		}
+		return out, true
+	}
+}
+
+// asciiCaseFn is s.lowerAscii() or s.upperAscii(): the ASCII letters
+// changed, as ext.Strings does it (through runes, so invalid UTF-8 comes
+// out as U+FFFD); a string that is valid ASCII with nothing to change is
+// returned as it is.
+func asciiCaseFn(target fastFn, lower bool) fastFn {
+	from, to := byte('A'), byte('Z')
+	if !lower {
+		from, to = 'a', 'z'
+	}
+	conv := unicode.ToUpper
+	if lower {
+		conv = unicode.ToLower
+	}
+	return func(a *activation) (any, bool) {
+		v, ok := target(a)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return nil, false
+		}
+		same := true
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c >= utf8.RuneSelf || c >= from && c <= to {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s, true
+		}
+		runes := []rune(s)
+		for i, r := range runes {
+			if r <= unicode.MaxASCII {
+				runes[i] = conv(r)
+			}
+		}
+		return string(runes), true
 	}
 }
 

@@ -131,6 +131,20 @@ func genRich(rng *rand.Rand, depth int, scope []string) string {
 	case 26:
 		return "size(" + list() + ")"
 	case 27:
+		if rng.Intn(2) == 0 {
+			str := pick("record.s", "'héllo'", "string("+sub()+")", sub(), "'A-b'")
+			switch rng.Intn(5) {
+			case 0:
+				return str + "." + pick("contains", "startsWith", "endsWith") + "(" + pick("'h'", "''", "'lo'", sub()) + ")"
+			case 1:
+				return str + ".matches(" + pick("'^h'", "'l+'", "'[0-9]'", "''") + ")"
+			case 2:
+				return str + "." + pick("lowerAscii()", "upperAscii()", "split('l')", "split('')")
+			case 3:
+				return "regex.extractAll(" + str + ", " + pick("'[a-z]+'", "'l(.)'", "'(x)?'", "'é'") + ")"
+			}
+			return "matches(" + str + ", 'o$')"
+		}
 		return "(" + sub() + " == " + sub() + ")"
 	}
 	return leaf()

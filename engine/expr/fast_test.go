@@ -224,6 +224,10 @@ func TestFastCompilesCommonExpressions(t *testing.T) {
 		{"state == null ? [] : state.bids.filter(b, b.t > record.t)", []string{Record, State}},
 		{"math.greatest(record.xs.map(x, x.p))", []string{Record}},
 		{"record.xs.slice(0, size(record.xs) - 1) + [record.xs[0]]", []string{Record}},
+		{"record.s.contains('a') && record.s.startsWith('b') || record.s.endsWith(record.t)", []string{Record}},
+		{"record.s.matches('^a+$') || matches(record.t, 'b')", []string{Record}},
+		{"regex.extractAll(record.line.lowerAscii(), '[a-z]+').map(w, {'word': w, 'n': 1})", []string{Record}},
+		{"record.s.upperAscii()", []string{Record}},
 	} {
 		p, err := Compile(c.src, Any, c.vars...)
 		if err != nil {
@@ -234,7 +238,8 @@ func TestFastCompilesCommonExpressions(t *testing.T) {
 		}
 	}
 	// Not handled: left to CEL.
-	for _, src := range []string{"record.?a.orValue(1)", "b'x'", "record.s.contains('a')", "record.s.matches('a')"} {
+	for _, src := range []string{"record.?a.orValue(1)", "b'x'", "record.s.matches(record.p)", "record.s.split(',', 2)",
+		"regex.extractAll(record.s, '(a)(b)')", "record.s.indexOf('a')"} {
 		p, err := Compile(src, Any, Record)
 		if err != nil {
 			t.Fatal(err)

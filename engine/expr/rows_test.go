@@ -410,3 +410,40 @@ func TestFastSelectsFromLargeMaps(t *testing.T) {
 		}
 	}
 }
+
+// The string functions the fast evaluator knows give CEL's results, on
+// ASCII, other UTF-8 and invalid UTF-8, and are left to CEL on other
+// operand types.
+func TestFastStringFunctions(t *testing.T) {
+	inputs := []string{"", "Hello World", "héllo WÖRLD", "ÉCOLE école", "a\xffB", "abc123 l1l2", "xx", "ID:12,id:345"}
+	for _, src := range []string{
+		"record.s.contains('l')", "record.s.startsWith('H')", "record.s.endsWith('D')", "record.s.contains('')",
+		"record.s.matches('^[a-z]+$')", "matches(record.s, 'l+')", "record.s.matches('(?i)hello')",
+		"record.s.lowerAscii()", "record.s.upperAscii()", "record.s.lowerAscii() == record.s",
+		"regex.extractAll(record.s, '[a-z]+')", "regex.extractAll(record.s, 'l(.)')", "regex.extractAll(record.s, '(x)?')",
+		"regex.extractAll(record.s.lowerAscii(), '(?:id):([0-9]+)')", "regex.extractAll(record.s, '')",
+		"record.s.split(' ')", "record.s.split('')", "record.s.split('l').filter(w, w != '').map(w, {'w': w})",
+	} {
+		p, err := Compile(src, Any, Record)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if p.fast == nil {
+			t.Fatalf("%s: not compiled to the fast evaluator", src)
+		}
+		for _, s := range inputs {
+			for _, in := range []any{map[string]any{"s": s}, value.RowOf(map[string]any{"s": s})} {
+				want, wantErr := celEval(p, in)
+				got, ok := fastEval(p, in)
+				if !ok || wantErr != nil || !sameValue(got, want) {
+					t.Errorf("%s on %q: fast %#v (handled %v), CEL %#v (%v)", src, s, got, ok, want, wantErr)
+				}
+			}
+		}
+		// Another type: CEL's error.
+		in := map[string]any{"s": int64(1)}
+		if got, ok := fastEval(p, in); ok {
+			t.Errorf("%s on an int: fast gives %#v", src, got)
+		}
+	}
+}
