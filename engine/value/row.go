@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // A Row is the engine's other form of a map value: fields named by a shared,
@@ -29,8 +30,14 @@ import (
 var UseRows = os.Getenv("FLINKJOB_ROWS") != "0"
 
 // Schema is the sorted, distinct field names of a row. Schemas are interned:
-// rows with the same fields share one *Schema, so pointer equality is
-// schema equality. Sorted order is the order of the binary encoding and of
+// rows with the same fields share one *Schema, so a reader can cache what it
+// worked out for a schema by its pointer. Up to maxInterned of them: past
+// that, a new set of names gets a schema of its own each time (decoded maps
+// whose keys are data, such as a map from user id to count kept in state,
+// would otherwise grow the table without end), so two schemas of the same
+// names may differ by pointer. Equal pointers always mean equal names;
+// code that needs equality compares Names when the pointers differ. Sorted
+// order is the order of the binary encoding and of
 // JSON output, so a row is written field by field without sorting.
 type Schema struct {
 	names []string
@@ -42,7 +49,14 @@ type Schema struct {
 // it, comparing a handful of short strings costs less than hashing one.
 const wideSchema = 12
 
-var schemas sync.Map // joined names -> *Schema
+var (
+	schemas  sync.Map // schemaKey(names) -> *Schema
+	interned atomic.Int64
+)
+
+// maxInterned bounds the schemas kept for sharing (a few MB of names); a
+// variable for tests.
+var maxInterned int64 = 1 << 14
 
 // SchemaOf returns the interned schema of these field names (in any order).
 // It fails on a duplicate name.
@@ -88,7 +102,13 @@ func internSorted(sorted []string) *Schema {
 			s.index[n] = i
 		}
 	}
-	actual, _ := schemas.LoadOrStore(key, s)
+	if interned.Load() >= maxInterned {
+		return s
+	}
+	actual, loaded := schemas.LoadOrStore(key, s)
+	if !loaded {
+		interned.Add(1)
+	}
 	return actual.(*Schema)
 }
 

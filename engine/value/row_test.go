@@ -3,6 +3,7 @@ package value
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -80,5 +81,32 @@ func TestSchemaInterned(t *testing.T) {
 		if r.Len() != n || len(r.Values()) != n {
 			t.Fatalf("NewRow of %d fields has %d", n, r.Len())
 		}
+	}
+}
+
+// Past maxInterned schemas, new names get schemas of their own (the table
+// stops growing) and rows of them still work; known names stay shared.
+func TestSchemaTableIsBounded(t *testing.T) {
+	known := MustSchemaOf("known")
+	defer func(was int64) { maxInterned = was }(maxInterned)
+	maxInterned = interned.Load() + 3
+	for i := interned.Load(); i <= maxInterned; i++ {
+		SchemaOfSorted([]string{fmt.Sprintf("k%08d", i)})
+	}
+	n := interned.Load()
+	a, b := MustSchemaOf("fresh", "x"), MustSchemaOf("x", "fresh")
+	if interned.Load() != n || n > maxInterned {
+		t.Fatalf("the table grew past its bound: %d", interned.Load())
+	}
+	if a == b || !reflect.DeepEqual(a.Names(), b.Names()) {
+		t.Fatal("names past the bound should get equal, unshared schemas")
+	}
+	if MustSchemaOf("known") != known {
+		t.Fatal("a known schema is no longer shared")
+	}
+	r := NewRow(a)
+	r.Set(a.Index("x"), int64(1))
+	if got := string(ToJSON(r)); got != `{"fresh":null,"x":1}` {
+		t.Fatalf("row of an unshared schema: %s", got)
 	}
 }
