@@ -59,6 +59,10 @@ type entry struct {
 	// snapshot copies instead of encoding the values again.
 	snapGen          uint32
 	snapOff, snapLen uint32
+	// kts is the key's timers by domain once a registration or a firing
+	// linked them (hash form): registering finds them without a lookup.
+	// Stale once empty (they left their queue).
+	kts [2]*keyTimers
 }
 
 // entryCache remembers the entries of recently selected keys by the

@@ -54,13 +54,17 @@ type timerQueue struct {
 
 // keyTimers is one key's registered timers. Once its last timer fires or
 // is deleted it leaves keys for good; a later timer of the key gets a new
-// keyTimers, so a bucket entry pointing to a departed one is stale.
+// keyTimers, so a bucket entry pointing to a departed one is stale. A
+// keyTimers is in keys exactly while it has timers (reset empties them).
 type keyTimers struct {
 	id     string
 	key    any
 	ts     []int64
 	inline [2]int64 // ts's first backing array: one allocation per key
 	group  int32    // key group plus one, once a GroupWriter computed it
+	// e is the key's state entry once linked (see entry.kts): firing a
+	// timer selects it without looking the key up. Stale once e.gone.
+	e *entry
 	// snapGen, snapOff and snapLen place the key's timers in the last
 	// snapshot's encoding while they are unchanged, as entry's do.
 	snapGen          uint32
@@ -137,7 +141,8 @@ func (q *timerQueue) bucket(ts int64) *timerBucket {
 	return b
 }
 
-func (q *timerQueue) add(ts int64, keyID string, key any) {
+// add registers a timer of keyID and returns the key's timers.
+func (q *timerQueue) add(ts int64, keyID string, key any) *keyTimers {
 	kt := q.keys[keyID]
 	if kt == nil {
 		if q.keys == nil {
@@ -146,9 +151,17 @@ func (q *timerQueue) add(ts int64, keyID string, key any) {
 		kt = &keyTimers{id: keyID, key: key}
 		kt.ts = kt.inline[:0]
 		q.keys[keyID] = kt
-	} else if kt.index(ts) >= 0 {
+	}
+	q.addTo(kt, ts)
+	return kt
+}
+
+// addTo registers a timer of a key whose timers are in keys.
+func (q *timerQueue) addTo(kt *keyTimers, ts int64) {
+	if kt.index(ts) >= 0 {
 		return
 	}
+	keyID := kt.id
 	kt.ts = append(kt.ts, ts)
 	kt.snapGen = 0
 	q.n++
@@ -213,6 +226,9 @@ func (q *timerQueue) reset() {
 		q.free = append(q.free, b)
 	}
 	clear(q.buckets)
+	for _, kt := range q.keys {
+		kt.ts = kt.ts[:0] // out of keys: a link to it is stale
+	}
 	clear(q.keys)
 	q.n = 0
 	q.times = q.times[:0]
@@ -274,9 +290,22 @@ func NewTimers(k *Keyed) *Timers {
 	return &Timers{k: k}
 }
 
-// Register adds a timer for the current key.
+// Register adds a timer for the current key. A key with state finds its
+// timers through its entry (linked on its first registration) instead of
+// looking them up.
 func (t *Timers) Register(d Domain, ts int64) {
-	t.queues[d].add(ts, t.k.curID, t.k.curKey)
+	q := &t.queues[d]
+	e := t.k.cur
+	if e == nil || t.k.batch {
+		q.add(ts, t.k.curID, t.k.curKey)
+		return
+	}
+	if kt := e.kts[d]; kt != nil && len(kt.ts) > 0 {
+		q.addTo(kt, ts)
+		return
+	}
+	kt := q.add(ts, t.k.curID, t.k.curKey)
+	e.kts[d], kt.e = kt, e
 }
 
 // Delete removes a timer of the current key.
@@ -309,14 +338,25 @@ func (t *Timers) PopDue(d Domain, upTo int64) (Timer, bool) {
 		return Timer{}, false
 	}
 	ts, e := b.ts, b.ents[b.pos]
-	id, key := e.id, e.kt.key
-	q.remove(e.kt, e.kt.index(ts))
+	kt := e.kt
+	id, key := e.id, kt.key
+	q.remove(kt, kt.index(ts))
 	b.ents[b.pos] = bucketEntry{}
 	b.pos++
 	if b.pos == len(b.ents) {
 		q.dropHead(b)
 	}
-	t.k.SetCurrentKey(id, key)
+	k := t.k
+	if en := kt.e; en != nil && !en.gone && !k.batch {
+		if id != k.curID || k.cur != en {
+			k.curID, k.curKey, k.cur = id, key, en
+		}
+	} else {
+		k.SetCurrentKey(id, key)
+		if cur := k.cur; cur != nil && !k.batch && len(kt.ts) > 0 {
+			cur.kts[d], kt.e = kt, cur
+		}
+	}
 	return Timer{Ts: ts, KeyID: id, Key: key, Domain: d}, true
 }
 

@@ -43,11 +43,15 @@ func (r *refTimers) sorted(d Domain) []refID {
 }
 
 // Random registrations, deletions and pops (including registrations made
-// while a timestamp is being fired) must match the specification.
+// while a timestamp is being fired) must match the specification, and a
+// fired timer's key must be current with its own state, while keys gain
+// and lose state (a key's entry and its timers are linked).
 func TestTimersMatchSpecification(t *testing.T) {
 	for seed := int64(0); seed < 300; seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		k := NewHash()
+		v := k.Value("v", Codec{})
+		refState := map[int64]any{}
 		tm := NewTimers(k)
 		ref := &refTimers{set: map[Domain]map[refID]any{0: {}, 1: {}}}
 		nkeys := 1 + rng.Intn(8)
@@ -81,8 +85,19 @@ func TestTimersMatchSpecification(t *testing.T) {
 					if got.Ts != w.ts || got.KeyID != w.keyID || got.Key != ref.set[d][w] || got.Domain != d {
 						t.Fatalf("seed %d step %d: PopDue = %+v, want %+v", seed, step, got, w)
 					}
-					if k.CurrentKeyID() != w.keyID {
+					if k.CurrentKeyID() != w.keyID || k.CurrentKey() != got.Key {
 						t.Fatalf("seed %d step %d: current key %q after PopDue of %q", seed, step, k.CurrentKeyID(), w.keyID)
+					}
+					if sv := v.Get(); sv != refState[got.Key.(int64)] {
+						t.Fatalf("seed %d step %d: fired key %v has state %v, want %v", seed, step, got.Key, sv, refState[got.Key.(int64)])
+					}
+					if rng.Intn(3) == 0 { // the firing changes the key's state
+						nv := any(int64(step))
+						if rng.Intn(2) == 0 {
+							nv = nil
+						}
+						v.Set(nv)
+						refState[got.Key.(int64)] = nv
 					}
 					delete(ref.set[d], w)
 				}
@@ -97,6 +112,14 @@ func TestTimersMatchSpecification(t *testing.T) {
 					tm.Reset()
 					ref.set = map[Domain]map[refID]any{0: {}, 1: {}}
 				}
+				// A key gains or loses its state.
+				k.SetCurrentKey(value.KeyID(key), key)
+				nv := any(int64(step))
+				if rng.Intn(2) == 0 {
+					nv = nil
+				}
+				v.Set(nv)
+				refState[key] = nv
 			}
 			for dd := Domain(0); dd < 2; dd++ {
 				if tm.Pending(dd) != len(ref.set[dd]) {
