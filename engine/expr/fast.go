@@ -709,13 +709,11 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 			}
 		case operators.Equals, operators.NotEquals:
 			ne := fn == operators.NotEquals
-			if !c.count {
-				if k, ok := literalOf(call.Args()[1]); ok {
-					return eqConstFn(x, k, ne)
-				}
-				if k, ok := literalOf(call.Args()[0]); ok {
-					return eqConstFn(y, k, ne) // == is symmetric
-				}
+			if k, ok := literalOf(call.Args()[1]); ok {
+				return eqConstFn(c.chargeConst(x, k), k, ne)
+			}
+			if k, ok := literalOf(call.Args()[0]); ok {
+				return eqConstFn(c.chargeConst(y, k), k, ne) // == is symmetric
 			}
 			count, check := c.count, c.check
 			return func(a *activation) (any, bool) {
@@ -730,11 +728,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				return eq != ne, ok
 			}
 		case operators.Less, operators.LessEquals, operators.Greater, operators.GreaterEquals:
-			if !c.count {
-				if k, ok := literalOf(call.Args()[1]); ok {
-					if f := cmpConstFn(x, k, fn); f != nil {
-						return f
-					}
+			if k, ok := literalOf(call.Args()[1]); ok {
+				if f := cmpConstFn(c.chargeConst(x, k), k, fn); f != nil {
+					return f
 				}
 			}
 			want := compareWant(fn)
@@ -754,8 +750,9 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 				return want(c), true
 			}
 		case operators.In:
-			if l, ok := constList(call.Args()[1]); ok && !c.count {
-				return inConstFn(x, l, c.check)
+			if l, ok := constList(call.Args()[1]); ok {
+				// The list and its literals, and in's traversal.
+				return inConstFn(c.chargeAfter(x, nodeCost(call.Args()[1])+2*uint64(len(l))+1), l, c.check)
 			}
 			return inFn(x, y, c.check, c.count)
 		case operators.Index:
@@ -769,6 +766,21 @@ func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 		}
 	}
 	return nil
+}
+
+// chargeConst makes x, compared with the literal k, charge what CEL
+// charges for the literal and for the comparison's traversal of both
+// operands, counting cost.
+func (c *fastCompiler) chargeConst(x fastFn, k any) fastFn {
+	if !c.count {
+		return x
+	}
+	w := 1 + costOf(k)
+	return func(a *activation) (any, bool) {
+		v, ok := x(a)
+		a.cost += w + costOf(v)
+		return v, ok
+	}
 }
 
 // literalOf is the value of a scalar literal (not bytes, which are
@@ -1399,14 +1411,39 @@ func (c *fastCompiler) compileAppendLiteral(call celast.CallExpr) fastFn {
 // compileConstArith compiles x op k1 op k2 ... (record.price * 908 / 1000),
 // where every right operand is an int literal, to apply the operations
 // to an int x without boxing the intermediate results; nil for any other
-// call. Not when counting cost: the boxed operators count it.
+// call.
 func (c *fastCompiler) compileConstArith(call celast.CallExpr) fastFn {
-	type step struct {
-		op  func(x, y int64) (int64, bool)
-		gen func(l, r any) (any, bool)
-		k   int64
+	ca := c.constArithOf(call)
+	if ca == nil {
+		return nil
 	}
-	var steps []step
+	return func(a *activation) (any, bool) {
+		i, v, isInt, ok := ca.eval(a)
+		if isInt {
+			return i, ok
+		}
+		return v, ok
+	}
+}
+
+// constArith is x op k1 op k2 ... (see compileConstArith).
+type constArith struct {
+	x     fastFn
+	steps []arithStep
+	count bool
+}
+
+type arithStep struct {
+	op  func(x, y int64) (int64, bool)
+	gen func(l, r any) (any, bool)
+	k   int64
+}
+
+// constArithOf compiles call as a constArith, or returns nil. Counting
+// cost, it charges the nodes other than the outermost call (its
+// literals and inner calls), which the caller charges.
+func (c *fastCompiler) constArithOf(call celast.CallExpr) *constArith {
+	var steps []arithStep
 	e := celast.Expr(nil)
 	for cur := call; ; {
 		fn, args := cur.FunctionName(), cur.Args()
@@ -1429,47 +1466,63 @@ func (c *fastCompiler) compileConstArith(call celast.CallExpr) fastFn {
 			op = divInt
 		case operators.Modulo:
 			op = modInt
-		default:
-			op = nil
 		}
 		if op == nil {
 			break
 		}
-		steps = append(steps, step{op, arith(fn), int64(k)})
+		steps = append(steps, arithStep{op, arith(fn), int64(k)})
 		e = args[0]
 		if e.Kind() != celast.CallKind {
 			break
 		}
 		cur = e.AsCall()
 	}
-	if len(steps) == 0 || c.count {
+	if len(steps) == 0 {
 		return nil
 	}
 	slices.Reverse(steps) // innermost first
-	x := c.compile(e)
+	x := c.chargeAfter(c.compile(e), uint64(2*len(steps)-1))
 	if x == nil {
 		return nil
 	}
+	return &constArith{x: x, steps: steps, count: c.count}
+}
+
+// eval is the result: an int (i, isInt), or another value (v) when x is
+// not an int, through the boxed operations, each as before.
+func (ca *constArith) eval(a *activation) (i int64, v any, isInt, ok bool) {
+	if v, ok = ca.x(a); !ok {
+		return 0, nil, false, false
+	}
+	if i, isInt = v.(int64); isInt {
+		for _, s := range ca.steps {
+			if i, ok = s.op(i, s.k); !ok {
+				return 0, nil, false, false
+			}
+		}
+		return i, nil, true, true
+	}
+	for _, s := range ca.steps {
+		if ca.count {
+			a.cost += costOf(v) // + CEL's traversal of a string or list
+		}
+		if v, ok = s.gen(v, s.k); !ok {
+			return 0, nil, false, false
+		}
+	}
+	return 0, v, false, true
+}
+
+// chargeAfter makes x charge w more, counting cost: the nodes an
+// operation compiled as one closure takes the place of.
+func (c *fastCompiler) chargeAfter(x fastFn, w uint64) fastFn {
+	if x == nil || !c.count || w == 0 {
+		return x
+	}
 	return func(a *activation) (any, bool) {
 		v, ok := x(a)
-		if !ok {
-			return nil, false
-		}
-		if i, isInt := v.(int64); isInt {
-			for _, s := range steps {
-				if i, ok = s.op(i, s.k); !ok {
-					return nil, false
-				}
-			}
-			return i, true
-		}
-		// Another type: the boxed operations, each as before.
-		for _, s := range steps {
-			if v, ok = s.gen(v, s.k); !ok {
-				return nil, false
-			}
-		}
-		return v, true
+		a.cost += w
+		return v, ok
 	}
 }
 
@@ -1686,6 +1739,24 @@ func (c *fastCompiler) compileConcat(call celast.CallExpr) fastFn {
 				return walk(call.Args()[0]) && walk(call.Args()[1])
 			}
 			if isStringConversion(call) {
+				if arg := call.Args()[0]; arg.Kind() == celast.CallKind {
+					if ca := c.constArithOf(arg.AsCall()); ca != nil {
+						own += 2 // string() and the outermost operation
+						parts = append(parts, func(a *activation) bool {
+							i, v, isInt, ok := ca.eval(a)
+							if !ok {
+								return false
+							}
+							if isInt {
+								a.buf = strconv.AppendInt(a.buf, i, 10)
+								return true
+							}
+							a.buf, ok = appendString(a.buf, v)
+							return ok
+						})
+						return true
+					}
+				}
 				x := c.compile(call.Args()[0])
 				if x == nil {
 					return false
