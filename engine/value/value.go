@@ -1,9 +1,11 @@
 // Package value defines the record that flows through the engine and the
 // dynamic values it carries: nil, bool, int64, uint64, float64, string,
 // []byte, []any and map[string]any (the JSON data model plus 64-bit integers
-// and bytes, which is what CEL expressions read and produce). It also holds
-// the compact binary encoding used for everything that crosses a shuffle or
-// goes to storage.
+// and bytes, which is what CEL expressions read and produce), and *Row, the
+// other form of a map: the same fields by index under a shared schema
+// (row.go), which the binary decoder produces when UseRows is on. It also
+// holds the compact binary encoding used for everything that crosses a
+// shuffle or goes to storage.
 package value
 
 import (
