@@ -40,32 +40,42 @@ func BenchmarkKafkaSink(b *testing.B) {
 }
 
 // BenchmarkKafkaSource reads pre-written records (bounded) with one
-// subtask, values as strings and decoded JSON, making maps and rows (A/B in
-// one run). cpu-ns/op is the process's CPU time per record (the in-process
-// broker's and GC included), steadier than records/s on a loaded machine.
+// subtask: values as strings and as decoded JSON from 3 partitions, and
+// strings from 24 (the per-partition work per record), making maps and
+// rows (A/B in one run). cpu-ns/op is the process's CPU time per record
+// (the in-process broker's and GC included), steadier than records/s on a
+// loaded machine.
 func BenchmarkKafkaSource(b *testing.B) {
-	_, addrs := newKafka(b, 3, "in")
 	const n = 100000
-	s, err := NewKafkaSink(spec.KafkaSink{BootstrapServers: addrs, Topic: "in"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := s.Open(context.Background(), 0, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		if err := w.Write(&value.Record{Value: map[string]any{"i": int64(i), "s": fmt.Sprint("v", i)}, Ts: int64(i)}); err != nil {
+	fill := func(partitions int32) []string {
+		_, addrs := newKafka(b, partitions, "in")
+		s, err := NewKafkaSink(spec.KafkaSink{BootstrapServers: addrs, Topic: "in"})
+		if err != nil {
 			b.Fatal(err)
 		}
+		w, err := s.Open(context.Background(), 0, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if err := w.Write(&value.Record{Value: map[string]any{"i": int64(i), "s": fmt.Sprint("v", i)}, Ts: int64(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return addrs
 	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	for _, f := range []spec.KafkaFormat{spec.KafkaString, spec.KafkaJSON} {
+	three, many := fill(3), fill(24)
+	for _, c := range []struct {
+		name  string
+		addrs []string
+		f     spec.KafkaFormat
+	}{{"string", three, spec.KafkaString}, {"json", three, spec.KafkaJSON}, {"string-24-partitions", many, spec.KafkaString}} {
 		for _, rows := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/rows=%v", f, rows), func(b *testing.B) {
-				k := spec.KafkaSource{BootstrapServers: addrs, Topics: []string{"in"}, Format: f,
+			b.Run(fmt.Sprintf("%s/rows=%v", c.name, rows), func(b *testing.B) {
+				k := spec.KafkaSource{BootstrapServers: c.addrs, Topics: []string{"in"}, Format: c.f,
 					StoppingOffsets: &spec.KafkaOffsets{Mode: spec.OffsetsLatest}}
 				old := value.UseRows
 				defer func() { value.UseRows = old }()

@@ -88,10 +88,13 @@ type partState struct {
 	// last fetch that returned its records, -1 while unknown: published
 	// once per poll for Lags, which runs on another goroutine.
 	pubNext, pubEnd atomic.Int64
+	// topic and partition boxed once, shared by the partition's records
+	// (immutable values: one allocation less per record each).
+	topicBox, partitionBox any
 }
 
 func newPartState(tp topicPartition) *partState {
-	ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64}
+	ps := &partState{tp: tp, next: -1, stop: -1, maxTs: math.MinInt64, topicBox: tp.Topic, partitionBox: int64(tp.Partition)}
 	ps.pubNext.Store(-1)
 	ps.pubEnd.Store(-1)
 	return ps
@@ -153,6 +156,11 @@ type kafkaReader struct {
 
 	ts Timestamped // reused for every record
 	wm int64       // the watermark reported so far (never decreases)
+	// tsBox is the last record timestamp boxed, shared by the records of
+	// the same millisecond (often many in a batch).
+	tsBox    any
+	tsBoxed  int64
+	hasTsBox bool
 	// rows: records are rows of kafkaRecordSchema (value.UseRows at Open).
 	rows bool
 
@@ -682,6 +690,9 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 			}
 			ps.pubEnd.Store(end)
 			defer func() { ps.pubNext.Store(ps.next) }()
+			// The other partitions do not change while this one's records
+			// are emitted: their part of the watermark is taken once.
+			others := r.othersWatermark(ps, now)
 			for _, rec := range fp.Records {
 				if rec.Offset < ps.next {
 					continue
@@ -693,17 +704,21 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 				if rec.Attrs.IsControl() {
 					continue // a transaction marker: it only moves the offset
 				}
-				v, err := r.decode(rec)
+				ts := rec.Timestamp.UnixMilli()
+				v, err := r.decode(rec, ps, ts)
 				if err != nil {
 					rerr = err
 					return
 				}
-				ts := rec.Timestamp.UnixMilli()
 				if ts > ps.maxTs {
 					ps.maxTs = ts
 				}
 				ps.lastActive = now
-				r.ts.Value, r.ts.Ts, r.ts.Watermark = v, ts, r.watermark(now)
+				// This partition is active: it just produced a record.
+				if wm := min(others, r.partWatermark(ps)); wm > r.wm {
+					r.wm = wm
+				}
+				r.ts.Value, r.ts.Ts, r.ts.Watermark = v, ts, r.wm
 				emit(&r.ts)
 				n++
 			}
@@ -737,33 +752,37 @@ func (r *kafkaReader) allDone() bool {
 	return true
 }
 
-// watermark is the minimum of the partitions' watermarks (largest
-// timestamp - bound - 1) over the partitions that are neither finished nor
-// idle, as Flink's per-split watermark multiplexer computes it. It never
-// goes back.
-func (r *kafkaReader) watermark(now time.Time) int64 {
+// The reader's watermark after a record is the minimum of the partitions'
+// watermarks (largest timestamp - bound - 1) over the partitions that are
+// neither finished nor idle, as Flink's per-split watermark multiplexer
+// computes it, and it never goes back: Read takes the minimum of the
+// record's partition's (partWatermark) and the others' (othersWatermark).
+
+// partWatermark is one partition's watermark.
+func (r *kafkaReader) partWatermark(p *partState) int64 {
+	if p.maxTs != math.MinInt64 && p.maxTs > math.MinInt64+r.src.WatermarkBound+1 {
+		return p.maxTs - r.src.WatermarkBound - 1
+	}
+	return value.MinWatermark
+}
+
+// othersWatermark is the minimum watermark of the partitions other than
+// skip that are neither finished nor idle at now (MaxInt64 when none is).
+func (r *kafkaReader) othersWatermark(skip *partState, now time.Time) int64 {
 	wm := int64(math.MaxInt64)
-	active := false
 	for _, p := range r.parts {
-		if p.done || (r.src.Idleness > 0 && now.Sub(p.lastActive) >= r.src.Idleness) {
+		if p == skip || p.done || (r.src.Idleness > 0 && now.Sub(p.lastActive) >= r.src.Idleness) {
 			continue
 		}
-		active = true
-		pw := int64(value.MinWatermark)
-		if p.maxTs != math.MinInt64 && p.maxTs > math.MinInt64+r.src.WatermarkBound+1 {
-			pw = p.maxTs - r.src.WatermarkBound - 1
-		}
-		wm = min(wm, pw)
+		wm = min(wm, r.partWatermark(p))
 	}
-	if active && wm > r.wm {
-		r.wm = wm
-	}
-	return r.wm
+	return wm
 }
 
 // decode turns a Kafka record into the value the job sees: a map, or the
 // equal row when the reader makes rows.
-func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
+// ps is the record's partition and ts its timestamp in milliseconds.
+func (r *kafkaReader) decode(rec *kgo.Record, ps *partState, ts int64) (any, error) {
 	k := &r.src.Spec
 	key, err := decodeKafka(rec.Key, k.KeyFormat)
 	if err != nil {
@@ -781,21 +800,24 @@ func (r *kafkaReader) decode(rec *kgo.Record) (any, error) {
 			headers[h.Key] = append([]byte(nil), h.Value...)
 		}
 	}
+	if !r.hasTsBox || r.tsBoxed != ts {
+		r.tsBox, r.tsBoxed, r.hasTsBox = ts, ts, true
+	}
 	if r.rows {
 		row := value.NewRow(kafkaRecordSchema)
 		f := row.Values()
-		f[kafkaKeyField], f[kafkaValueField], f[kafkaTopicField] = key, val, rec.Topic
-		f[kafkaPartitionField], f[kafkaOffsetField] = int64(rec.Partition), rec.Offset
-		f[kafkaTimestampField], f[kafkaHeadersField] = rec.Timestamp.UnixMilli(), headers
+		f[kafkaKeyField], f[kafkaValueField], f[kafkaTopicField] = key, val, ps.topicBox
+		f[kafkaPartitionField], f[kafkaOffsetField] = ps.partitionBox, rec.Offset
+		f[kafkaTimestampField], f[kafkaHeadersField] = r.tsBox, headers
 		return row, nil
 	}
 	return map[string]any{
 		"key":       key,
 		"value":     val,
-		"topic":     rec.Topic,
-		"partition": int64(rec.Partition),
+		"topic":     ps.topicBox,
+		"partition": ps.partitionBox,
 		"offset":    rec.Offset,
-		"timestamp": rec.Timestamp.UnixMilli(),
+		"timestamp": r.tsBox,
 		"headers":   headers,
 	}, nil
 }
