@@ -25,11 +25,16 @@ import (
 // map and list literals, int and double arithmetic, comparisons, logic,
 // size, `in`, indexing, list concatenation, the comprehension macros
 // exists/all/exists_one/map/filter and their two-variable forms over
-// lists and rows, cel.bind, slice, math.greatest/least, string()) as Go
-// closures compiled from the checked AST, without CEL's interpreter and
-// without converting values to CEL and back. Rows (value.Row) are maps
-// wherever maps are handled; a field selection caches the field's index
-// per row schema (fieldSite).
+// lists and rows, cel.bind, slice, math.greatest/least, string(), the
+// common string functions: contains, startsWith, endsWith, split,
+// lowerAscii, upperAscii, and matches and regex.extractAll with a literal
+// pattern) as Go closures compiled from the checked AST, without CEL's
+// interpreter and without converting values to CEL and back. Common
+// shapes get closures of their own: a comparison with a literal, `in` a
+// literal list, int arithmetic with literal operands, a string
+// concatenation, a list grown by a literal's elements. Rows (value.Row)
+// are maps wherever maps are handled; a field selection caches the
+// field's index per row schema (fieldSite).
 //
 // It never decides anything CEL would decide differently: every operation
 // handles only the operand types whose result is certain (int with int,
