@@ -473,32 +473,42 @@ func decode(b []byte, depth int, c *decodeCtx) (any, []byte, error) {
 			return nil, nil, ErrCorrupt
 		}
 		b = b[k:]
-		if c != nil && c.rows {
+		if c != nil && c.rows && n <= maxRowFields {
 			return c.decodeRow(b, int(n), depth)
 		}
-		out := make(map[string]any, min(n, maxPrealloc))
-		var prev []byte
-		for i := uint64(0); i < n; i++ {
-			key, rest, err := decodeBytes(b)
-			if err != nil {
-				return nil, nil, err
-			}
-			// Append writes keys in ascending order; anything else (including
-			// a repeated key) is not a canonical encoding.
-			if i > 0 && string(key) <= string(prev) {
-				return nil, nil, errKeyOrder
-			}
-			prev = key
-			var v any
-			v, b, err = decode(rest, depth+1, c)
-			if err != nil {
-				return nil, nil, err
-			}
-			out[c.key(key)] = v
-		}
-		return out, b, nil
+		return c.decodeMap(b, int(n), depth)
 	}
 	return nil, nil, fmt.Errorf("%w: unknown tag %d", ErrCorrupt, tag)
+}
+
+// maxRowFields is the widest map decoded into a row. A map this wide is
+// more likely keyed by data (counts per user kept in state) than a record,
+// and interning the schema of every such key set would keep them all.
+const maxRowFields = 64
+
+// decodeMap decodes the n entries of a map (after its count) into a map.
+func (c *decodeCtx) decodeMap(b []byte, n, depth int) (any, []byte, error) {
+	out := make(map[string]any, min(n, maxPrealloc))
+	var prev []byte
+	for i := 0; i < n; i++ {
+		key, rest, err := decodeBytes(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Append writes keys in ascending order; anything else (including
+		// a repeated key) is not a canonical encoding.
+		if i > 0 && string(key) <= string(prev) {
+			return nil, nil, errKeyOrder
+		}
+		prev = key
+		var v any
+		v, b, err = decode(rest, depth+1, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[c.key(key)] = v
+	}
+	return out, b, nil
 }
 
 var errKeyOrder = fmt.Errorf("%w: map keys out of order", ErrCorrupt)
@@ -574,6 +584,14 @@ func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, la
 		keys, vals = append(keys, key), append(vals, v)
 	}
 	s := c.schemaOf(keys)
+	if s == nil {
+		// A shape the full schema table does not hold: the map.
+		m := make(map[string]any, n)
+		for i, k := range keys {
+			m[c.key(k)] = vals[i]
+		}
+		return m, b, nil
+	}
 	if last != nil {
 		*last = s
 	}
@@ -587,7 +605,8 @@ func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, la
 }
 
 // schemaOf returns the interned schema of sorted, distinct names: from the
-// context's table when it holds it, else interned (allocating the names).
+// context's table when it holds it, else interned (allocating the names);
+// nil when the schema table is full and does not hold them.
 func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 	var slot **Schema
 	if c.schemas != nil {
@@ -608,7 +627,19 @@ func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 	for _, k := range keys {
 		names = append(names, c.key(k))
 	}
-	s := SchemaOfSorted(names)
+	var s *Schema
+	if interned.Load() >= maxInterned {
+		// The table is full (row.go): SchemaOfSorted would build an
+		// unshared schema for every map of a new shape, names and
+		// index included. Such maps, as data-keyed ones, stay maps.
+		x, ok := schemas.Load(schemaKey(names))
+		if !ok {
+			return nil
+		}
+		s = x.(*Schema)
+	} else {
+		s = SchemaOfSorted(names)
+	}
 	if slot != nil {
 		*slot = s
 	}

@@ -15,11 +15,20 @@ func rowDecoder() *Decoder {
 	return d
 }
 
-// hasMap reports whether v holds a map[string]any at any depth.
+// hasMap reports whether v holds a map[string]any at any depth that the
+// rows decoder should have made a row: one of at most maxRowFields fields
+// while the schema table has room (past it, new shapes stay maps).
 func hasMap(v any) bool {
 	switch x := v.(type) {
 	case map[string]any:
-		return true
+		if len(x) <= maxRowFields && interned.Load() < maxInterned {
+			return true
+		}
+		for _, e := range x {
+			if hasMap(e) {
+				return true
+			}
+		}
 	case []any:
 		for _, e := range x {
 			if hasMap(e) {
@@ -200,5 +209,58 @@ func TestDecoderRowNULName(t *testing.T) {
 		map[string]any{"": []any{map[string]any{}}},
 	} {
 		checkRowDecode(t, d, Append(nil, v))
+	}
+}
+
+// Maps wider than maxRowFields, and maps of a shape the full schema table
+// does not hold, decode as maps (equal to what they encode, re-encoding
+// to the same bytes); narrower ones and known shapes still as rows.
+func TestDecoderRowLimits(t *testing.T) {
+	wide := func(n int, prefix string) map[string]any {
+		m := map[string]any{}
+		for i := range n {
+			m[fmt.Sprintf("%s%03d", prefix, i)] = int64(i)
+		}
+		return m
+	}
+	d := rowDecoder()
+	for _, tc := range []struct {
+		v   map[string]any
+		row bool
+	}{{wide(maxRowFields, "w"), true}, {wide(maxRowFields+1, "w"), false}, {wide(200, "v"), false}} {
+		enc := Append(nil, map[string]any{"in": tc.v})
+		checkRowDecode(t, d, enc)
+		got, _, err := d.Decode(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := Field(got, "in")
+		if _, isRow := in.(*Row); isRow != tc.row {
+			t.Fatalf("a map of %d fields decoded as a %T", len(tc.v), in)
+		}
+	}
+
+	known := map[string]any{"known-a": int64(1), "known-b": "x"}
+	MustSchemaOf("known-a", "known-b")
+	old := maxInterned
+	maxInterned = interned.Load() // full from now on
+	defer func() { maxInterned = old }()
+	for _, dec := range []func([]byte) (any, []byte, error){rowDecoder().Decode, func(b []byte) (any, []byte, error) { return decode(b, 0, &rowsCtx) }} {
+		for round := 0; round < 3; round++ {
+			fresh := map[string]any{fmt.Sprintf("fresh-%d", round): int64(round), "z": nil}
+			for _, tc := range []struct {
+				v   map[string]any
+				row bool
+			}{{known, true}, {fresh, false}} {
+				enc := Append(nil, tc.v)
+				got, rest, err := dec(enc)
+				if err != nil || len(rest) != 0 || !equalValues(got, tc.v) || !bytes.Equal(Append(nil, got), enc) {
+					t.Fatalf("full table: %v decoded to %v, %v", tc.v, got, err)
+				}
+				if _, isRow := got.(*Row); isRow != tc.row {
+					t.Fatalf("full table: %v decoded as a %T", tc.v, got)
+				}
+			}
+		}
 	}
 }
