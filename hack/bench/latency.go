@@ -95,7 +95,9 @@ func (s *stamps) due(n int64) (ns int64, ok bool) {
 var current atomic.Pointer[stamps]
 
 func init() {
-	udf.Map("bench-stamp", func(v any) (any, error) {
+	// MapRows: the stamp reads only ts (value.Field), so the events go on
+	// as the source built them (rows), not turned into maps.
+	udf.MapRows("bench-stamp", func(v any) (any, error) {
 		if s := current.Load(); s != nil {
 			ts, _ := value.Field(v, "ts")
 			if n := ts.(int64) - connector.NexmarkBaseTime; n >= 0 && n < int64(len(s.created)) {

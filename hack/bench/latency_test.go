@@ -37,11 +37,12 @@ func TestStampsDue(t *testing.T) {
 	}
 }
 
-// The stamp step reads an event's ts from a map and from a row alike.
+// The stamp step reads an event's ts from a map and from a row alike, and
+// takes rows as they are (udf.MapRows).
 func TestStampReadsRows(t *testing.T) {
 	fn, ok := udf.Lookup("bench-stamp")
-	if !ok {
-		t.Fatal("bench-stamp is not registered")
+	if !ok || !udf.AcceptsRows("bench-stamp") {
+		t.Fatal("bench-stamp is not registered to take rows")
 	}
 	s := &stamps{created: make([]atomic.Int64, 10), p: 2, start: make([]atomic.Int64, 2)}
 	current.Store(s)
