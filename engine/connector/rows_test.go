@@ -59,7 +59,9 @@ func rowsTestRecords() []any {
 
 // writeSinkBytes writes vals through one writer of a sink and returns
 // what it wrote: the print sink's output, or the file sink's part file.
-func writeSinkBytes(t *testing.T, sk spec.Sink, vals []any) ([]byte, error) {
+// With scribble, every row written is overwritten once Write returns (as
+// the task refills a value a ValueReleaser writer was handed).
+func writeSinkBytes(t *testing.T, sk spec.Sink, vals []any, scribble ...bool) ([]byte, error) {
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -81,6 +83,14 @@ func writeSinkBytes(t *testing.T, sk spec.Sink, vals []any) ([]byte, error) {
 		if err := w.Write(&value.Record{Value: v, Ts: value.NoTimestamp}); err != nil {
 			w.Abort()
 			return nil, err
+		}
+		if r, ok := v.(*value.Row); ok && len(scribble) > 0 && scribble[0] {
+			if !ReleasesValues(w) {
+				t.Fatalf("%T keeps the values it is given", w)
+			}
+			for i := range r.Values() {
+				r.Set(i, "scribbled")
+			}
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -140,6 +150,15 @@ func TestSinksWriteRowsAsMaps(t *testing.T) {
 				if !reflect.DeepEqual(value.Plain(r), maps[i]) {
 					t.Fatalf("record %d changed: %v", i, value.Plain(r))
 				}
+			}
+			// Nor does it keep them: rows overwritten after each Write
+			// (ReleasesValues) leave what it wrote as it was.
+			got, err = writeSinkBytes(t, s.sink, rows, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("rows overwritten after Write wrote\n%q\nmaps wrote\n%q", got, want)
 			}
 		})
 	}
