@@ -566,6 +566,12 @@ func TestEncoderMatchesAppend(t *testing.T) {
 			[]any{map[string]any{"x": 1.5, "y": "s"}, map[string]any{"x": 2.5, "w": "s"}},
 		)
 	}
+	// The same values with their maps as rows, mixed with the maps: the
+	// Encoder's remembered row names must not leak between schemas of one
+	// size and depth.
+	for _, v := range values[:len(values)/2] {
+		values = append(values, deepRows(v))
+	}
 	for round := 0; round < 2; round++ {
 		for i, v := range values {
 			want := Append(nil, v)
@@ -583,4 +589,23 @@ func TestEncoderMatchesAppend(t *testing.T) {
 	if got := nilEnc.Append(nil, values[0]); !bytes.Equal(got, Append(nil, values[0])) {
 		t.Fatal("a nil Encoder differs from Append")
 	}
+}
+
+// deepRows returns v with every map[string]any in it, at any depth, a row.
+func deepRows(v any) any {
+	switch x := v.(type) {
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepRows(e)
+		}
+		return out
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = deepRows(e)
+		}
+		return RowOf(m)
+	}
+	return v
 }

@@ -42,6 +42,17 @@ func BenchmarkCodecShapes(b *testing.B) {
 				buf = e.AppendRecord(buf[:0], r)
 			}
 		})
+		b.Run("encoder-rows/"+name, func(b *testing.B) {
+			var e Encoder
+			rr := *r
+			rr.Value = deepRows(r.Value)
+			buf := make([]byte, 0, 256)
+			b.SetBytes(int64(len(enc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = e.AppendRecord(buf[:0], &rr)
+			}
+		})
 		for _, form := range []string{"maps", "rows"} {
 			b.Run("decode-"+form+"/"+name, func(b *testing.B) {
 				d := new(Decoder)
