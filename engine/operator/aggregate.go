@@ -214,16 +214,24 @@ func (s *aggSlot) addSum(b any) error {
 
 func (a fields) newAcc() *fieldAcc {
 	acc := &fieldAcc{}
+	a.initAcc(acc)
+	return acc
+}
+
+// initAcc makes acc an empty accumulator of len(a.fs) slots.
+func (a fields) initAcc(acc *fieldAcc) {
 	if len(a.fs) <= len(acc.inline) {
 		acc.slots = acc.inline[:len(a.fs)]
 	} else {
 		acc.slots = make([]aggSlot, len(a.fs))
 	}
-	return acc
 }
 
-func (a fields) create() (any, error) {
-	acc := a.newAcc()
+func (a fields) create() (any, error) { return a.createIn(&fieldAcc{}) }
+
+// createIn is create in memory the caller provides (a window's).
+func (a fields) createIn(acc *fieldAcc) (any, error) {
+	a.initAcc(acc)
 	for i, f := range a.fs {
 		if a.kinds[i] == aggAccumulator {
 			v, err := f.Init.Eval()

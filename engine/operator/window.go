@@ -59,9 +59,18 @@ func (w *win) maxTs() int64 { return w.end - 1 }
 // instead of three.
 type winSet struct {
 	ws        []*win
-	first     win
+	first     fieldsWin
 	firstUsed bool
 	slot      [1]*win
+}
+
+// fieldsWin is a window with room for an aggregate step's accumulator
+// (its acc then points to fa): one allocation, and firing a window reads
+// its bounds and accumulator from the same few cache lines instead of
+// chasing a pointer to another part of the heap.
+type fieldsWin struct {
+	win
+	fa fieldAcc
 }
 
 func newWinSet() *winSet {
@@ -71,14 +80,19 @@ func newWinSet() *winSet {
 }
 
 // newWin returns a new window of the set (not yet inserted): the set's own
-// first one, once, then allocated ones.
-func (s *winSet) newWin(start, end int64) *win {
+// first one, once, then allocated ones. With room, the window comes with
+// room for a fieldAcc.
+func (s *winSet) newWin(start, end int64, room bool) (*win, *fieldAcc) {
 	if !s.firstUsed {
 		s.firstUsed = true
-		s.first = win{start: start, end: end}
-		return &s.first
+		s.first = fieldsWin{win: win{start: start, end: end}}
+		return &s.first.win, &s.first.fa
 	}
-	return &win{start: start, end: end}
+	if room {
+		x := &fieldsWin{win: win{start: start, end: end}}
+		return &x.win, &x.fa
+	}
+	return &win{start: start, end: end}, nil
 }
 
 func (s *winSet) find(start, end int64) *win {
@@ -246,8 +260,15 @@ func (o *Window) addTo(ws *winSet, r *value.Record, start, end int64) (bool, err
 		if o.isLate(&win{start: start, end: end}) {
 			return false, nil
 		}
-		w = ws.newWin(start, end)
-		acc, err := o.agg.create()
+		var fa *fieldAcc
+		w, fa = ws.newWin(start, end, o.isAgg)
+		var acc any
+		var err error
+		if o.isAgg {
+			acc, err = o.agg.(fields).createIn(fa)
+		} else {
+			acc, err = o.agg.create()
+		}
 		if err != nil {
 			return false, err
 		}
@@ -355,8 +376,8 @@ func (o *Window) fire(t state.Timer) error {
 		}
 		if w.maxTs()+o.lateness > t.Ts {
 			keep = append(keep, w)
-		} else if w == &ws.first {
-			ws.first.acc = nil // the set may live on: keep no accumulator alive
+		} else if w == &ws.first.win {
+			ws.first = fieldsWin{} // the set may live on: keep no accumulator alive
 		}
 	}
 	clear(ws.ws[len(keep):])
