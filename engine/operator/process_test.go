@@ -20,7 +20,7 @@ func (c *collect) Watermark(int64) error         { return nil }
 
 // openProcess plans src -> keyBy(record.k) process -> sink and opens the
 // process operator in STREAMING mode.
-func openProcess(t *testing.T, onElement, onTimer string) (*Process, *collect) {
+func openProcess(t testing.TB, onElement, onTimer string) (*Process, *collect) {
 	t.Helper()
 	n := int64(1)
 	job := &spec.Job{RuntimeMode: spec.Streaming, Parallelism: 1, Steps: []spec.Step{
