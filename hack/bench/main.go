@@ -16,9 +16,11 @@
 // query took in BATCH with the same runner, so each STREAMING run takes a
 // few checkpoints whatever its length (at least every 100ms; 1s when no
 // BATCH run came first); the table shows the interval and the newest
-// complete checkpoint. Then, for each query, a STREAMING in-process run at
-// half of its measured peak wall-clock rate (a rate-limited source; event n
-// still has event time base + n ms, so event time runs faster than wall
+// complete checkpoint. Then, for each query and each of -latency-runners
+// (in process, and worker processes over gRPC running the bench worker
+// hack/bench/benchworker, built into -out), a STREAMING run at half of the
+// latency job's measured peak wall-clock rate (a rate-limited source; event
+// n still has event time base + n ms, so event time runs faster than wall
 // time) measures the latency from when an output became determinable to
 // the sink (see latency.go for the method).
 //
@@ -67,6 +69,8 @@ type config struct {
 	checkpoint     time.Duration // fixed interval; 0 with checkpointAuto unset: off
 	checkpointAuto bool
 	latency        bool
+	latencyRunners []string
+	latencyWorker  string
 	latencySeconds float64
 	latencyRate    int64
 	cpuProfile     string
@@ -80,7 +84,7 @@ const (
 
 func main() {
 	var c config
-	var queries, modes, runners string
+	var queries, modes, runners, latencyRunners string
 	flag.Int64Var(&c.events, "events", 3_000_000, "events per run (3M: long enough that worker start-up is a small share of a run, and STREAMING runs take a few checkpoints)")
 	flag.StringVar(&queries, "queries", strings.Join(bench.NexmarkQueries, ","), "queries to run")
 	flag.StringVar(&modes, "modes", "BATCH,STREAMING", "runtime modes to run")
@@ -93,6 +97,8 @@ func main() {
 	var checkpointInterval string
 	flag.StringVar(&checkpointInterval, "checkpoint-interval", "auto", "STREAMING checkpoint interval, in process and in the workers: a duration, 0 (off) or auto (a third of the query's BATCH wall time, so every run takes a few)")
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
+	flag.StringVar(&latencyRunners, "latency-runners", inProcess+","+processes, "runners of the latency runs: in-process and/or processes (workers over gRPC)")
+	flag.StringVar(&c.latencyWorker, "latency-worker", "", "worker binary of the latency runs with processes, with the stamp step and latency sink (default: build ./hack/bench/benchworker into -out)")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
 	flag.BoolVar(&c.readAllFields, "read-all-fields", false, "turn projection pushdown off: the nexmark source builds whole events even where the query reads a few fields (in-process runs; workers read FLINKJOB_READ_ALL_FIELDS=1)")
@@ -113,6 +119,7 @@ func main() {
 		c.modes = append(c.modes, spec.RuntimeMode(m))
 	}
 	c.runners = strings.Split(runners, ",")
+	c.latencyRunners = strings.Split(latencyRunners, ",")
 	// The engine logs each checkpoint; the table is what matters here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	// slog.SetDefault sends package log through that handler too, at INFO
@@ -156,13 +163,21 @@ func run(c config) error {
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
 	}
+	for _, rn := range c.latencyRunners {
+		if rn != inProcess && rn != processes {
+			return fmt.Errorf("-latency-runners: no runner %q (in-process, processes)", rn)
+		}
+	}
 	if slices.Contains(c.runners, processes) && c.worker == "" {
 		c.worker = filepath.Join(c.out, "worker")
-		log.Printf("building %s", c.worker)
-		cmd := exec.Command("go", "build", "-o", c.worker, "./cmd/worker")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("building the worker: %w", err)
+		if err := build(c.worker, "./cmd/worker"); err != nil {
+			return err
+		}
+	}
+	if c.latency && slices.Contains(c.latencyRunners, processes) && c.latencyWorker == "" {
+		c.latencyWorker = filepath.Join(c.out, "benchworker")
+		if err := build(c.latencyWorker, "./hack/bench/benchworker"); err != nil {
+			return err
 		}
 	}
 	if c.cpuProfile != "" {
@@ -201,24 +216,30 @@ func run(c config) error {
 				results = append(results, r)
 			}
 		}
-		if c.latency {
-			// Half of the in-process STREAMING wall-clock rate sizes the
-			// latency job's unpaced peak run (see measureLatency).
+		if !c.latency {
+			continue
+		}
+		for _, rn := range c.latencyRunners {
+			// Half of the STREAMING wall-clock rate with the same runner
+			// (else the other one) sizes the latency job's unpaced peak
+			// run (see measureLatency).
 			var peak float64
-			for _, r := range results {
-				if r.query == q && r.mode == spec.Streaming && r.runner == inProcess {
-					peak = r.perWall()
+			for _, want := range []string{rn, ""} {
+				for _, r := range results {
+					if peak == 0 && r.query == q && r.mode == spec.Streaming && (want == "" || r.runner == want) {
+						peak = r.perWall()
+					}
 				}
 			}
 			if peak == 0 && c.latencyRate == 0 {
-				log.Printf("%s: no in-process STREAMING run to take the peak rate from; no latency run", q)
-				continue
+				log.Printf("%s: no STREAMING run to take the peak rate from; no latency run", q)
+				break
 			}
-			l, err := measureLatency(c, q, int64(peak/2))
+			l, err := measureLatency(c, q, rn, int64(peak/2))
 			if err != nil {
-				return fmt.Errorf("%s latency: %w", q, err)
+				return fmt.Errorf("%s latency %s: %w", q, rn, err)
 			}
-			log.Printf("%-3s latency at %d events/s (latency job's peak %d/s): p50 %v, p99 %v (%d samples)", q, l.rate, l.peak, l.p50, l.p99, l.samples)
+			log.Printf("%-3s %-10s latency at %d events/s (latency job's peak %d/s): p50 %v, p99 %v (%d samples)", q, rn, l.rate, l.peak, l.p50, l.p99, l.samples)
 			lats = append(lats, l)
 		}
 	}
@@ -233,6 +254,17 @@ func run(c config) error {
 		return err
 	}
 	log.Printf("wrote %s", strings.Join([]string{"results.csv", "latency.csv", "ratio.svg"}, ", "))
+	return nil
+}
+
+// build builds the command pkg into bin.
+func build(bin, pkg string) error {
+	log.Printf("building %s", bin)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building %s: %w", pkg, err)
+	}
 	return nil
 }
 
@@ -371,14 +403,44 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 			flink, ratio, r.perWall(), r.cpu.Seconds()/r.wall.Seconds(), allocs, r.checkpoint, every)
 	}
 	if len(lats) > 0 {
-		fmt.Fprintf(w, "\nSTREAMING latency (in-process), from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak (or at -latency-rate)\n\n")
-		fmt.Fprintf(w, "%-5s %12s %12s %10s %10s %10s %9s\n", "query", "peak", "events/s", "p50", "p99", "max", "samples")
-		for _, l := range lats {
-			peak := "-" // -latency-rate: not measured
-			if l.peak > 0 {
-				peak = strconv.FormatInt(l.peak, 10)
+		printLatency(w, c, lats)
+	}
+}
+
+// printLatency prints the latency table: a row per query, a group of
+// columns per runner.
+func printLatency(w io.Writer, c config, lats []latency) {
+	fmt.Fprintf(w, "\nSTREAMING latency, from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak with the same runner (or at -latency-rate)\n\n")
+	var head strings.Builder
+	fmt.Fprintf(&head, "%-5s", "")
+	for _, rn := range c.latencyRunners {
+		fmt.Fprintf(&head, " | %-55s", rn)
+	}
+	fmt.Fprintf(w, "%s\n%-5s", strings.TrimRight(head.String(), " "), "query")
+	for range c.latencyRunners {
+		fmt.Fprintf(w, " | %9s %9s %11s %11s %11s", "events/s", "peak", "p50", "p99", "max")
+	}
+	fmt.Fprintln(w)
+	for _, q := range c.queries {
+		var line strings.Builder
+		found := false
+		fmt.Fprintf(&line, "%-5s", q)
+		for _, rn := range c.latencyRunners {
+			cell := fmt.Sprintf("%9s %9s %11s %11s %11s", "-", "-", "-", "-", "-")
+			for _, l := range lats {
+				if l.query == q && l.runner == rn {
+					found = true
+					peak := "-" // -latency-rate: not measured
+					if l.peak > 0 {
+						peak = strconv.FormatInt(l.peak, 10)
+					}
+					cell = fmt.Sprintf("%9d %9s %11s %11s %11s", l.rate, peak, round(l.p50), round(l.p99), round(l.max))
+				}
 			}
-			fmt.Fprintf(w, "%-5s %12s %12d %10s %10s %10s %9d\n", l.query, peak, l.rate, round(l.p50), round(l.p99), round(l.max), l.samples)
+			fmt.Fprintf(&line, " | %s", cell)
+		}
+		if found {
+			fmt.Fprintln(w, line.String())
 		}
 	}
 }

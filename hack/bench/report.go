@@ -25,9 +25,11 @@ func writeCSV(path string, results []result) error {
 }
 
 func writeLatencyCSV(path string, lats []latency) error {
-	rows := [][]string{{"query", "rate_events_per_s", "p50_ms", "p99_ms", "max_ms", "samples"}}
+	// A row per query and runner (in-process, processes); peak 0: not
+	// measured (-latency-rate).
+	rows := [][]string{{"query", "runner", "peak_events_per_s", "rate_events_per_s", "p50_ms", "p99_ms", "max_ms", "samples"}}
 	for _, l := range lats {
-		rows = append(rows, []string{l.query, strconv.FormatInt(l.rate, 10), f(ms(l.p50)), f(ms(l.p99)), f(ms(l.max)), strconv.Itoa(l.samples)})
+		rows = append(rows, []string{l.query, l.runner, strconv.FormatInt(l.peak, 10), strconv.FormatInt(l.rate, 10), f(ms(l.p50)), f(ms(l.p99)), f(ms(l.max)), strconv.Itoa(l.samples)})
 	}
 	return writeRows(path, rows)
 }

@@ -1,0 +1,177 @@
+// Package stamp holds the clocks of hack/bench's latency runs (the method
+// is in hack/bench/latency.go): the `call` step "bench-stamp", chained
+// right after the nexmark source, records when each event was generated;
+// the sink "bench-latency" records when each output arrived. In process
+// both write into memory the bench reads. Worker processes (the bench
+// worker, hack/bench/benchworker) keep them in memory too and hand them
+// over in files of a run directory after the run (see Worker and Read):
+// the processes share the machine's wall clock (time.Now().UnixNano()), so
+// the stamps of one process compare with the arrivals of another.
+package stamp
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/operator"
+	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// Step and SinkName are the names the latency job calls.
+const (
+	Step     = "bench-stamp"
+	SinkName = "bench-latency"
+)
+
+// Stamps are a latency run's clocks, in wall-clock ns.
+type Stamps struct {
+	// Created[n] is when event n was generated (0: not yet).
+	Created []atomic.Int64
+	// In a paced run, Every is the pacer's interval per subtask (0:
+	// unpaced) and Start[i] when subtask i of P generated its first event.
+	P     int64
+	Every int64
+	Start []atomic.Int64
+}
+
+// New makes the stamps of a run of events events from p source subtasks.
+func New(events, p int64) *Stamps {
+	return &Stamps{Created: make([]atomic.Int64, events), P: p, Start: make([]atomic.Int64, p)}
+}
+
+// PacerInterval is the interval between a subtask's events when p subtasks
+// share rate events/s, computed as the pacer does (engine/connector).
+func PacerInterval(rate, p int64) int64 {
+	return int64(time.Duration(float64(time.Second) * float64(p) / float64(rate)))
+}
+
+// Due is when event n counts as created: its pacer's due time, or its
+// generation if that was earlier (or the run is unpaced). ok is false
+// while event n was not generated.
+func (s *Stamps) Due(n int64) (ns int64, ok bool) {
+	t := s.Created[n].Load()
+	if t == 0 {
+		return 0, false
+	}
+	if s.Every > 0 {
+		if st := s.Start[n%s.P].Load(); st > 0 {
+			t = min(t, st+(n/s.P)*s.Every)
+		}
+	}
+	return t, true
+}
+
+// stamp records that event n was generated now.
+func (s *Stamps) stamp(n int64) {
+	if n < 0 || n >= int64(len(s.Created)) {
+		return
+	}
+	now := time.Now().UnixNano()
+	s.Created[n].Store(now)
+	if n < s.P {
+		s.Start[n].Store(now)
+	}
+}
+
+// Sample is one output's arrival at the sink: Event is its timestamp's
+// event number (ts - connector.NexmarkBaseTime), Arrival the wall-clock ns.
+type Sample struct {
+	Event, Arrival int64
+}
+
+// Latencies are the samples' latencies counted from the due time of the
+// event that made each output determinable (see hack/bench/latency.go):
+// the sample's own event, or for timer results (timer) the event after it,
+// the earliest that lets the watermark reach the timer's time. gen counts
+// from that event's generation instead. Samples of events outside the run
+// or not generated are left out.
+func (s *Stamps) Latencies(samples []Sample, timer bool) (due, gen []time.Duration) {
+	for _, x := range samples {
+		n := x.Event
+		if timer {
+			n++
+		}
+		if n < 0 || n >= int64(len(s.Created)) {
+			continue
+		}
+		if t, ok := s.Due(n); ok {
+			due = append(due, time.Duration(x.Arrival-t))
+			gen = append(gen, time.Duration(x.Arrival-s.Created[n].Load()))
+		}
+	}
+	return due, gen
+}
+
+var current atomic.Pointer[Stamps]
+
+// Use makes the bench-stamp steps of this process write into s (nil: stamp
+// nothing).
+func Use(s *Stamps) { current.Store(s) }
+
+func init() {
+	// MapRows: the stamp reads only ts (value.Field), so the events go on
+	// as the source built them (rows), not turned into maps.
+	udf.MapRows(Step, func(v any) (any, error) {
+		if s := current.Load(); s != nil {
+			ts, _ := value.Field(v, "ts")
+			if t, ok := ts.(int64); ok {
+				s.stamp(t - connector.NexmarkBaseTime)
+			}
+		}
+		return v, nil
+	})
+}
+
+// Sink is the latency sink: its writers note each record's arrival. With
+// a Dir (worker processes), each writer also writes its samples to a file
+// there when it closes.
+type Sink struct {
+	Dir     string
+	mu      sync.Mutex
+	samples []Sample
+}
+
+// Samples are the arrivals of the writers closed so far.
+func (s *Sink) Samples() []Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples
+}
+
+func (s *Sink) Open(_ context.Context, index, _ int) (connector.Writer, error) {
+	return &writer{s: s, index: index}, nil
+}
+
+type writer struct {
+	s       *Sink
+	index   int
+	samples []Sample
+}
+
+func (w *writer) Write(r *value.Record) error {
+	w.samples = append(w.samples, Sample{Event: r.Ts - connector.NexmarkBaseTime, Arrival: time.Now().UnixNano()})
+	return nil
+}
+
+func (w *writer) Close() error {
+	w.s.mu.Lock()
+	w.s.samples = append(w.s.samples, w.samples...)
+	w.s.mu.Unlock()
+	if w.s.Dir != "" {
+		return writeSamples(w.s.Dir, w.index, w.samples)
+	}
+	return nil
+}
+
+func (w *writer) Abort() {}
+
+// AcceptsRows (operator.RowsAware): the writer reads only a record's
+// timestamp, so the rows of a rows run reach it as they are, not turned
+// into maps first (which would add to the latency measured).
+func (w *writer) AcceptsRows() bool { return true }
+
+var _ operator.RowsAware = (*writer)(nil)
