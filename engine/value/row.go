@@ -31,8 +31,8 @@ var UseRows = os.Getenv("FLINKJOB_ROWS") != "0"
 
 // Schema is the sorted, distinct field names of a row. Schemas are interned:
 // rows with the same fields share one *Schema, so a reader can cache what it
-// worked out for a schema by its pointer. Up to maxInterned of them: past
-// that, a new set of names gets a schema of its own each time (decoded maps
+// worked out for a schema by its pointer. Up to maxInterned names in all:
+// past that, a new set of names gets a schema of its own each time (decoded maps
 // whose keys are data, such as a map from user id to count kept in state,
 // would otherwise grow the table without end), so two schemas of the same
 // names may differ by pointer. Equal pointers always mean equal names;
@@ -54,9 +54,10 @@ var (
 	interned atomic.Int64
 )
 
-// maxInterned bounds the schemas kept for sharing (a few MB of names); a
-// variable for tests.
-var maxInterned int64 = 1 << 14
+// maxInterned bounds the field names the shared schemas hold in all (a few
+// MB), not the number of schemas: a job whose records carry dozens of data
+// keys would otherwise keep far more; a variable for tests.
+var maxInterned int64 = 1 << 17
 
 // SchemaOf returns the interned schema of these field names (in any order).
 // It fails on a duplicate name.
@@ -107,7 +108,7 @@ func internSorted(sorted []string) *Schema {
 	}
 	actual, loaded := schemas.LoadOrStore(key, s)
 	if !loaded {
-		interned.Add(1)
+		interned.Add(int64(len(sorted)) + 1)
 	}
 	return actual.(*Schema)
 }
@@ -284,7 +285,10 @@ func (r *Row) ToMap() map[string]any {
 // String prints the row as its JSON.
 func (r *Row) String() string { return string(AppendJSON(nil, r)) }
 
-// MarshalJSON makes encoding/json print a row as the map it stands for.
+// MarshalJSON makes encoding/json print a row as the map it stands for,
+// in the engine's JSON (AppendJSON): a whole double keeps its ".0" and NaN
+// or an infinity prints as null, where encoding/json would print a map's
+// 1.0 as 1 and fail on NaN.
 func (r *Row) MarshalJSON() ([]byte, error) { return AppendJSON(nil, r), nil }
 
 // IsMap reports whether v is a map value (map[string]any or *Row).
