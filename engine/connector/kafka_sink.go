@@ -252,7 +252,7 @@ func (w *kafkaWriter) record(r *value.Record) (*kgo.Record, error) {
 		}
 		t, ok := v.(string)
 		if !ok || t == "" {
-			return nil, fmt.Errorf("sink.kafka.topicExpression: gives %s %v, want a topic name", value.TypeName(v), v)
+			return nil, fmt.Errorf("sink.kafka.topicExpression: gives %s %s, want a topic name", value.TypeName(v), value.ToJSON(v))
 		}
 		rec.Topic = t
 	}
