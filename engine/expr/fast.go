@@ -584,6 +584,9 @@ func (c *fastCompiler) compileTop(e celast.Expr) fastFn {
 func (c *fastCompiler) compileCall(call celast.CallExpr) fastFn {
 	fn := call.FunctionName()
 	if call.IsMemberFunction() {
+		if f := c.compileSortBy(call); f != nil {
+			return f
+		}
 		target := c.compile(call.Target())
 		if target == nil {
 			return nil
@@ -1671,6 +1674,101 @@ func asciiCaseFn(target fastFn, lower bool) fastFn {
 	}
 }
 
+// compileSortBy compiles list.sortBy(e, key) for a string concatenation
+// key (string(e.t) + string(e.id), Nexmark q6), as ext.Lists' macro
+// expands it: the bound list's @sortByAssociatedKeys of list.map(e, key).
+// The keys are computed into a []string, not boxed into a list, and the
+// list is sorted as sortByKeysFn sorts it; nil for any other call. Cost
+// is charged for the nodes of the expansion as their own closures do
+// (see compileAppend and sortByKeysFn).
+func (c *fastCompiler) compileSortBy(call celast.CallExpr) fastFn {
+	if call.FunctionName() != "@sortByAssociatedKeys" || !call.IsMemberFunction() || len(call.Args()) != 1 ||
+		call.Target().Kind() != celast.IdentKind || call.Args()[0].Kind() != celast.ComprehensionKind {
+		return nil
+	}
+	comp := call.Args()[0].AsComprehension()
+	name := comp.AccuVar()
+	isAccu := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
+	if comp.HasIterVar2() || comp.IterRange().Kind() != celast.IdentKind || comp.IterRange().AsIdent() != call.Target().AsIdent() ||
+		comp.AccuInit().Kind() != celast.ListKind || len(comp.AccuInit().AsList().Elements()) != 0 ||
+		!isAccu(comp.Result()) || !isTrue(comp.LoopCondition()) {
+		return nil
+	}
+	// The step: accu + [key], key a string concatenation.
+	step := comp.LoopStep()
+	if step.Kind() != celast.CallKind || step.AsCall().FunctionName() != operators.Add || len(step.AsCall().Args()) != 2 ||
+		!isAccu(step.AsCall().Args()[0]) || step.AsCall().Args()[1].Kind() != celast.ListKind {
+		return nil
+	}
+	elems := step.AsCall().Args()[1].AsList()
+	if len(elems.Elements()) != 1 || len(elems.OptionalIndices()) > 0 {
+		return nil
+	}
+	keyExpr := elems.Elements()[0]
+	if keyExpr.Kind() != celast.CallKind || !isStringConcat(keyExpr.AsCall()) || refersTo(keyExpr, name) {
+		return nil
+	}
+	target := c.compile(call.Target())
+	rng := c.compile(comp.IterRange())
+	if target == nil || rng == nil {
+		return nil
+	}
+	outer := len(c.scope)
+	c.bind(name)
+	iter := c.bind(comp.IterVar())
+	key := c.compileConcatString(keyExpr.AsCall())
+	c.scope = c.scope[:outer]
+	if key == nil {
+		return nil
+	}
+	count := c.count
+	return func(a *activation) (any, bool) {
+		t, ok := target(a)
+		l, isList := t.([]any)
+		if !ok || !isList {
+			return nil, false
+		}
+		if count {
+			a.cost++ // the comprehension
+		}
+		r, ok := rng(a)
+		list, isList := r.([]any)
+		if !ok || !isList || len(list) != len(l) || !allNative(l) {
+			return nil, false
+		}
+		keys := make([]string, len(list))
+		for i, el := range list {
+			if count {
+				// compileAppend's step, and the key's outermost +.
+				if a.cost += 4 + common.ListCreateBaseCost; a.cost > DefaultCostLimit {
+					return nil, false
+				}
+			}
+			a.locals[iter] = el
+			if keys[i], ok = key(a); !ok {
+				return nil, false
+			}
+		}
+		if count {
+			n := uint64(len(keys))
+			a.cost += 3*n*n + 1 + common.ListCreateBaseCost
+		}
+		if len(l) == 0 {
+			return l, true
+		}
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return keys[idx[i]] < keys[idx[j]] })
+		out := make([]any, len(l))
+		for i, j := range idx {
+			out[i] = l[j]
+		}
+		return out, true
+	}
+}
+
 // appendString appends string(v) to b, formatted as stringFn formats it.
 func appendString(b []byte, v any) ([]byte, bool) {
 	switch s := v.(type) {
@@ -1730,6 +1828,21 @@ func isStringConversion(call celast.CallExpr) bool {
 // final string of n bytes, which holds both its operands (CEL charges
 // a tenth of theirs, rounded up).
 func (c *fastCompiler) compileConcat(call celast.CallExpr) fastFn {
+	f := c.compileConcatString(call)
+	if f == nil {
+		return nil
+	}
+	return func(a *activation) (any, bool) {
+		s, ok := f(a)
+		if !ok {
+			return nil, false
+		}
+		return s, true
+	}
+}
+
+// compileConcatString is compileConcat's string, not boxed.
+func (c *fastCompiler) compileConcatString(call celast.CallExpr) func(a *activation) (string, bool) {
 	type part func(a *activation) bool
 	var parts []part
 	var adds, own uint64 = 1, 0 // the outermost + is charged by compile
@@ -1807,12 +1920,12 @@ func (c *fastCompiler) compileConcat(call celast.CallExpr) fastFn {
 		return nil
 	}
 	count := c.count
-	return func(a *activation) (any, bool) {
+	return func(a *activation) (string, bool) {
 		start := len(a.buf)
 		for _, p := range parts {
 			if !p(a) {
 				a.buf = a.buf[:start]
-				return nil, false
+				return "", false
 			}
 		}
 		s := string(a.buf[start:])

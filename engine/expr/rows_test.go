@@ -2,6 +2,7 @@ package expr
 
 import (
 	"fmt"
+	"math/rand"
 	"slices"
 	"strings"
 	"sync"
@@ -444,6 +445,43 @@ func TestFastStringFunctions(t *testing.T) {
 		in := map[string]any{"s": int64(1)}
 		if got, ok := fastEval(p, in); ok {
 			t.Errorf("%s on an int: fast gives %#v", src, got)
+		}
+	}
+}
+
+// sortBy on string concatenation keys (computed unboxed, compileSortBy)
+// gives CEL's order, ties included, on maps and rows, within the counted
+// cost bound.
+func TestFastSortByConcatKeys(t *testing.T) {
+	src := "state.l.sortBy(e, string(e.t) + '/' + string(e.id + 1000)).map(e, e.p)"
+	vars := []string{Record, State}
+	p, err := Compile(src, Any, vars...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.fast == nil {
+		t.Fatal("not compiled to the fast evaluator")
+	}
+	rng := rand.New(rand.NewSource(9))
+	for i := 0; i < 300; i++ {
+		l := make([]any, rng.Intn(14))
+		for j := range l {
+			l[j] = map[string]any{"t": int64(rng.Intn(4)), "id": int64(rng.Intn(3)), "p": int64(j)}
+		}
+		for _, st := range []any{map[string]any{"l": l}, deepRows(map[string]any{"l": l})} {
+			want, cost, err := celActualCost(t, src, vars, nil, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			act := &activation{names: vars, locals: make([]any, p.fastLocals)}
+			act.vals[1] = st
+			got, ok := p.fast(act)
+			if !ok || !sameValue(got, want) {
+				t.Fatalf("on %v: fast %v (handled %v), CEL %v", st, got, ok, want)
+			}
+			if act.cost < cost {
+				t.Fatalf("on %v: counted cost %d < CEL's %d", st, act.cost, cost)
+			}
 		}
 	}
 }
