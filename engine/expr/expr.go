@@ -810,5 +810,5 @@ func ToMillis(v any) (int64, error) {
 		}
 		return t.UnixMilli(), nil
 	}
-	return 0, fmt.Errorf("timestamp has type %T, want int milliseconds or a timestamp", v)
+	return 0, fmt.Errorf("timestamp has type %s, want int milliseconds or a timestamp", value.TypeName(v))
 }

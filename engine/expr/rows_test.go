@@ -485,3 +485,20 @@ func TestFastSortByConcatKeys(t *testing.T) {
 		}
 	}
 }
+
+// ToMillis names a value's type as CEL does, so a row and its map fail
+// with the same message.
+func TestToMillisNamesTypes(t *testing.T) {
+	m := map[string]any{"t": int64(1)}
+	_, errMap := ToMillis(m)
+	_, errRow := ToMillis(value.RowOf(m))
+	if errMap == nil || errRow == nil || errMap.Error() != errRow.Error() || !strings.Contains(errMap.Error(), "has type map") {
+		t.Errorf("map: %v; row: %v", errMap, errRow)
+	}
+	if _, err := ToMillis([]any{}); err == nil || !strings.Contains(err.Error(), "has type list") {
+		t.Errorf("list: %v", err)
+	}
+	if v, err := ToMillis(int64(5)); err != nil || v != 5 {
+		t.Errorf("int: %v, %v", v, err)
+	}
+}
