@@ -502,3 +502,22 @@ func TestToMillisNamesTypes(t *testing.T) {
 		t.Errorf("int: %v, %v", v, err)
 	}
 }
+
+// CEL's errors on a row are the ones on its map.
+func TestRowErrorsMatchMaps(t *testing.T) {
+	rec := map[string]any{"m": map[string]any{"k": int64(1)}, "s": "x", "l": []any{map[string]any{"a": int64(1)}}}
+	for _, src := range []string{
+		"record.missing", "record.m.q", "record['q']", "record.m + 1", "record.s.k", "record.l[0].b",
+		"record.m.k.size()", "int(record.m)", "record.l[3]", "record.m > record.m",
+	} {
+		p, err := Compile(src, Any, Record)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		_, errMap := p.Eval(rec)
+		_, errRow := p.Eval(deepRows(rec))
+		if errMap == nil || errRow == nil || errMap.Error() != errRow.Error() {
+			t.Errorf("%s: map %v; row %v", src, errMap, errRow)
+		}
+	}
+}
