@@ -268,9 +268,18 @@ type valueCache struct {
 // is a direct-mapped table by a hash of the names, for a map whose fields
 // are not the last ones (a stream of several shapes of one size, maps too
 // deep or too wide for last): a hit there costs no string either.
+//
+// seen holds, per byNames slot, the hash of the last names decoded there
+// that the schema table did not hold: once the table (row.go) is half
+// full, such names are interned only when a decoder sees them a second
+// time. Record shapes repeat at once; the key sets of maps whose keys are
+// data (per-user counts) mostly do not, and interning each of them would
+// fill the table with names no row shares, after which no new shape could
+// be interned.
 type schemaCache struct {
 	last    [maxShapeDepth][maxShapeLen + 1]*Schema
 	byNames [64]*Schema
+	seen    [64]uint32
 }
 
 const maxCachedString = 32
@@ -609,15 +618,17 @@ func (c *decodeCtx) decodeRowFields(b []byte, n, depth int, r *Row, from int, la
 // nil when the schema table is full and does not hold them.
 func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 	var slot **Schema
+	var seen *uint32
+	h := uint32(2166136261)
 	if c.schemas != nil {
-		h := uint32(2166136261)
 		for _, k := range keys {
 			h = (h ^ uint32(len(k))) * 16777619
 			for _, x := range k {
 				h = (h ^ uint32(x)) * 16777619
 			}
 		}
-		slot = &c.schemas.byNames[(h^h>>8)&uint32(len(c.schemas.byNames)-1)]
+		i := (h ^ h>>8) & uint32(len(c.schemas.byNames)-1)
+		slot, seen = &c.schemas.byNames[i], &c.schemas.seen[i]
 		if s := *slot; s != nil && sameNames(s, keys) {
 			return s
 		}
@@ -628,15 +639,17 @@ func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 		names = append(names, c.key(k))
 	}
 	var s *Schema
-	if interned.Load() >= maxInterned {
+	if x, ok := schemas.Load(schemaKey(names)); ok {
+		s = x.(*Schema)
+	} else if interned.Load() >= maxInterned {
 		// The table is full (row.go): SchemaOfSorted would build an
 		// unshared schema for every map of a new shape, names and
 		// index included. Such maps, as data-keyed ones, stay maps.
-		x, ok := schemas.Load(schemaKey(names))
-		if !ok {
-			return nil
-		}
-		s = x.(*Schema)
+		return nil
+	} else if seen != nil && *seen != h && interned.Load() >= maxInterned/2 {
+		// Names seen for the first time stay a map (see schemaCache).
+		*seen = h
+		return nil
 	} else {
 		s = SchemaOfSorted(names)
 	}

@@ -264,3 +264,48 @@ func TestDecoderRowLimits(t *testing.T) {
 		}
 	}
 }
+
+// Once the schema table is half full, a Decoder interns names it has not
+// seen before only on their second sighting: a data-keyed map seen once
+// stays a map and leaves the table as it was; a record shape that repeats
+// becomes a row from its second map on; names the table holds are rows at
+// once.
+func TestDecoderInternsOnSecondSighting(t *testing.T) {
+	old := maxInterned
+	MustSchemaOf("pad-a", "pad-b", "pad-c") // the table is not empty
+	maxInterned = 2*interned.Load() - 1     // half full, far from full
+
+	defer func() { maxInterned = old }()
+	d := rowDecoder()
+	decodeOne := func(v map[string]any) any {
+		t.Helper()
+		enc := Append(nil, v)
+		got, rest, err := d.Decode(enc)
+		if err != nil || len(rest) != 0 || !equalValues(got, v) || !bytes.Equal(Append(nil, got), enc) {
+			t.Fatalf("%v decoded to %v, %v", v, got, err)
+		}
+		return got
+	}
+	before := interned.Load()
+	for i := range 50 {
+		if _, isRow := decodeOne(map[string]any{fmt.Sprintf("user-%d", i): int64(i)}).(*Row); isRow {
+			t.Fatalf("data-keyed map %d decoded as a row on its first sighting", i)
+		}
+	}
+	if interned.Load() != before {
+		t.Fatalf("maps seen once grew the schema table by %d", interned.Load()-before)
+	}
+	shape := map[string]any{"second-a": int64(1), "second-b": "x"}
+	if _, isRow := decodeOne(shape).(*Row); isRow {
+		t.Fatal("a new shape decoded as a row on its first sighting")
+	}
+	for range 3 {
+		if _, isRow := decodeOne(shape).(*Row); !isRow {
+			t.Fatal("a repeated shape is not a row from its second sighting on")
+		}
+	}
+	MustSchemaOf("held-a", "held-b")
+	if _, isRow := decodeOne(map[string]any{"held-a": nil, "held-b": nil}).(*Row); !isRow {
+		t.Fatal("names the table holds are not a row at once")
+	}
+}
