@@ -445,7 +445,11 @@ func printLatency(w io.Writer, c config, lats []latency) {
 	}
 }
 
-// round shows a latency in ms with µs precision.
+// round shows a latency in ms with µs precision (one under a µs, e.g. a
+// job whose stages all run in one goroutine, as "<0.001ms", not 0).
 func round(d time.Duration) string {
+	if d < time.Microsecond {
+		return "<0.001ms"
+	}
 	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
 }

@@ -29,7 +29,7 @@ func writeLatencyCSV(path string, lats []latency) error {
 	// measured (-latency-rate).
 	rows := [][]string{{"query", "runner", "peak_events_per_s", "rate_events_per_s", "p50_ms", "p99_ms", "max_ms", "samples"}}
 	for _, l := range lats {
-		rows = append(rows, []string{l.query, l.runner, strconv.FormatInt(l.peak, 10), strconv.FormatInt(l.rate, 10), f(ms(l.p50)), f(ms(l.p99)), f(ms(l.max)), strconv.Itoa(l.samples)})
+		rows = append(rows, []string{l.query, l.runner, strconv.FormatInt(l.peak, 10), strconv.FormatInt(l.rate, 10), fms(l.p50), fms(l.p99), fms(l.max), strconv.Itoa(l.samples)})
 	}
 	return writeRows(path, rows)
 }
@@ -126,3 +126,6 @@ func writeSVG(path string, c config, results []result) error {
 func log10(v float64) float64    { return math.Log10(v) }
 func pow10(e float64) float64    { return math.Pow(10, e) }
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// fms is a latency in ms to the ns (sub-µs latencies are common).
+func fms(d time.Duration) string { return strconv.FormatFloat(ms(d), 'f', 6, 64) }
