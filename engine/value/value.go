@@ -52,18 +52,12 @@ func KeyID(k any) string {
 	return string(Append(nil, k))
 }
 
-// FromJSON parses JSON into a dynamic value, keeping integers as int64.
+// FromJSON parses one JSON value (whitespace around it allowed) into a
+// dynamic value: integers as int64 (uint64, float64 past its range),
+// objects as map[string]any or, when UseRows is on, *Row. See json.go; a
+// reader of many values should keep a JSONDecoder.
 func FromJSON(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("trailing data after JSON value")
-	}
-	return Normalize(v), nil
+	return fromJSON(raw) // json.go
 }
 
 // Normalize converts Go values (json.Number, int, float32, []string, typed
