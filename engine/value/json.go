@@ -155,12 +155,12 @@ func (p *jsonParser) parse(raw []byte, rows bool) (any, error) {
 			err = &JSONError{Offset: p.pos, Msg: "trailing data after JSON value"}
 		}
 	}
-	// Keep neither the input nor values of it past this call.
+	// Keep neither the input nor values of it past this call: the stacks
+	// are cleared as they are cut back, so only what an error left on them
+	// is still there.
 	p.data = nil
-	clear(p.mvals[:cap(p.mvals)])
-	clear(p.mkeys[:cap(p.mkeys)])
-	clear(p.svals[:cap(p.svals)])
-	clear(p.skeys[:cap(p.skeys)])
+	clear(p.mvals)
+	clear(p.mkeys)
 	p.mvals, p.mkeys = p.mvals[:0], p.mkeys[:0]
 	if cap(p.mvals) > maxKeptScratch {
 		// A huge array or object: do not keep its scratch for the next.
@@ -474,6 +474,7 @@ func (p *jsonParser) array(depth int) (any, error) {
 			p.pos++
 			out := make([]any, len(p.mvals)-base)
 			copy(out, p.mvals[base:])
+			clear(p.mvals[base:])
 			p.mvals = p.mvals[:base]
 			return out, nil
 		default:
@@ -584,7 +585,13 @@ func (p *jsonParser) spill(shape *jsonShape, row *Row, n int) {
 func (p *jsonParser) finishObject(kbase, vbase, depth int) (any, error) {
 	keys, vals := p.mkeys[kbase:], p.mvals[vbase:]
 	n := len(keys)
-	defer func() { p.mkeys, p.mvals = p.mkeys[:kbase], p.mvals[:vbase] }()
+	defer func() {
+		clear(keys)
+		clear(vals)
+		clear(p.skeys)
+		clear(p.svals)
+		p.mkeys, p.mvals, p.skeys, p.svals = p.mkeys[:kbase], p.mvals[:vbase], p.skeys[:0], p.svals[:0]
+	}()
 	if !p.ctx.rows {
 		return p.objectMap(keys, vals), nil
 	}
