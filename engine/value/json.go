@@ -73,6 +73,12 @@ type JSONDecoder struct {
 	ready bool
 }
 
+// NewJSONDecoder returns a JSONDecoder that reads UseRows now: for a
+// source that reads it when it is set up.
+func NewJSONDecoder() *JSONDecoder {
+	return &JSONDecoder{p: newJSONParser(), rows: UseRows, ready: true}
+}
+
 // Decode parses raw, one JSON value with optional whitespace around it.
 // The result does not alias raw.
 func (d *JSONDecoder) Decode(raw []byte) (any, error) {

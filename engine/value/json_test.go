@@ -103,9 +103,32 @@ func wideObject(n, dup int) string {
 }
 
 func newJSONDecoder(rows bool) *JSONDecoder {
-	d := &JSONDecoder{}
-	d.p, d.rows, d.ready = newJSONParser(), rows, true
-	return d
+	saved := UseRows
+	defer func() { UseRows = saved }()
+	UseRows = rows
+	return NewJSONDecoder()
+}
+
+// TestJSONDecoderKeepsItsForm: a decoder keeps the form UseRows had when
+// it was made (NewJSONDecoder) or first used (the zero value).
+func TestJSONDecoderKeepsItsForm(t *testing.T) {
+	saved := UseRows
+	defer func() { UseRows = saved }()
+	for _, rows := range []bool{false, true} {
+		UseRows = rows
+		made := NewJSONDecoder()
+		var zero JSONDecoder
+		if _, err := zero.Decode([]byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+		UseRows = !rows
+		for _, d := range []*JSONDecoder{made, &zero} {
+			v, err := d.Decode([]byte(`{"a":1}`))
+			if _, isRow := v.(*Row); err != nil || isRow != rows {
+				t.Fatalf("decoder made with rows=%v gives %T, %v", rows, v, err)
+			}
+		}
+	}
 }
 
 // checkFromJSON parses in with FromJSON and with d (whose caches have seen
