@@ -14,25 +14,6 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// deepRows is v with every map in it, at any depth, turned into a row.
-func deepRows(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepRows(e)
-		}
-		return value.RowOf(m)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepRows(e)
-		}
-		return out
-	}
-	return v
-}
-
 // rowsTestSchema types the records of rowsTestRecords.
 var rowsTestSchema = []spec.SchemaField{
 	{Name: "id", Type: spec.TypeInt},
@@ -131,7 +112,7 @@ func TestSinksWriteRowsAsMaps(t *testing.T) {
 			maps := rowsTestRecords()
 			var rows []any
 			for _, m := range maps {
-				rows = append(rows, deepRows(m))
+				rows = append(rows, value.Rows(m))
 			}
 			want, err := writeSinkBytes(t, s.sink, maps)
 			if err != nil {
@@ -181,7 +162,7 @@ func TestSinksWriteRowsAsMaps(t *testing.T) {
 			map[string]any{"id": int64(1), "name": map[string]any{"x": int64(1)}, "price": 1.0, "at": int64(0)},
 		} {
 			_, werr := writeSinkBytes(t, s.sink, []any{bad})
-			_, gerr := writeSinkBytes(t, s.sink, []any{deepRows(bad)})
+			_, gerr := writeSinkBytes(t, s.sink, []any{value.Rows(bad)})
 			if werr == nil || msg(werr) != msg(gerr) {
 				t.Errorf("%s: %v: rows fail with %v, maps with %v", s.name, bad, gerr, werr)
 			}

@@ -39,7 +39,7 @@ func TestEvalRoundTrip(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", c.src, got, c.out)
 		}
 		// The record as a row: the same result.
-		if got, err = p.Eval1(deepRows(c.in)); err != nil || !reflect.DeepEqual(value.Plain(got), c.out) {
+		if got, err = p.Eval1(value.Rows(c.in)); err != nil || !reflect.DeepEqual(value.Plain(got), c.out) {
 			t.Errorf("%s on a row = %#v, %v; want %#v", c.src, got, err, c.out)
 		}
 	}

@@ -233,7 +233,7 @@ func TestFastMatchesCELRich(t *testing.T) {
 			// CEL on them, and CEL on rows with CEL on maps (but for
 			// the order in which a map's keys are visited, which CEL
 			// leaves open and is the sorted one for rows).
-			rrec, rst := deepRows(rec), deepRows(st)
+			rrec, rst := value.Rows(rec), value.Rows(st)
 			rowsWant, rowsErr := celEval(p, rrec, rst)
 			if (rowsErr != nil) != (wantErr != nil) || !sameResult(src, rowsWant, want) {
 				t.Fatalf("%s on %v, %v: CEL gives %#v (%v) on rows, %#v (%v) on maps", src, rec, st, rowsWant, rowsErr, want, wantErr)
@@ -535,7 +535,7 @@ func TestFastNexmarkProcessLogic(t *testing.T) {
 			}
 			// Records and state as rows (as a row source and row
 			// literals make them): handled natively, the same result.
-			rows := deepRows(vals).([]any)
+			rows := value.Rows(vals).([]any)
 			if got, ok := fastEval(p, rows...); !ok || !sameValue(got, want) {
 				t.Fatalf("%s on rows %v: fast %#v (handled %v), want %#v", c.name, vals, got, ok, want)
 			}
@@ -673,7 +673,7 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		for j := 0; j < 4; j++ {
 			rec, st := genRecordState(rng)
 			check(src, rec, st)
-			check(src, deepRows(rec), deepRows(st))
+			check(src, value.Rows(rec), value.Rows(st))
 		}
 	}
 	q6 := `((state == null ? [] : state.l) + [{'t': record.expires, 'id': record.id, 'p': record.price}])
@@ -691,7 +691,7 @@ func TestFastCostBoundsCEL(t *testing.T) {
 		check(q6, map[string]any{"expires": int64(rng.Intn(50)), "id": int64(rng.Intn(1000)), "price": int64(rng.Intn(100))}, st)
 		check("[3, 1, 2, 1].sortBy(x, -x)", nil, nil)
 		check("state.l.sortBy(x, x.t)", nil, st)
-		check("state.l.sortBy(x, x.t)", nil, deepRows(st))
+		check("state.l.sortBy(x, x.t)", nil, value.Rows(st))
 	}
 	t.Logf("%d of %d evaluations handled; counted cost at most %.1f times CEL's", handled, checked, maxRatio)
 	if handled < checked/8 {
@@ -736,7 +736,7 @@ func benchForms(b *testing.B, src string, vars []string, vals ...any) {
 			}
 			in := vals
 			if rows {
-				in = deepRows(vals).([]any)
+				in = value.Rows(vals).([]any)
 			}
 			ev := p.Evaluator()
 			b.ReportAllocs()

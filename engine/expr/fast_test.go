@@ -125,7 +125,7 @@ func TestFastMatchesCEL(t *testing.T) {
 			// The same record as rows (every map in it, at any depth):
 			// CEL's result is the same, and so is the fast evaluator's
 			// where it gives one.
-			rows := deepRows(in)
+			rows := value.Rows(in)
 			rowsWant, rowsErr := celEval(p, rows)
 			if (rowsErr != nil) != (wantErr != nil) || !sameValue(rowsWant, want) {
 				t.Fatalf("%s on %v: CEL gives %#v (%v) on rows, %#v (%v) on maps", src, in, rowsWant, rowsErr, want, wantErr)

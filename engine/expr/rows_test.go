@@ -11,26 +11,6 @@ import (
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
-// deepRows returns v with every map in it, at any depth, turned into a
-// row (v itself is not modified).
-func deepRows(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepRows(e)
-		}
-		return value.RowOf(m)
-	case []any:
-		l := make([]any, len(x))
-		for i, e := range x {
-			l[i] = deepRows(e)
-		}
-		return l
-	}
-	return v
-}
-
 // iteratesMaps reports whether src may build a list by iterating over a
 // map, in an order CEL leaves open.
 func iteratesMaps(src string) bool {
@@ -205,9 +185,9 @@ func TestRowsMatchMaps(t *testing.T) {
 				rec, st any
 				allRows bool
 			}{
-				{"rows", deepRows(rec), deepRows(st), true},
+				{"rows", value.Rows(rec), value.Rows(st), true},
 				{"row record, map state", value.RowOf(rec), st, false},
-				{"map record, row state", rec, deepRows(st), false},
+				{"map record, row state", rec, value.Rows(st), false},
 			} {
 				what := fmt.Sprintf("%s (row literals %v) on %s", c.src, rows, in.name)
 				if got, err := celEval(p, in.rec, in.st); err != nil || !same(got) {
@@ -468,7 +448,7 @@ func TestFastSortByConcatKeys(t *testing.T) {
 		for j := range l {
 			l[j] = map[string]any{"t": int64(rng.Intn(4)), "id": int64(rng.Intn(3)), "p": int64(j)}
 		}
-		for _, st := range []any{map[string]any{"l": l}, deepRows(map[string]any{"l": l})} {
+		for _, st := range []any{map[string]any{"l": l}, value.Rows(map[string]any{"l": l})} {
 			want, cost, err := celActualCost(t, src, vars, nil, st)
 			if err != nil {
 				t.Fatal(err)
@@ -515,7 +495,7 @@ func TestRowErrorsMatchMaps(t *testing.T) {
 			t.Fatalf("%s: %v", src, err)
 		}
 		_, errMap := p.Eval(rec)
-		_, errRow := p.Eval(deepRows(rec))
+		_, errRow := p.Eval(value.Rows(rec))
 		if errMap == nil || errRow == nil || errMap.Error() != errRow.Error() {
 			t.Errorf("%s: map %v; row %v", src, errMap, errRow)
 		}

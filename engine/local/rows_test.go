@@ -165,26 +165,7 @@ var rowsJobs = map[string]string{
 
 func init() {
 	udf.Map("rows-test-maps", func(v any) (any, error) { return v, nil })
-	udf.Map("rows-test-rows", func(v any) (any, error) { return deepRows(v), nil })
-}
-
-// deepRows returns v with every map in it, at any depth, turned into a row.
-func deepRows(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepRows(e)
-		}
-		return value.RowOf(m)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepRows(e)
-		}
-		return out
-	}
-	return v
+	udf.Map("rows-test-rows", func(v any) (any, error) { return value.Rows(v), nil })
 }
 
 func TestRowsLikeMaps(t *testing.T) {

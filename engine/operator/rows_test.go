@@ -19,25 +19,6 @@ import (
 // for: the same records are fed once as maps and once as rows (at every
 // depth), and what comes out must print the same.
 
-// deepRows returns v with every map in it, at any depth, turned into a row.
-func deepRows(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepRows(e)
-		}
-		return value.RowOf(m)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepRows(e)
-		}
-		return out
-	}
-	return v
-}
-
 // printed is the JSON and timestamp of each record.
 func printed(recs []value.Record) []string {
 	var out []string
@@ -82,7 +63,7 @@ func TestProcessActionRows(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", c, err)
 		}
-		for _, rows := range []any{value.RowOf(c), deepRows(c)} {
+		for _, rows := range []any{value.RowOf(c), value.Rows(c)} {
 			gotOut, gotSt, err := apply(rows)
 			if err != nil {
 				t.Fatalf("row %v: %v", rows, err)
@@ -156,7 +137,7 @@ func TestDetachRows(t *testing.T) {
 		if wantOK != c.ok {
 			t.Fatalf("%v: map detach = %v", c.path, wantOK)
 		}
-		r := deepRows(event()).(*value.Row)
+		r := value.Rows(event()).(*value.Row)
 		if got := detach(r, c.path); got != wantOK {
 			t.Errorf("%v: row detach = %v, map %v", c.path, got, wantOK)
 		}
@@ -194,7 +175,7 @@ func TestMapPicksPartOfRow(t *testing.T) {
 	if err := m.Open(&Context{}, collectorFunc(func(r *value.Record) error { emitted = append(emitted, r.Value); return nil })); err != nil {
 		t.Fatal(err)
 	}
-	event := deepRows(map[string]any{"type": "bid", "bid": map[string]any{"price": int64(3)}}).(*value.Row)
+	event := value.Rows(map[string]any{"type": "bid", "bid": map[string]any{"price": int64(3)}}).(*value.Row)
 	bid, _ := event.Get("bid")
 	if err := m.Process(&value.Record{Value: event}, 0); err != nil {
 		t.Fatal(err)
@@ -242,7 +223,7 @@ func TestGoCodeSeesMaps(t *testing.T) {
 		emit(v)
 		return nil
 	})
-	row := deepRows(map[string]any{"a": []any{map[string]any{"b": int64(1)}}, "c": map[string]any{}})
+	row := value.Rows(map[string]any{"a": []any{map[string]any{"b": int64(1)}}, "c": map[string]any{}})
 	for _, on := range []bool{false, true} {
 		withRows(t, on)
 		var plainGot, rowsGot []any
@@ -354,7 +335,7 @@ func TestKeyedOperatorsPassRows(t *testing.T) {
 				for i, x := range feed {
 					var v any = x.v
 					if rows {
-						v = deepRows(x.v)
+						v = value.Rows(x.v)
 					}
 					if mode == spec.Batch && i > 0 && x.key != feed[i-1].key {
 						if err := op.(Keyed).EndKey(); err != nil {
@@ -471,7 +452,7 @@ func TestRowsAwareFunction(t *testing.T) {
 	if !udf.AcceptsRows("rows-test-aware") || udf.AcceptsRows("rows-test-plain") {
 		t.Fatal("udf.AcceptsRows does not tell the two apart")
 	}
-	row := deepRows(map[string]any{"a": map[string]any{"b": int64(1)}})
+	row := value.Rows(map[string]any{"a": map[string]any{"b": int64(1)}})
 	for _, fn := range []string{"rows-test-aware", "rows-test-plain"} {
 		seen = nil
 		n := int64(1)

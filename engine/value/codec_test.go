@@ -570,7 +570,7 @@ func TestEncoderMatchesAppend(t *testing.T) {
 	// Encoder's remembered row names must not leak between schemas of one
 	// size and depth.
 	for _, v := range values[:len(values)/2] {
-		values = append(values, deepRows(v))
+		values = append(values, Rows(v))
 	}
 	for round := 0; round < 2; round++ {
 		for i, v := range values {
@@ -589,23 +589,4 @@ func TestEncoderMatchesAppend(t *testing.T) {
 	if got := nilEnc.Append(nil, values[0]); !bytes.Equal(got, Append(nil, values[0])) {
 		t.Fatal("a nil Encoder differs from Append")
 	}
-}
-
-// deepRows returns v with every map[string]any in it, at any depth, a row.
-func deepRows(v any) any {
-	switch x := v.(type) {
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = deepRows(e)
-		}
-		return out
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = deepRows(e)
-		}
-		return RowOf(m)
-	}
-	return v
 }

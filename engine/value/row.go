@@ -360,6 +360,27 @@ func AsMap(v any) (map[string]any, bool) {
 	return nil, false
 }
 
+// Rows returns v with every map in it, at any depth, turned into a row:
+// the inverse of Plain (v itself is not modified). Tests use it to feed
+// the engine both forms of the same value.
+func Rows(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = Rows(e)
+		}
+		return RowOf(m)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = Rows(e)
+		}
+		return out
+	}
+	return v
+}
+
 // Plain returns v with every row in it, at any depth, turned into a
 // map[string]any: the form code outside the engine's hot paths (tests,
 // reflection, CEL's own adapter) expects. Values without rows are returned

@@ -111,3 +111,23 @@ func TestSchemaTableIsBounded(t *testing.T) {
 		t.Fatalf("row of an unshared schema: %s", got)
 	}
 }
+
+func TestRowsIsPlainsInverse(t *testing.T) {
+	in := map[string]any{"a": []any{map[string]any{"x": int64(1)}, "s"}, "b": map[string]any{"c": nil}}
+	r := Rows(in)
+	row, ok := r.(*Row)
+	if !ok {
+		t.Fatalf("Rows gave %T", r)
+	}
+	if a, _ := row.Get("a"); !reflect.DeepEqual(a.([]any)[1], "s") {
+		t.Fatal("list element lost")
+	} else if _, ok := a.([]any)[0].(*Row); !ok {
+		t.Fatal("a map inside a list is not a row")
+	}
+	if !reflect.DeepEqual(Plain(r), in) {
+		t.Fatalf("Plain(Rows(v)) = %v, want %v", Plain(r), in)
+	}
+	if _, ok := in["b"].(map[string]any); !ok {
+		t.Fatal("Rows modified its input")
+	}
+}

@@ -45,7 +45,7 @@ func BenchmarkCodecShapes(b *testing.B) {
 		b.Run("encoder-rows/"+name, func(b *testing.B) {
 			var e Encoder
 			rr := *r
-			rr.Value = deepRows(r.Value)
+			rr.Value = Rows(r.Value)
 			buf := make([]byte, 0, 256)
 			b.SetBytes(int64(len(enc)))
 			b.ReportAllocs()
