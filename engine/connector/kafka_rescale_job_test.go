@@ -17,7 +17,15 @@ import (
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/udf"
 )
+
+func init() {
+	udf.Map("kafka-rescale-pace", func(v any) (any, error) {
+		time.Sleep(100 * time.Microsecond)
+		return v, nil
+	})
+}
 
 // A STREAMING job whose Kafka source runs at parallelism 2 is cancelled
 // after its second checkpoint and restored from it with the source at
@@ -43,9 +51,14 @@ func TestKafkaJobRestoresSourceAtAnotherParallelism(t *testing.T) {
 			// checkpoint however slow the machine); the restored one stops
 			// at the topic's end.
 			jobText := func(parallelism int, bounded bool) string {
-				stop := ""
+				stop, pace := "", ""
 				if bounded {
 					stop = "\n        stoppingOffsets: {mode: latest}"
+				} else {
+					// The first run reads at a pace (about 1 s per
+					// subtask), so its second checkpoint, 10 ms apart,
+					// falls mid-stream however fast the machine reads.
+					pace = "\n  - name: pace\n    call: kafka-rescale-pace"
 				}
 				return fmt.Sprintf(`
 parallelism: 2
@@ -55,7 +68,7 @@ steps:
     source:
       kafka:
         bootstrapServers: [%q]
-        topics: [in]%s
+        topics: [in]%s%s
   - name: upper
     parallelism: 3
     map: "record.value.upperAscii()"
@@ -68,7 +81,7 @@ steps:
         format: string
         deliveryGuarantee: exactly-once
         transactionalIdPrefix: rescale-out
-`, parallelism, addr, stop, addr)
+`, parallelism, addr, stop, pace, addr)
 			}
 			p1, err := plan.New(parse(t, jobText(2, false)), plan.Options{Mode: spec.Streaming})
 			if err != nil {
