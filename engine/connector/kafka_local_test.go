@@ -7,9 +7,7 @@ package connector_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"os"
@@ -31,36 +29,8 @@ import (
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 	"github.com/flinkjob/flinkjob/internal/kafkadev"
+	"github.com/flinkjob/flinkjob/internal/kafkatest"
 )
-
-// readCommitted reads a topic to its last stable offset with
-// isolation.level read_committed and returns the values.
-func readCommitted(t *testing.T, addr, topic string) []string {
-	t.Helper()
-	src := &connector.KafkaSource{Spec: spec.KafkaSource{BootstrapServers: []string{addr}, Topics: []string{topic},
-		Properties:      map[string]string{"isolation.level": "read_committed"},
-		StoppingOffsets: &spec.KafkaOffsets{Mode: spec.OffsetsLatest}}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rd, err := src.Open(ctx, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	var out []string
-	for {
-		err := rd.Read(ctx, 1000, func(v any) {
-			val, _ := value.Field(v.(*connector.Timestamped).Value, "value")
-			out = append(out, val.(string))
-		})
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func parse(t *testing.T, src string) *spec.Job {
 	t.Helper()
@@ -127,7 +97,7 @@ steps:
 				t.Fatalf("AUTOMATIC resolves a bounded kafka job to %s", r)
 			}
 			enginetest.Run(t, job, mode, local.Options{})
-			got := readCommitted(t, addr, "out-"+string(mode))
+			got := kafkatest.ReadCommitted(t, addr, "out-"+string(mode))
 			for i, g := range got {
 				v, err := value.FromJSON([]byte(g))
 				if err != nil {
@@ -222,7 +192,7 @@ steps:
 	if err := local.Run(ctx2, p, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
 		t.Fatalf("restored run: %v", err)
 	}
-	got := readCommitted(t, addr, "out")
+	got := kafkatest.ReadCommitted(t, addr, "out")
 	slices.Sort(got)
 	upper := make([]string, len(want))
 	for i, w := range want {
@@ -291,7 +261,7 @@ func TestKafkaSamples(t *testing.T) {
 		if late != 0 {
 			t.Errorf("%s: %d readings dropped as late", mode, late)
 		}
-		all := readCommitted(t, addr, "counts")
+		all := kafkatest.ReadCommitted(t, addr, "counts")
 		got := slices.Clone(all[len(prev):])
 		slices.Sort(got)
 		if len(got) < 7*100 {

@@ -2,7 +2,6 @@ package connector_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
+	"github.com/flinkjob/flinkjob/internal/kafkatest"
 )
 
 func init() {
@@ -106,27 +106,7 @@ steps:
 			}
 			// The restore must resume mid-stream, from positions of two
 			// subtasks, for the test to show anything.
-			store := checkpoint.LocalStore{Dir: dir}
-			ids, err := checkpoint.Completed(context.Background(), store)
-			if err != nil || len(ids) == 0 {
-				t.Fatalf("completed checkpoints: %v %v", ids, err)
-			}
-			read := int64(0)
-			for i := 0; i < 2; i++ {
-				b, err := checkpoint.Sub(store, checkpoint.DirName(slices.Max(ids))).Get(context.Background(), checkpoint.SourcePositionName("in", i, 2))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ps []struct {
-					N int64 `json:"n"`
-				}
-				if err := json.Unmarshal(b, &ps); err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range ps {
-					read += p.N
-				}
-			}
+			read := kafkatest.CheckpointedRecords(t, checkpoint.LocalStore{Dir: dir}, "in", 2)
 			if read == 0 || read >= n {
 				t.Fatalf("the checkpoint's positions cover %d of %d records: the restore resumes nothing mid-stream", read, n)
 			}
@@ -136,7 +116,7 @@ steps:
 			if err := local.Run(ctx2, p2, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
 				t.Fatalf("restored run at parallelism %d: %v", to, err)
 			}
-			got := readCommitted(t, addr, "out")
+			got := kafkatest.ReadCommitted(t, addr, "out")
 			slices.Sort(got)
 			if !slices.Equal(got, want) {
 				dups, missing := 0, 0

@@ -2,10 +2,7 @@ package runner_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,9 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
-	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
-	"github.com/flinkjob/flinkjob/engine/value"
+	"github.com/flinkjob/flinkjob/internal/kafkatest"
 	"github.com/flinkjob/flinkjob/worker"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
@@ -114,30 +110,11 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := checkpoint.Completed(ctx, cps)
-	if err != nil || len(ids) == 0 {
-		t.Fatalf("completed checkpoints: %v %v", ids, err)
-	}
-	read := int64(0)
-	for i := 0; i < 2; i++ {
-		b, err := checkpoint.Sub(cps, checkpoint.DirName(slices.Max(ids))).Get(ctx, checkpoint.SourcePositionName("in", i, 2))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ps []struct {
-			N int64 `json:"n"`
-		}
-		if err := json.Unmarshal(b, &ps); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			read += p.N
-		}
-	}
+	read := kafkatest.CheckpointedRecords(t, cps, "in", 2)
 	if read == 0 || read >= n {
 		t.Fatalf("the checkpoint's positions cover %d of %d records: the restore resumes nothing mid-stream", read, n)
 	}
-	t.Logf("restoring at 3 source subtasks from checkpoint %d (taken at 2), which had read %d of %d records", slices.Max(ids), read, n)
+	t.Logf("restoring at 3 source subtasks from the latest checkpoint (taken at 2), which had read %d of %d records", read, n)
 
 	r, err = runner.New(job(3, true), runner.Options{Worker: slowBin, Dir: t.TempDir(), Env: append(env, "FLINKJOB_RESTORE_FROM=latest", "SLOW_MAP_DELAY=0s")})
 	if err != nil {
@@ -146,7 +123,7 @@ steps:
 	if err := r.Run(ctx); err != nil {
 		t.Fatalf("restored at source parallelism 3: %v", err)
 	}
-	got := kafkaCommitted(t, addr, "out")
+	got := kafkatest.ReadCommitted(t, addr, "out")
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		seen := map[string]int{}
@@ -162,34 +139,5 @@ steps:
 			}
 		}
 		t.Fatalf("output has %d records, want each of %d once: %d missing, %d more than once", len(got), n, missing, twice)
-	}
-}
-
-// kafkaCommitted reads a topic's committed records (read_committed, to the
-// last stable offset) and returns their values.
-func kafkaCommitted(t *testing.T, addr, topic string) []string {
-	t.Helper()
-	src := &connector.KafkaSource{Spec: spec.KafkaSource{BootstrapServers: []string{addr}, Topics: []string{topic},
-		Properties:      map[string]string{"isolation.level": "read_committed"},
-		StoppingOffsets: &spec.KafkaOffsets{Mode: spec.OffsetsLatest}}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rd, err := src.Open(ctx, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	var out []string
-	for {
-		err := rd.Read(ctx, 1000, func(v any) {
-			val, _ := value.Field(v.(*connector.Timestamped).Value, "value")
-			out = append(out, val.(string))
-		})
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }
