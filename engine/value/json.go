@@ -4,8 +4,9 @@ package value
 // UseNumber) followed by Normalize was most of the CPU of a source reading
 // JSON records (Kafka values, jsonl files): a Decoder per value, reflection,
 // json.Number strings and a second pass over the result. This parser builds
-// the engine's values in one pass, and builds objects as rows (when UseRows
-// is on) without going through a map.
+// the engine's values in one pass; a JSONDecoder builds objects as rows
+// (when UseRows is on) without going through a map. No source uses one
+// yet: FromJSON keeps objects as maps (see fromJSON).
 //
 // What it accepts and returns is exactly what encoding/json + Normalize
 // did (json_test.go's FuzzFromJSON compares the two on any input):
@@ -93,18 +94,16 @@ func (d *JSONDecoder) Decode(raw []byte) (any, error) {
 // its caches.
 var jsonParsers sync.Pool
 
-// fromJSONRows says whether FromJSON builds rows when UseRows is on. It is
-// off while tests outside this package still take FromJSON's objects for
-// map[string]any (REQUESTS.md, H-json 15:00); a JSONDecoder follows
-// UseRows already.
-const fromJSONRows = false
-
 func fromJSON(raw []byte) (any, error) {
 	p, _ := jsonParsers.Get().(*jsonParser)
 	if p == nil {
 		p = newJSONParser()
 	}
-	v, err := p.parse(raw, fromJSONRows && UseRows)
+	// Maps, rows or not: JSON objects are often keyed by data (a Kafka
+	// payload's per-user counts), whose key sets would only fill the
+	// schema table. A JSONDecoder, kept by a reader of records of one
+	// shape, follows UseRows.
+	v, err := p.parse(raw, false)
 	jsonParsers.Put(p)
 	return v, err
 }

@@ -54,8 +54,8 @@ func KeyID(k any) string {
 
 // FromJSON parses one JSON value (whitespace around it allowed) into a
 // dynamic value: integers as int64 (uint64, float64 past its range),
-// objects as map[string]any or, when UseRows is on, *Row. See json.go; a
-// reader of many values should keep a JSONDecoder.
+// objects as map[string]any (a JSONDecoder builds rows when UseRows is on).
+// See json.go.
 func FromJSON(raw []byte) (any, error) {
 	return fromJSON(raw) // json.go
 }
