@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
@@ -69,30 +70,47 @@ func TestMapSharesInput(t *testing.T) {
 }
 
 // TestMapPicksPart: a map step picking record.bid emits the bid whole and
-// recycles the rest of the event without it.
+// recycles the rest of the event without it, for a map event (the field
+// is removed) and a row event (a row's fields are fixed: it is nulled).
 func TestMapPicksPart(t *testing.T) {
-	ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "m", Map: "record.bid"})
-	var recycled []any
-	ch.RecycleSourceValues(func(v any) { recycled = append(recycled, v) })
-	var emitted []any
-	m := ch.Ops[1].(*Map)
-	if err := m.Open(&Context{}, collectorFunc(func(r *value.Record) error { emitted = append(emitted, r.Value); return nil })); err != nil {
-		t.Fatal(err)
+	for _, rows := range []bool{false, true} {
+		ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "m", Map: "record.bid"})
+		var recycled []any
+		ch.RecycleSourceValues(func(v any) { recycled = append(recycled, v) })
+		var emitted []any
+		m := ch.Ops[1].(*Map)
+		if err := m.Open(&Context{}, collectorFunc(func(r *value.Record) error { emitted = append(emitted, r.Value); return nil })); err != nil {
+			t.Fatal(err)
+		}
+		var event any = map[string]any{"type": "bid", "bid": map[string]any{"price": int64(3)}}
+		if rows {
+			event = value.Rows(event)
+		}
+		bid, _ := value.Field(event, "bid")
+		if err := m.Process(&value.Record{Value: event}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if len(emitted) != 1 || !sameObject(emitted[0], bid) {
+			t.Fatalf("rows=%v: emitted %v, want the event's bid itself", rows, emitted)
+		}
+		if len(recycled) != 1 || !sameObject(recycled[0], event) {
+			t.Fatalf("rows=%v: recycled %v, want the event", rows, recycled)
+		}
+		if f, still := value.Field(event, "bid"); still != rows || f != nil {
+			t.Fatalf("rows=%v: the recycled event still holds %v", rows, f)
+		}
 	}
-	bid := map[string]any{"price": int64(3)}
-	event := map[string]any{"type": "bid", "bid": bid}
-	if err := m.Process(&value.Record{Value: event}, 0); err != nil {
-		t.Fatal(err)
+}
+
+// sameObject reports whether a and b are the same map or row, not equal
+// copies.
+func sameObject(a, b any) bool {
+	if ra, ok := a.(*value.Row); ok {
+		return ra == b
 	}
-	if len(emitted) != 1 || emitted[0].(map[string]any)["price"] != int64(3) {
-		t.Fatalf("emitted %v", emitted)
-	}
-	if len(recycled) != 1 {
-		t.Fatalf("recycled %d values", len(recycled))
-	}
-	if _, still := recycled[0].(map[string]any)["bid"]; still {
-		t.Fatal("the recycled event still holds the emitted bid")
-	}
+	ma, ok1 := a.(map[string]any)
+	mb, ok2 := b.(map[string]any)
+	return ok1 && ok2 && reflect.ValueOf(ma).UnsafePointer() == reflect.ValueOf(mb).UnsafePointer()
 }
 
 // sourceChain builds the chain of the first stage of a BATCH job: a

@@ -164,33 +164,6 @@ func TestDetachRows(t *testing.T) {
 	}
 }
 
-// TestMapPicksPartOfRow: with a real map step picking record.bid out of
-// row events, the recycled event no longer holds the emitted bid.
-func TestMapPicksPartOfRow(t *testing.T) {
-	ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "m", Map: "record.bid"})
-	var recycled []any
-	ch.RecycleSourceValues(func(v any) { recycled = append(recycled, v) })
-	var emitted []any
-	m := ch.Ops[1].(*Map)
-	if err := m.Open(&Context{}, collectorFunc(func(r *value.Record) error { emitted = append(emitted, r.Value); return nil })); err != nil {
-		t.Fatal(err)
-	}
-	event := value.Rows(map[string]any{"type": "bid", "bid": map[string]any{"price": int64(3)}}).(*value.Row)
-	bid, _ := event.Get("bid")
-	if err := m.Process(&value.Record{Value: event}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if len(emitted) != 1 || emitted[0] != bid {
-		t.Fatalf("emitted %v, want the event's bid row", emitted)
-	}
-	if len(recycled) != 1 || recycled[0] != any(event) {
-		t.Fatalf("recycled %v", recycled)
-	}
-	if f, ok := event.Get("bid"); !ok || f != nil {
-		t.Fatalf("the recycled event still holds %v", f)
-	}
-}
-
 // rowsWriter records the values a Go sink gets; accepts says whether it
 // handles rows (RowsAware).
 type rowsWriter struct {
