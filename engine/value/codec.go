@@ -639,10 +639,11 @@ func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 		names = append(names, c.key(k))
 	}
 	var s *Schema
-	if x, ok := schemas.Load(schemaKey(names)); ok {
+	key := schemaKey(names)
+	if x, ok := schemas.Load(key); ok {
 		s = x.(*Schema)
 	} else if interned.Load() >= maxInterned {
-		// The table is full (row.go): SchemaOfSorted would build an
+		// The table is full (row.go): internNew would build an
 		// unshared schema for every map of a new shape, names and
 		// index included. Such maps, as data-keyed ones, stay maps.
 		return nil
@@ -651,7 +652,7 @@ func (c *decodeCtx) schemaOf(keys [][]byte) *Schema {
 		*seen = h
 		return nil
 	} else {
-		s = SchemaOfSorted(names)
+		s = internNew(key, slices.Clone(names))
 	}
 	if slot != nil {
 		*slot = s

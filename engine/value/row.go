@@ -85,10 +85,11 @@ func MustSchemaOf(names ...string) *Schema {
 // sorted and distinct (as a decoder reads them); it does not copy names
 // when the schema is known.
 func SchemaOfSorted(names []string) *Schema {
-	if s, ok := schemas.Load(schemaKey(names)); ok {
+	key := schemaKey(names)
+	if s, ok := schemas.Load(key); ok {
 		return s.(*Schema)
 	}
-	return internSorted(slices.Clone(names))
+	return internNew(key, slices.Clone(names))
 }
 
 func internSorted(sorted []string) *Schema {
@@ -96,6 +97,12 @@ func internSorted(sorted []string) *Schema {
 	if s, ok := schemas.Load(key); ok {
 		return s.(*Schema)
 	}
+	return internNew(key, sorted)
+}
+
+// internNew interns a schema of sorted names (owned by it) that the table
+// did not hold under key a moment ago: past the bound, it stays unshared.
+func internNew(key string, sorted []string) *Schema {
 	s := &Schema{names: sorted}
 	if len(sorted) >= wideSchema {
 		s.index = make(map[string]int, len(sorted))
