@@ -61,24 +61,24 @@ func AcceptsRows(name string) bool {
 // MapRows is Map for a function that reads the engine's rows itself (see
 // Func).
 func MapRows(name string, fn func(v any) (any, error)) {
-	RegisterRows(name, func(v any, emit func(any)) error {
-		out, err := fn(v)
-		if err == nil {
-			emit(out)
-		}
-		return err
-	})
+	RegisterRows(name, mapFunc(fn))
 }
 
 // Map registers a one-to-one function.
 func Map(name string, fn func(v any) (any, error)) {
-	Register(name, func(v any, emit func(any)) error {
+	Register(name, mapFunc(fn))
+}
+
+// mapFunc makes a one-to-one function a Func: it emits fn's result unless
+// fn failed.
+func mapFunc(fn func(v any) (any, error)) Func {
+	return func(v any, emit func(any)) error {
 		out, err := fn(v)
 		if err == nil {
 			emit(out)
 		}
 		return err
-	})
+	}
 }
 
 // Filter registers a predicate.
