@@ -1293,31 +1293,21 @@ func sortByKeysFn(target, keys fastFn, count bool) fastFn {
 		if len(l) == 0 {
 			return l, true
 		}
-		var idx []int
 		switch ks[0].(type) {
 		case int64:
-			idx, ok = sortedIndices[int64](ks)
+			return sortByTyped[int64](l, ks)
 		case string:
-			idx, ok = sortedIndices[string](ks)
+			return sortByTyped[string](l, ks)
 		case float64:
-			idx, ok = sortedIndices[float64](ks)
-		default:
-			ok = false
+			return sortByTyped[float64](l, ks)
 		}
-		if !ok {
-			return nil, false
-		}
-		out := make([]any, len(l))
-		for i, j := range idx {
-			out[i] = l[j]
-		}
-		return out, true
+		return nil, false
 	}
 }
 
-// sortedIndices sorts the indices of keys, all of type T and none NaN,
-// by their keys as @sortByAssociatedKeys does (sort.Slice, <).
-func sortedIndices[T int64 | string | float64](keys []any) ([]int, bool) {
+// sortByTyped is sortByKeys of keys all of type T and none NaN; false if
+// one is not.
+func sortByTyped[T int64 | string | float64](l, keys []any) ([]any, bool) {
 	typed := make([]T, len(keys))
 	for i, k := range keys {
 		v, ok := k.(T)
@@ -1326,12 +1316,23 @@ func sortedIndices[T int64 | string | float64](keys []any) ([]int, bool) {
 		}
 		typed[i] = v
 	}
+	return sortByKeys(l, typed), true
+}
+
+// sortByKeys is l ordered by keys (keys[i] is l[i]'s) as
+// @sortByAssociatedKeys orders it: sort.Slice over the indices with <, so
+// the order of ties is sort.Slice's, as CEL's.
+func sortByKeys[T int64 | string | float64](l []any, keys []T) []any {
 	idx := make([]int, len(keys))
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.Slice(idx, func(i, j int) bool { return typed[idx[i]] < typed[idx[j]] })
-	return idx, true
+	sort.Slice(idx, func(i, j int) bool { return keys[idx[i]] < keys[idx[j]] })
+	out := make([]any, len(l))
+	for i, j := range idx {
+		out[i] = l[j]
+	}
+	return out
 }
 
 // stringFn is string(x) for the scalar types, formatted as CEL does.
@@ -1756,16 +1757,7 @@ func (c *fastCompiler) compileSortBy(call celast.CallExpr) fastFn {
 		if len(l) == 0 {
 			return l, true
 		}
-		idx := make([]int, len(keys))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.Slice(idx, func(i, j int) bool { return keys[idx[i]] < keys[idx[j]] })
-		out := make([]any, len(l))
-		for i, j := range idx {
-			out[i] = l[j]
-		}
-		return out, true
+		return sortByKeys(l, keys), true
 	}
 }
 
