@@ -55,23 +55,15 @@ func (f *Filter) drop(r *value.Record) {
 // list or byte slice with its input: it is not a map value, or one of the
 // entries FreshMap could not rule out holds one.
 func (m *Map) sharesInput(out any) bool {
-	switch o := out.(type) {
-	case map[string]any:
-		for _, k := range m.freshCheck {
-			if isContainer(o[k]) {
-				return true
-			}
-		}
-		return false
-	case *value.Row:
-		for _, k := range m.freshCheck {
-			if f, _ := o.Get(k); isContainer(f) {
-				return true
-			}
-		}
-		return false
+	if !value.IsMap(out) {
+		return true
 	}
-	return true
+	for _, k := range m.freshCheck {
+		if f, _ := value.Field(out, k); isContainer(f) {
+			return true
+		}
+	}
+	return false
 }
 
 // isContainer reports whether v is a value with parts a reader may reuse.
