@@ -41,16 +41,6 @@ type LagReporter interface {
 
 var _ LagReporter = (*KafkaSource)(nil)
 
-// PendingRecords sums lags per subtask: Flink's pendingRecords metric of a
-// source reader (and the maximum of a subtask's lags is records-lag-max).
-func PendingRecords(lags []SplitLag) map[int]int64 {
-	out := map[int]int64{}
-	for _, l := range lags {
-		out[l.Subtask] += l.Lag
-	}
-	return out
-}
-
 // Lags reports the lag of every partition the source's open readers read.
 func (s *KafkaSource) Lags(ctx context.Context) []SplitLag {
 	s.mu.Lock()

@@ -53,7 +53,7 @@ func TestKafkaSourceReportsConsumerLag(t *testing.T) {
 		if len(lags) != 4 {
 			t.Fatalf("%s: %d partitions in %v, want 4", when, len(lags), lags)
 		}
-		pending := PendingRecords(lags)
+		pending := pendingRecords(lags)
 		var sum [2]int64
 		for _, l := range lags {
 			if own := KafkaPartitionOwner(l.Topic, l.Partition, 2); own != l.Subtask {
@@ -155,4 +155,14 @@ func TestKafkaSourceLagFollowsFetchedEnds(t *testing.T) {
 	if l := src.Lags(ctx); len(l) != 1 || l[0].Lag != 0 {
 		t.Fatalf("lags after reading everything: %v", l)
 	}
+}
+
+// pendingRecords sums lags per subtask: Flink's pendingRecords metric of a
+// source reader, as the worker's /metrics sums a subtask's (worker/sourcelag.go).
+func pendingRecords(lags []SplitLag) map[int]int64 {
+	out := map[int]int64{}
+	for _, l := range lags {
+		out[l.Subtask] += l.Lag
+	}
+	return out
 }

@@ -19,7 +19,7 @@ import (
 // and the many records of a stream share one set of field names.
 //
 // Code that handles map values must handle *Row too. The helpers below
-// (Field, MapLen, RangeFields, AsMap, Plain) do it for code that does not
+// (Field, MapLen, RangeFields, Plain) do it for code that does not
 // need the speed.
 
 // UseRows says whether the producers of rows (sources, CEL map literals,
@@ -353,18 +353,6 @@ func RangeFields(v any, fn func(name string, field any) bool) bool {
 		return true
 	}
 	return false
-}
-
-// AsMap returns a map value as a map[string]any: a map itself, a row as a
-// new shallow copy (writing to it does not write the row).
-func AsMap(v any) (map[string]any, bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		return x, true
-	case *Row:
-		return x.ToMap(), true
-	}
-	return nil, false
 }
 
 // Rows returns v with every map in it, at any depth, turned into a row:
