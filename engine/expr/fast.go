@@ -1095,41 +1095,8 @@ func (c *fastCompiler) bind(name string) int {
 // The accumulator is not otherwise visible (e and p do not refer to it),
 // so nothing can observe it half-built.
 func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, accu, iter, iter2 int) fastFn {
-	name := comp.AccuVar()
-	isAccu := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
-	if comp.AccuInit().Kind() != celast.ListKind || len(comp.AccuInit().AsList().Elements()) != 0 ||
-		!isAccu(comp.Result()) || !isTrue(comp.LoopCondition()) {
-		return nil
-	}
-	// appendOf matches accu + [e].
-	appendOf := func(e celast.Expr) celast.Expr {
-		if e.Kind() != celast.CallKind {
-			return nil
-		}
-		call := e.AsCall()
-		if call.FunctionName() != operators.Add || call.IsMemberFunction() || len(call.Args()) != 2 || !isAccu(call.Args()[0]) {
-			return nil
-		}
-		l := call.Args()[1]
-		if l.Kind() != celast.ListKind || len(l.AsList().Elements()) != 1 || len(l.AsList().OptionalIndices()) > 0 {
-			return nil
-		}
-		return l.AsList().Elements()[0]
-	}
-	step := comp.LoopStep()
-	var pred celast.Expr
-	elem := appendOf(step)
+	elem, pred := appendStep(comp)
 	if elem == nil {
-		if step.Kind() != celast.CallKind || step.AsCall().FunctionName() != operators.Conditional || len(step.AsCall().Args()) != 3 {
-			return nil
-		}
-		args := step.AsCall().Args()
-		if elem = appendOf(args[1]); elem == nil || !isAccu(args[2]) {
-			return nil
-		}
-		pred = args[0]
-	}
-	if refersTo(elem, name) || (pred != nil && refersTo(pred, name)) {
 		return nil
 	}
 	ef := c.compile(elem)
@@ -1183,6 +1150,53 @@ func (c *fastCompiler) compileAppend(comp celast.ComprehensionExpr, rng fastFn, 
 		}
 		return out, true
 	}
+}
+
+// appendStep matches a comprehension that appends to a list
+// accumulator (init [], condition true, result accu) with the step
+//
+//	accu + [e]  or  p ? accu + [e] : accu
+//
+// where neither e nor p refers to the accumulator, and returns e and p
+// (nil for the first form); e is nil for any other comprehension.
+func appendStep(comp celast.ComprehensionExpr) (elem, pred celast.Expr) {
+	name := comp.AccuVar()
+	isAccu := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
+	if comp.AccuInit().Kind() != celast.ListKind || len(comp.AccuInit().AsList().Elements()) != 0 ||
+		!isAccu(comp.Result()) || !isTrue(comp.LoopCondition()) {
+		return nil, nil
+	}
+	// appendOf matches accu + [e].
+	appendOf := func(e celast.Expr) celast.Expr {
+		if e.Kind() != celast.CallKind {
+			return nil
+		}
+		call := e.AsCall()
+		if call.FunctionName() != operators.Add || call.IsMemberFunction() || len(call.Args()) != 2 || !isAccu(call.Args()[0]) {
+			return nil
+		}
+		l := call.Args()[1]
+		if l.Kind() != celast.ListKind || len(l.AsList().Elements()) != 1 || len(l.AsList().OptionalIndices()) > 0 {
+			return nil
+		}
+		return l.AsList().Elements()[0]
+	}
+	step := comp.LoopStep()
+	elem = appendOf(step)
+	if elem == nil {
+		if step.Kind() != celast.CallKind || step.AsCall().FunctionName() != operators.Conditional || len(step.AsCall().Args()) != 3 {
+			return nil, nil
+		}
+		args := step.AsCall().Args()
+		if elem = appendOf(args[1]); elem == nil || !isAccu(args[2]) {
+			return nil, nil
+		}
+		pred = args[0]
+	}
+	if refersTo(elem, name) || (pred != nil && refersTo(pred, name)) {
+		return nil, nil
+	}
+	return elem, pred
 }
 
 func isTrue(e celast.Expr) bool {
@@ -1688,27 +1702,15 @@ func (c *fastCompiler) compileSortBy(call celast.CallExpr) fastFn {
 		return nil
 	}
 	comp := call.Args()[0].AsComprehension()
-	name := comp.AccuVar()
-	isAccu := func(e celast.Expr) bool { return e.Kind() == celast.IdentKind && e.AsIdent() == name }
-	if comp.HasIterVar2() || comp.IterRange().Kind() != celast.IdentKind || comp.IterRange().AsIdent() != call.Target().AsIdent() ||
-		comp.AccuInit().Kind() != celast.ListKind || len(comp.AccuInit().AsList().Elements()) != 0 ||
-		!isAccu(comp.Result()) || !isTrue(comp.LoopCondition()) {
+	if comp.HasIterVar2() || comp.IterRange().Kind() != celast.IdentKind || comp.IterRange().AsIdent() != call.Target().AsIdent() {
 		return nil
 	}
 	// The step: accu + [key], key a string concatenation.
-	step := comp.LoopStep()
-	if step.Kind() != celast.CallKind || step.AsCall().FunctionName() != operators.Add || len(step.AsCall().Args()) != 2 ||
-		!isAccu(step.AsCall().Args()[0]) || step.AsCall().Args()[1].Kind() != celast.ListKind {
+	keyExpr, pred := appendStep(comp)
+	if keyExpr == nil || pred != nil || keyExpr.Kind() != celast.CallKind || !isStringConcat(keyExpr.AsCall()) {
 		return nil
 	}
-	elems := step.AsCall().Args()[1].AsList()
-	if len(elems.Elements()) != 1 || len(elems.OptionalIndices()) > 0 {
-		return nil
-	}
-	keyExpr := elems.Elements()[0]
-	if keyExpr.Kind() != celast.CallKind || !isStringConcat(keyExpr.AsCall()) || refersTo(keyExpr, name) {
-		return nil
-	}
+	name := comp.AccuVar()
 	target := c.compile(call.Target())
 	rng := c.compile(comp.IterRange())
 	if target == nil || rng == nil {
