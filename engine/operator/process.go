@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/flinkjob/flinkjob/engine/expr"
 	"github.com/flinkjob/flinkjob/engine/state"
@@ -196,13 +197,9 @@ func (o *Process) slotsFor(s *value.Schema) *actionSlots {
 	return sl
 }
 
-func isAction(k string) bool {
-	switch k {
-	case "emit", "state", "timers", "processingTimers", "broadcast":
-		return true
-	}
-	return false
-}
+// isAction runs once per new schema of actions, or for a map of actions
+// with another key: a scan of the five names is cheap enough there.
+func isAction(k string) bool { return slices.Contains(actionNames[:], k) }
 
 func unknownAction(k string) error {
 	return fmt.Errorf("process expression returned unknown action %q (want emit, state, timers, processingTimers, broadcast)", k)
