@@ -175,17 +175,11 @@ func (w *GroupWriter) addTimers(t *Timers, gen uint32) {
 func (w *GroupWriter) AddAll(k *Keyed, t *Timers) {
 	k.compactList()
 	w.prevEntries, w.prevTimers = k.snapBufs, t.snapBufs
-	gen := k.snapGen + 1
-	if gen == 0 {
-		gen = 1 // 0 means no encoding
-	}
+	gen := nextGen(k.snapGen)
 	for _, e := range k.list {
 		w.addEntry(k, e.id, e, gen)
 	}
-	tgen := t.snapGen + 1
-	if tgen == 0 {
-		tgen = 1
-	}
+	tgen := nextGen(t.snapGen)
 	w.addTimers(t, tgen)
 	ebufs, tbufs := make([][]byte, len(w.groups)), make([][]byte, len(w.groups))
 	for g, s := range w.groups {
@@ -195,6 +189,15 @@ func (w *GroupWriter) AddAll(k *Keyed, t *Timers) {
 	}
 	k.snapBufs, k.snapGen = ebufs, gen
 	t.snapBufs, t.snapGen = tbufs, tgen
+}
+
+// nextGen is the snapshot generation after g; it skips 0, which means no
+// encoding (entry.snapGen, keyTimers.snapGen).
+func nextGen(g uint32) uint32 {
+	if g++; g == 0 {
+		g = 1
+	}
+	return g
 }
 
 // AddCurrent adds the current key's state and every registered timer
