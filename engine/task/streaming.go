@@ -32,7 +32,7 @@ type edgeWriter struct {
 func (w *edgeWriter) add(target int, el Element) error {
 	buf := w.bufs[target]
 	if buf == nil {
-		buf = getElems(w.size)
+		buf = GetElems(w.size)
 	}
 	buf = append(buf, el)
 	w.bufs[target] = buf
@@ -51,26 +51,42 @@ func (w *edgeWriter) flushOne(t int) error {
 	return w.send.Send(w.ctx, w.edge, t, b)
 }
 
-// elemsPool recycles batch slices. A sent batch belongs to its consumer
-// (the in-process sender hands the slice itself over), so slices come back
-// from RunStreaming once the consumer has processed every element of a
-// batch; a Sender that copies (the worker's gRPC client encodes) simply
-// lets its slices go, and the pool makes new ones.
+// elemsPool recycles the element slices of batches, one pool for every
+// producer and consumer of batches in a process: a task's edge writers and
+// the worker exchange's decoder take slices (GetElems), and whoever is done
+// with a batch puts its slice back (PutElems): a task once it processed
+// every element, a Sender that copies (the exchange client encodes) once
+// it has. Both ends must share it: a source worker only sends and a sink
+// worker only receives, and with a pool on each side the slices never went
+// round there, so every flush allocated (and zeroed) a slice of
+// BatchSize elements.
 var elemsPool sync.Pool
 
-// getElems returns an empty slice with room for size elements.
-func getElems(size int) []Element {
+// Pooled slices hold at least the default batch size, so that one made for
+// a short decoded batch can later be an edge writer's buffer, and at most
+// maxPooledElems (a slice that big is rare and would pin its memory).
+const (
+	minPooledElems = 512
+	maxPooledElems = 1 << 16
+)
+
+// GetElems returns an empty slice with room for size elements. Its
+// elements up to that capacity are zero: every slice is zero when made and
+// cleared up to its length when recycled, and users only append.
+func GetElems(size int) []Element {
 	if p, ok := elemsPool.Get().(*[]Element); ok && cap(*p) >= size {
 		return (*p)[:0]
 	}
-	return make([]Element, 0, size)
+	return make([]Element, 0, max(size, minPooledElems))
 }
 
-// putElems recycles a batch slice whose elements are no longer used. It
-// clears them so the pool keeps no record values alive.
-func putElems(elems []Element, size int) {
-	if cap(elems) < size {
-		return // a short slice (a decoded batch) is not worth keeping
+// PutElems recycles a batch slice whose elements are no longer used. It
+// clears them (only up to its length: past it a slice is still zero, and
+// clearing a whole slice after each batch of a sparse output would cost
+// more than the batch) so the pool keeps no record values alive.
+func PutElems(elems []Element) {
+	if cap(elems) < minPooledElems || cap(elems) > maxPooledElems {
+		return
 	}
 	clear(elems)
 	elems = elems[:0]
@@ -98,7 +114,7 @@ func (w *edgeWriter) collect(r *value.Record) error {
 func (w *edgeWriter) addRecord(target int, r *value.Record) error {
 	buf := w.bufs[target]
 	if buf == nil {
-		buf = getElems(w.size)
+		buf = GetElems(w.size)
 	}
 	n := len(buf)
 	if n == cap(buf) {
@@ -367,7 +383,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		}
 		// Every element has been processed, and operators keep no
 		// pointers into the batch: its slice can be reused.
-		putElems(b.Elems, c.BatchSize)
+		PutElems(b.Elems)
 		return nil
 	}
 	// settle completes an aligned checkpoint and replays what its barrier

@@ -149,6 +149,12 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		return nil, nil, 0, fmt.Errorf("unknown runner %q", rn)
 	}
 	due, gen = st.Latencies(samples, timerQueries[q])
+	if c.latencyTrace > 0 {
+		for _, p := range st.Trace(samples, timerQueries[q], c.latencyTrace) {
+			log.Printf("%-3s %-10s trace %6v: %6d samples, p50 %v, p99 %v, max %v; generation behind schedule p99 %v",
+				q, rn, p.From, p.Samples, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond), p.Max.Round(time.Microsecond), p.Behind99.Round(time.Microsecond))
+		}
+	}
 	return due, gen, wall, nil
 }
 

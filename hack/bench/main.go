@@ -73,6 +73,7 @@ type config struct {
 	latencyWorker  string
 	latencySeconds float64
 	latencyRate    int64
+	latencyTrace   time.Duration
 	cpuProfile     string
 	readAllFields  bool
 }
@@ -101,6 +102,7 @@ func main() {
 	flag.StringVar(&c.latencyWorker, "latency-worker", "", "worker binary of the latency runs with processes, with the stamp step and latency sink (default: build ./hack/bench/benchworker into -out)")
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
+	flag.DurationVar(&c.latencyTrace, "latency-trace", 0, "log each latency run's figures per period of this length (e.g. 250ms), to tell start-up, a steady lag and stalls apart (0: off)")
 	flag.BoolVar(&c.readAllFields, "read-all-fields", false, "turn projection pushdown off: the nexmark source builds whole events even where the query reads a few fields (in-process runs; workers read FLINKJOB_READ_ALL_FIELDS=1)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (in-process runs; worker processes write their own with FLINKJOB_CPU_PROFILE)")
 	flag.Parse()

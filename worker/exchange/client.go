@@ -216,7 +216,7 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	ending := n > 0 && b.Elems[n-1].Kind == task.KindEnd
 	err = c.add(s, b)
 	// The batch is encoded (or sent): its slice is ours to recycle.
-	putElems(b.Elems)
+	task.PutElems(b.Elems)
 	if err != nil {
 		s.err = err
 		return fmt.Errorf("sending to stage %d subtask %d: %w", e.To.ID, target, err)

@@ -151,36 +151,6 @@ func AppendElems(b []byte, elems []task.Element, enc *value.Encoder) []byte {
 	return b
 }
 
-// elemSlices recycles the element slices of batches: the Client puts back
-// the slices of the batches it has encoded (a Sender owns what it is
-// sent), and DecodeBatch takes them. In a worker whose stage both
-// receives and sends, the task hands the slices it has processed to its
-// own outputs, so they go round instead of every received message
-// allocating (and zeroing) a slice of its length.
-var elemSlices sync.Pool
-
-// getElems returns a slice of n zero elements.
-func getElems(n int) []task.Element {
-	if p, ok := elemSlices.Get().(*[]task.Element); ok && cap(*p) >= n {
-		return (*p)[:n]
-	}
-	return make([]task.Element, n)
-}
-
-// putElems recycles a slice whose elements are no longer used, cleared so
-// that the pool keeps no record alive. Only its length is cleared: past
-// it a batch's slice is zero (slices are zero when made and cleared when
-// recycled, here and in the task), and clearing a whole 512-element slice
-// after each batch of a sparse output costs more than the batch.
-func putElems(elems []task.Element) {
-	if cap(elems) == 0 || cap(elems) > 1<<16 {
-		return
-	}
-	clear(elems)
-	elems = elems[:0]
-	elemSlices.Put(&elems)
-}
-
 // DecodeBatch decodes a batch written by AppendBatch. Bad bytes give an
 // error, never a panic.
 func DecodeBatch(b []byte) (task.Batch, error) {
@@ -202,7 +172,9 @@ func decodeBatch(b []byte, dec *value.Decoder) (task.Batch, error) {
 	}
 	b = b[n:]
 	bt.Channel = int(ch)
-	bt.Elems = getElems(int(cnt))
+	// The task's pool: the Client puts back the slices of the batches it
+	// encoded, the task those it processed (task.PutElems).
+	bt.Elems = task.GetElems(int(cnt))[:cnt]
 	for i := range bt.Elems {
 		if len(b) == 0 {
 			return bt, value.ErrCorrupt

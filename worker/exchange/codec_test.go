@@ -228,11 +228,11 @@ func TestDecodeBatchReusesCleanSlices(t *testing.T) {
 	want := task.Batch{Channel: 1, Elems: []task.Element{{Kind: task.KindIdle}, {Kind: task.KindActive}, {Kind: task.KindEnd}}}
 	enc := AppendBatch(nil, &want)
 	for i := 0; i < 20; i++ {
-		dirty := make([]task.Element, 3, 8)
+		dirty := make([]task.Element, 3, 512)
 		for j := range dirty {
 			dirty[j] = task.Element{Kind: task.KindWatermark, Wm: 99, Rec: value.Record{Value: "stale", KeyID: "k", Ts: 5}}
 		}
-		putElems(dirty)
+		task.PutElems(dirty)
 		got, err := DecodeBatch(enc)
 		if err != nil {
 			t.Fatal(err)

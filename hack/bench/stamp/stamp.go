@@ -11,6 +11,7 @@ package stamp
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,3 +176,64 @@ func (w *writer) Abort() {}
 func (w *writer) AcceptsRows() bool { return true }
 
 var _ operator.RowsAware = (*writer)(nil)
+
+// Period is one slice of a run's trace: the samples whose event was due
+// in [From, From+len) after the run's first due time.
+type Period struct {
+	From          time.Duration
+	Samples       int
+	P50, P99, Max time.Duration
+	Behind99      time.Duration // p99 of generation - due time: how late the source itself was
+}
+
+// Trace cuts the run into periods of length every by due time and gives
+// each one's latency figures (counted from the due time) and how far the
+// generators themselves were behind their schedule, so a tail can be told
+// apart as start-up, a steady lag or periodic stalls.
+func (s *Stamps) Trace(samples []Sample, timer bool, every time.Duration) []Period {
+	type pt struct{ due, lat, behind int64 }
+	var pts []pt
+	first := int64(-1)
+	for _, x := range samples {
+		n := x.Event
+		if timer {
+			n++
+		}
+		if n < 0 || n >= int64(len(s.Created)) {
+			continue
+		}
+		t, ok := s.Due(n)
+		if !ok {
+			continue
+		}
+		pts = append(pts, pt{t, x.Arrival - t, s.Created[n].Load() - t})
+		if first < 0 || t < first {
+			first = t
+		}
+	}
+	byPeriod := map[int64][]pt{}
+	last := int64(0)
+	for _, p := range pts {
+		i := (p.due - first) / int64(every)
+		byPeriod[i] = append(byPeriod[i], p)
+		last = max(last, i)
+	}
+	var out []Period
+	for i := int64(0); i <= last; i++ {
+		ps := byPeriod[i]
+		if len(ps) == 0 {
+			continue
+		}
+		lat := make([]int64, len(ps))
+		beh := make([]int64, len(ps))
+		for j, p := range ps {
+			lat[j], beh[j] = p.lat, p.behind
+		}
+		slices.Sort(lat)
+		slices.Sort(beh)
+		out = append(out, Period{From: time.Duration(i) * every, Samples: len(ps),
+			P50: time.Duration(lat[len(lat)/2]), P99: time.Duration(lat[len(lat)*99/100]), Max: time.Duration(lat[len(lat)-1]),
+			Behind99: time.Duration(beh[len(beh)*99/100])})
+	}
+	return out
+}
