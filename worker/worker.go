@@ -302,6 +302,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}()
 	}
 	ready.Store(true)
+	if err := client.Connect(tctx, st, cfg.Index); err != nil {
+		return res, fmt.Errorf("connecting to the next stages: %w", err)
+	}
 	err = task.RunStreaming(tctx, tc, inbox, client)
 	if cause := context.Cause(tctx); err != nil && cause != nil && ctx.Err() == nil {
 		// The task saw its context cancelled: say why.

@@ -49,11 +49,13 @@ import (
 // the oldest event it depends on (nexmark/nexmark reports throughput and
 // cores only; this is our method): a record derived from one event (q0-q3,
 // q8) from that event's creation; the result of an event-time timer or
-// window (q4-q7, timestamped at the timer's time T) from the creation of
-// event T+1, the earliest event that lets the watermark (max timestamp - 0
-// - 1, the runs' events being in order per subtask) reach T. Waiting for an
-// auction's end or a window's end is the query's semantics, not the
-// engine's latency.
+// window (q4-q7, timestamped at the timer's time T) from the moment the
+// watermark could first reach T: the watermark is the least over the source
+// subtasks of their max timestamp - 0 - 1 (the runs' events are in order
+// per subtask), so from the latest creation among events T+1 ... T+p, the
+// first event after T of each of the p subtasks (stamp.determinable).
+// Waiting for an auction's end or a window's end is the query's semantics,
+// not the engine's latency.
 //
 // "Half of the peak" is half of the peak of this same job with the same
 // runner: a first unpaced run with the latency run's configuration
@@ -136,9 +138,13 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		err = r.Run(context.Background())
 		wall = time.Since(start)
+		if c.latencyTrace > 0 {
+			log.Printf("%-3s %-10s %s run: %.2f cores busy over %v (CPU time of the worker processes and the bench / wall time)",
+				q, rn, map[bool]string{true: "paced", false: "peak"}[paced], (cpuTime()-cpu0).Seconds()/wall.Seconds(), wall.Round(time.Millisecond))
+		}
 		if err != nil || !paced {
 			return nil, nil, wall, err
 		}
@@ -177,6 +183,9 @@ func latencyJob(c config, q string, opts bench.NexmarkOptions) (*spec.Job, error
 		steps = append(steps, s)
 	}
 	job.Steps = steps
+	if c.bufferTimeout != "" {
+		job.BufferTimeout = spec.Duration(c.bufferTimeout)
+	}
 	return job, nil
 }
 

@@ -74,6 +74,7 @@ type config struct {
 	latencySeconds float64
 	latencyRate    int64
 	latencyTrace   time.Duration
+	bufferTimeout  string
 	cpuProfile     string
 	readAllFields  bool
 }
@@ -103,6 +104,7 @@ func main() {
 	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
 	flag.DurationVar(&c.latencyTrace, "latency-trace", 0, "log each latency run's figures per period of this length (e.g. 250ms), to tell start-up, a steady lag and stalls apart (0: off)")
+	flag.StringVar(&c.bufferTimeout, "buffer-timeout", "", "the latency jobs' spec.bufferTimeout (default: the job's, else the engine's default); the worker processes' exchange linger is FLINKJOB_EXCHANGE_LINGER")
 	flag.BoolVar(&c.readAllFields, "read-all-fields", false, "turn projection pushdown off: the nexmark source builds whole events even where the query reads a few fields (in-process runs; workers read FLINKJOB_READ_ALL_FIELDS=1)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (in-process runs; worker processes write their own with FLINKJOB_CPU_PROFILE)")
 	flag.Parse()

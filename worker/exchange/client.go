@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/engine/shuffle"
 	"github.com/flinkjob/flinkjob/engine/task"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
@@ -28,10 +29,12 @@ type Resolver func(stage, subtask int) (string, error)
 // for the peer to be up (a peer that starts late or restarts is connected
 // to as soon as it listens).
 //
-// With Linger set, small batches are coalesced: a batch that encodes
-// smaller than FlushBytes waits, encoded, until more of the same stream's
-// batches make FlushBytes, or until it has waited Linger, and they go as
-// one message. Every gRPC message costs both workers a few goroutine
+// With Linger set, small batches are coalesced: a stream sends at most one
+// message smaller than FlushBytes per Linger. A small batch goes at once if
+// the stream's last message went Linger ago or more (a sparse stream, such
+// as a window's results or a watermark after a quiet spell, pays no wait);
+// otherwise it waits, encoded, until the stream's batches make FlushBytes
+// or until Linger after that last message, and they go as one message. Every gRPC message costs both workers a few goroutine
 // hand-offs and system calls, and a stage whose output is sparse (a
 // selective filter, a join's matches, the watermark after every source
 // read) otherwise sends many tiny messages. Batches carrying a checkpoint
@@ -40,9 +43,9 @@ type Resolver func(stage, subtask int) (string, error)
 // most FlushBytes per stream).
 type Client struct {
 	resolve Resolver
-	// Linger is how long a small batch may wait to be coalesced with the
-	// next ones (0: every batch is a message at once). Set it before the
-	// first Send.
+	// Linger is the least time between a stream's small messages: how
+	// long a small batch may wait to be coalesced with the next ones (0:
+	// every batch is a message at once). Set it before the first Send.
 	Linger time.Duration
 	mu     sync.Mutex // guards conns and streams
 	conns  map[string]*grpc.ClientConn
@@ -91,6 +94,8 @@ type stream struct {
 	count   int
 	channel int
 	due     time.Time
+	// sent is when the stream's last message went.
+	sent time.Time
 	// err is the failure of a send the flusher made, for the next Send.
 	err error
 	// enc encodes the stream's records, whose maps share field names.
@@ -183,6 +188,23 @@ func (c *Client) stream(ctx context.Context, e *plan.Edge, target, channel int) 
 	return s, nil
 }
 
+// Connect opens the streams from subtask index of stage st to every
+// subtask downstream, waiting until each peer is up. A worker connects
+// before its task starts, so a source does not begin reading (and a paced
+// or Kafka source fall behind) while its first batch waits for a consumer
+// that is still starting: the wait is before the job's first record, not
+// inside its latency.
+func (c *Client) Connect(ctx context.Context, st *plan.Stage, index int) error {
+	for _, e := range st.Outputs {
+		for t := 0; t < e.To.Parallelism; t++ {
+			if _, err := c.stream(ctx, e, t, shuffle.ChannelBase(e)+index); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Send implements task.Sender. A batch ending with End closes the stream
 // and waits for the receiver to acknowledge it has read everything. Send
 // takes the batch, as a task.Sender does: its slice of elements is reused
@@ -257,7 +279,14 @@ func (c *Client) add(s *stream, b task.Batch) error {
 		return c.flush(s, &c.Blocked)
 	}
 	if before == 0 {
-		s.due = time.Now().Add(c.Linger)
+		// Throttle, not debounce: a batch waits only for what is left of
+		// Linger since the stream's last message, so a sparse stream
+		// (a watermark, a window's results) sends at once, while a busy
+		// one still sends at most one small message per Linger.
+		now := time.Now()
+		if s.due = s.sent.Add(c.Linger); !now.Before(s.due) {
+			return c.flush(s, &c.Blocked)
+		}
 		c.flusherOnce.Do(func() { go c.flusher() })
 		select {
 		case c.wake <- struct{}{}:
@@ -289,6 +318,7 @@ func (c *Client) flush(s *stream, blocked *atomic.Int64) error {
 	hdr = binary.AppendUvarint(hdr, uint64(s.count))
 	body := s.pend
 	s.pend, s.count, s.sizeHint = nil, 0, len(body)
+	s.sent = time.Now()
 	return c.sendMsg(s, &frame{hdr: hdr, b: body, pooled: true}, len(hdr)+len(body), blocked)
 }
 

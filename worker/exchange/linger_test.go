@@ -2,11 +2,13 @@ package exchange
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/task"
 )
 
@@ -22,19 +24,29 @@ func recv(t *testing.T, srv *Server) task.Batch {
 	}
 }
 
-// With a Linger, small batches wait and go as one message with the
-// barrier batch that follows them: one inbox batch holding every element,
-// in order.
+// With a Linger, the first small batch of a stream goes at once (nothing
+// was sent within Linger), and the next ones wait and go as one message
+// with the barrier batch that follows them: one inbox batch holding every
+// element, in order.
 func TestLingerCoalescesSmallBatchesUntilABarrier(t *testing.T) {
 	srv, addr := serve(t, 8, 1)
 	c := NewClient(fixed(addr))
-	c.Linger = time.Hour // nothing goes for lack of time: only size and barriers flush
+	c.Linger = time.Hour // nothing more goes for lack of time: only size and barriers flush
 	defer c.Close()
 	ctx := context.Background()
-	for i := 0; i < 100; i++ {
+	batch := func(i int) task.Batch {
 		b := records(0, i*2, 2, 4)
 		b.Elems = append(b.Elems, task.Element{Kind: task.KindWatermark, Wm: int64(i)})
-		if err := c.Send(ctx, testEdge, 0, b); err != nil {
+		return b
+	}
+	if err := c.Send(ctx, testEdge, 0, batch(0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, srv); len(got.Elems) != 3 || got.Elems[2].Wm != 0 {
+		t.Fatalf("first message %+v, want the first batch alone", got.Elems)
+	}
+	for i := 1; i < 100; i++ {
+		if err := c.Send(ctx, testEdge, 0, batch(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,17 +59,17 @@ func TestLingerCoalescesSmallBatchesUntilABarrier(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := recv(t, srv)
-	if len(got.Elems) != 301 {
-		t.Fatalf("one message with %d elements, want 301", len(got.Elems))
+	if len(got.Elems) != 298 {
+		t.Fatalf("one message with %d elements, want 298", len(got.Elems))
 	}
-	for i := 0; i < 100; i++ {
-		a, b, wm := got.Elems[3*i], got.Elems[3*i+1], got.Elems[3*i+2]
+	for i := 1; i < 100; i++ {
+		a, b, wm := got.Elems[3*i-3], got.Elems[3*i-2], got.Elems[3*i-1]
 		if field(a.Rec.Value, "id") != int64(2*i) || field(b.Rec.Value, "id") != int64(2*i+1) ||
 			wm.Kind != task.KindWatermark || wm.Wm != int64(i) {
-			t.Fatalf("elements %d..%d: %+v %+v %+v", 3*i, 3*i+2, a, b, wm)
+			t.Fatalf("elements %d..%d: %+v %+v %+v", 3*i-3, 3*i-1, a, b, wm)
 		}
 	}
-	if last := got.Elems[300]; last.Kind != task.KindBarrier || last.Wm != 7 {
+	if last := got.Elems[297]; last.Kind != task.KindBarrier || last.Wm != 7 {
 		t.Fatalf("last element %+v, want the barrier", last)
 	}
 	if err := c.Send(ctx, testEdge, 0, end(0)); err != nil {
@@ -83,14 +95,48 @@ func TestLingerFlushesAtFlushBytes(t *testing.T) {
 		}
 		n++
 	}
+	if got := recv(t, srv); len(got.Elems) != 1 {
+		t.Fatalf("first message has %d batches, want the first alone (sent at once)", len(got.Elems))
+	}
 	got := recv(t, srv)
 	if len(got.Elems) < FlushBytes/(per+32) || len(got.Elems) > FlushBytes/per+1 {
-		t.Fatalf("first message has %d batches of ~%d B, want about FlushBytes (%d B) of them", len(got.Elems), per, FlushBytes)
+		t.Fatalf("second message has %d batches of ~%d B, want about FlushBytes (%d B) of them", len(got.Elems), per, FlushBytes)
 	}
 	for i, el := range got.Elems {
-		if field(el.Rec.Value, "id") != int64(i) {
+		if field(el.Rec.Value, "id") != int64(i+1) {
 			t.Fatalf("element %d: %+v", i, el.Rec.Value)
 		}
+	}
+}
+
+// Linger throttles rather than debounces: a small batch waits only while
+// the stream sent a message less than Linger ago, so once the stream has
+// been quiet for Linger the next batch goes at once.
+func TestLingerSendsAtOnceAfterAQuietLinger(t *testing.T) {
+	srv, addr := serve(t, 8, 1)
+	c := NewClient(fixed(addr))
+	c.Linger = time.Second
+	defer c.Close()
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < 2; i++ {
+		if err := c.Send(ctx, testEdge, 0, records(0, i, 1, 4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := recv(t, srv); len(got.Elems) != 1 || field(got.Elems[0].Rec.Value, "id") != int64(0) {
+		t.Fatalf("first message %+v, want the first batch alone", got.Elems)
+	}
+	if got := recv(t, srv); len(got.Elems) != 1 || time.Since(start) < c.Linger {
+		t.Fatalf("second message %+v after %v, want the second batch a Linger (%v) after the first", got.Elems, time.Since(start), c.Linger)
+	}
+	time.Sleep(c.Linger + 100*time.Millisecond) // quiet for a Linger
+	sent := time.Now()
+	if err := c.Send(ctx, testEdge, 0, records(0, 2, 1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, srv); len(got.Elems) != 1 || time.Since(sent) > c.Linger/2 {
+		t.Fatalf("third message %+v after %v, want it at once (well within the Linger of %v)", got.Elems, time.Since(sent), c.Linger)
 	}
 }
 
@@ -136,5 +182,57 @@ func TestFlusherIsNotCountedAsBlocked(t *testing.T) {
 	}
 	if b := c.Blocked.Load(); b != 0 {
 		t.Fatalf("Blocked %v after only the flusher sent", time.Duration(b))
+	}
+}
+
+// Connect opens a stream to every subtask downstream and returns only once
+// each is up: a peer that listens but does not serve yet holds it.
+func TestConnectWaitsForEveryPeer(t *testing.T) {
+	from := &plan.Stage{ID: 0, Parallelism: 2}
+	to := &plan.Stage{ID: 1, Parallelism: 2}
+	e := &plan.Edge{ID: 0, From: from, To: to}
+	from.Outputs, to.Inputs = []*plan.Edge{e}, []*plan.Edge{e}
+	up, upAddr := serve(t, 8, 2) // subtask 0: serving
+	late := NewServer(1, 1, 8)   // subtask 1: listening, not serving yet
+	late.Channels = 2
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { late.Stop(0) })
+	addrs := []string{upAddr, l.Addr().String()}
+	c := NewClient(func(_, subtask int) (string, error) { return addrs[subtask], nil })
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.Connect(context.Background(), from, 1) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Connect returned (%v) while subtask 1 was not serving", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	go late.Serve(l)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Connect did not return once every peer was up")
+	}
+	// Both peers have the stream of channel 1 (subtask 1's), before any Send.
+	for i, srv := range []*Server{up, late} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			srv.mu.Lock()
+			ok := srv.opened[1]
+			srv.mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("subtask %d has no stream for channel 1 after Connect", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

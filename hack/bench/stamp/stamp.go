@@ -84,24 +84,44 @@ type Sample struct {
 	Event, Arrival int64
 }
 
+// determinable is when the output of a sample of event n became
+// determinable (see hack/bench/latency.go): for a record derived from
+// event n, that event's due time; for the result of a timer at n's time
+// (timer), the moment the watermark could first pass it, which is when
+// every source subtask had produced an event after it: the watermark is
+// the least over the subtasks. Those are events n+1 ... n+P, one per
+// subtask (subtask i produces i, i+P, ...), so it is the latest of their
+// due times; counting from event n+1 alone would charge the job for the
+// other subtasks starting later (a few ms between worker processes, the
+// same for the whole run). created is the matching generation time; ok is
+// false while an event needed was not generated or is outside the run.
+func (s *Stamps) determinable(n int64, timer bool) (due, created int64, ok bool) {
+	first, last := n, n
+	if timer {
+		first, last = n+1, n+s.P
+	}
+	if first < 0 || last >= int64(len(s.Created)) {
+		return 0, 0, false
+	}
+	for e := first; e <= last; e++ {
+		t, ok := s.Due(e)
+		if !ok {
+			return 0, 0, false
+		}
+		due, created = max(due, t), max(created, s.Created[e].Load())
+	}
+	return due, created, true
+}
+
 // Latencies are the samples' latencies counted from the due time of the
-// event that made each output determinable (see hack/bench/latency.go):
-// the sample's own event, or for timer results (timer) the event after it,
-// the earliest that lets the watermark reach the timer's time. gen counts
-// from that event's generation instead. Samples of events outside the run
-// or not generated are left out.
+// events that made each output determinable (see determinable); gen counts
+// from those events' generation instead. Samples whose events are outside
+// the run or not generated are left out.
 func (s *Stamps) Latencies(samples []Sample, timer bool) (due, gen []time.Duration) {
 	for _, x := range samples {
-		n := x.Event
-		if timer {
-			n++
-		}
-		if n < 0 || n >= int64(len(s.Created)) {
-			continue
-		}
-		if t, ok := s.Due(n); ok {
+		if t, c, ok := s.determinable(x.Event, timer); ok {
 			due = append(due, time.Duration(x.Arrival-t))
-			gen = append(gen, time.Duration(x.Arrival-s.Created[n].Load()))
+			gen = append(gen, time.Duration(x.Arrival-c))
 		}
 	}
 	return due, gen
@@ -195,18 +215,11 @@ func (s *Stamps) Trace(samples []Sample, timer bool, every time.Duration) []Peri
 	var pts []pt
 	first := int64(-1)
 	for _, x := range samples {
-		n := x.Event
-		if timer {
-			n++
-		}
-		if n < 0 || n >= int64(len(s.Created)) {
-			continue
-		}
-		t, ok := s.Due(n)
+		t, c, ok := s.determinable(x.Event, timer)
 		if !ok {
 			continue
 		}
-		pts = append(pts, pt{t, x.Arrival - t, s.Created[n].Load() - t})
+		pts = append(pts, pt{t, x.Arrival - t, c - t})
 		if first < 0 || t < first {
 			first = t
 		}
