@@ -115,10 +115,11 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		stamp.Use(st)
 		defer stamp.Use(nil)
 		sink := &stamp.Sink{}
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		err = local.Run(context.Background(), pl, local.Options{WorkDir: dir,
 			Env: connector.Env{CallSink: func(string) (connector.Sink, bool) { return sink, true }}})
 		wall = time.Since(start)
+		logBusy(c, q, rn, paced, cpuTime()-cpu0, wall)
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -141,10 +142,7 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		start, cpu0 := time.Now(), cpuTime()
 		err = r.Run(context.Background())
 		wall = time.Since(start)
-		if c.latencyTrace > 0 {
-			log.Printf("%-3s %-10s %s run: %.2f cores busy over %v (CPU time of the worker processes and the bench / wall time)",
-				q, rn, map[bool]string{true: "paced", false: "peak"}[paced], (cpuTime()-cpu0).Seconds()/wall.Seconds(), wall.Round(time.Millisecond))
-		}
+		logBusy(c, q, rn, paced, cpuTime()-cpu0, wall)
 		if err != nil || !paced {
 			return nil, nil, wall, err
 		}
@@ -162,6 +160,16 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		}
 	}
 	return due, gen, wall, nil
+}
+
+// logBusy logs, with -latency-trace, how many cores a latency run kept
+// busy: a paced run near 2 (all of this machine's) is no longer at half of
+// what the job can do.
+func logBusy(c config, q, rn string, paced bool, cpu, wall time.Duration) {
+	if c.latencyTrace > 0 {
+		log.Printf("%-3s %-10s %s run: %.2f cores busy over %v (CPU time of the bench and its worker processes / wall time)",
+			q, rn, map[bool]string{true: "paced", false: "peak"}[paced], cpu.Seconds()/wall.Seconds(), wall.Round(time.Millisecond))
+	}
 }
 
 // latencyJob is query q's job with the stamp step right after its source

@@ -168,22 +168,37 @@ func (s *Sink) Open(_ context.Context, index, _ int) (connector.Writer, error) {
 }
 
 type writer struct {
-	s       *Sink
-	index   int
-	samples []Sample
+	s     *Sink
+	index int
+	// chunks hold the samples in slices of chunkSamples: one growing
+	// slice would copy all of it at each doubling (tens of MB at q0's
+	// millions of samples, stalling the job's goroutine for ms, which the
+	// run would then measure as the job's latency).
+	chunks [][]Sample
 }
 
+const chunkSamples = 1 << 16
+
 func (w *writer) Write(r *value.Record) error {
-	w.samples = append(w.samples, Sample{Event: r.Ts - connector.NexmarkBaseTime, Arrival: time.Now().UnixNano()})
+	n := len(w.chunks)
+	if n == 0 || len(w.chunks[n-1]) == chunkSamples {
+		w.chunks = append(w.chunks, make([]Sample, 0, chunkSamples))
+		n++
+	}
+	w.chunks[n-1] = append(w.chunks[n-1], Sample{Event: r.Ts - connector.NexmarkBaseTime, Arrival: time.Now().UnixNano()})
 	return nil
 }
 
 func (w *writer) Close() error {
+	var samples []Sample
+	for _, c := range w.chunks {
+		samples = append(samples, c...)
+	}
 	w.s.mu.Lock()
-	w.s.samples = append(w.s.samples, w.samples...)
+	w.s.samples = append(w.s.samples, samples...)
 	w.s.mu.Unlock()
 	if w.s.Dir != "" {
-		return writeSamples(w.s.Dir, w.index, w.samples)
+		return writeSamples(w.s.Dir, w.index, samples)
 	}
 	return nil
 }
