@@ -350,6 +350,28 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 		}
 		return nil
 	}
+	// idle is whether this subtask told the next stages it is idle: it is
+	// once every input channel is (Flink's StatusWatermarkValve), so they
+	// leave it out of their watermark as they would an idle source, and
+	// an idle source does not hold back event time two stages further.
+	// It is active again, said before anything else goes out, as soon as
+	// one of its channels is.
+	idle := false
+	idleChanged := func() error {
+		all := valve.AllIdle()
+		if all == idle {
+			return nil
+		}
+		idle = all
+		k := KindActive
+		if all {
+			k = KindIdle
+		}
+		if err := outs.mark(Element{Kind: k}); err != nil {
+			return err
+		}
+		return outs.flush()
+	}
 	al := newAligner(nch)
 	// handle feeds one batch to the chain, or buffers it while its
 	// channel is blocked by a barrier (alignment).
@@ -368,7 +390,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			// Everything before the barrier belongs to the checkpoint;
 			// the rest of the batch waits until the barrier is aligned.
 			id := elems[i].Wm
-			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor, tick); err != nil {
+			if err := processBatch(&c, head, valve, Batch{Channel: b.Channel, Elems: elems[:i]}, input, &open, al.ended, &floor, tick, idleChanged); err != nil {
 				return err
 			}
 			al.barrier(b.Channel, id)
@@ -378,7 +400,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			}
 			return nil
 		}
-		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor, tick); err != nil {
+		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor, tick, idleChanged); err != nil {
 			return err
 		}
 		// Every element has been processed, and operators keep no
@@ -492,8 +514,9 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 //
 // tick runs every tickEvery records and after every watermark
 // that advanced (the task flushes its outputs there once they waited
-// BufferTimeout; see RunStreaming).
-func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64, tick func() error) error {
+// BufferTimeout; see RunStreaming); idleChanged after every idle or active
+// status.
+func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b Batch, input int, open *int, ended []bool, floor *int64, tick, idleChanged func() error) error {
 	var n int64 // records, added to the counter once per batch
 	defer func() { c.Counters.RecordsIn.Add(n) }()
 	for i := range b.Elems {
@@ -525,6 +548,9 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 				if err := head.Watermark(wm); err != nil {
 					return err
 				}
+			}
+			if err := idleChanged(); err != nil {
+				return err
 			}
 		case KindEnd:
 			*open--
