@@ -72,6 +72,7 @@ type config struct {
 	latencyRunners []string
 	latencyWorker  string
 	latencySeconds float64
+	latencyWarmup  time.Duration
 	latencyRate    int64
 	latencyTrace   time.Duration
 	bufferTimeout  string
@@ -101,7 +102,8 @@ func main() {
 	flag.BoolVar(&c.latency, "latency", true, "measure STREAMING latency at half of the peak rate")
 	flag.StringVar(&latencyRunners, "latency-runners", inProcess+","+processes, "runners of the latency runs: in-process and/or processes (workers over gRPC)")
 	flag.StringVar(&c.latencyWorker, "latency-worker", "", "worker binary of the latency runs with processes, with the stamp step and latency sink (default: build ./hack/bench/benchworker into -out)")
-	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run")
+	flag.Float64Var(&c.latencySeconds, "latency-seconds", 4, "length of each latency run (after its warm-up)")
+	flag.DurationVar(&c.latencyWarmup, "latency-warmup", time.Second, "start of each paced latency run whose outputs are not counted (steady-state latency; the log shows the figures with it too)")
 	flag.Int64Var(&c.latencyRate, "latency-rate", 0, "events/s of the latency runs (0: half of the latency job's measured peak)")
 	flag.DurationVar(&c.latencyTrace, "latency-trace", 0, "log each latency run's figures per period of this length (e.g. 250ms), to tell start-up, a steady lag and stalls apart (0: off)")
 	flag.StringVar(&c.bufferTimeout, "buffer-timeout", "", "the latency jobs' spec.bufferTimeout (default: the job's, else the engine's default); the worker processes' exchange linger is FLINKJOB_EXCHANGE_LINGER")

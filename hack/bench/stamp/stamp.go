@@ -84,6 +84,17 @@ type Sample struct {
 	Event, Arrival int64
 }
 
+// start is when the run's first event was generated (0: none was).
+func (s *Stamps) start() int64 {
+	var first int64
+	for i := range s.Start {
+		if t := s.Start[i].Load(); t > 0 && (first == 0 || t < first) {
+			first = t
+		}
+	}
+	return first
+}
+
 // determinable is when the output of a sample of event n became
 // determinable (see hack/bench/latency.go): for a record derived from
 // event n, that event's due time; for the result of a timer at n's time
@@ -116,10 +127,12 @@ func (s *Stamps) determinable(n int64, timer bool) (due, created int64, ok bool)
 // Latencies are the samples' latencies counted from the due time of the
 // events that made each output determinable (see determinable); gen counts
 // from those events' generation instead. Samples whose events are outside
-// the run or not generated are left out.
-func (s *Stamps) Latencies(samples []Sample, timer bool) (due, gen []time.Duration) {
+// the run or not generated are left out, and so are those determinable
+// within warmup of the run's start (its first generated event).
+func (s *Stamps) Latencies(samples []Sample, timer bool, warmup time.Duration) (due, gen []time.Duration) {
+	from := s.start() + int64(warmup)
 	for _, x := range samples {
-		if t, c, ok := s.determinable(x.Event, timer); ok {
+		if t, c, ok := s.determinable(x.Event, timer); ok && t >= from {
 			due = append(due, time.Duration(x.Arrival-t))
 			gen = append(gen, time.Duration(x.Arrival-c))
 		}
