@@ -100,7 +100,7 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 		if !ok {
 			return nil, fmt.Errorf("step %q: no Go function named %q is registered (registered: %v)", n.Name, st.Call, udf.Names())
 		}
-		return &Call{base: b, fn: fn, rows: udf.AcceptsRows(st.Call)}, nil
+		return &Call{base: b, fn: fn, rows: udf.AcceptsRows(st.Call), peek: udf.LookupPeek(st.Call)}, nil
 	case plan.KindUnion:
 		return &Union{base: b}, nil
 	case plan.KindReduce:

@@ -9,7 +9,8 @@ import (
 // done with back to its reader (connector.Recycler), which may reuse their
 // memory for the records it reads next, as Flink's object reuse does. A
 // value reaches the filters at the front of a source chain unchanged (the
-// source operator only reads its timestamp), so:
+// source operator only reads its timestamp, a udf.Peek step only looks),
+// so:
 //
 //   - a value one of those filters rejects has been seen by nothing but
 //     their expressions, which keep no reference;
@@ -37,6 +38,10 @@ func (c *Chain) RecycleSourceValues(recycle func(v any)) {
 		case *Filter:
 			o.dropped = recycle
 			continue
+		case *Call:
+			if o.peek != nil {
+				continue // it keeps nothing and passes the value on as is
+			}
 		case *Map:
 			o.consumed = recycle
 		}

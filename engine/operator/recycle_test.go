@@ -8,6 +8,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/udf"
 	"github.com/flinkjob/flinkjob/engine/value"
 )
 
@@ -35,6 +36,40 @@ func TestRecycleSourceValuesHooks(t *testing.T) {
 	c.Ops[4].(*Filter).drop(&value.Record{Value: "behind a map"})
 	if len(got) != 1 || got[0] != "rejected" {
 		t.Fatalf("recycled %v, want [rejected]", got)
+	}
+}
+
+// A udf.Peek step between the source and its filters keeps recycling on
+// (it only looks); any other call step ends it. The peek sees every value
+// as it is and passes it on unchanged.
+func TestRecyclingLooksThroughPeek(t *testing.T) {
+	var seen []any
+	udf.Peek("recycle-test-peek", func(v any) error { seen = append(seen, v); return nil })
+	udf.MapRows("recycle-test-identity", func(v any) (any, error) { return v, nil })
+	for _, c := range []struct {
+		call     string
+		recycles bool
+	}{{"recycle-test-peek", true}, {"recycle-test-identity", false}} {
+		ch, _ := sourceChain(t, connector.NewDiscardSink(),
+			spec.Step{Name: "look", Call: c.call},
+			spec.Step{Name: "f", Filter: "record.type == 'bid'"})
+		ch.RecycleSourceValues(func(any) {})
+		if got := ch.Ops[2].(*Filter).dropped != nil; got != c.recycles {
+			t.Errorf("filter after %s: recycles drops = %v, want %v", c.call, got, c.recycles)
+		}
+	}
+	ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "look", Call: "recycle-test-peek"})
+	in := value.RowOf(map[string]any{"type": "bid", "n": int64(1)})
+	var out []any
+	peek := ch.Ops[1].(*Call)
+	if err := peek.Open(&Context{}, collectorFunc(func(r *value.Record) error { out = append(out, r.Value); return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if err := peek.Process(&value.Record{Value: in, Ts: 7}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != any(in) || len(out) != 1 || out[0] != any(in) {
+		t.Fatalf("peek saw %v and passed on %v, want the row itself both times", seen, out)
 	}
 }
 

@@ -155,6 +155,10 @@ type Call struct {
 	// asserts map[string]any and must not see the engine's rows, unless
 	// it was registered to (rows: udf.AcceptsRows).
 	plain, rows bool
+	// peek is set for a function registered with udf.Peek: it only
+	// observes, so the record goes on as it came (no Normalize) and
+	// recycling looks through the step (RecycleSourceValues).
+	peek func(any) error
 }
 
 func (c *Call) emit1(v any, ts int64) error { return c.base.emit(v, ts) }
@@ -173,6 +177,12 @@ func (c *Call) Open(ctx *Context, out Collector) error {
 }
 
 func (c *Call) Process(r *value.Record, _ int) error {
+	if c.peek != nil {
+		if err := c.peek(r.Value); err != nil {
+			return c.fail(err)
+		}
+		return c.emit1(r.Value, r.Ts)
+	}
 	c.ts = r.Ts
 	v := r.Value
 	if c.plain {

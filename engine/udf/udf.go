@@ -28,6 +28,7 @@ var (
 	mu    sync.RWMutex
 	funcs = map[string]Func{}
 	rows  = map[string]bool{} // functions that take rows
+	peeks = map[string]func(any) error{}
 	sinks = map[string]connector.Sink{}
 )
 
@@ -79,6 +80,34 @@ func mapFunc(fn func(v any) (any, error)) Func {
 		}
 		return err
 	}
+}
+
+// Peek registers an observer, as Java streams' peek: fn sees each value
+// as the engine holds it (rows included, see Func) and the value goes on
+// unchanged, or the job fails with fn's error. fn must not change the
+// value or keep it (or any part of it) after it returns. Knowing that,
+// the engine can treat the step as absent, for instance to go on reusing
+// the values a source built when a filter after the peek rejects them.
+// For metrics, tracing and tests.
+func Peek(name string, fn func(v any) error) {
+	RegisterRows(name, func(v any, emit func(any)) error {
+		if err := fn(v); err != nil {
+			return err
+		}
+		emit(v)
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	peeks[name] = fn
+}
+
+// LookupPeek returns the observer of a function registered with Peek (nil
+// for any other).
+func LookupPeek(name string) func(any) error {
+	mu.RLock()
+	defer mu.RUnlock()
+	return peeks[name]
 }
 
 // Filter registers a predicate.
