@@ -6,12 +6,9 @@ package controllers
 // the coordinator shares the job's fate, and the manager needs no network
 // path to worker pods nor per-job coordination load. The manager talks to
 // the job only through small JSON objects in the job's storage, under
-// <jobdata>/control/:
-//
-//	checkpoint-latest.json   leader -> manager  the latest completed checkpoint (status.lastCheckpoint)
-//	savepoint-request.json   manager -> leader  {"nonce","stop"}: take a savepoint (and stop checkpointing)
-//	savepoint-<nonce>.json   leader -> manager  the savepoint's result (path, checkpointId, timeMs, error)
-//	savepoint-final.json     job -> manager     a bounded job's final savepoint (spec.finalSavepoint)
+// <jobdata>/control/, defined once for both sides in package worker/control
+// (checkpoint-latest.json, savepoint-request.json, savepoint-<nonce>.json,
+// savepoint-final.json).
 //
 // What the manager decides is which state each set of worker pods starts
 // from (FLINKJOB_RESTORE_FROM), recorded in status.startedFrom before the
@@ -41,36 +38,8 @@ import (
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/worker/control"
 )
-
-// Control objects (see the package comment above).
-const (
-	checkpointLatestObject = "checkpoint-latest.json"
-	savepointRequestObject = "savepoint-request.json"
-	savepointFinalObject   = "savepoint-final.json"
-	finalNonce             = "final"
-)
-
-func savepointResultObject(nonce string) string { return "savepoint-" + nonce + ".json" }
-
-type savepointRequest struct {
-	Nonce string `json:"nonce"`
-	Stop  bool   `json:"stop"`
-}
-
-type savepointResult struct {
-	Nonce        string `json:"nonce"`
-	Path         string `json:"path"`
-	CheckpointID int64  `json:"checkpointId"`
-	TimeMs       int64  `json:"timeMs"`
-	Error        string `json:"error"`
-}
-
-type checkpointLatest struct {
-	ID     int64  `json:"id"`
-	Path   string `json:"path"`
-	TimeMs int64  `json:"timeMs"`
-}
 
 // DefaultSavepointTimeout is how long a savepoint may take before the
 // operator gives up on it (a stop-with-savepoint then falls back to the
@@ -155,8 +124,8 @@ func specChanged(job *v1alpha1.FlinkJob) bool {
 // request that the next pass writes again (the leader acts once per nonce).
 func (r *FlinkJobReconciler) triggerSavepoint(ctx context.Context, s *state, typ v1alpha1.SavepointTriggerType, nonce string, stop bool) error {
 	job := s.job
-	b, _ := json.Marshal(savepointRequest{Nonce: nonce, Stop: stop})
-	if err := r.Storage.WriteControl(ctx, job, savepointRequestObject, b); err != nil {
+	b, _ := json.Marshal(control.SavepointRequest{Nonce: nonce, Stop: stop})
+	if err := r.Storage.WriteControl(ctx, job, control.SavepointRequestObject, b); err != nil {
 		return fmt.Errorf("requesting savepoint %s: %w", nonce, err)
 	}
 	si := savepointInfo(job)
@@ -174,19 +143,19 @@ func (r *FlinkJobReconciler) triggerSavepoint(ctx context.Context, s *state, typ
 // pollSavepoint looks for the result of the savepoint in progress. It
 // returns done once there is one, the savepoint failed or timed out; on
 // success the savepoint is in the history and res.Path is set.
-func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done bool, res savepointResult, err error) {
+func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done bool, res control.SavepointResult, err error) {
 	job := s.job
 	si := pendingSavepoint(job)
 	if si == nil {
 		return false, res, nil
 	}
-	b, err := r.Storage.ReadControl(ctx, job, savepointResultObject(si.TriggerNonce))
+	b, err := r.Storage.ReadControl(ctx, job, control.SavepointResultObject(si.TriggerNonce))
 	if err != nil {
 		return false, res, fmt.Errorf("reading the result of savepoint %s: %w", si.TriggerNonce, err)
 	}
 	switch {
 	case b != nil:
-		res = parseSavepointResult(b, "result "+savepointResultObject(si.TriggerNonce))
+		res = parseSavepointResult(b, "result "+control.SavepointResultObject(si.TriggerNonce))
 	case si.TriggerTime != nil && r.now().Sub(si.TriggerTime.Time) > r.savepointTimeout():
 		res.Error = fmt.Sprintf("no result after %s", r.savepointTimeout())
 	default:
@@ -196,7 +165,7 @@ func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done 
 	r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
 	clearTrigger(si)
 	// A restarted leader must not act on the request again.
-	if err := r.Storage.DeleteControl(ctx, job, savepointRequestObject); err != nil {
+	if err := r.Storage.DeleteControl(ctx, job, control.SavepointRequestObject); err != nil {
 		logf.FromContext(ctx).Error(err, "removing the savepoint request")
 	}
 	return true, res, nil
@@ -204,10 +173,10 @@ func (r *FlinkJobReconciler) pollSavepoint(ctx context.Context, s *state) (done 
 
 // parseSavepointResult reads a savepoint result object (what names it in
 // errors); one that cannot be read or names no path is a failed savepoint.
-func parseSavepointResult(b []byte, what string) savepointResult {
-	var res savepointResult
+func parseSavepointResult(b []byte, what string) control.SavepointResult {
+	var res control.SavepointResult
 	if err := json.Unmarshal(b, &res); err != nil {
-		return savepointResult{Error: fmt.Sprintf("unreadable %s: %v", what, err)}
+		return control.SavepointResult{Error: fmt.Sprintf("unreadable %s: %v", what, err)}
 	}
 	if res.Error == "" && res.Path == "" {
 		res.Error = "the result names no savepoint path"
@@ -216,7 +185,7 @@ func parseSavepointResult(b []byte, what string) savepointResult {
 }
 
 // finishSavepoint records a savepoint's outcome: history, Event, metric.
-func (r *FlinkJobReconciler) finishSavepoint(ctx context.Context, s *state, typ v1alpha1.SavepointTriggerType, nonce string, res *savepointResult) {
+func (r *FlinkJobReconciler) finishSavepoint(ctx context.Context, s *state, typ v1alpha1.SavepointTriggerType, nonce string, res *control.SavepointResult) {
 	job := s.job
 	si := savepointInfo(job)
 	if res.Error != "" {
@@ -313,13 +282,13 @@ func (r *FlinkJobReconciler) observeCheckpoint(ctx context.Context, s *state) er
 	if job.Spec.Checkpointing == nil || !hasStorage(job) || r.Storage == nil {
 		return nil
 	}
-	b, err := r.Storage.ReadControl(ctx, job, checkpointLatestObject)
+	b, err := r.Storage.ReadControl(ctx, job, control.LatestObject)
 	if err != nil || b == nil {
 		return err
 	}
-	var c checkpointLatest
+	var c control.LatestCheckpoint
 	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("reading %s: %w", checkpointLatestObject, err)
+		return fmt.Errorf("reading %s: %w", control.LatestObject, err)
 	}
 	if lc := job.Status.LastCheckpoint; lc != nil && lc.ID == c.ID && lc.Path == c.Path {
 		return nil
@@ -383,10 +352,10 @@ func (r *FlinkJobReconciler) stopWithSavepoint(ctx context.Context, s *state, cu
 	job := s.job
 	si := pendingSavepoint(job)
 	if _, msg := lostSubtask(job, current); msg != "" {
-		res := savepointResult{Error: "meanwhile " + msg}
+		res := control.SavepointResult{Error: "meanwhile " + msg}
 		r.finishSavepoint(ctx, s, si.TriggerType, si.TriggerNonce, &res)
 		clearTrigger(si)
-		_ = r.Storage.DeleteControl(ctx, job, savepointRequestObject)
+		_ = r.Storage.DeleteControl(ctx, job, control.SavepointRequestObject)
 		job.Status.NextStart = nil
 		return true, nil
 	}
@@ -524,15 +493,15 @@ func (r *FlinkJobReconciler) recordFinalSavepoint(ctx context.Context, s *state)
 	if !job.Spec.FinalSavepoint || !hasStorage(job) || r.Storage == nil {
 		return nil
 	}
-	b, err := r.Storage.ReadControl(ctx, job, savepointFinalObject)
+	b, err := r.Storage.ReadControl(ctx, job, control.SavepointFinalObject)
 	if err != nil {
 		return fmt.Errorf("reading the final savepoint: %w", err)
 	}
-	res := savepointResult{Error: "the job finished without writing " + savepointFinalObject}
+	res := control.SavepointResult{Error: "the job finished without writing " + control.SavepointFinalObject}
 	if b != nil {
-		res = parseSavepointResult(b, savepointFinalObject)
+		res = parseSavepointResult(b, control.SavepointFinalObject)
 	}
-	r.finishSavepoint(ctx, s, v1alpha1.SavepointFinal, finalNonce, &res)
+	r.finishSavepoint(ctx, s, v1alpha1.SavepointFinal, control.FinalNonce, &res)
 	return nil
 }
 

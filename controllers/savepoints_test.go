@@ -18,6 +18,7 @@ import (
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/worker/control"
 )
 
 // The specs here play the worker side of the checkpoint/savepoint contract
@@ -75,22 +76,22 @@ func writeCheckpoint(ctx context.Context, job *v1alpha1.FlinkJob, id int64) stri
 	putObject(ctx, loc, dir+"counts-0", []byte("state"))
 	putObject(ctx, loc, dir+"_COMPLETED", nil)
 	url := checkpointsURL(job) + dir
-	b, _ := json.Marshal(checkpointLatest{ID: id, Path: url, TimeMs: time.Now().UnixMilli()})
-	putObject(ctx, locationAt(controlURL(job)), checkpointLatestObject, b)
+	b, _ := json.Marshal(control.LatestCheckpoint{ID: id, Path: url, TimeMs: time.Now().UnixMilli()})
+	putObject(ctx, locationAt(controlURL(job)), control.LatestObject, b)
 	return url
 }
 
 // savepointRequested is for Eventually: the request the operator wrote.
-func savepointRequested(ctx context.Context, job *v1alpha1.FlinkJob) func(Gomega) savepointRequest {
-	return func(g Gomega) savepointRequest {
-		var req savepointRequest
+func savepointRequested(ctx context.Context, job *v1alpha1.FlinkJob) func(Gomega) control.SavepointRequest {
+	return func(g Gomega) control.SavepointRequest {
+		var req control.SavepointRequest
 		loc := locationAt(controlURL(job))
-		ok, err := loc.Exists(ctx, savepointRequestObject)
+		ok, err := loc.Exists(ctx, control.SavepointRequestObject)
 		g.Expect(err).NotTo(HaveOccurred())
 		if !ok {
 			return req
 		}
-		rc, err := loc.Open(ctx, savepointRequestObject)
+		rc, err := loc.Open(ctx, control.SavepointRequestObject)
 		g.Expect(err).NotTo(HaveOccurred())
 		defer rc.Close()
 		g.Expect(json.NewDecoder(rc).Decode(&req)).To(Succeed())
@@ -114,15 +115,15 @@ func completeSavepointAt(ctx context.Context, job *v1alpha1.FlinkJob, nonce stri
 	putObject(ctx, loc, dir+"counts-0", []byte("state"))
 	putObject(ctx, loc, dir+"_COMPLETED", nil)
 	url := savepointsURL(job) + dir
-	b, _ := json.Marshal(savepointResult{Nonce: nonce, Path: url, CheckpointID: id, TimeMs: t.UnixMilli()})
-	putObject(ctx, locationAt(controlURL(job)), savepointResultObject(nonce), b)
+	b, _ := json.Marshal(control.SavepointResult{Nonce: nonce, Path: url, CheckpointID: id, TimeMs: t.UnixMilli()})
+	putObject(ctx, locationAt(controlURL(job)), control.SavepointResultObject(nonce), b)
 	return url
 }
 
 func failSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, nonce, why string) {
 	GinkgoHelper()
-	b, _ := json.Marshal(savepointResult{Nonce: nonce, Error: why, TimeMs: time.Now().UnixMilli()})
-	putObject(ctx, locationAt(controlURL(job)), savepointResultObject(nonce), b)
+	b, _ := json.Marshal(control.SavepointResult{Nonce: nonce, Error: why, TimeMs: time.Now().UnixMilli()})
+	putObject(ctx, locationAt(controlURL(job)), control.SavepointResultObject(nonce), b)
 }
 
 // runAll lets every live worker pod of the job run.
@@ -269,7 +270,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 			n := fmt.Sprint(nonce)
 			By("nonce " + n)
 			patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.SavepointTriggerNonce = ptr.To(nonce) })
-			Eventually(savepointRequested(ctx, job)).Should(Equal(savepointRequest{Nonce: n, Stop: false}))
+			Eventually(savepointRequested(ctx, job)).Should(Equal(control.SavepointRequest{Nonce: n, Stop: false}))
 			Eventually(status(ctx, job)).Should(HaveField("SavepointInfo", And(
 				HaveField("TriggerNonce", n), HaveField("TriggerType", v1alpha1.SavepointManual), HaveField("TriggerStop", false))))
 			paths = append(paths, completeSavepoint(ctx, job, n, int64(10+i)))
@@ -360,7 +361,7 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		patchSpec(ctx, job, func(j *v1alpha1.FlinkJob) { j.Spec.Suspend = false })
 		Eventually(workerEnv(ctx, job, 1, 2)).Should(HaveEach(HaveKeyWithValue("FLINKJOB_RESTORE_FROM", sp)))
 		Expect(exists(ctx, checkpointsURL(job), "chk-3/_COMPLETED")()).To(BeFalse())
-		Expect(exists(ctx, controlURL(job), checkpointLatestObject)()).To(BeFalse())
+		Expect(exists(ctx, controlURL(job), control.LatestObject)()).To(BeFalse())
 		Eventually(status(ctx, job)).Should(And(
 			HaveField("StartedFrom", beStart(1, v1alpha1.StartSavepoint, sp)),
 			HaveField("NextStart", BeNil()), HaveField("LastCheckpoint", BeNil())))
@@ -471,8 +472,8 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		finishStage(ctx, job, 0, 1, false)
 		dir := savepointsURL(job) + "sp-0-final/"
 		putObject(ctx, locationAt(dir), "_COMPLETED", nil)
-		b, _ := json.Marshal(savepointResult{Nonce: finalNonce, Path: dir, TimeMs: time.Now().UnixMilli()})
-		putObject(ctx, locationAt(controlURL(job)), savepointFinalObject, b)
+		b, _ := json.Marshal(control.SavepointResult{Nonce: control.FinalNonce, Path: dir, TimeMs: time.Now().UnixMilli()})
+		putObject(ctx, locationAt(controlURL(job)), control.SavepointFinalObject, b)
 		Eventually(func() []corev1.Pod { return finalizers(ctx, job) }).Should(HaveLen(1))
 		Expect(envOf(finalizers(ctx, job)[0])).To(HaveKeyWithValue("FLINKJOB_FINAL_SAVEPOINT", "true"))
 		finishFinalize(ctx, job)

@@ -17,6 +17,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/shuffle"
+	"github.com/flinkjob/flinkjob/worker/control"
 )
 
 func apiInvalid(gk schema.GroupKind, name string, errs field.ErrorList) error {
@@ -199,7 +200,7 @@ func (s S3Storage) ClearCheckpoints(ctx context.Context, job *v1alpha1.FlinkJob)
 	if err := loc.DeletePrefix(ctx, ""); err != nil {
 		return err
 	}
-	return s.DeleteControl(ctx, job, checkpointLatestObject)
+	return s.DeleteControl(ctx, job, control.LatestObject)
 }
 
 func (s S3Storage) DeleteSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, url string) error {

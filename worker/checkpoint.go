@@ -46,6 +46,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/task"
+	"github.com/flinkjob/flinkjob/worker/control"
 	"github.com/flinkjob/flinkjob/worker/exchange"
 )
 
@@ -103,37 +104,25 @@ func (c *CheckpointConfig) validate() error {
 	return nil
 }
 
-// SavepointRequest is control/savepoint-request.json, written by the manager.
-type SavepointRequest struct {
-	Nonce string `json:"nonce"`
-	Stop  bool   `json:"stop"`
-}
-
-// SavepointResult is control/savepoint-<nonce>.json (and savepoint-final.json).
-type SavepointResult struct {
-	Nonce        string `json:"nonce"`
-	Path         string `json:"path"`
-	CheckpointID int64  `json:"checkpointId"`
-	TimeMs       int64  `json:"timeMs"`
-	Error        string `json:"error"`
-}
-
-// LatestCheckpoint is control/checkpoint-latest.json.
-type LatestCheckpoint struct {
-	ID     int64  `json:"id"`
-	Path   string `json:"path"`
-	TimeMs int64  `json:"timeMs"`
-}
-
-// Control object names under the control URL.
-const (
-	ControlLatest           = "checkpoint-latest.json"
-	ControlSavepointRequest = "savepoint-request.json"
-	ControlSavepointFinal   = "savepoint-final.json"
+// The control objects shared with the manager are defined in package
+// control. These names stay for the tests of worker/runner, which use
+// them; new code uses package control.
+type (
+	SavepointRequest = control.SavepointRequest
+	SavepointResult  = control.SavepointResult
+	LatestCheckpoint = control.LatestCheckpoint
 )
 
-// ControlSavepointResult is the name of the result of savepoint nonce.
-func ControlSavepointResult(nonce string) string { return "savepoint-" + nonce + ".json" }
+// Control object names (package control's), for worker/runner's tests.
+const (
+	ControlLatest           = control.LatestObject
+	ControlSavepointRequest = control.SavepointRequestObject
+	ControlSavepointFinal   = control.SavepointFinalObject
+)
+
+// ControlSavepointResult is control.SavepointResultObject, for
+// worker/runner's tests.
+func ControlSavepointResult(nonce string) string { return control.SavepointResultObject(nonce) }
 
 // nonces end up in object names: keep them to a safe alphabet.
 var nonceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -486,13 +475,13 @@ func (l *leader) onComplete(id int64) {
 		l.bg.Add(1)
 		go func() {
 			defer l.bg.Done()
-			res := l.copySavepoint(context.Background(), id, "final")
+			res := l.copySavepoint(context.Background(), id, control.FinalNonce)
 			if res.Error != "" {
 				l.c.log.Error("final savepoint failed", "checkpoint", id, "err", res.Error)
 			} else {
 				l.c.log.Info("final savepoint complete", "checkpoint", id, "path", res.Path)
 			}
-			l.writeControl(ControlSavepointFinal, res)
+			l.writeControl(control.SavepointFinalObject, res)
 		}()
 	}
 }
@@ -505,7 +494,7 @@ func (l *leader) writeLatest(id int64) {
 		return
 	}
 	l.lastLatest = id
-	l.writeControl(ControlLatest, LatestCheckpoint{ID: id, Path: l.c.cfg.URL + checkpoint.DirName(id), TimeMs: time.Now().UnixMilli()})
+	l.writeControl(control.LatestObject, control.LatestCheckpoint{ID: id, Path: l.c.cfg.URL + checkpoint.DirName(id), TimeMs: time.Now().UnixMilli()})
 }
 
 func (l *leader) writeControl(name string, v any) {
@@ -522,8 +511,8 @@ func (l *leader) writeControl(name string, v any) {
 
 // copySavepoint copies complete checkpoint id to sp-<id>-<nonce>/ under
 // the savepoint URL.
-func (l *leader) copySavepoint(ctx context.Context, id int64, nonce string) SavepointResult {
-	res := SavepointResult{Nonce: nonce, CheckpointID: id}
+func (l *leader) copySavepoint(ctx context.Context, id int64, nonce string) control.SavepointResult {
+	res := control.SavepointResult{Nonce: nonce, CheckpointID: id}
 	if l.c.cfg.SavepointURL == "" {
 		res.Error = "no savepoint URL configured (FLINKJOB_SAVEPOINT_URL)"
 		return res
@@ -573,7 +562,7 @@ func (l *leader) run(ctx context.Context) {
 
 // pollSavepoint acts on savepoint-request.json once per nonce.
 func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
-	b, err := l.control.Get(ctx, ControlSavepointRequest)
+	b, err := l.control.Get(ctx, control.SavepointRequestObject)
 	if errors.Is(err, checkpoint.ErrNotFound) {
 		return
 	}
@@ -581,17 +570,17 @@ func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
 		l.c.log.Warn("reading the savepoint request", "err", err)
 		return
 	}
-	var req SavepointRequest
+	var req control.SavepointRequest
 	if err := json.Unmarshal(b, &req); err != nil || req.Nonce == "" {
-		l.c.log.Warn("ignoring a malformed savepoint request", "object", l.c.cfg.ControlURL+ControlSavepointRequest, "err", err)
+		l.c.log.Warn("ignoring a malformed savepoint request", "object", l.c.cfg.ControlURL+control.SavepointRequestObject, "err", err)
 		return
 	}
 	if handled[req.Nonce] {
 		return
 	}
 	handled[req.Nonce] = true
-	name := ControlSavepointResult(req.Nonce)
-	if !nonceRE.MatchString(req.Nonce) || req.Nonce == "final" {
+	name := control.SavepointResultObject(req.Nonce)
+	if !nonceRE.MatchString(req.Nonce) || req.Nonce == control.FinalNonce {
 		l.c.log.Warn("ignoring a savepoint request with a bad nonce", "nonce", req.Nonce)
 		return
 	}
@@ -600,7 +589,7 @@ func (l *leader) pollSavepoint(ctx context.Context, handled map[string]bool) {
 		return
 	}
 	l.c.log.Info("savepoint requested", "nonce", req.Nonce, "stop", req.Stop)
-	res := SavepointResult{Nonce: req.Nonce}
+	res := control.SavepointResult{Nonce: req.Nonce}
 	if l.c.cfg.SavepointURL == "" {
 		res.Error = "no savepoint URL configured (FLINKJOB_SAVEPOINT_URL)"
 	} else {
@@ -852,13 +841,13 @@ func finishBatchSavepoint(ctx context.Context, cfg Config, p *plan.Plan, log *sl
 	if cc.ControlURL == "" {
 		return nil
 	}
-	control, err := checkpoint.OpenURL(cfg.S3)(cc.ControlURL)
+	ctl, err := checkpoint.OpenURL(cfg.S3)(cc.ControlURL)
 	if err != nil {
 		return fmt.Errorf("control URL %s: %w", cc.ControlURL, err)
 	}
-	b, _ := json.Marshal(SavepointResult{Nonce: "final", Path: path, CheckpointID: 0, TimeMs: time.Now().UnixMilli()})
-	if err := control.Put(ctx, ControlSavepointFinal, b); err != nil {
-		return fmt.Errorf("final savepoint: writing %s: %w", ControlSavepointFinal, err)
+	b, _ := json.Marshal(control.SavepointResult{Nonce: control.FinalNonce, Path: path, CheckpointID: 0, TimeMs: time.Now().UnixMilli()})
+	if err := ctl.Put(ctx, control.SavepointFinalObject, b); err != nil {
+		return fmt.Errorf("final savepoint: writing %s: %w", control.SavepointFinalObject, err)
 	}
 	return nil
 }

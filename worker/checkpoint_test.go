@@ -9,6 +9,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/control"
 )
 
 // Bad checkpoint settings fail the worker before it runs, naming the
@@ -67,7 +68,7 @@ steps:
 	if _, err := worker.Run(ctx, worker.Config{JobFile: job, Mode: spec.Streaming, Listen: "127.0.0.1:0", Checkpoints: cp}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := readFileString(dir + "/control/" + worker.ControlLatest)
+	b, err := readFileString(dir + "/control/" + control.LatestObject)
 	if err != nil || !strings.Contains(b, `"path":"`+dir+`/checkpoints/chk-`) {
 		t.Fatalf("checkpoint-latest.json: %s %v", b, err)
 	}
@@ -97,7 +98,7 @@ steps:
 	if code != 0 || res.Error != "" {
 		t.Fatalf("exit %d: %+v\n%s", code, res, stderr)
 	}
-	b, err := readFileString(dir + "/control/" + worker.ControlSavepointFinal)
+	b, err := readFileString(dir + "/control/" + control.SavepointFinalObject)
 	if err != nil || !strings.Contains(b, `"nonce":"final"`) || !strings.Contains(b, dir+"/sp/sp-") || !strings.Contains(b, `"error":""`) {
 		t.Fatalf("savepoint-final.json: %s %v", b, err)
 	}
