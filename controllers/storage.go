@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"sync"
 
+	miniogo "github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -35,6 +38,10 @@ type Storage interface {
 	// ReadControl returns a control object (e.g. "checkpoint-latest.json")
 	// of the job, or nil without error when it does not exist.
 	ReadControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) ([]byte, error)
+	// ReadControlIfChanged is ReadControl for a caller that already read
+	// the object when its ETag was etag: while the ETag is the same it
+	// returns Unchanged and transfers nothing. etag "" reads the object.
+	ReadControlIfChanged(ctx context.Context, job *v1alpha1.FlinkJob, name, etag string) (ControlRead, error)
 	// WriteControl writes a control object (e.g. "savepoint-request.json").
 	WriteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string, data []byte) error
 	// DeleteControl removes a control object; a missing one is no error.
@@ -48,6 +55,17 @@ type Storage interface {
 	// DeleteSavepoint removes a savepoint directory (an s3:// URL under the
 	// job's savepoints URL; anything else is refused).
 	DeleteSavepoint(ctx context.Context, job *v1alpha1.FlinkJob, url string) error
+}
+
+// ControlRead is what ReadControlIfChanged found.
+type ControlRead struct {
+	// Data is the object; nil when it does not exist or is Unchanged.
+	Data []byte
+	// ETag identifies the content of the object read ("" when it does not
+	// exist; the etag passed in when Unchanged).
+	ETag string
+	// Unchanged: the object's ETag is still the one passed in.
+	Unchanged bool
 }
 
 // CredentialsNotFoundError says the job's S3 credentials Secret does not exist.
@@ -131,23 +149,86 @@ func (s S3Storage) DeleteJobData(ctx context.Context, job *v1alpha1.FlinkJob) er
 }
 
 func (s S3Storage) ReadControl(ctx context.Context, job *v1alpha1.FlinkJob, name string) ([]byte, error) {
-	loc, err := s.locationAt(ctx, job, controlURL(job))
+	rd, err := s.ReadControlIfChanged(ctx, job, name, "")
+	return rd.Data, err
+}
+
+// ReadControlIfChanged is one GET, conditional on the ETag (If-None-Match)
+// when there is one: a missing object (404) and an unchanged one (304)
+// are answers, not errors, and neither transfers a body. (A plain
+// Exists-then-Open would take two requests for every read.)
+func (s S3Storage) ReadControlIfChanged(ctx context.Context, job *v1alpha1.FlinkJob, name, etag string) (ControlRead, error) {
+	cfg, err := s.s3Config(ctx, job)
 	if err != nil {
-		return nil, err
+		return ControlRead{}, err
 	}
-	// Exists first: a missing object is an answer, not an error.
-	ok, err := loc.Exists(ctx, name)
-	if err != nil || !ok {
-		return nil, err
-	}
-	rc, err := loc.Open(ctx, name)
+	client, err := s3Clients.get(cfg)
 	if err != nil {
-		return nil, err
+		return ControlRead{}, err
 	}
-	defer rc.Close()
+	bucket := job.Spec.Storage.S3.Bucket
+	key := strings.TrimPrefix(controlURL(job), "s3://"+bucket+"/") + name
+	var opts miniogo.GetObjectOptions
+	if etag != "" {
+		if err := opts.SetMatchETagExcept(etag); err != nil {
+			return ControlRead{}, err
+		}
+	}
+	obj, err := client.GetObject(ctx, bucket, key, opts)
+	if err != nil {
+		return ControlRead{}, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+	}
+	defer obj.Close()
+	// Stat sends the request (GetObject is lazy) and has its headers.
+	st, err := obj.Stat()
+	switch r := miniogo.ToErrorResponse(err); {
+	case err == nil:
+	case r.StatusCode == http.StatusNotModified:
+		return ControlRead{ETag: etag, Unchanged: true}, nil
+	case r.Code == miniogo.NoSuchKey || r.Code == miniogo.NoSuchBucket:
+		return ControlRead{}, nil
+	default:
+		return ControlRead{}, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+	}
 	// Control objects are a few hundred bytes; a cap keeps a corrupt one
 	// from filling the manager's memory.
-	return io.ReadAll(io.LimitReader(rc, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(obj, 1<<20))
+	if err != nil {
+		return ControlRead{}, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+	}
+	return ControlRead{Data: b, ETag: st.ETag}, nil
+}
+
+// s3Clients are the S3 clients of ReadControlIfChanged, one per endpoint
+// and credentials. The control objects of every running STREAMING job are
+// read every few seconds: a new client per read would open a new
+// connection (and TLS handshake) each time and leave its idle socket
+// behind for a minute, while a kept client reuses its connections.
+var s3Clients = clientCache{max: 64}
+
+// clientCache keeps up to max clients; past that it starts over
+// (credentials change rarely, so it rarely fills).
+type clientCache struct {
+	mu      sync.Mutex
+	max     int
+	clients map[connector.S3Config]*miniogo.Client
+}
+
+func (c *clientCache) get(cfg connector.S3Config) (*miniogo.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.clients[cfg]; ok {
+		return cl, nil
+	}
+	cl, err := connector.NewS3Client(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.clients == nil || len(c.clients) >= c.max {
+		c.clients = map[connector.S3Config]*miniogo.Client{}
+	}
+	c.clients[cfg] = cl
+	return cl, nil
 }
 
 func (s S3Storage) WriteControl(ctx context.Context, job *v1alpha1.FlinkJob, name string, data []byte) error {

@@ -275,7 +275,8 @@ func startManager(withWebhook bool) *testManager {
 		Client:      m.GetClient(),
 		Recorder:    m.GetEventRecorder("flinkjob-operator"),
 		WorkerImage: testImage,
-		Storage:     S3Storage{Client: m.GetAPIReader()},
+		// The real storage, its control object reads counted.
+		Storage: countingStorage{Storage: S3Storage{Client: m.GetAPIReader()}, counts: controlReads},
 		// Short, so the timeout fallback is testable; the specs that
 		// complete savepoints answer well within it.
 		SavepointTimeout: testSavepointTimeout,
