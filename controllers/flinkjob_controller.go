@@ -71,6 +71,10 @@ type FlinkJobReconciler struct {
 	// SavepointTimeout is how long a savepoint may take; 0 means
 	// DefaultSavepointTimeout.
 	SavepointTimeout time.Duration
+
+	// checkpointSeen is the checkpoint-latest.json last read per job
+	// (observeCheckpoint).
+	checkpointSeen checkpointMemo
 }
 
 // +kubebuilder:rbac:groups=flinkjob.io,resources=flinkjobs,verbs=get;list;watch;update;patch;delete

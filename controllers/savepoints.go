@@ -28,11 +28,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -276,19 +278,36 @@ func savepointUnderJob(job *v1alpha1.FlinkJob, path string) bool {
 }
 
 // observeCheckpoint copies the leader's latest completed checkpoint into
-// status.lastCheckpoint.
+// status.lastCheckpoint. The manager polls at about the checkpoint
+// interval and the leader writes once per checkpoint, so most passes find
+// the object unchanged: those cost one conditional request that transfers
+// nothing (r.checkpointSeen has its ETag and content). The status is still
+// compared with it on every pass, so a lost status write is made good
+// without a read.
 func (r *FlinkJobReconciler) observeCheckpoint(ctx context.Context, s *state) error {
 	job := s.job
 	if job.Spec.Checkpointing == nil || !hasStorage(job) || r.Storage == nil {
 		return nil
 	}
-	b, err := r.Storage.ReadControl(ctx, job, control.LatestObject)
-	if err != nil || b == nil {
+	now := r.now()
+	seen, _ := r.checkpointSeen.get(job.UID, now)
+	rd, err := r.Storage.ReadControlIfChanged(ctx, job, control.LatestObject, seen.etag)
+	if err != nil {
 		return err
 	}
-	var c control.LatestCheckpoint
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("reading %s: %w", control.LatestObject, err)
+	c := seen.latest
+	switch {
+	case rd.Unchanged:
+	case rd.Data == nil:
+		r.checkpointSeen.forget(job.UID)
+		return nil
+	default:
+		c = control.LatestCheckpoint{}
+		if err := json.Unmarshal(rd.Data, &c); err != nil {
+			r.checkpointSeen.forget(job.UID)
+			return fmt.Errorf("reading %s: %w", control.LatestObject, err)
+		}
+		r.checkpointSeen.put(job.UID, seenCheckpoint{etag: rd.ETag, latest: c}, now)
 	}
 	if lc := job.Status.LastCheckpoint; lc != nil && lc.ID == c.ID && lc.Path == c.Path {
 		return nil
@@ -297,6 +316,69 @@ func (r *FlinkJobReconciler) observeCheckpoint(ctx context.Context, s *state) er
 	job.Status.LastCheckpoint = &v1alpha1.CheckpointInfo{ID: c.ID, Path: c.Path, Time: &t}
 	checkpointsObserved.Inc()
 	return nil
+}
+
+// checkpointMemo remembers, per job, the checkpoint-latest.json the
+// manager read last. Its zero value is ready. Jobs not observed for
+// checkpointMemoIdle (finished, suspended, deleted: a running job is
+// polled at least every 30s) are forgotten, so it holds about the running
+// STREAMING jobs with checkpoints; a forgotten job's next pass reads the
+// object again.
+type checkpointMemo struct {
+	mu        sync.Mutex
+	jobs      map[types.UID]seenCheckpoint
+	lastPrune time.Time
+}
+
+// seenCheckpoint is a checkpoint-latest.json as read: its ETag and content.
+type seenCheckpoint struct {
+	etag   string
+	latest control.LatestCheckpoint
+	used   time.Time
+}
+
+const checkpointMemoIdle = 10 * time.Minute
+
+func (m *checkpointMemo) get(uid types.UID, now time.Time) (seenCheckpoint, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc, ok := m.jobs[uid]
+	if ok {
+		sc.used = now
+		m.jobs[uid] = sc
+	}
+	m.prune(now)
+	return sc, ok
+}
+
+func (m *checkpointMemo) put(uid types.UID, sc seenCheckpoint, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.jobs == nil {
+		m.jobs = map[types.UID]seenCheckpoint{}
+	}
+	sc.used = now
+	m.jobs[uid] = sc
+}
+
+func (m *checkpointMemo) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.jobs, uid)
+}
+
+// prune drops the jobs idle for checkpointMemoIdle, at most once per
+// checkpointMemoIdle (m.mu held).
+func (m *checkpointMemo) prune(now time.Time) {
+	if now.Sub(m.lastPrune) < checkpointMemoIdle {
+		return
+	}
+	m.lastPrune = now
+	for uid, sc := range m.jobs {
+		if now.Sub(sc.used) >= checkpointMemoIdle {
+			delete(m.jobs, uid)
+		}
+	}
 }
 
 // pollInterval is how often a running STREAMING job's control objects are

@@ -207,6 +207,37 @@ var _ = Describe("Checkpoints and savepoints", func() {
 		Expect(exists(ctx, sp, "counts-0")()).To(BeTrue())
 	})
 
+	It("reads checkpoint-latest.json again only once it changed, and keeps status.lastCheckpoint true meanwhile", func(ctx SpecContext) {
+		job := runningCounting(ctx, ns, "unchanged")
+		latest := control.LatestObject
+		Expect(controlReads.reads(job, latest)).To(BeZero(), "nothing to read before the first checkpoint")
+
+		By("reading the first checkpoint once")
+		chk1 := writeCheckpoint(ctx, job, 1)
+		Eventually(status(ctx, job)).Should(HaveField("LastCheckpoint", And(Not(BeNil()), HaveField("ID", int64(1)), HaveField("Path", chk1))))
+		Expect(controlReads.reads(job, latest)).To(Equal(1))
+
+		By("finding it unchanged on the next passes, without reading it")
+		passes := controlReads.unchangedReads(job, latest)
+		Eventually(func() int { return controlReads.unchangedReads(job, latest) }).WithTimeout(30 * time.Second).
+			Should(BeNumerically(">=", passes+2))
+		Expect(controlReads.reads(job, latest)).To(Equal(1))
+
+		By("making good a lost status write from what it read before, still without reading it")
+		Eventually(func() error {
+			j := fetch(ctx, job)
+			j.Status.LastCheckpoint = nil
+			return k8sClient.Status().Update(ctx, j)
+		}).Should(Succeed())
+		Eventually(status(ctx, job)).WithTimeout(30 * time.Second).Should(HaveField("LastCheckpoint", And(Not(BeNil()), HaveField("ID", int64(1)), HaveField("Path", chk1))))
+		Expect(controlReads.reads(job, latest)).To(Equal(1))
+
+		By("reading it again once the leader wrote the next checkpoint")
+		chk2 := writeCheckpoint(ctx, job, 2)
+		Eventually(status(ctx, job)).WithTimeout(30 * time.Second).Should(HaveField("LastCheckpoint", And(Not(BeNil()), HaveField("ID", int64(2)), HaveField("Path", chk2))))
+		Expect(controlReads.reads(job, latest)).To(Equal(2))
+	})
+
 	It("treats a deleted worker pod as a failure of every stage and never recreates it alone", func(ctx SpecContext) {
 		pw := watchPods(ctx, ns)
 		defer pw.stop()
