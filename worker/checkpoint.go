@@ -104,26 +104,6 @@ func (c *CheckpointConfig) validate() error {
 	return nil
 }
 
-// The control objects shared with the manager are defined in package
-// control. These names stay for the tests of worker/runner, which use
-// them; new code uses package control.
-type (
-	SavepointRequest = control.SavepointRequest
-	SavepointResult  = control.SavepointResult
-	LatestCheckpoint = control.LatestCheckpoint
-)
-
-// Control object names (package control's), for worker/runner's tests.
-const (
-	ControlLatest           = control.LatestObject
-	ControlSavepointRequest = control.SavepointRequestObject
-	ControlSavepointFinal   = control.SavepointFinalObject
-)
-
-// ControlSavepointResult is control.SavepointResultObject, for
-// worker/runner's tests.
-func ControlSavepointResult(nonce string) string { return control.SavepointResultObject(nonce) }
-
 // nonces end up in object names: keep them to a safe alphabet.
 var nonceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/internal/testminio"
 	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/control"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
@@ -140,8 +141,8 @@ steps:
 			if err != nil {
 				b.Fatal(err)
 			}
-			var latest worker.LatestCheckpoint
-			if buf, err := ls.Get(context.Background(), worker.ControlLatest); err == nil && json.Unmarshal(buf, &latest) == nil {
+			var latest control.LatestCheckpoint
+			if buf, err := ls.Get(context.Background(), control.LatestObject); err == nil && json.Unmarshal(buf, &latest) == nil {
 				checkpoints += int(latest.ID)
 			}
 		}

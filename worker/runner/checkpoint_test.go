@@ -17,7 +17,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/internal/testminio"
-	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/control"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
@@ -200,8 +200,8 @@ func TestStreamingKillRandomWorkerExactlyOnce(t *testing.T) {
 	}
 	reference := sinkLines(t, s3, ref.out)
 	equalLines(t, "failure-free output", reference, want)
-	var latest worker.LatestCheckpoint
-	if !readJSON(t, ref.controlStore(t), worker.ControlLatest, &latest) || latest.ID == 0 || !strings.HasSuffix(latest.Path, fmt.Sprintf("/chk-%d/", latest.ID)) {
+	var latest control.LatestCheckpoint
+	if !readJSON(t, ref.controlStore(t), control.LatestObject, &latest) || latest.ID == 0 || !strings.HasSuffix(latest.Path, fmt.Sprintf("/chk-%d/", latest.ID)) {
 		t.Fatalf("failure-free run: checkpoint-latest.json %+v", latest)
 	}
 
@@ -242,17 +242,17 @@ func killRound(t *testing.T, round, count, pace int, s3 connector.S3Config, buck
 	rng := rand.New(rand.NewSource(int64(round)))
 	e := newCkptEnv(t, s3, bucket, fmt.Sprintf("round-%d-%d", round, pace))
 	job := ckptJob(t, count, pace, e.out)
-	control := e.controlStore(t)
+	ctl := e.controlStore(t)
 	kills := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 6 {
 			t.Fatalf("round %d: the job did not finish in %d attempts", round, attempt)
 		}
 		var ps procs
-		var before worker.LatestCheckpoint
+		var before control.LatestCheckpoint
 		if attempt > 0 {
 			*restarts++
-			if readJSON(t, control, worker.ControlLatest, &before) {
+			if readJSON(t, ctl, control.LatestObject, &before) {
 				*fromCheckpoint++
 			}
 		}
@@ -279,7 +279,7 @@ func killRound(t *testing.T, round, count, pace int, s3 connector.S3Config, buck
 			pick := rand.New(rand.NewSource(rng.Int63()))
 			go func() {
 				defer close(killed)
-				for afterCheckpoint && !newCheckpoint(control, before.ID) {
+				for afterCheckpoint && !newCheckpoint(ctl, before.ID) {
 					select {
 					case <-runDone:
 						return
@@ -321,12 +321,12 @@ func killRound(t *testing.T, round, count, pace int, s3 connector.S3Config, buck
 }
 
 // newCheckpoint reports whether a checkpoint newer than after completed.
-func newCheckpoint(control checkpoint.Store, after int64) bool {
-	b, err := control.Get(context.Background(), worker.ControlLatest)
+func newCheckpoint(ctl checkpoint.Store, after int64) bool {
+	b, err := ctl.Get(context.Background(), control.LatestObject)
 	if err != nil {
 		return false
 	}
-	var l worker.LatestCheckpoint
+	var l control.LatestCheckpoint
 	return json.Unmarshal(b, &l) == nil && l.ID > after
 }
 
@@ -352,7 +352,7 @@ func stopWithSavepoint(t *testing.T, kill bool) {
 	bucket := testminio.Bucket(t, s3)
 	e := newCkptEnv(t, s3, bucket, "savepoint")
 	job := ckptJob(t, count, rate, e.out)
-	control := e.controlStore(t)
+	ctl := e.controlStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -365,16 +365,16 @@ func stopWithSavepoint(t *testing.T, kill bool) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
 	// Request once a checkpoint completed (the job is up and running).
-	var latest worker.LatestCheckpoint
-	for !readJSON(t, control, worker.ControlLatest, &latest) {
+	var latest control.LatestCheckpoint
+	for !readJSON(t, ctl, control.LatestObject, &latest) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	req, _ := json.Marshal(worker.SavepointRequest{Nonce: "abc123", Stop: true})
-	if err := control.Put(ctx, worker.ControlSavepointRequest, req); err != nil {
+	req, _ := json.Marshal(control.SavepointRequest{Nonce: "abc123", Stop: true})
+	if err := ctl.Put(ctx, control.SavepointRequestObject, req); err != nil {
 		t.Fatal(err)
 	}
-	var res worker.SavepointResult
-	for !readJSON(t, control, worker.ControlSavepointResult("abc123"), &res) {
+	var res control.SavepointResult
+	for !readJSON(t, ctl, control.SavepointResultObject("abc123"), &res) {
 		select {
 		case err := <-done:
 			t.Fatalf("the job ended before the savepoint: %v", err)
@@ -386,7 +386,7 @@ func stopWithSavepoint(t *testing.T, kill bool) {
 	}
 	// No checkpoint completes after a stop-with-savepoint.
 	time.Sleep(300 * time.Millisecond)
-	if readJSON(t, control, worker.ControlLatest, &latest); latest.ID != res.CheckpointID {
+	if readJSON(t, ctl, control.LatestObject, &latest); latest.ID != res.CheckpointID {
 		t.Errorf("checkpoint %d completed after the stop-with-savepoint %d", latest.ID, res.CheckpointID)
 	}
 	if kill {
@@ -466,8 +466,8 @@ func TestFinalSavepointBootstrap(t *testing.T) {
 		if err := r.Run(ctx); err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		var res worker.SavepointResult
-		if !readJSON(t, e.controlStore(t), worker.ControlSavepointFinal, &res) || res.Error != "" || res.Nonce != "final" || !strings.HasPrefix(res.Path, e.savepoints) {
+		var res control.SavepointResult
+		if !readJSON(t, e.controlStore(t), control.SavepointFinalObject, &res) || res.Error != "" || res.Nonce != "final" || !strings.HasPrefix(res.Path, e.savepoints) {
 			t.Fatalf("%s: savepoint-final.json: %+v", mode, res)
 		}
 		if mode == spec.Streaming {

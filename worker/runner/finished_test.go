@@ -9,7 +9,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/internal/testminio"
-	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/control"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
@@ -56,7 +56,7 @@ steps:
 	for s := int64(0); s < count; s++ {
 		want[s%13] += s
 	}
-	control := e.controlStore(t)
+	ctl := e.controlStore(t)
 	checkpoints, err := checkpoint.OpenURL(s3)(e.checkpoints)
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +75,10 @@ steps:
 	defer kill()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	var latest worker.LatestCheckpoint
+	var latest control.LatestCheckpoint
 	for {
-		var l worker.LatestCheckpoint
-		if readJSON(t, control, worker.ControlLatest, &l) && l.ID >= 3 && hasPositions(ctx, checkpoints, l.ID, "bonus", 2) {
+		var l control.LatestCheckpoint
+		if readJSON(t, ctl, control.LatestObject, &l) && l.ID >= 3 && hasPositions(ctx, checkpoints, l.ID, "bonus", 2) {
 			latest = l
 			break
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/internal/kafkatest"
-	"github.com/flinkjob/flinkjob/worker"
+	"github.com/flinkjob/flinkjob/worker/control"
 	"github.com/flinkjob/flinkjob/worker/runner"
 )
 
@@ -77,7 +77,7 @@ steps:
 	dir := t.TempDir()
 	env := []string{"FLINKJOB_CHECKPOINT_URL=" + filepath.Join(dir, "checkpoints"), "FLINKJOB_CONTROL_URL=" + filepath.Join(dir, "control"),
 		"FLINKJOB_CONTROL_POLL=50ms"}
-	control, err := checkpoint.OpenLocal(filepath.Join(dir, "control"))
+	ctl, err := checkpoint.OpenLocal(filepath.Join(dir, "control"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +93,8 @@ steps:
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	var latest worker.LatestCheckpoint
-	for !readJSON(t, control, worker.ControlLatest, &latest) || latest.ID < 2 {
+	var latest control.LatestCheckpoint
+	for !readJSON(t, ctl, control.LatestObject, &latest) || latest.ID < 2 {
 		select {
 		case err := <-done:
 			stop()
