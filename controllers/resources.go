@@ -86,7 +86,7 @@ func namePrefix(job *v1alpha1.FlinkJob) string {
 // jobDataPrefix is the key prefix of a job's own data, deleted with it:
 // shuffle/ (BATCH intermediate results), checkpoints/ and control/ (the
 // JSON objects through which the manager and the job's checkpoint
-// coordinator talk; see the contract in engine/checkpoint).
+// coordinator talk; see package worker/control).
 func jobDataPrefix(job *v1alpha1.FlinkJob) string {
 	return fmt.Sprintf("%s%s/", namePrefix(job), job.UID)
 }
