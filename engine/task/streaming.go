@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -376,9 +377,19 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	// handle feeds one batch to the chain, or buffers it while its
 	// channel is blocked by a barrier (alignment).
 	var handle func(b Batch) error
+	// A batch that waits for alignment is kept in a slice of its own
+	// length and its pooled slice goes back at once: a pooled slice holds
+	// at least minPooledElems elements (36 KB) however few it carries, and
+	// a sparse channel (a watermark per message) aligning behind a slow
+	// one would otherwise pin one per message it sends meanwhile.
+	wait := func(elems []Element) []Element {
+		kept := slices.Clone(elems)
+		PutElems(elems)
+		return kept
+	}
 	handle = func(b Batch) error {
 		if al.blocked[b.Channel] {
-			al.buf[b.Channel] = append(al.buf[b.Channel], b)
+			al.buf[b.Channel] = append(al.buf[b.Channel], Batch{Channel: b.Channel, Elems: wait(b.Elems)})
 			return nil
 		}
 		input := inputOf[b.Channel]
@@ -396,8 +407,11 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			al.barrier(b.Channel, id)
 			if rest := elems[i+1:]; len(rest) > 0 {
 				// Front of the queue: it came before anything buffered.
-				al.buf[b.Channel] = append([]Batch{{Channel: b.Channel, Elems: rest}}, al.buf[b.Channel]...)
+				al.buf[b.Channel] = append([]Batch{{Channel: b.Channel, Elems: slices.Clone(rest)}}, al.buf[b.Channel]...)
 			}
+			// Processed up to the barrier, the rest copied: the slice is
+			// done with.
+			PutElems(elems)
 			return nil
 		}
 		if err := processBatch(&c, head, valve, b, input, &open, al.ended, &floor, tick, idleChanged); err != nil {
@@ -543,14 +557,24 @@ func processBatch(c *Config, head operator.Operator, valve *watermark.Valve, b B
 				}
 			}
 		case KindIdle, KindActive:
-			if wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle); adv && wm > *floor {
+			wm, adv := valve.SetIdle(b.Channel, el.Kind == KindIdle)
+			// An active subtask says so before the watermark its channel
+			// moves and what that fires; an idle one after them.
+			if el.Kind == KindActive {
+				if err := idleChanged(); err != nil {
+					return err
+				}
+			}
+			if adv && wm > *floor {
 				c.Counters.Watermark.Store(wm)
 				if err := head.Watermark(wm); err != nil {
 					return err
 				}
 			}
-			if err := idleChanged(); err != nil {
-				return err
+			if el.Kind == KindIdle {
+				if err := idleChanged(); err != nil {
+					return err
+				}
 			}
 		case KindEnd:
 			*open--

@@ -198,6 +198,12 @@ func (c *Client) Connect(ctx context.Context, st *plan.Stage, index int) error {
 	for _, e := range st.Outputs {
 		for t := 0; t < e.To.Parallelism; t++ {
 			if _, err := c.stream(ctx, e, t, shuffle.ChannelBase(e)+index); err != nil {
+				if ctx.Err() != nil {
+					// The wait was cut short (the worker's context has a
+					// cause, such as the checkpoint leader failing): say
+					// why rather than gRPC's "context canceled".
+					return fmt.Errorf("connecting to stage %d subtask %d: %w", e.To.ID, t, context.Cause(ctx))
+				}
 				return err
 			}
 		}
@@ -216,6 +222,13 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	if err != nil {
 		return err
 	}
+	// Deferred before the unlock, so it runs after it (see add).
+	var scheduled bool
+	defer func() {
+		if scheduled {
+			c.wakeFlusher()
+		}
+	}()
 	// Waiting for a stream the flusher is sending on is backpressure too.
 	start := time.Now()
 	if err := s.lock(ctx); err != nil {
@@ -236,7 +249,7 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 	defer stop()
 	n := len(b.Elems)
 	ending := n > 0 && b.Elems[n-1].Kind == task.KindEnd
-	err = c.add(s, b)
+	scheduled, err = c.add(s, b)
 	// The batch is encoded (or sent): its slice is ours to recycle.
 	task.PutElems(b.Elems)
 	if err != nil {
@@ -258,8 +271,11 @@ func (c *Client) Send(ctx context.Context, e *plan.Edge, target int, b task.Batc
 
 // add encodes b behind what the stream has pending and sends it all now,
 // or leaves it pending (small, and nothing in it that must go at once).
-// The caller holds the stream.
-func (c *Client) add(s *stream, b task.Batch) error {
+// The caller holds the stream; when add left the stream's first pending
+// batch (scheduled), it wakes the flusher once it released the stream: a
+// flusher woken while the stream is held finds it busy and would only try
+// it again a whole Linger later.
+func (c *Client) add(s *stream, b task.Batch) (scheduled bool, err error) {
 	if s.pend == nil {
 		s.pend = (*sendBuffers.Get(s.sizeHint))[:0]
 	}
@@ -271,12 +287,12 @@ func (c *Client) add(s *stream, b task.Batch) error {
 		// pending, then this batch as messages of their own.
 		s.pend, s.count = s.pend[:mark], before
 		if err := c.flush(s, &c.Blocked); err != nil {
-			return err
+			return false, err
 		}
-		return c.sendSplit(s, b)
+		return false, c.sendSplit(s, b)
 	}
 	if c.Linger <= 0 || len(s.pend) >= FlushBytes || urgent(b.Elems) {
-		return c.flush(s, &c.Blocked)
+		return false, c.flush(s, &c.Blocked)
 	}
 	if before == 0 {
 		// Throttle, not debounce: a batch waits only for what is left of
@@ -285,15 +301,21 @@ func (c *Client) add(s *stream, b task.Batch) error {
 		// one still sends at most one small message per Linger.
 		now := time.Now()
 		if s.due = s.sent.Add(c.Linger); !now.Before(s.due) {
-			return c.flush(s, &c.Blocked)
+			return false, c.flush(s, &c.Blocked)
 		}
-		c.flusherOnce.Do(func() { go c.flusher() })
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		return true, nil
 	}
-	return nil
+	return false, nil
+}
+
+// wakeFlusher tells the flusher (started on first use) that a stream has a
+// new deadline.
+func (c *Client) wakeFlusher() {
+	c.flusherOnce.Do(func() { go c.flusher() })
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // urgent reports whether a batch must not wait: a checkpoint barrier

@@ -2,7 +2,9 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,5 +236,57 @@ func TestConnectWaitsForEveryPeer(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// A batch that waits because the stream sent less than Linger ago goes a
+// Linger after that message, not later: the Send that left it wakes the
+// flusher only once it released the stream (a flusher woken while the
+// stream was held found it busy and tried again a whole Linger later,
+// about one round in three of this test before).
+func TestThrottledBatchWaitsOnlyWhatIsLeft(t *testing.T) {
+	const linger = 500 * time.Millisecond
+	srv, addr := serve(t, 8, 1)
+	c := NewClient(fixed(addr))
+	c.Linger = linger
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Send(ctx, testEdge, 0, records(0, 0, 1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, srv)
+	last := time.Now()
+	for round := 1; round <= 6; round++ {
+		time.Sleep(linger * 3 / 4) // sent within Linger of the last message: it waits
+		if err := c.Send(ctx, testEdge, 0, records(0, round, 1, 4)); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, srv)
+		arrived := time.Now()
+		if d := arrived.Sub(last); d > linger*3/2 {
+			t.Errorf("round %d: the batch went %v after the previous message, want about the Linger (%v)", round, d, linger)
+		}
+		last = arrived
+	}
+}
+
+// Connect cut short by its context says why (the context's cause), not
+// gRPC's "context canceled".
+func TestConnectErrorKeepsTheCause(t *testing.T) {
+	from := &plan.Stage{ID: 0, Parallelism: 1}
+	to := &plan.Stage{ID: 1, Parallelism: 1}
+	e := &plan.Edge{ID: 0, From: from, To: to}
+	from.Outputs, to.Inputs = []*plan.Edge{e}, []*plan.Edge{e}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // listens, never serves
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c := NewClient(fixed(l.Addr().String()))
+	defer c.Close()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel(errors.New("checkpoint leader unreachable")) }()
+	if err := c.Connect(ctx, from, 0); err == nil || !strings.Contains(err.Error(), "leader unreachable") {
+		t.Errorf("Connect's error %v does not say why its context ended", err)
 	}
 }
