@@ -228,6 +228,19 @@ func (o *streamOutputs) mark(el Element) error {
 	return nil
 }
 
+// status tells every downstream subtask, at once, that this one is idle
+// (its watermark does not hold theirs back) or active again.
+func (o *streamOutputs) status(idle bool) error {
+	k := KindActive
+	if idle {
+		k = KindIdle
+	}
+	if err := o.mark(Element{Kind: k}); err != nil {
+		return err
+	}
+	return o.flush()
+}
+
 func (o *streamOutputs) flush() error {
 	if o.counted != nil {
 		o.counted.sync()
@@ -302,16 +315,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 	}
 
 	if chain.Source != nil {
-		err := readSource(ctx, &c, cps, chain, outs.flush, func(idle bool) error {
-			k := KindActive
-			if idle {
-				k = KindIdle
-			}
-			if err := outs.mark(Element{Kind: k}); err != nil {
-				return err
-			}
-			return outs.flush()
-		}, func(id int64) error {
+		err := readSource(ctx, &c, cps, chain, outs.flush, outs.status, func(id int64) error {
 			if err := outs.mark(Element{Kind: KindBarrier, Wm: id}); err != nil {
 				return err
 			}
@@ -364,14 +368,7 @@ func RunStreaming(ctx context.Context, c Config, inbox <-chan Batch, send Sender
 			return nil
 		}
 		idle = all
-		k := KindActive
-		if all {
-			k = KindIdle
-		}
-		if err := outs.mark(Element{Kind: k}); err != nil {
-			return err
-		}
-		return outs.flush()
+		return outs.status(all)
 	}
 	al := newAligner(nch)
 	// handle feeds one batch to the chain, or buffers it while its
