@@ -34,8 +34,9 @@ type Resolver func(stage, subtask int) (string, error)
 // the stream's last message went Linger ago or more (a sparse stream, such
 // as a window's results or a watermark after a quiet spell, pays no wait);
 // otherwise it waits, encoded, until the stream's batches make FlushBytes
-// or until Linger after that last message, and they go as one message. Every gRPC message costs both workers a few goroutine
-// hand-offs and system calls, and a stage whose output is sparse (a
+// or until Linger after that last message, and they go as one message.
+// Every gRPC message costs both workers a few goroutine hand-offs and
+// system calls, and a stage whose output is sparse (a
 // selective filter, a join's matches, the watermark after every source
 // read) otherwise sends many tiny messages. Batches carrying a checkpoint
 // barrier or the end of the channel go at once, with what waits before
@@ -191,9 +192,9 @@ func (c *Client) stream(ctx context.Context, e *plan.Edge, target, channel int) 
 // Connect opens the streams from subtask index of stage st to every
 // subtask downstream, waiting until each peer is up. A worker connects
 // before its task starts, so a source does not begin reading (and a paced
-// or Kafka source fall behind) while its first batch waits for a consumer
-// that is still starting: the wait is before the job's first record, not
-// inside its latency.
+// or Kafka source does not fall behind) while its first batch waits for a
+// consumer that is still starting: the wait is before the job's first
+// record, not inside its latency.
 func (c *Client) Connect(ctx context.Context, st *plan.Stage, index int) error {
 	for _, e := range st.Outputs {
 		for t := 0; t < e.To.Parallelism; t++ {
