@@ -428,19 +428,7 @@ func TestRowsAwareFunction(t *testing.T) {
 	row := value.Rows(map[string]any{"a": map[string]any{"b": int64(1)}})
 	for _, fn := range []string{"rows-test-aware", "rows-test-plain"} {
 		seen = nil
-		n := int64(1)
-		p, err := plan.New(&spec.Job{RuntimeMode: spec.Batch, Parallelism: 1, Steps: []spec.Step{
-			{Name: "src", Source: &spec.Source{Nexmark: &spec.Nexmark{Events: &n}}},
-			{Name: "c", Call: fn},
-			{Name: "out", Sink: &spec.Sink{Discard: &spec.DiscardSink{}}},
-		}}, plan.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch, err := NewChain(p.Stages[0], p.Mode, map[string]connector.Sink{"out": connector.NewDiscardSink()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch, _ := sourceChain(t, connector.NewDiscardSink(), spec.Step{Name: "c", Call: fn})
 		if err := ch.Open(&Context{Ctx: context.Background(), Mode: spec.Batch, Parallelism: 1}, nop); err != nil {
 			t.Fatal(err)
 		}
