@@ -108,7 +108,10 @@ func jobDataURL(job *v1alpha1.FlinkJob) string { return storageURL(job, jobDataP
 func checkpointsURL(job *v1alpha1.FlinkJob) string {
 	return storageURL(job, jobDataPrefix(job)+"checkpoints/")
 }
-func controlURL(job *v1alpha1.FlinkJob) string { return storageURL(job, jobDataPrefix(job)+"control/") }
+func controlURL(job *v1alpha1.FlinkJob) string { return storageURL(job, controlPrefix(job)) }
+
+// controlPrefix is the key prefix of the job's control objects.
+func controlPrefix(job *v1alpha1.FlinkJob) string { return jobDataPrefix(job) + "control/" }
 func savepointsURL(job *v1alpha1.FlinkJob) string {
 	return storageURL(job, namePrefix(job)+"savepoints/")
 }

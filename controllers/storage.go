@@ -167,7 +167,7 @@ func (s S3Storage) ReadControlIfChanged(ctx context.Context, job *v1alpha1.Flink
 		return ControlRead{}, err
 	}
 	bucket := job.Spec.Storage.S3.Bucket
-	key := strings.TrimPrefix(controlURL(job), "s3://"+bucket+"/") + name
+	key := controlPrefix(job) + name
 	var opts miniogo.GetObjectOptions
 	if etag != "" {
 		if err := opts.SetMatchETagExcept(etag); err != nil {
