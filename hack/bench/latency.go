@@ -165,13 +165,14 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 	default:
 		return nil, nil, 0, fmt.Errorf("unknown runner %q", rn)
 	}
-	due, gen = st.Latencies(samples, timerQueries[q], c.latencyWarmup)
-	if all, _ := st.Latencies(samples, timerQueries[q], 0); len(all) > 0 && c.latencyWarmup > 0 {
+	outs := st.Measure(samples, timerQueries[q])
+	due, gen = outs.Latencies(c.latencyWarmup)
+	if all, _ := outs.Latencies(0); len(all) > 0 && c.latencyWarmup > 0 {
 		slices.Sort(all)
 		log.Printf("%-3s %-10s latency with the warm-up (%v) counted too: p50 %v, p99 %v", q, rn, c.latencyWarmup, all[len(all)/2], all[len(all)*99/100])
 	}
 	if c.latencyTrace > 0 {
-		for _, p := range st.Trace(samples, timerQueries[q], c.latencyTrace) {
+		for _, p := range outs.Trace(c.latencyTrace) {
 			log.Printf("%-3s %-10s trace %6v: %6d samples, p50 %v, p99 %v, max %v; generation behind schedule p99 %v",
 				q, rn, p.From, p.Samples, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond), p.Max.Round(time.Microsecond), p.Behind99.Round(time.Microsecond))
 		}

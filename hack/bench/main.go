@@ -429,7 +429,7 @@ func printTable(w io.Writer, c config, results []result, lats []latency) {
 // printLatency prints the latency table: a row per query, a group of
 // columns per runner.
 func printLatency(w io.Writer, c config, lats []latency) {
-	fmt.Fprintf(w, "\nSTREAMING latency, from when the output became determinable (the due time of its event, or for timer results of the event that moved the watermark past them) to the sink, at half of the latency job's peak with the same runner (or at -latency-rate)\n\n")
+	fmt.Fprintf(w, "\nSTREAMING latency, from when the output became determinable (the due time of its event, or for timer results of the last of the events, one per source subtask, that moved the watermark past them) to the sink, at half of the latency job's peak with the same runner (or at -latency-rate), after a warm-up of -latency-warmup\n\n")
 	var head strings.Builder
 	fmt.Fprintf(&head, "%-5s", "")
 	for _, rn := range c.latencyRunners {

@@ -124,17 +124,38 @@ func (s *Stamps) determinable(n int64, timer bool) (due, created int64, ok bool)
 	return due, created, true
 }
 
-// Latencies are the samples' latencies counted from the due time of the
-// events that made each output determinable (see determinable); gen counts
-// from those events' generation instead. Samples whose events are outside
-// the run or not generated are left out, and so are those determinable
-// within warmup of the run's start (its first generated event).
-func (s *Stamps) Latencies(samples []Sample, timer bool, warmup time.Duration) (due, gen []time.Duration) {
-	from := s.start() + int64(warmup)
+// Outputs are a run's samples measured once: for each output whose events
+// were generated inside the run, when it became determinable (see
+// determinable), when those events were generated and when it arrived.
+// Latencies and Trace read them.
+type Outputs struct {
+	start int64 // the run's first generated event
+	outs  []output
+}
+
+type output struct{ due, created, arrival int64 }
+
+// Measure measures the samples; timer says they are timer results.
+// Samples whose events are outside the run or not generated are left out.
+func (s *Stamps) Measure(samples []Sample, timer bool) Outputs {
+	o := Outputs{start: s.start(), outs: make([]output, 0, len(samples))}
 	for _, x := range samples {
-		if t, c, ok := s.determinable(x.Event, timer); ok && t >= from {
-			due = append(due, time.Duration(x.Arrival-t))
-			gen = append(gen, time.Duration(x.Arrival-c))
+		if t, c, ok := s.determinable(x.Event, timer); ok {
+			o.outs = append(o.outs, output{due: t, created: c, arrival: x.Arrival})
+		}
+	}
+	return o
+}
+
+// Latencies are the outputs' latencies counted from their due time; gen
+// counts from their events' generation instead. Outputs determinable
+// within warmup of the run's start are left out.
+func (o Outputs) Latencies(warmup time.Duration) (due, gen []time.Duration) {
+	from := o.start + int64(warmup)
+	for _, x := range o.outs {
+		if x.due >= from {
+			due = append(due, time.Duration(x.arrival-x.due))
+			gen = append(gen, time.Duration(x.arrival-x.created))
 		}
 	}
 	return due, gen
@@ -240,18 +261,14 @@ type Period struct {
 // each one's latency figures (counted from the due time) and how far the
 // generators themselves were behind their schedule, so a tail can be told
 // apart as start-up, a steady lag or periodic stalls.
-func (s *Stamps) Trace(samples []Sample, timer bool, every time.Duration) []Period {
+func (o Outputs) Trace(every time.Duration) []Period {
 	type pt struct{ due, lat, behind int64 }
 	var pts []pt
 	first := int64(-1)
-	for _, x := range samples {
-		t, c, ok := s.determinable(x.Event, timer)
-		if !ok {
-			continue
-		}
-		pts = append(pts, pt{t, x.Arrival - t, c - t})
-		if first < 0 || t < first {
-			first = t
+	for _, x := range o.outs {
+		pts = append(pts, pt{x.due, x.arrival - x.due, x.created - x.due})
+		if first < 0 || x.due < first {
+			first = x.due
 		}
 	}
 	byPeriod := map[int64][]pt{}

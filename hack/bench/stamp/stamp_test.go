@@ -36,21 +36,21 @@ func TestStampsDue(t *testing.T) {
 	// Latencies: a record of event 4 from its due time, a timer result at
 	// 3 from the later of events 4 and 5 (one per subtask: the watermark
 	// waits for both); events not generated or outside the run are left out.
-	due, gen := s.Latencies([]Sample{{4, 2000}, {6, 2000}, {10, 2000}}, false, 0)
+	due, gen := s.Measure([]Sample{{4, 2000}, {6, 2000}, {10, 2000}}, false).Latencies(0)
 	if !slices.Equal(due, []time.Duration{800}) || !slices.Equal(gen, []time.Duration{250}) {
 		t.Errorf("Latencies = %v, %v; want [800], [250]", due, gen)
 	}
-	due, gen = s.Latencies([]Sample{{3, 2000}, {9, 2000}, {-2, 2000}, {4, 2000}}, true, 0)
+	due, gen = s.Measure([]Sample{{3, 2000}, {9, 2000}, {-2, 2000}, {4, 2000}}, true).Latencies(0)
 	if !slices.Equal(due, []time.Duration{790}) || !slices.Equal(gen, []time.Duration{250}) {
 		t.Errorf("timer Latencies = %v, %v; want [790] (event 5's due time), [250] (event 4's generation)", due, gen)
 	}
 	// A warm-up of 205 (the run starts at 1000, subtask 0's first event)
 	// leaves out what was determinable before 1205: event 4 (due 1200) and
 	// the timer result at 3 (1210) stays.
-	if due, _ := s.Latencies([]Sample{{4, 2000}, {5, 2000}}, false, 205); !slices.Equal(due, []time.Duration{790}) {
+	if due, _ := s.Measure([]Sample{{4, 2000}, {5, 2000}}, false).Latencies(205); !slices.Equal(due, []time.Duration{790}) {
 		t.Errorf("Latencies after a warm-up = %v, want [790] (event 5 only)", due)
 	}
-	if due, _ := s.Latencies([]Sample{{3, 2000}}, true, 205); !slices.Equal(due, []time.Duration{790}) {
+	if due, _ := s.Measure([]Sample{{3, 2000}}, true).Latencies(205); !slices.Equal(due, []time.Duration{790}) {
 		t.Errorf("timer Latencies after a warm-up = %v, want [790]", due)
 	}
 	// Unpaced: generation time.
