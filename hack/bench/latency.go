@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"time"
@@ -128,11 +129,12 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		stamp.Use(st)
 		defer stamp.Use(nil)
 		sink := &stamp.Sink{}
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0, gc0 := time.Now(), cpuTime(), readGC()
 		err = local.Run(context.Background(), pl, local.Options{WorkDir: dir,
 			Env: connector.Env{CallSink: func(string) (connector.Sink, bool) { return sink, true }}})
 		wall = time.Since(start)
 		logBusy(c, q, rn, paced, cpuTime()-cpu0, wall)
+		logGC(c, q, rn, paced, readGC().since(gc0))
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -178,6 +180,60 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		}
 	}
 	return due, gen, wall, nil
+}
+
+// gcStats are the Go collector's counters in this process (runtime/metrics).
+// An in-process run shares the bench's heap, so they are the job's. With
+// -latency-trace the log gives each run's collections: the trace's slow
+// periods line up with them. On this 2-core machine a mark phase takes up
+// to about 1.3 of the 2 Ps (the fractional worker, plus an idle worker that
+// keeps its P while goroutines queue on the other, and holds that P's
+// timers), so the job falls behind for the phase and catches up after it.
+type gcStats struct {
+	cycles                          uint64
+	assist, background, idle, pause float64 // CPU seconds
+}
+
+var gcMetrics = []string{
+	"/gc/cycles/total:gc-cycles",
+	"/cpu/classes/gc/mark/assist:cpu-seconds",
+	"/cpu/classes/gc/mark/dedicated:cpu-seconds",
+	"/cpu/classes/gc/mark/idle:cpu-seconds",
+	"/cpu/classes/gc/pause:cpu-seconds",
+}
+
+func readGC() gcStats {
+	s := make([]metrics.Sample, len(gcMetrics))
+	for i, name := range gcMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	f := func(i int) float64 {
+		if s[i].Value.Kind() == metrics.KindFloat64 {
+			return s[i].Value.Float64()
+		}
+		return 0
+	}
+	var g gcStats
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		g.cycles = s[0].Value.Uint64()
+	}
+	g.assist, g.background, g.idle, g.pause = f(1), f(2), f(3), f(4)
+	return g
+}
+
+func (g gcStats) since(b gcStats) gcStats {
+	return gcStats{g.cycles - b.cycles, g.assist - b.assist, g.background - b.background, g.idle - b.idle, g.pause - b.pause}
+}
+
+// logGC logs, with -latency-trace, the collections of an in-process run.
+func logGC(c config, q, rn string, paced bool, g gcStats) {
+	if c.latencyTrace > 0 {
+		ms := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)).Round(time.Millisecond) }
+		log.Printf("%-3s %-10s %s run: %d GC cycles, GC CPU %v (mark: dedicated and fractional workers %v, idle workers %v, assists %v; pauses %v)",
+			q, rn, map[bool]string{true: "paced", false: "peak"}[paced], g.cycles,
+			ms(g.assist+g.background+g.idle+g.pause), ms(g.background), ms(g.idle), ms(g.assist), ms(g.pause))
+	}
 }
 
 // logBusy logs, with -latency-trace, how many cores a latency run kept
