@@ -128,6 +128,9 @@ func env(vars []string) (*cel.Env, error) {
 		ext.Sets(),
 		ext.Regex(),
 		ext.TwoVarComprehensions(),
+		// cel.bind(name, value, expr): a local name for a value an
+		// expression uses more than once, evaluated once.
+		ext.Bindings(),
 		cel.CrossTypeNumericComparisons(true),
 		cel.CustomTypeAdapter(celAdapter),
 	}

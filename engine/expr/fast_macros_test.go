@@ -123,6 +123,10 @@ func genRich(rng *rand.Rand, depth int, scope []string) string {
 		}
 		return "string(" + sub() + ")"
 	case 23:
+		if rng.Intn(2) == 0 {
+			// The value is evaluated outside v's scope, the body inside.
+			return "cel.bind(" + v + ", " + sub() + ", " + inner() + ")"
+		}
 		return "dyn(" + sub() + ")"
 	case 24:
 		return "(" + sub() + " == null)"
@@ -310,6 +314,8 @@ func TestFastHandlesMacros(t *testing.T) {
 		"record.l.map(x, [1, 2, 3].filter(y, y > x))",
 		"record.l.exists(x, [1, 2].exists(y, x + y == 5))",
 		"has(state.a) ? 1 : 2",
+		"cel.bind(l, state.bids.map(b, b.p), math.greatest(l) - math.least(l) + size(l))",
+		"cel.bind(x, record.t, cel.bind(y, x * 2, [x, y, record.l.filter(v, v < y)]))",
 	} {
 		p, err := Compile(src, Any, Record, State)
 		if err != nil {
