@@ -45,7 +45,11 @@ func NewSource(s *spec.Source, datagen *expr.Program, fields *projection.Fields,
 		}
 		return Datagen{Value: datagen, Count: count, RatePerSecond: s.Datagen.RatePerSecond}, nil
 	case s.Files != nil:
-		return NewFileSource(*s.Files, env.S3)
+		src, err := NewFileSource(*s.Files, env.S3)
+		if err == nil && s.MalformedOutput != "" {
+			src.(*fileSource).malformed = true
+		}
+		return src, err
 	case s.Nexmark != nil:
 		x := NewNexmark(*s.Nexmark)
 		x.Fields = fields

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -60,6 +61,9 @@ type fileSource struct {
 	rows    *rowShape
 	// monitor is the continuous mode's listing interval; 0 is bounded.
 	monitor time.Duration
+	// malformed routes records that cannot be read (source.malformedOutput):
+	// the reader emits a *Malformed for each instead of failing.
+	malformed bool
 }
 
 type csvConfig struct {
@@ -214,9 +218,19 @@ func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Clo
 	if err != nil {
 		return nil, nil, fmt.Errorf("files source: %w", err)
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
+	var rec *recorder
+	var in io.Reader = rc
+	if s.malformed && s.format == spec.FormatCSV {
+		// A malformed csv row's text comes from the bytes the csv reader
+		// consumed for it (it keeps no copy of the line).
+		rec = &recorder{r: rc}
+		in = rec
+	}
+	br := bufio.NewReaderSize(in, 64<<10)
+	var bom int64
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3)
+		bom = 3
 	}
 	switch s.format {
 	case spec.FormatText:
@@ -231,7 +245,7 @@ func (s *fileSource) openFile(ctx context.Context, name string) (decoder, io.Clo
 	cr := csv.NewReader(br)
 	cr.Comma = s.csv.comma
 	cr.ReuseRecord = true
-	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema, rows: s.rows, useRows: s.useRows}
+	d := &csvDecoder{r: cr, url: url, cfg: s.csv, schema: s.schema, rows: s.rows, useRows: s.useRows, rec: rec, bom: bom}
 	if !d.cfg.header {
 		d.columns = d.cfg.columns
 		if len(d.columns) == 0 && s.schema != nil {
@@ -264,6 +278,11 @@ func skipRecords(d decoder, n int64, url string) error {
 	}
 	for i := int64(0); i < n; i++ {
 		if _, err := d.decode(); err != nil {
+			var me *malformedError
+			if errors.As(err, &me) {
+				// Read past (and routed) before the position was taken.
+				continue
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -295,13 +314,40 @@ func (r *fileReader) Read(ctx context.Context, max int, emit func(v any)) error 
 			continue
 		}
 		if err != nil {
-			return err
+			m := malformedAt(err, r.src.malformed, r.src.loc.URL(r.files[r.next-1].Name))
+			if m == nil {
+				return err
+			}
+			v = m
 		}
 		r.nrec++
 		emit(v)
 		n++
 	}
 	return nil
+}
+
+// Locate says where the value emitted last came from (Locator).
+func (r *fileReader) Locate() ([]byte, string) {
+	if r.dec == nil {
+		return nil, ""
+	}
+	return locate(r.dec, r.src.loc.URL(r.files[r.next-1].Name))
+}
+
+// located is a decoder that knows the line of the record it decoded last
+// and its text.
+type located interface {
+	last() (raw []byte, line int)
+}
+
+func locate(d decoder, url string) ([]byte, string) {
+	l, ok := d.(located)
+	if !ok {
+		return nil, url
+	}
+	raw, line := l.last()
+	return raw, url + ":" + strconv.Itoa(line)
 }
 
 // Position is the index of the file being read (in the subtask's sorted
@@ -369,6 +415,8 @@ type textDecoder struct {
 	br   *bufio.Reader
 	url  string
 	line int
+	// lastLine is the line read last.
+	lastLine string
 	// rows makes the text format's records rows of lineSchema
 	// (value.UseRows).
 	rows bool
@@ -391,8 +439,11 @@ func (d *textDecoder) readLine() (string, error) {
 	if len(s) > 0 && s[len(s)-1] == '\r' {
 		s = s[:len(s)-1]
 	}
+	d.lastLine = s
 	return s, nil
 }
+
+func (d *textDecoder) last() ([]byte, int) { return []byte(d.lastLine), d.line }
 
 // lineSchema is the schema of the text format's records.
 var lineSchema = value.MustSchemaOf("line")
@@ -429,11 +480,11 @@ func (d *jsonlDecoder) decode() (any, error) {
 		}
 		v, err := value.FromJSON([]byte(s))
 		if err != nil {
-			return nil, fmt.Errorf("%s: line %d: invalid JSON: %w", d.url, d.line, err)
+			return nil, &malformedError{err: fmt.Errorf("%s: line %d: invalid JSON: %w", d.url, d.line, err), raw: s, line: d.line}
 		}
 		if d.schema != nil {
 			if err := d.schema.conform(d.fields, v, d.vals); err != nil {
-				return nil, fmt.Errorf("%s: line %d: %w", d.url, d.line, err)
+				return nil, &malformedError{err: fmt.Errorf("%s: line %d: %w", d.url, d.line, err), raw: s, line: d.line}
 			}
 			return d.schema.record(d.vals, d.rows), nil
 		}
@@ -459,6 +510,47 @@ type csvDecoder struct {
 	// cols[i] is the column of schema field i, or -1 when the file has no
 	// such column (set on the first row, once the columns are known).
 	cols []int
+	// rec records the file's bytes when malformed rows are routed (else
+	// nil); bom is the length of the byte order mark skipped before the
+	// csv reader's offsets start. lastRaw and lastLine are the row read
+	// last: its text (with rec) and first line.
+	rec      *recorder
+	bom      int64
+	lastRaw  []byte
+	lastLine int
+}
+
+func (d *csvDecoder) last() ([]byte, int) { return d.lastRaw, d.lastLine }
+
+// recorder keeps the bytes read from r since the last take, so a csv row's
+// text can be cut out of what the csv reader consumed.
+type recorder struct {
+	r    io.Reader
+	buf  []byte // the bytes from offset base on
+	base int64
+}
+
+func (x *recorder) Read(p []byte) (int, error) {
+	n, err := x.r.Read(p)
+	x.buf = append(x.buf, p[:n]...)
+	return n, err
+}
+
+// take returns the bytes at [from, to) of the input and forgets those
+// before to.
+func (x *recorder) take(from, to int64) []byte {
+	if from < x.base || to < from || to-x.base > int64(len(x.buf)) {
+		return nil
+	}
+	b := x.buf[from-x.base : to-x.base : to-x.base]
+	x.buf, x.base = x.buf[to-x.base:], to
+	return b
+}
+
+// trimEOL drops a line ending.
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
 func (d *csvDecoder) decode() (any, error) {
@@ -481,13 +573,23 @@ func (d *csvDecoder) decode() (any, error) {
 		}
 	}
 	d.started = true
+	start := d.r.InputOffset()
 	row, err := d.r.Read()
 	if err == io.EOF {
 		return nil, io.EOF
 	}
+	if d.rec != nil {
+		d.lastRaw = trimEOL(d.rec.take(start+d.bom, d.r.InputOffset()+d.bom))
+	}
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		d.lastLine = pe.StartLine
+		return nil, &malformedError{err: fmt.Errorf("%s: %w", d.url, err), raw: string(d.lastRaw), line: pe.StartLine}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.url, err)
 	}
+	d.lastLine, _ = d.r.FieldPos(0)
 	if d.schema != nil {
 		return d.typed(row)
 	}
@@ -554,11 +656,11 @@ func (d *csvDecoder) typed(row []string) (any, error) {
 			var err error
 			if v, err = f.parseCell(row[j]); err != nil {
 				line, _ := d.r.FieldPos(j)
-				return nil, fmt.Errorf("%s: line %d: %w", d.url, line, err)
+				return nil, &malformedError{err: fmt.Errorf("%s: line %d: %w", d.url, line, err), raw: string(d.lastRaw), line: d.lastLine}
 			}
 		} else if !f.nullable {
 			line, _ := d.r.FieldPos(0)
-			return nil, fmt.Errorf("%s: line %d: field %q is required but the row has no cell for it", d.url, line, f.name)
+			return nil, &malformedError{err: fmt.Errorf("%s: line %d: field %q is required but the row has no cell for it", d.url, line, f.name), raw: string(d.lastRaw), line: d.lastLine}
 		}
 		d.vals[i] = v
 	}

@@ -100,13 +100,25 @@ func (r *monitorReader) Read(ctx context.Context, max int, emit func(v any)) err
 			continue
 		}
 		if err != nil {
-			return err
+			m := malformedAt(err, r.src.malformed, r.src.loc.URL(r.cur))
+			if m == nil {
+				return err
+			}
+			v = m
 		}
 		r.nrec++
 		emit(v)
 		n++
 	}
 	return nil
+}
+
+// Locate says where the value emitted last came from (Locator).
+func (r *monitorReader) Locate() ([]byte, string) {
+	if r.dec == nil {
+		return nil, ""
+	}
+	return locate(r.dec, r.src.loc.URL(r.cur))
 }
 
 // list finds this subtask's files that are neither read nor queued.

@@ -11,6 +11,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,10 @@ type KafkaSource struct {
 	// watermarks the reader reports.
 	WatermarkBound int64
 	Idleness       time.Duration
+	// Malformed routes a record whose key or value its format cannot
+	// decode (source.malformedOutput): the reader emits a *Malformed for
+	// it instead of failing.
+	Malformed bool
 
 	// readers are the open readers, for Lags (kafka_lag.go).
 	mu      sync.Mutex
@@ -48,6 +53,7 @@ func NewKafkaSource(s *spec.Source) *KafkaSource {
 		k.WatermarkBound = w.MaxOutOfOrderness.Millis()
 		k.Idleness, _ = w.Idleness.Get()
 	}
+	k.Malformed = s.MalformedOutput != ""
 	return k
 }
 
@@ -144,6 +150,8 @@ type kafkaReader struct {
 	adm                *kadm.Client
 	consumer           *kgo.Client
 	index, parallelism int
+	// last is the record emitted last, for Locate.
+	last *kgo.Record
 
 	parts   []*partState // owned partitions, sorted
 	byTP    map[topicPartition]*partState
@@ -707,8 +715,15 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 				ts := rec.Timestamp.UnixMilli()
 				v, err := r.decode(rec, ps, ts)
 				if err != nil {
-					rerr = err
-					return
+					if !r.src.Malformed {
+						rerr = err
+						return
+					}
+					// Its offset is read like any other's (ps.next), so a
+					// restore neither repeats nor loses it.
+					emit(&Malformed{Err: err.Error(), Raw: rec.Value, Location: kafkaLocation(rec)})
+					n++
+					continue
 				}
 				if ts > ps.maxTs {
 					ps.maxTs = ts
@@ -719,6 +734,7 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 					r.wm = wm
 				}
 				r.ts.Value, r.ts.Ts, r.ts.Watermark = v, ts, r.wm
+				r.last = rec
 				emit(&r.ts)
 				n++
 			}
@@ -741,6 +757,20 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 		}
 	}
 	return nil
+}
+
+// kafkaLocation is a record's location in a malformed record.
+func kafkaLocation(rec *kgo.Record) string {
+	return rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "@" + strconv.FormatInt(rec.Offset, 10)
+}
+
+// Locate says where the record emitted last came from (Locator): its
+// value and location.
+func (r *kafkaReader) Locate() ([]byte, string) {
+	if r.last == nil {
+		return nil, ""
+	}
+	return r.last.Value, kafkaLocation(r.last)
 }
 
 func (r *kafkaReader) allDone() bool {

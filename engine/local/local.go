@@ -113,6 +113,9 @@ type StageProgress struct {
 	RecordsOut  int64
 	Done        int // subtasks finished
 	LateDropped int64
+	// Malformed counts the records the stage's source could not read and
+	// routed to its source.malformedOutput.
+	Malformed int64
 	// SnapshotTime is the time the stage's subtasks spent taking
 	// checkpoint snapshots (summed), over Snapshots snapshots.
 	SnapshotTime time.Duration
@@ -183,6 +186,7 @@ func (e *Executor) Progress() []StageProgress {
 			out[i].RecordsIn += c.RecordsIn.Load()
 			out[i].RecordsOut += c.RecordsOut.Load()
 			out[i].LateDropped += c.LateDropped.Load()
+			out[i].Malformed += c.Malformed.Load()
 			out[i].SnapshotTime += time.Duration(c.SnapshotNanos.Load())
 			out[i].Snapshots += c.Snapshots.Load()
 		}

@@ -80,7 +80,7 @@ func newOperator(n *plan.Node, mode spec.RuntimeMode, sinks map[string]connector
 	st := n.Step
 	switch n.Kind {
 	case plan.KindSource:
-		s := &Source{base: b, tsProg: n.Exprs.Timestamp}
+		s := &Source{base: b, tsProg: n.Exprs.Timestamp, malformedName: st.Source.MalformedOutput}
 		if mode == spec.Streaming && st.Source.Watermarks != nil {
 			s.gen = watermark.NewGenerator(st.Source.Watermarks.MaxOutOfOrderness.Millis())
 		} else if mode == spec.Streaming && n.Exprs.Timestamp != nil {

@@ -12,6 +12,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/state"
@@ -42,6 +43,9 @@ type Context struct {
 	ProcessingTimerSet func(ts int64)
 	// Counters, if set, count late records dropped without a side output.
 	LateDropped *int64
+	// Malformed, if set, counts the records a source routed to its
+	// malformedOutput (read live, so atomic).
+	Malformed *atomic.Int64
 }
 
 // Batch reports whether the job runs in BATCH mode.

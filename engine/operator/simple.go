@@ -2,6 +2,7 @@ package operator
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/expr"
@@ -217,6 +218,17 @@ type Source struct {
 	// its last connector.Timestamped value (hasSplitWm once it did).
 	splitWm    int64
 	hasSplitWm bool
+	// malformedName is the step's source.malformedOutput ("" fails on a
+	// malformed record, as the reader does without it); malformed is its
+	// collector and counted its count.
+	malformedName string
+	malformed     Collector
+	counted       *atomic.Int64
+	rows          bool
+	// Locate, set by the task when the reader is a connector.Locator,
+	// says where the record being processed came from, for a record whose
+	// timestamp expression fails.
+	Locate func() ([]byte, string)
 }
 
 func (s *Source) Open(ctx *Context, out Collector) error {
@@ -225,10 +237,43 @@ func (s *Source) Open(ctx *Context, out Collector) error {
 	if s.tsProg != nil {
 		s.tsEv = s.tsProg.Evaluator()
 	}
+	if s.malformedName != "" && ctx.SideOutput != nil {
+		s.malformed = ctx.SideOutput(s.name, s.malformedName)
+		s.counted = ctx.Malformed
+		s.rows = value.UseRows
+	}
 	return nil
 }
 
+// routeMalformed sends a record the source could not read (or stamp) to
+// the malformed side output and counts it.
+func (s *Source) routeMalformed(errMsg string, raw []byte, location string) error {
+	if s.counted != nil {
+		s.counted.Add(1)
+	}
+	r := value.Record{Value: connector.MalformedRecord(errMsg, raw, location, s.rows), Ts: value.NoTimestamp}
+	return s.malformed.Collect(&r)
+}
+
+// badTimestamp routes a record whose timestamp expression failed when the
+// source routes malformed records, else fails the job with err.
+func (s *Source) badTimestamp(err error) error {
+	if s.malformed == nil {
+		return s.fail(err)
+	}
+	var raw []byte
+	loc := ""
+	if s.Locate != nil {
+		raw, loc = s.Locate()
+	}
+	return s.routeMalformed(err.Error(), raw, loc)
+}
+
 func (s *Source) Process(r *value.Record, _ int) error {
+	if m, ok := r.Value.(*connector.Malformed); ok {
+		// Only a reader told to route malformed records emits one.
+		return s.routeMalformed(m.Err, m.Raw, m.Location)
+	}
 	if t, ok := r.Value.(*connector.Timestamped); ok {
 		// The record carries its own event time (a Kafka timestamp); a
 		// timestamp expression, if any, still has the last word.
@@ -244,11 +289,11 @@ func (s *Source) Process(r *value.Record, _ int) error {
 	if s.tsProg != nil {
 		v, err := s.tsEv.Eval1(r.Value)
 		if err != nil {
-			return s.fail(err)
+			return s.badTimestamp(err)
 		}
 		ts, err := expr.ToMillis(v)
 		if err != nil {
-			return s.fail(fmt.Errorf("source.timestamp: %v", err))
+			return s.badTimestamp(fmt.Errorf("source.timestamp: %v", err))
 		}
 		r.Ts = ts
 		if s.gen != nil {

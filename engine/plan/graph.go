@@ -239,7 +239,8 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	all := make([]*Node, len(job.Steps))
 	names := map[string]int{}
 	sideOutputs := map[string]*Node{}
-	var sideOrder []string // side output names in spec order, for deterministic errors
+	sideOutputField := map[*Node]string{} // the field naming a step's side output
+	var sideOrder []string                // side output names in spec order, for deterministic errors
 	for i := range job.Steps {
 		st := &job.Steps[i]
 		n := &Node{Index: i, Name: st.Name, Path: fmt.Sprintf("spec.steps[%d]", i), Step: st}
@@ -274,15 +275,30 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		default:
 			el.add(n.Path+".partitioning", "must be FORWARD, REBALANCE or BROADCAST, not %q", st.Partitioning)
 		}
+		var so, soField string
 		if st.Window != nil && st.Window.LateDataOutput != "" {
-			so := st.Window.LateDataOutput
+			so, soField = st.Window.LateDataOutput, "window.lateDataOutput"
+		}
+		if st.Source != nil && st.Source.MalformedOutput != "" {
+			if so != "" {
+				// stepKind reports a step that is both a source and a window.
+				so = ""
+			} else {
+				so, soField = st.Source.MalformedOutput, "source.malformedOutput"
+				if st.Source.Files == nil && st.Source.Kafka == nil {
+					el.add(n.Path+".source.malformedOutput", "only a files or kafka source reads outside data that can be malformed; this source generates its records, so it has no malformed records to route")
+				}
+			}
+		}
+		if so != "" {
 			if !nameRE.MatchString(so) || len(so) > 63 {
-				el.add(n.Path+".window.lateDataOutput", "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", so)
+				el.add(n.Path+"."+soField, "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", so)
 			}
 			if w, dup := sideOutputs[so]; dup {
-				el.add(n.Path+".window.lateDataOutput", "%q is already the lateDataOutput of %s; side outputs need their own names", so, w.Path)
+				el.add(n.Path+"."+soField, "%q is already the %s of %s; side outputs need their own names", so, sideOutputField[w][strings.LastIndexByte(sideOutputField[w], '.')+1:], w.Path)
 			} else {
 				sideOutputs[so] = n
+				sideOutputField[n] = soField
 				sideOrder = append(sideOrder, so)
 			}
 		}
@@ -290,7 +306,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	for _, so := range sideOrder {
 		n := sideOutputs[so]
 		if j, clash := names[so]; clash {
-			el.add(n.Path+".window.lateDataOutput", "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
+			el.add(n.Path+"."+sideOutputField[n], "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
 		}
 	}
 	if len(el.errs) > 0 {

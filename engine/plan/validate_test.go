@@ -215,6 +215,22 @@ var invalidJobs = []invalidCase{
 	{name: "bad side output name", yaml: steps(srcStep,
 		"  - name: w\n    keyBy: record.k\n    window: {type: tumbling, size: 1s, lateDataOutput: Late, reduce: record}\n", outStep),
 		path: "spec.steps[1].window.lateDataOutput", msg: `"Late" must be a lowercase DNS label`},
+	{name: "malformedOutput on elements", yaml: steps(
+		"  - name: src\n    source: {elements: [{k: a}], malformedOutput: bad}\n", outStep),
+		path: "spec.steps[0].source.malformedOutput", msg: "only a files or kafka source reads outside data that can be malformed"},
+	{name: "malformedOutput on datagen", yaml: steps(
+		"  - name: src\n    source: {datagen: {value: seq, count: 1}, malformedOutput: bad}\n", outStep),
+		path: "spec.steps[0].source.malformedOutput", msg: "this source generates its records"},
+	{name: "bad malformedOutput name", yaml: steps(
+		"  - name: src\n    source: {files: {path: in/, format: jsonl}, malformedOutput: Bad_Lines}\n", outStep),
+		path: "spec.steps[0].source.malformedOutput", msg: `"Bad_Lines" must be a lowercase DNS label`},
+	{name: "malformedOutput clashes with a step", yaml: steps(
+		"  - name: src\n    source: {files: {path: in/, format: jsonl}, malformedOutput: out}\n", outStep),
+		path: "spec.steps[0].source.malformedOutput", msg: `"out" is also the name of spec.steps[1]; side outputs need their own names`},
+	{name: "malformedOutput clashes with a lateDataOutput", yaml: steps(
+		"  - name: src\n    source: {files: {path: in/, format: jsonl}, malformedOutput: late}\n",
+		"  - name: w\n    keyBy: record.k\n    window: {type: tumbling, size: 1s, lateDataOutput: late, reduce: record}\n", outStep),
+		path: "spec.steps[1].window.lateDataOutput", msg: `"late" is already the malformedOutput of spec.steps[0]`},
 
 	// Joins.
 	{name: "join without window or interval", yaml: steps(srcStep, src2Step, "  - name: j\n    inputs: [src, src2]\n    join: {leftKey: record.k, rightKey: record.k}\n", outStep),

@@ -191,6 +191,18 @@ type Source struct {
 	// watermarks is the watermark strategy (STREAMING only; BATCH ignores it).
 	// +optional
 	Watermarks *Watermarks `json:"watermarks,omitempty"`
+	// malformedOutput names a side output receiving the records this source
+	// cannot read (files: a jsonl line that is not JSON, a csv row that does
+	// not fit, a record that does not fit the schema; kafka: a key or value
+	// its format cannot decode) and those whose timestamp expression fails,
+	// instead of failing the job. Each is {error, raw, location}: the
+	// message the job would have failed with, the line or message value (a
+	// string, or bytes when not UTF-8) and "<file>:<line>" or
+	// "<topic>/<partition>@<offset>". Other steps can list it in their
+	// inputs. Files and kafka sources only; absent fails the job.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	MalformedOutput string `json:"malformedOutput,omitempty"`
 }
 
 // Datagen generates records. `seq` is the record's sequence number, from 0.

@@ -77,7 +77,10 @@ type Counters struct {
 	RecordsIn   atomic.Int64
 	RecordsOut  atomic.Int64
 	LateDropped atomic.Int64
-	Watermark   atomic.Int64
+	// Malformed counts the records the stage's source could not read and
+	// routed to its source.malformedOutput.
+	Malformed atomic.Int64
+	Watermark atomic.Int64
 	// SnapshotNanos is the time spent taking checkpoint snapshots (the
 	// synchronous part, during which the subtask processes nothing), and
 	// Snapshots how many were taken.
@@ -157,6 +160,7 @@ func (c *Config) opContext(ctx context.Context, side func(step, name string) ope
 		BatchProcessingTime: c.Plan.Graph.Job.BatchProcessingTime,
 		Now:                 c.Now,
 		SideOutput:          side,
+		Malformed:           &c.Counters.Malformed,
 	}
 }
 
@@ -210,6 +214,9 @@ func readSource(ctx context.Context, c *Config, cps *cpState, chain *operator.Ch
 	defer rd.Close()
 	if rc, ok := rd.(connector.Recycler); ok {
 		chain.RecycleSourceValues(rc.Recycle)
+	}
+	if l, ok := rd.(connector.Locator); ok && chain.Source != nil {
+		chain.Source.Locate = l.Locate
 	}
 	streaming := c.Plan.Mode == spec.Streaming
 	if cps != nil {

@@ -1,0 +1,262 @@
+package local_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flinkjob/flinkjob/engine/connector"
+	"github.com/flinkjob/flinkjob/engine/enginetest"
+	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/engine/value"
+)
+
+// Malformed records routed to source.malformedOutput: real files in a
+// temporary directory, good and bad lines interleaved, read by two
+// subtasks (a file each), the side output sunk and compared exactly, the
+// good records unchanged; the same job without malformedOutput fails with
+// the message the side output's first record carries.
+
+func writeInputs(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// malformedJob reads dir with the given files options, routes malformed
+// records to bad-lines (when route) and sinks both outputs.
+func malformedJob(dir, files string, route bool, extra string) string {
+	mo, dead := "", ""
+	if route {
+		mo = "\n      malformedOutput: bad-lines"
+		dead = "  - name: dead-letters\n    inputs: [bad-lines]\n    sink: {call: bad}\n"
+	}
+	return fmt.Sprintf(`parallelism: 2
+steps:
+  - name: src
+    source:
+      files: {path: %q, %s}%s%s
+  - name: good
+    inputs: [src]
+    sink: {call: good}
+%s`, dir, files, mo, extra, dead)
+}
+
+func badJSON(t *testing.T, errMsg, raw, loc string) string {
+	t.Helper()
+	return string(value.ToJSON(map[string]any{"error": errMsg, "raw": raw, "location": loc}))
+}
+
+func TestMalformedJSONLRouted(t *testing.T) {
+	dir := writeInputs(t, map[string]string{
+		"a.jsonl": "{\"id\": 1}\nnot json\n{\"id\": 2}\n\n{\"id\": 3\n",
+		"b.jsonl": "[1,\n{\"id\": 4}\n{\"id\": 5}\n",
+	})
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	// The messages the read fails with, in order, without routing.
+	failA := failure(t, malformedJob(a, "format: jsonl", false, ""))
+	failB := failure(t, malformedJob(b, "format: jsonl", false, ""))
+	if !strings.Contains(failA, a+": line 2: invalid JSON") || !strings.Contains(failB, b+": line 1: invalid JSON") {
+		t.Fatalf("unrouted failures: %q, %q", failA, failB)
+	}
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		c := run(t, malformedJob(dir, "format: jsonl", true, ""), mode, local.Options{})
+		sameMultiset(t, "good", c, "good", `{"id": 1}`, `{"id": 2}`, `{"id": 4}`, `{"id": 5}`)
+		bad := c.SortedJSON("bad")
+		if len(bad) != 3 {
+			t.Fatalf("bad: got %d records, want 3:\n%s", len(bad), strings.Join(bad, "\n"))
+		}
+		want := map[string]bool{}
+		for _, w := range []string{
+			badJSON(t, suffixFrom(failA, a), "not json", a+":2"),
+			badJSON(t, "", `{"id": 3`, a+":5"),
+			badJSON(t, suffixFrom(failB, b), "[1,", b+":1"),
+		} {
+			want[w] = true
+		}
+		for _, g := range bad {
+			if want[g] {
+				delete(want, g)
+				continue
+			}
+			// The error of the unterminated object at line 5 is not
+			// known from a failure above: check its shape.
+			v, _ := value.FromJSON([]byte(g))
+			m := value.Plain(v).(map[string]any)
+			if m["location"] == a+":5" && m["raw"] == `{"id": 3` && strings.HasPrefix(m["error"].(string), a+": line 5: invalid JSON: ") {
+				delete(want, badJSON(t, "", `{"id": 3`, a+":5"))
+				continue
+			}
+			t.Errorf("unexpected malformed record %s", g)
+		}
+		if len(want) != 0 {
+			t.Errorf("missing malformed records: %v", want)
+		}
+	})
+}
+
+// failure runs a job that must fail and returns its error message.
+func failure(t *testing.T, src string) string {
+	t.Helper()
+	_, err := enginetest.TryRun(enginetest.Parse(t, src), spec.Batch, local.Options{})
+	if err == nil {
+		t.Fatalf("job did not fail:\n%s", src)
+	}
+	return err.Error()
+}
+
+// suffixFrom cuts a job's error down to the read's message, which starts
+// with the file's name.
+func suffixFrom(msg, file string) string {
+	i := strings.Index(msg, file)
+	if i < 0 {
+		return msg
+	}
+	return msg[i:]
+}
+
+// malformedRecords returns the side output's records as maps.
+func malformedRecords(t *testing.T, c *enginetest.Collect) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, v := range c.Values("bad") {
+		out = append(out, value.Plain(v).(map[string]any))
+	}
+	return out
+}
+
+// sameMalformed compares the side output with want (location -> raw and
+// the start of the error), exactly: no record more or less.
+func sameMalformed(t *testing.T, c *enginetest.Collect, want map[string][2]any) {
+	t.Helper()
+	got := malformedRecords(t, c)
+	if len(got) != len(want) {
+		t.Errorf("malformed: got %d records %v, want %d", len(got), got, len(want))
+	}
+	for _, m := range got {
+		if len(m) != 3 {
+			t.Errorf("malformed record %v: want exactly error, raw, location", m)
+		}
+		loc, _ := m["location"].(string)
+		w, ok := want[loc]
+		if !ok {
+			t.Errorf("unexpected malformed record %v", m)
+			continue
+		}
+		if fmt.Sprintf("%#v", m["raw"]) != fmt.Sprintf("%#v", w[0]) {
+			t.Errorf("%s: raw %#v, want %#v", loc, m["raw"], w[0])
+		}
+		if e, _ := m["error"].(string); !strings.HasPrefix(e, w[1].(string)) {
+			t.Errorf("%s: error %q, want it to start with %q", loc, e, w[1])
+		}
+	}
+}
+
+func TestMalformedCSVSchemaRouted(t *testing.T) {
+	dir := writeInputs(t, map[string]string{
+		"a.csv": "id,name\r\n1,ann\r\nx,bob\r\n2,cy\r\n3\r\n4,\"d\"\"e\"\r\n",
+		"b.csv": "id,name\n5,eve\n6,\"fo\"o\"\n7,\"multi\nline\"\n8,gus,extra\n",
+	})
+	a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")
+	files := "format: csv, csv: {header: true}, schema: [{name: id, type: int}, {name: name, type: string}]"
+	// Without routing, the first bad row of each file fails the job.
+	for _, f := range []string{a, b} {
+		msg := failure(t, malformedJob(f, files, false, ""))
+		if !strings.Contains(msg, f+":") {
+			t.Fatalf("unrouted failure does not name %s: %q", f, msg)
+		}
+	}
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		c := run(t, malformedJob(dir, files, true, ""), mode, local.Options{})
+		sameMultiset(t, "good", c, "good", `{"id": 1, "name": "ann"}`, `{"id": 2, "name": "cy"}`, `{"id": 4, "name": "d\"e"}`,
+			`{"id": 5, "name": "eve"}`, `{"id": 7, "name": "multi\nline"}`)
+		sameMalformed(t, c, map[string][2]any{
+			a + ":3": {"x,bob", a + ": line 3: "},
+			a + ":5": {"3", a + ": record on line 5: wrong number of fields"},
+			b + ":3": {`6,"fo"o"`, b + ": parse error on line 3"},
+			b + ":6": {"8,gus,extra", b + ": record on line 6: wrong number of fields"},
+		})
+	})
+}
+
+func TestMalformedJSONLSchemaAndBytes(t *testing.T) {
+	dir := writeInputs(t, map[string]string{
+		"a.jsonl": "{\"id\": 1, \"at\": \"2024-01-01T00:00:00Z\"}\n{\"id\": \"one\", \"at\": 0}\n{\"at\": 5}\n" +
+			"{\"id\": 2, \"at\": 7}\n\xff\xfe{\n",
+	})
+	a := filepath.Join(dir, "a.jsonl")
+	files := "format: jsonl, schema: [{name: id, type: int}, {name: at, type: timestamp}]"
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		c := run(t, malformedJob(dir, files, true, ""), mode, local.Options{})
+		sameMultiset(t, "good", c, "good", `{"id": 1, "at": 1704067200000}`, `{"id": 2, "at": 7}`)
+		sameMalformed(t, c, map[string][2]any{
+			a + ":2": {`{"id": "one", "at": 0}`, a + ": line 2: "},
+			a + ":3": {`{"at": 5}`, a + ": line 3: "},
+			// Not UTF-8: raw is the line's bytes.
+			a + ":5": {[]byte("\xff\xfe{"), a + ": line 5: invalid JSON"},
+		})
+	})
+}
+
+// TestMalformedTimestampRouted: a record whose timestamp expression fails
+// goes to the side output with the line it was read from.
+func TestMalformedTimestampRouted(t *testing.T) {
+	dir := writeInputs(t, map[string]string{
+		"a.jsonl": "{\"id\": 1, \"t\": 10}\n{\"id\": 2, \"t\": \"soon\"}\n{\"id\": 3, \"t\": 30}\n{\"id\": 4}\n",
+	})
+	a := filepath.Join(dir, "a.jsonl")
+	ts := "\n      timestamp: record.t"
+	msg := failure(t, malformedJob(dir, "format: jsonl", false, ts))
+	if !strings.Contains(msg, "source.timestamp") {
+		t.Fatalf("unrouted failure: %q", msg)
+	}
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		c := run(t, malformedJob(dir, "format: jsonl", true, ts), mode, local.Options{})
+		sameMultiset(t, "good", c, "good", `{"id": 1, "t": 10}`, `{"id": 3, "t": 30}`)
+		sameMalformed(t, c, map[string][2]any{
+			a + ":2": {`{"id": 2, "t": "soon"}`, "source.timestamp: "},
+			a + ":4": {`{"id": 4}`, ""},
+		})
+	})
+}
+
+// TestMalformedCounted: each routed record is counted for its stage
+// (StageProgress.Malformed, the worker's flinkjob_worker_malformed_records_total).
+func TestMalformedCounted(t *testing.T) {
+	dir := writeInputs(t, map[string]string{
+		"a.jsonl": "{\"id\": 1}\nnope\nnope again\n",
+		"b.jsonl": "{\"id\": 2}\n{\n",
+	})
+	forModes(t, func(t *testing.T, mode spec.RuntimeMode) {
+		c := enginetest.NewCollect()
+		ex, err := local.New(newPlan(t, malformedJob(dir, "format: jsonl", true, ""), mode), local.Options{Env: connectorEnv(c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ex.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, p := range ex.Progress() {
+			if p.Stage.Head().Name == "src" {
+				n += p.Malformed
+			} else if p.Malformed != 0 {
+				t.Errorf("stage %s counted %d malformed records", p.Stage.Name, p.Malformed)
+			}
+		}
+		if n != 3 || len(c.Values("bad")) != 3 {
+			t.Errorf("counted %d malformed records, routed %d; want 3", n, len(c.Values("bad")))
+		}
+	})
+}
+
+// connectorEnv sends `call` sinks to c.
+func connectorEnv(c *enginetest.Collect) connector.Env { return connector.Env{CallSink: c.Sink} }
