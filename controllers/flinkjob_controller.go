@@ -24,6 +24,7 @@ import (
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/jobcheck"
 )
 
 // Finalizer removes a job's pods and intermediate data before it goes.
@@ -347,7 +348,7 @@ func (r *FlinkJobReconciler) phaseDeleting(ctx context.Context, job *v1alpha1.Fl
 			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
 	}
-	if r.Storage != nil && hasStorage(job) {
+	if r.Storage != nil && jobcheck.HasStorage(job) {
 		err := r.Storage.DeleteJobData(ctx, job)
 		var noCreds *CredentialsNotFoundError
 		switch {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/jobcheck"
 )
 
 // Labels on everything the operator creates for a job.
@@ -97,7 +98,7 @@ func shufflePrefix(job *v1alpha1.FlinkJob) string { return jobDataPrefix(job) + 
 // storageURL is the s3:// URL of key prefix p in the job's bucket, or ""
 // without storage.
 func storageURL(job *v1alpha1.FlinkJob, p string) string {
-	if !hasStorage(job) {
+	if !jobcheck.HasStorage(job) {
 		return ""
 	}
 	return "s3://" + job.Spec.Storage.S3.Bucket + "/" + p
@@ -119,7 +120,7 @@ func savepointsURL(job *v1alpha1.FlinkJob) string {
 // stateEnv is the checkpoint/savepoint configuration of a worker (the
 // contract with the worker: FLINKJOB_CHECKPOINT_* and friends).
 func stateEnv(job *v1alpha1.FlinkJob) []corev1.EnvVar {
-	if !hasStorage(job) {
+	if !jobcheck.HasStorage(job) {
 		return nil
 	}
 	env := []corev1.EnvVar{

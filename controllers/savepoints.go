@@ -40,6 +40,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/jobcheck"
 	"github.com/flinkjob/flinkjob/worker/control"
 )
 
@@ -53,10 +54,6 @@ func (r *FlinkJobReconciler) savepointTimeout() time.Duration {
 		return r.SavepointTimeout
 	}
 	return DefaultSavepointTimeout
-}
-
-func hasStorage(job *v1alpha1.FlinkJob) bool {
-	return job.Spec.Storage != nil && job.Spec.Storage.S3 != nil
 }
 
 func upgradeModeOf(job *v1alpha1.FlinkJob) v1alpha1.UpgradeMode {
@@ -219,7 +216,7 @@ func (r *FlinkJobReconciler) finishSavepoint(ctx context.Context, s *state, typ 
 func (r *FlinkJobReconciler) disposeSavepoints(ctx context.Context, s *state) {
 	job := s.job
 	si := job.Status.SavepointInfo
-	if si == nil || len(si.SavepointHistory) == 0 || r.Storage == nil || !hasStorage(job) {
+	if si == nil || len(si.SavepointHistory) == 0 || r.Storage == nil || !jobcheck.HasStorage(job) {
 		return
 	}
 	maxCount, maxAge := 10, 24*time.Hour
@@ -286,7 +283,7 @@ func savepointUnderJob(job *v1alpha1.FlinkJob, path string) bool {
 // without a read.
 func (r *FlinkJobReconciler) observeCheckpoint(ctx context.Context, s *state) error {
 	job := s.job
-	if job.Spec.Checkpointing == nil || !hasStorage(job) || r.Storage == nil {
+	if job.Spec.Checkpointing == nil || !jobcheck.HasStorage(job) || r.Storage == nil {
 		return nil
 	}
 	now := r.now()
@@ -402,7 +399,7 @@ func pollInterval(job *v1alpha1.FlinkJob) time.Duration {
 // savepointTriggerNonce, the savepoint in progress.
 func (r *FlinkJobReconciler) whileRunning(ctx context.Context, s *state) error {
 	job := s.job
-	if !hasStorage(job) || r.Storage == nil {
+	if !jobcheck.HasStorage(job) || r.Storage == nil {
 		return nil
 	}
 	if err := r.observeCheckpoint(ctx, s); err != nil {
@@ -464,7 +461,7 @@ func (r *FlinkJobReconciler) startUpgrade(ctx context.Context, s *state, allRunn
 	r.event(job, corev1.EventTypeNormal, "Upgrading", fmt.Sprintf("the spec changed (generation %d): upgrading with upgradeMode %s", job.Generation, mode))
 	switch mode {
 	case v1alpha1.UpgradeSavepoint:
-		if allRunning && r.Storage != nil && hasStorage(job) {
+		if allRunning && r.Storage != nil && jobcheck.HasStorage(job) {
 			return r.triggerSavepoint(ctx, s, v1alpha1.SavepointUpgrade, fmt.Sprintf("upgrade-%d", job.Generation), true)
 		}
 		// No leader to take a savepoint: the latest checkpoint, if any.
@@ -507,7 +504,7 @@ func (r *FlinkJobReconciler) prepareStart(ctx context.Context, s *state) error {
 		if st.StartedFrom.Kind == v1alpha1.StartSavepoint {
 			start = v1alpha1.StartInfo{Kind: v1alpha1.StartSavepoint, Path: st.StartedFrom.Path}
 		}
-		if job.Spec.Checkpointing != nil && hasStorage(job) && r.Storage != nil {
+		if job.Spec.Checkpointing != nil && jobcheck.HasStorage(job) && r.Storage != nil {
 			id, url, err := r.Storage.LatestCheckpoint(ctx, job)
 			if err != nil {
 				return fmt.Errorf("finding the latest checkpoint: %w", err)
@@ -517,7 +514,7 @@ func (r *FlinkJobReconciler) prepareStart(ctx context.Context, s *state) error {
 			}
 		}
 	}
-	if start.Kind != v1alpha1.StartCheckpoint && hasStorage(job) && r.Storage != nil {
+	if start.Kind != v1alpha1.StartCheckpoint && jobcheck.HasStorage(job) && r.Storage != nil {
 		if err := r.Storage.ClearCheckpoints(ctx, job); err != nil {
 			return fmt.Errorf("clearing old checkpoints: %w", err)
 		}
@@ -572,7 +569,7 @@ func (r *FlinkJobReconciler) applyDataflow(ctx context.Context, s *state) error 
 // (spec.finalSavepoint) in the history.
 func (r *FlinkJobReconciler) recordFinalSavepoint(ctx context.Context, s *state) error {
 	job := s.job
-	if !job.Spec.FinalSavepoint || !hasStorage(job) || r.Storage == nil {
+	if !job.Spec.FinalSavepoint || !jobcheck.HasStorage(job) || r.Storage == nil {
 		return nil
 	}
 	b, err := r.Storage.ReadControl(ctx, job, control.SavepointFinalObject)
@@ -610,7 +607,7 @@ func (r *FlinkJobReconciler) suspendStreaming(ctx context.Context, s *state) (bo
 	case v1alpha1.UpgradeSavepoint:
 		running := job.Status.Phase == v1alpha1.PhaseRunning && job.Status.LastFailureTime == nil &&
 			allPodsRunning(current, job.Status.Stages)
-		if running && r.Storage != nil && hasStorage(job) {
+		if running && r.Storage != nil && jobcheck.HasStorage(job) {
 			nonce := fmt.Sprintf("suspend-%d", job.Status.Attempt)
 			if err := r.triggerSavepoint(ctx, s, v1alpha1.SavepointSuspend, nonce, true); err != nil {
 				return false, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
 	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/jobcheck"
 )
 
 // runStreaming keeps the pods of every stage up at once. Any failed pod
@@ -120,7 +121,7 @@ func (r *FlinkJobReconciler) runStreaming(ctx context.Context, s *state) error {
 			// name. Without storage there is no state to restore: the
 			// pods start in this pass (one round trip less per start, for
 			// the many-jobs case).
-			if hasStorage(job) {
+			if jobcheck.HasStorage(job) {
 				return nil
 			}
 		}

@@ -209,3 +209,38 @@ func TestInvalidManifests(t *testing.T) {
 		t.Errorf("run without -f: exit %d, want 2", code)
 	}
 }
+
+// validate --cluster checks what the admission webhook checks (jobcheck):
+// a sample written for local runs, with no spec.storage, is valid for run
+// but refused for a cluster, each problem with its field; with the storage
+// and checkpoint fields a cluster needs, it passes.
+func TestValidateCluster(t *testing.T) {
+	sample := "config/samples/wordcount-batch.yaml"
+	if code, out, stderr := runCLI(t, "validate", "-f", sample); code != 0 || !strings.Contains(out, "valid FlinkJob") {
+		t.Fatalf("validate: exit %d %s %s", code, out, stderr)
+	}
+	code, _, stderr := runCLI(t, "validate", "--cluster", "-f", sample)
+	if code != 2 || !strings.Contains(stderr, "spec.storage: a BATCH job with 3 stages") {
+		t.Errorf("validate --cluster: exit %d, stderr %q; want exit 2 naming spec.storage", code, stderr)
+	}
+	// As a STREAMING job the stages need no storage, but checkpointing
+	// without it (and a too short interval) is what admission refuses.
+	body, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ckpt.yaml")
+	os.WriteFile(ckpt, []byte(strings.Replace(string(body), "spec:\n", "spec:\n  checkpointing: {interval: 10ms}\n", 1)), 0o644)
+	code, _, stderr = runCLI(t, "validate", "--cluster", "--mode", "STREAMING", "-f", ckpt)
+	for _, want := range []string{"spec.checkpointing: checkpointing needs spec.storage", `spec.checkpointing.interval: "10ms" is not a Go duration of at least 100ms`} {
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("validate --cluster of a STREAMING job checkpointing without storage: exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+		}
+	}
+	stored := filepath.Join(dir, "stored.yaml")
+	os.WriteFile(stored, []byte(strings.Replace(string(body), "spec:\n", "spec:\n  storage: {s3: {bucket: b, endpoint: 'http://minio:9000'}}\n  checkpointing: {interval: 1s}\n", 1)), 0o644)
+	if code, out, stderr := runCLI(t, "validate", "--cluster", "-f", stored); code != 0 || !strings.Contains(out, "valid FlinkJob") {
+		t.Errorf("validate --cluster with storage: exit %d %s %s", code, out, stderr)
+	}
+}
