@@ -372,6 +372,8 @@ func newMetrics(c *task.Counters) *metrics {
 			func() float64 { return float64(c.RecordsOut.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_late_records_dropped_total", Help: "Late records dropped without a side output."},
 			func() float64 { return float64(c.LateDropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_malformed_records_total", Help: "Records this subtask's source could not read and routed to its source.malformedOutput."},
+			func() float64 { return float64(c.Malformed.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flinkjob_worker_watermark_milliseconds", Help: "Current event-time watermark of this subtask."},
 			func() float64 { return float64(c.Watermark.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flinkjob_worker_bytes_in_total", Help: "Bytes received over the exchange."},

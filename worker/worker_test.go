@@ -213,7 +213,7 @@ steps:
 		"flinkjob_worker_records_in_total", "flinkjob_worker_records_out_total",
 		"flinkjob_worker_bytes_in_total", "flinkjob_worker_bytes_out_total",
 		"flinkjob_worker_backpressured_seconds_total", "flinkjob_worker_watermark_milliseconds",
-		"flinkjob_worker_late_records_dropped_total",
+		"flinkjob_worker_late_records_dropped_total", "flinkjob_worker_malformed_records_total",
 	}
 	// seen[stage] records what was observed while the job was running.
 	type seen struct{ healthy, ready, metrics, counting, exchanging bool }
