@@ -1,11 +1,15 @@
 package local_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
@@ -260,3 +264,90 @@ func TestMalformedCounted(t *testing.T) {
 
 // connectorEnv sends `call` sinks to c.
 func connectorEnv(c *enginetest.Collect) connector.Env { return connector.Env{CallSink: c.Sink} }
+
+// The job of TestMalformedCheckpointRestore: the good records' ids summed
+// and the malformed records counted, in keyed state, from a files source
+// read by two subtasks.
+const malformedCheckpointJob = `
+parallelism: 2
+steps:
+  - name: src
+    source:
+      files: {path: %q, format: jsonl}
+      malformedOutput: bad
+  - name: goodv
+    inputs: [src]
+    map: "{'k': 'good', 'v': record.id}"
+  - name: badv
+    inputs: [bad]
+    map: "{'k': 'bad', 'v': 1}"
+  - name: both
+    inputs: [goodv, badv]
+    union: {}
+  - name: sums
+    keyBy: record.k
+    reduce: "{'k': acc.k, 'v': acc.v + record.v}"
+  - name: out
+    sink: {call: out}
+`
+
+// TestMalformedCheckpointRestore: a STREAMING job cancelled after a
+// checkpoint and restored from it counts every good and every malformed
+// record exactly once: the malformed records' positions are in the
+// checkpoint like the good ones', and they reach the side output in the
+// same read.
+func TestMalformedCheckpointRestore(t *testing.T) {
+	const lines = 60000
+	var wantSum, wantBad int64
+	files := map[string]string{}
+	for f := 0; f < 2; f++ {
+		var b strings.Builder
+		for i := 0; i < lines; i++ {
+			id := int64(f*lines + i)
+			if id%7 == 3 {
+				fmt.Fprintf(&b, "{\"id\": %d\n", id)
+				wantBad++
+				continue
+			}
+			fmt.Fprintf(&b, "{\"id\": %d}\n", id)
+			wantSum += id
+		}
+		files[fmt.Sprintf("part-%d.jsonl", f)] = b.String()
+	}
+	dir := writeInputs(t, files)
+	job := fmt.Sprintf(malformedCheckpointJob, dir)
+	want := map[string]string{`"bad"`: fmt.Sprint(wantBad), `"good"`: fmt.Sprint(wantSum)}
+	for seed := int64(1); seed <= 3; seed++ {
+		cpDir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		var first atomic.Bool
+		delay := time.Duration(seed*3) * time.Millisecond
+		opts := local.Options{CheckpointInterval: 5 * time.Millisecond, CheckpointDir: cpDir, BatchSize: 64,
+			OnCheckpoint: func(int64) {
+				if first.CompareAndSwap(false, true) {
+					time.AfterFunc(delay, cancel)
+				}
+			}}
+		c1, err1 := runJob(t, job, opts, ctx)
+		cancel()
+		got := map[string]string{}
+		lastPerKey(got, c1)
+		if !first.Load() {
+			// The whole input was read before a checkpoint completed
+			// (a fast machine): nothing to restore, the run is complete.
+			if err1 != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d: uncancelled run: %v, sums %v want %v", seed, err1, got, want)
+			}
+			t.Logf("seed %d: the input was read before a checkpoint completed", seed)
+			continue
+		}
+		c2, err := runJob(t, job, local.Options{CheckpointInterval: 5 * time.Millisecond, CheckpointDir: cpDir, BatchSize: 64, RestoreFrom: "latest"}, context.Background())
+		if err != nil {
+			t.Fatalf("seed %d: restored run: %v", seed, err)
+		}
+		lastPerKey(got, c2)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("seed %d (cancelled %v after the first checkpoint, first run error %v): sums %v, want %v", seed, delay, err1, got, want)
+		}
+	}
+}
