@@ -73,12 +73,38 @@ func (f *checkpointFlags) options(o *local.Options) {
 	o.RestoreFrom, o.SavepointDir, o.FinalSavepoint = f.restore, f.savepoints, f.final
 }
 
-func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {
-	env := connector.Env{S3: connector.S3ConfigFromEnv(), Stdout: o.stdout}
-	if st := m.Spec.Storage; st != nil && st.S3 != nil && env.S3.Endpoint == "" {
-		env.S3.Endpoint = st.S3.Endpoint
-		env.S3.Region = st.S3.Region
+// localS3 is the S3 configuration of a local run: the environment's
+// (FLINKJOB_S3_*), or, without FLINKJOB_S3_ENDPOINT, the job's
+// spec.storage.s3 read as the operator reads it for its pods: a bare
+// host[:port] is HTTPS, an http:// or https:// endpoint says itself.
+// workerEnv is that configuration as worker process environment (for
+// --processes; empty when the environment already has it).
+func localS3(m *Manifest) (cfg connector.S3Config, workerEnv []string) {
+	cfg = connector.S3ConfigFromEnv()
+	st := m.Spec.Storage
+	if cfg.Endpoint != "" || st == nil || st.S3 == nil || st.S3.Endpoint == "" {
+		return cfg, nil
 	}
+	cfg.Endpoint = st.S3.Endpoint
+	workerEnv = append(workerEnv, "FLINKJOB_S3_ENDPOINT="+cfg.Endpoint)
+	if !strings.Contains(cfg.Endpoint, "://") {
+		cfg.Secure = true
+		workerEnv = append(workerEnv, "FLINKJOB_S3_SECURE=true")
+	}
+	if st.S3.Region != "" {
+		cfg.Region = st.S3.Region
+		workerEnv = append(workerEnv, "FLINKJOB_S3_REGION="+cfg.Region)
+	}
+	if st.S3.TLS != nil && st.S3.TLS.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true
+		workerEnv = append(workerEnv, "FLINKJOB_S3_INSECURE_SKIP_VERIFY=true")
+	}
+	return cfg, workerEnv
+}
+
+func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {
+	s3, _ := localS3(m)
+	env := connector.Env{S3: s3, Stdout: o.stdout}
 	opts := local.Options{Env: env, WorkDir: o.workDir}
 	o.cp.options(&opts)
 	if o.cp.stopSavepoint && o.cp.savepoints == "" {
@@ -249,7 +275,8 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 		defer os.RemoveAll(d)
 		shuffleURL = d
 	}
-	env := connector.Env{S3: connector.S3ConfigFromEnv()}
+	s3, workerEnv := localS3(m)
+	env := connector.Env{S3: s3}
 	for _, n := range p.Graph.Nodes {
 		if n.Kind == plan.KindSink {
 			s, err := connector.NewSink(n.Step.Sink, env)
@@ -265,7 +292,7 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 		}
 	}
 	r, err := runner.New(&m.Spec.Job, runner.Options{Worker: exe, Prefix: []string{"worker"}, Mode: p.Mode,
-		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2, Args: cp.workerArgs()})
+		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2, Args: cp.workerArgs(), Env: workerEnv})
 	if err != nil {
 		return err
 	}

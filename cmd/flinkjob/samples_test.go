@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/flinkjob/flinkjob/internal/testminio"
 )
 
 // The samples use paths relative to the repository root, as the README runs them.
@@ -16,7 +18,9 @@ func TestMain(m *testing.M) {
 	if err := os.Chdir("../.."); err != nil {
 		panic(err)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testminio.Stop()
+	os.Exit(code)
 }
 
 // withOutput copies a sample with its out/ paths moved into dir.
