@@ -219,6 +219,12 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 		if s.S3.TLS != nil && s.S3.TLS.InsecureSkipVerify {
 			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_INSECURE_SKIP_VERIFY", Value: "true"})
 		}
+		if s.S3.TLS != nil && s.S3.TLS.CASecretRef != nil {
+			// The PEM itself, from the Secret (connector.S3ConfigFromEnv).
+			ref := s.S3.TLS.CASecretRef
+			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_CA_PEM", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key}}})
+		}
 		if ref := s.S3.CredentialsSecretRef; ref != nil {
 			ak, sk := ref.AccessKeyKey, ref.SecretKeyKey
 			if ak == "" {

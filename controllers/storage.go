@@ -111,6 +111,17 @@ func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connec
 	cfg := connector.S3Config{Endpoint: st.Endpoint, Region: st.Region, Secure: s3Secure(st.Endpoint)}
 	if st.TLS != nil {
 		cfg.InsecureSkipVerify = st.TLS.InsecureSkipVerify
+		if ref := st.TLS.CASecretRef; ref != nil {
+			var sec corev1.Secret
+			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: ref.Name}, &sec); err != nil {
+				return cfg, fmt.Errorf("reading the S3 CA certificates (spec.storage.s3.tls.caSecretRef) from Secret %q: %w", ref.Name, err)
+			}
+			ca, ok := sec.Data[ref.Key]
+			if !ok {
+				return cfg, fmt.Errorf("spec.storage.s3.tls.caSecretRef: Secret %q has no key %q", ref.Name, ref.Key)
+			}
+			cfg.CAPEM = string(ca)
+		}
 	}
 	if ref := st.CredentialsSecretRef; ref != nil {
 		var sec corev1.Secret

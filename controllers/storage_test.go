@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
+	"github.com/flinkjob/flinkjob/engine/spec"
+	"github.com/flinkjob/flinkjob/internal/certs"
 	"github.com/flinkjob/flinkjob/worker/control"
 )
 
@@ -126,5 +131,39 @@ var _ = Describe("S3Storage", func() {
 		rd, err = st.ReadControlIfChanged(ctx, job, name, first)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rd).To(Equal(ControlRead{}))
+	})
+
+	It("trusts the CA of spec.storage.s3.tls.caSecretRef, in its own client and in the worker pods", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		ca, err := certs.Generate(GinkgoT().TempDir(), []string{"minio.example"}, time.Hour)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-ca"},
+			Data: map[string][]byte{"ca.crt": ca}})).To(Succeed())
+		job := newJob(ns, "ca", fmt.Sprintf(counting, 1), withStorage())
+		job.Spec.Storage.S3.TLS = &v1alpha1.S3TLS{CASecretRef: &v1alpha1.SecretKeyRef{Name: "s3-ca", Key: "ca.crt"}}
+
+		By("reading the PEM into the manager's S3 config")
+		cfg, err := S3Storage{Client: k8sClient}.s3Config(ctx, job)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.CAPEM).To(Equal(string(ca)))
+
+		By("passing it to the workers from the Secret, not as a copy in the pod")
+		var r FlinkJobReconciler
+		pod := r.podSpec(job, spec.Streaming, "p", nil, nil, nil)
+		var caEnv []corev1.EnvVar
+		for _, e := range pod.Spec.Containers[0].Env {
+			if e.Name == "FLINKJOB_S3_CA_PEM" {
+				caEnv = append(caEnv, e)
+			}
+		}
+		Expect(caEnv).To(HaveLen(1))
+		Expect(caEnv[0].Value).To(BeEmpty())
+		Expect(caEnv[0].ValueFrom.SecretKeyRef.Name).To(Equal("s3-ca"))
+		Expect(caEnv[0].ValueFrom.SecretKeyRef.Key).To(Equal("ca.crt"))
+
+		By("naming the field, the Secret and the key when the key is missing")
+		job.Spec.Storage.S3.TLS.CASecretRef.Key = "ca.pem"
+		_, err = S3Storage{Client: k8sClient}.s3Config(ctx, job)
+		Expect(err).To(MatchError(ContainSubstring(`spec.storage.s3.tls.caSecretRef: Secret "s3-ca" has no key "ca.pem"`)))
 	})
 })

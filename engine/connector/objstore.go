@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,12 +46,19 @@ type S3Config struct {
 	// InsecureSkipVerify accepts any server certificate (self-signed test
 	// setups only).
 	InsecureSkipVerify bool
+	// CAPEM is PEM CA certificates to trust for HTTPS in addition to the
+	// system roots (a store whose certificate a private CA signed). A
+	// string, not bytes, so that S3Config stays comparable: clients are
+	// cached by their config.
+	CAPEM string
 }
 
 // S3ConfigFromEnv reads an S3Config from FLINKJOB_S3_ENDPOINT,
 // FLINKJOB_S3_ACCESS_KEY, FLINKJOB_S3_SECRET_KEY, FLINKJOB_S3_REGION,
 // FLINKJOB_S3_SECURE and FLINKJOB_S3_INSECURE_SKIP_VERIFY (booleans as
-// strconv.ParseBool reads them; anything else is false). The keys fall back
+// strconv.ParseBool reads them; anything else is false) and
+// FLINKJOB_S3_CA_PEM (the operator sets it from the job's
+// spec.storage.s3.tls.caSecretRef). The keys fall back
 // to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the region to AWS_REGION,
 // so the standard AWS variables work unchanged.
 func S3ConfigFromEnv() S3Config {
@@ -73,6 +81,7 @@ func S3ConfigFromEnv() S3Config {
 		Region:             firstEnv("FLINKJOB_S3_REGION", "AWS_REGION"),
 		Secure:             envBool("FLINKJOB_S3_SECURE"),
 		InsecureSkipVerify: envBool("FLINKJOB_S3_INSECURE_SKIP_VERIFY"),
+		CAPEM:              os.Getenv("FLINKJOB_S3_CA_PEM"),
 	}
 }
 
@@ -197,6 +206,18 @@ func NewS3Client(cfg S3Config) (*minio.Client, error) {
 	}
 	if cfg.InsecureSkipVerify && tr.TLSClientConfig != nil {
 		tr.TLSClientConfig.InsecureSkipVerify = true
+	}
+	if cfg.CAPEM != "" && tr.TLSClientConfig != nil {
+		// In addition to the system roots, as the field says: a bucket
+		// behind a public certificate keeps working.
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM([]byte(cfg.CAPEM)) {
+			return nil, errors.New("S3 CA certificates (spec.storage.s3.tls.caSecretRef or FLINKJOB_S3_CA_PEM): no PEM certificate in them")
+		}
+		tr.TLSClientConfig.RootCAs = pool
 	}
 	return minio.New(endpoint, &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
