@@ -4,16 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
 	"github.com/flinkjob/flinkjob/engine/local"
+	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
+	"github.com/flinkjob/flinkjob/internal/kafkatest"
 )
 
 // A kafka source with malformedOutput routes a message whose value (or
@@ -140,6 +145,139 @@ func TestKafkaMalformedPositions(t *testing.T) {
 		r.Close()
 		if s := strings.Join(got, ","); s != "1,malformed in/0@1 x,3" {
 			t.Errorf("restored after %d: %s", k, s)
+		}
+	}
+}
+
+// TestKafkaMalformedTimestamp: a message whose timestamp expression fails
+// goes to the side output with its value and location.
+func TestKafkaMalformedTimestamp(t *testing.T) {
+	addr := connector.KafkaForTest(t, 1, "stamped")
+	connector.ProduceForTest(t, addr, []*kgo.Record{
+		{Topic: "stamped", Value: []byte(`{"at": 1000}`)},
+		{Topic: "stamped", Value: []byte(`{"at": "later"}`)},
+		{Topic: "stamped", Value: []byte(`{"at": 3000}`)},
+	})
+	job := fmt.Sprintf(`
+steps:
+  - name: stamped
+    source:
+      kafka: {bootstrapServers: [%q], topics: [stamped], format: json, stoppingOffsets: {mode: latest}}
+      timestamp: record.value.at
+      malformedOutput: bad-stamps
+  - name: ats
+    map: record.value.at
+  - name: good
+    sink: {call: good}
+  - name: dead-letters
+    inputs: [bad-stamps]
+    sink: {call: bad}
+`, addr)
+	for _, mode := range []spec.RuntimeMode{spec.Streaming, spec.Batch} {
+		t.Run(string(mode), func(t *testing.T) {
+			c := enginetest.Run(t, enginetest.Parse(t, job), mode, local.Options{})
+			if got := strings.Join(c.SortedJSON("good"), " "); got != "1000 3000" {
+				t.Errorf("good: %s, want 1000 3000", got)
+			}
+			bad := c.Values("bad")
+			if len(bad) != 1 {
+				t.Fatalf("bad: %v, want 1 record", bad)
+			}
+			m := value.Plain(bad[0]).(map[string]any)
+			if m["location"] != "stamped/0@1" || m["raw"] != `{"at": "later"}` || !strings.HasPrefix(m["error"].(string), "source.timestamp: ") {
+				t.Errorf("bad: %v", m)
+			}
+		})
+	}
+}
+
+// TestKafkaMalformedExactlyOnceAcrossRestore: the harness of
+// TestKafkaExactlyOnceJobAcrossRestore with one value in five not JSON:
+// a STREAMING job cancelled after its second checkpoint and restored
+// writes every good value to one topic and every malformed message's
+// location to another, each exactly once (exactly-once Kafka sinks, read
+// committed), so a routed message's offset is checkpointed with the
+// records around it.
+func TestKafkaMalformedExactlyOnceAcrossRestore(t *testing.T) {
+	addr := connector.KafkaForTest(t, 3, "in", "out", "bad")
+	const n = 9000
+	var recs []*kgo.Record
+	var wantOut, wantBad []string
+	next := [3]int64{}
+	for i := 0; i < n; i++ {
+		p := int32(i % 3)
+		v := fmt.Sprintf(`"r%05d"`, i)
+		if i%5 == 2 {
+			v = fmt.Sprintf("r%05d", i)
+			wantBad = append(wantBad, fmt.Sprintf("in/%d@%d", p, next[p]))
+		} else {
+			wantOut = append(wantOut, fmt.Sprintf("r%05d", i))
+		}
+		next[p]++
+		recs = append(recs, &kgo.Record{Topic: "in", Partition: p, Value: []byte(v)})
+	}
+	connector.ProduceForTest(t, addr, recs)
+	slices.Sort(wantOut)
+	slices.Sort(wantBad)
+	jobText := fmt.Sprintf(`
+parallelism: 2
+steps:
+  - name: in
+    source:
+      kafka:
+        bootstrapServers: [%[1]q]
+        topics: [in]
+        format: json
+        stoppingOffsets: {mode: latest}
+      malformedOutput: bad-in
+  - name: out
+    sink:
+      kafka: {bootstrapServers: [%[1]q], topic: out, value: record.value, format: string,
+              deliveryGuarantee: exactly-once, transactionalIdPrefix: malformed-out}
+  - name: dead-letters
+    inputs: [bad-in]
+    sink:
+      kafka: {bootstrapServers: [%[1]q], topic: bad, value: record.location, format: string,
+              deliveryGuarantee: exactly-once, transactionalIdPrefix: malformed-bad}
+`, addr)
+	p, err := plan.New(parse(t, jobText), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbounded := strings.Replace(jobText, "        stoppingOffsets: {mode: latest}\n", "", 1)
+	if unbounded == jobText {
+		t.Fatal("no stoppingOffsets line to drop")
+	}
+	p1, err := plan.New(parse(t, unbounded), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	var checkpoints atomic.Int64
+	err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
+		OnCheckpoint: func(int64) {
+			if checkpoints.Add(1) == 2 {
+				cancel()
+			}
+		}})
+	cancel()
+	if checkpoints.Load() < 2 || err1 == nil {
+		t.Fatalf("the unbounded first run ended (%v) after %d checkpoints, want a cancel after 2", err1, checkpoints.Load())
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel2()
+	if err := local.Run(ctx2, p, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
+		t.Fatalf("restored run: %v", err)
+	}
+	for _, c := range []struct {
+		topic string
+		want  []string
+	}{{"out", wantOut}, {"bad", wantBad}} {
+		got := kafkatest.ReadCommitted(t, addr, c.topic)
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %d records, want %d exactly once (first run: %v)", c.topic, len(got), len(c.want), err1)
 		}
 	}
 }

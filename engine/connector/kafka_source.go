@@ -720,7 +720,9 @@ func (r *kafkaReader) Read(ctx context.Context, max int, emit func(v any)) error
 						return
 					}
 					// Its offset is read like any other's (ps.next), so a
-					// restore neither repeats nor loses it.
+					// restore neither repeats nor loses it; the partition
+					// did produce a record, so it is not idle.
+					ps.lastActive = now
 					emit(&Malformed{Err: err.Error(), Raw: rec.Value, Location: kafkaLocation(rec)})
 					n++
 					continue

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -248,6 +249,10 @@ func (s *Source) Open(ctx *Context, out Collector) error {
 // routeMalformed sends a record the source could not read (or stamp) to
 // the malformed side output and counts it.
 func (s *Source) routeMalformed(errMsg string, raw []byte, location string) error {
+	if s.malformed == nil {
+		// A chain run without side outputs: fail as the reader would.
+		return s.fail(errors.New(errMsg))
+	}
 	if s.counted != nil {
 		s.counted.Add(1)
 	}

@@ -275,20 +275,18 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		default:
 			el.add(n.Path+".partitioning", "must be FORWARD, REBALANCE or BROADCAST, not %q", st.Partitioning)
 		}
+		// A step's side output (a step has at most one: a source is never
+		// a window; stepKind reports a step that is both).
 		var so, soField string
-		if st.Window != nil && st.Window.LateDataOutput != "" {
-			so, soField = st.Window.LateDataOutput, "window.lateDataOutput"
-		}
-		if st.Source != nil && st.Source.MalformedOutput != "" {
-			if so != "" {
-				// stepKind reports a step that is both a source and a window.
-				so = ""
-			} else {
-				so, soField = st.Source.MalformedOutput, "source.malformedOutput"
-				if st.Source.Files == nil && st.Source.Kafka == nil {
-					el.add(n.Path+".source.malformedOutput", "only a files or kafka source reads outside data that can be malformed; this source generates its records, so it has no malformed records to route")
-				}
+		switch {
+		case st.Source != nil && st.Source.MalformedOutput != "":
+			so, soField = st.Source.MalformedOutput, "source.malformedOutput"
+			if st.Source.Files == nil && st.Source.Kafka == nil {
+				el.add(n.Path+".source.malformedOutput", "only a files or kafka source reads outside data that can be malformed; "+
+					"elements, datagen and nexmark records are built by the job itself, so there is nothing to route")
 			}
+		case st.Window != nil && st.Window.LateDataOutput != "":
+			so, soField = st.Window.LateDataOutput, "window.lateDataOutput"
 		}
 		if so != "" {
 			if !nameRE.MatchString(so) || len(so) > 63 {

@@ -220,7 +220,7 @@ var invalidJobs = []invalidCase{
 		path: "spec.steps[0].source.malformedOutput", msg: "only a files or kafka source reads outside data that can be malformed"},
 	{name: "malformedOutput on datagen", yaml: steps(
 		"  - name: src\n    source: {datagen: {value: seq, count: 1}, malformedOutput: bad}\n", outStep),
-		path: "spec.steps[0].source.malformedOutput", msg: "this source generates its records"},
+		path: "spec.steps[0].source.malformedOutput", msg: "elements, datagen and nexmark records are built by the job itself, so there is nothing to route"},
 	{name: "bad malformedOutput name", yaml: steps(
 		"  - name: src\n    source: {files: {path: in/, format: jsonl}, malformedOutput: Bad_Lines}\n", outStep),
 		path: "spec.steps[0].source.malformedOutput", msg: `"Bad_Lines" must be a lowercase DNS label`},
