@@ -253,9 +253,11 @@ func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) 
 	}
 	fmt.Fprintf(w, "job %s in %s\n", status, elapsed.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tSTEPS\tPARALLELISM\tDONE\tRECORDS IN\tRECORDS OUT\tLATE DROPPED")
+	// MALFORMED: records a source could not read and routed to its
+	// source.malformedOutput (a worker's flinkjob_worker_malformed_records_total).
+	fmt.Fprintln(tw, "STAGE\tSTEPS\tPARALLELISM\tDONE\tRECORDS IN\tRECORDS OUT\tLATE DROPPED\tMALFORMED")
 	for _, p := range ex.Progress() {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%d\t%d\t%d\n", p.Stage.ID, p.Stage.Name, p.Stage.Parallelism, p.Done, p.Stage.Parallelism, p.RecordsIn, p.RecordsOut, p.LateDropped)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%d\t%d\t%d\t%d\n", p.Stage.ID, p.Stage.Name, p.Stage.Parallelism, p.Done, p.Stage.Parallelism, p.RecordsIn, p.RecordsOut, p.LateDropped, p.Malformed)
 	}
 	tw.Flush()
 }

@@ -248,3 +248,45 @@ func TestValidateCluster(t *testing.T) {
 		t.Errorf("validate --cluster with storage: exit %d %s %s", code, out, stderr)
 	}
 }
+
+// The run summary counts, per stage, the records a source could not read
+// and routed to its source.malformedOutput.
+func TestRunSummaryCountsMalformed(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte("{\"n\": 1}\nnot json\n{\"n\": 2}\n{broken\n"), 0o644)
+	job := filepath.Join(dir, "job.yaml")
+	os.WriteFile(job, []byte(`apiVersion: flinkjob.io/v1alpha1
+kind: FlinkJob
+metadata: {name: malformed-summary}
+spec:
+  runtimeMode: BATCH
+  parallelism: 1
+  steps:
+    - name: in
+      source:
+        files: {path: `+filepath.Join(dir, "in.jsonl")+`, format: jsonl}
+        malformedOutput: bad
+    - name: good
+      sink: {discard: {}}
+    - name: dead-letters
+      inputs: [bad]
+      sink: {discard: {}}
+`), 0o644)
+	code, _, stderr := runCLI(t, "run", "-f", job)
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	var header, row []string
+	for _, l := range strings.Split(stderr, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 0 && f[0] == "STAGE":
+			header = f
+		case header != nil && len(f) > 0 && f[0] == "0":
+			row = f
+		}
+	}
+	if len(header) == 0 || header[len(header)-1] != "MALFORMED" || len(row) == 0 || row[len(row)-1] != "2" {
+		t.Errorf("summary header %q, stage 0 %q: want a MALFORMED column with 2\n%s", header, row, stderr)
+	}
+}
