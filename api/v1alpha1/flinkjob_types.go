@@ -96,9 +96,9 @@ type FlinkJobSpec struct {
 	Storage *Storage `json:"storage,omitempty"`
 
 	// restartStrategy says how the job recovers from failed subtasks, as
-	// Flink's restart-strategy: STREAMING restarts from the latest completed
-	// checkpoint, BATCH re-runs only the failed stage from the materialized
-	// results of the stages before it.
+	// Flink's restart-strategy: STREAMING restarts every stage from the
+	// latest completed checkpoint, BATCH re-runs only the failed subtask,
+	// from the materialized results of the stages before it.
 	// +kubebuilder:default={}
 	// +optional
 	RestartStrategy *RestartStrategy `json:"restartStrategy,omitempty"`
@@ -248,8 +248,8 @@ type PodTemplate struct {
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 
 	// serviceAccountName is the service account the worker pods run as.
-	// Workers need no Kubernetes API access; set it for cloud identity (for
-	// example to reach object storage). Empty means the namespace's default.
+	// Workers need no Kubernetes API access. Empty means the namespace's
+	// default.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
@@ -321,9 +321,11 @@ type S3Storage struct {
 	TLS *S3TLS `json:"tls,omitempty"`
 
 	// credentialsSecretRef names a Secret in the FlinkJob's namespace holding
-	// the access key and secret key. Absent means no static credentials (an
-	// anonymous bucket, or credentials from the pod's environment or cloud
-	// identity).
+	// the access key and secret key. Absent means anonymous requests (a
+	// public bucket): workers still take AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY from their environment (podTemplate env), but
+	// the operator's own reads of the storage stay anonymous. Cloud
+	// identity (IRSA, workload identity) is not supported yet.
 	// +optional
 	CredentialsSecretRef *S3CredentialsSecretRef `json:"credentialsSecretRef,omitempty"`
 }
@@ -735,15 +737,21 @@ type StageStatus struct {
 	// +optional
 	SubtasksFailed int32 `json:"subtasksFailed,omitempty"`
 
-	// recordsIn is how many records the stage's subtasks read.
+	// recordsIn is how many records the stage's finished subtasks read,
+	// from their termination messages: a running subtask's count is on its
+	// /metrics (flinkjob_worker_records_in_total), so an unbounded STREAMING
+	// stage shows none here.
 	// +optional
 	RecordsIn int64 `json:"recordsIn,omitempty"`
 
-	// recordsOut is how many records the stage's subtasks emitted.
+	// recordsOut is how many records the stage's finished subtasks emitted
+	// (as recordsIn: flinkjob_worker_records_out_total while they run).
 	// +optional
 	RecordsOut int64 `json:"recordsOut,omitempty"`
 
-	// attempts is how many times the stage was started (1 without failures).
+	// attempts counts the stage's starts: in BATCH 1 plus one per re-run
+	// of a failed subtask; in STREAMING the attempt of the current pod set
+	// plus 1 (it grows with every restart, upgrade and resume).
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
 

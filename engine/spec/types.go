@@ -72,7 +72,7 @@ type Job struct {
 
 // Step is one node of the dataflow. Exactly one kind field (source, map,
 // filter, flatMap, keyBy, reduce, aggregate, window, union, join, process,
-// sink) is set; keyBy may also accompany reduce, aggregate, window or process
+// call, sink) is set; keyBy may also accompany reduce, aggregate, window or process
 // to key their input in the same step. Per-record logic is written in CEL:
 // `record` is the incoming record.
 // +kubebuilder:validation:XValidation:rule="[has(self.source), has(self.map), has(self.filter), has(self.flatMap), has(self.reduce), has(self.aggregate), has(self.window), has(self.union), has(self.join), has(self.process), has(self.sink), has(self.call)].filter(x, x).size() <= 1",message="a step sets at most one of source, map, filter, flatMap, reduce, aggregate, window, union, join, process, sink, call"
@@ -159,8 +159,8 @@ const (
 	Hash Partitioning = "HASH"
 )
 
-// Source reads records. Exactly one of elements, datagen, files, nexmark is
-// set. The CRD rule can only check datagen, files and nexmark against each
+// Source reads records. Exactly one of elements, datagen, files, nexmark,
+// kafka is set. The CRD rule can only check datagen, files and nexmark against each
 // other: elements hold any JSON value, so they have no CEL type; the planner
 // checks the rest.
 // +kubebuilder:validation:XValidation:rule="(has(self.datagen) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.nexmark) ? 1 : 0) + (has(self.kafka) ? 1 : 0) <= 1",message="a source sets exactly one of elements, datagen, files, nexmark, kafka"
@@ -517,7 +517,13 @@ type JoinInterval struct {
 // `emit` (a list of records), `state` (the key's new state; null clears it),
 // `timers` (event-time timestamps in ms) and `processingTimers` (wall-clock ms).
 // Variables: `record`, `key`, `state` (null when unset), `ts` (the record's
-// timestamp), `input` (the input's name), `watermark` (current event time).
+// timestamp), `input` (the input's name), `watermark` (current event time),
+// `broadcast` (the broadcast state, null when unset).
+// An input with partitioning BROADCAST makes it Flink's
+// KeyedBroadcastProcessFunction: every subtask sees every record of that
+// input, which has no key, so it may not set `state` or timers; it may
+// return `broadcast`, the new broadcast state (the same on every subtask,
+// checkpointed), which every record then reads.
 type Process struct {
 	// onElement runs for every record.
 	OnElement string `json:"onElement"`
@@ -527,7 +533,8 @@ type Process struct {
 	OnTimer string `json:"onTimer,omitempty"`
 }
 
-// Sink writes records out. Exactly one of print, files, discard, call is set.
+// Sink writes records out. Exactly one of print, files, discard, call, kafka
+// is set.
 // +kubebuilder:validation:XValidation:rule="[has(self.print), has(self.files), has(self.discard), has(self.call), has(self.kafka)].filter(x, x).size() == 1",message="a sink sets exactly one of print, files, discard, call, kafka"
 type Sink struct {
 	// print writes records as JSON lines to the standard output.
