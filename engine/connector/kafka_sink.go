@@ -261,7 +261,11 @@ func (w *kafkaWriter) record(r *value.Record) (*kgo.Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sink.kafka.key: %w", err)
 		}
-		if rec.Key, err = encodeKafka(v, k.Format); err != nil {
+		kf := k.KeyFormat
+		if kf == "" {
+			kf = k.Format
+		}
+		if rec.Key, err = encodeKafka(v, kf); err != nil {
 			return nil, fmt.Errorf("sink.kafka.key: %w", err)
 		}
 	}

@@ -84,6 +84,37 @@ func TestKafkaSinkAtLeastOnceKeyValueHeaders(t *testing.T) {
 		t.Fatalf("topic other = %v, want record 3", got)
 	}
 
+	// keyFormat string writes a string key as its text, while the values
+	// stay JSON; a non-string key is refused, naming the field.
+	k.TopicExpression, k.Topic, k.KeyFormat = "", "other", spec.KafkaString
+	w = openSink(t, k, 0)
+	if err := w.Write(&value.Record{Value: map[string]any{"v": "plain", "n": int64(7)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.(Transactional).PreCommit(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src.Topics = []string{"other"}
+	var plain map[string]any
+	for _, g := range readKafka(t, openKafka(t, src, 0, 1), 0) {
+		if reflect.DeepEqual(g["value"], map[string]any{"v": "plain", "n": int64(7)}) {
+			plain = g
+		}
+	}
+	if plain == nil || plain["key"] != "plain" {
+		t.Errorf("keyFormat string: record %v, want key plain (no quotes) with the JSON value", plain)
+	}
+	k.Key = "record.n"
+	w = openSink(t, k, 0)
+	if err := w.Write(&value.Record{Value: map[string]any{"v": "x", "n": int64(1)}}); err == nil || !strings.Contains(err.Error(), "sink.kafka.key: format string needs a string, got int") {
+		t.Fatalf("keyFormat string with an int key: err = %v", err)
+	}
+	w.Abort()
+	k.Key, k.KeyFormat, k.TopicExpression, k.Topic = "record.v", "", "record.n == 3 ? 'other' : 'out'", ""
+
 	// format string refuses a non-string value, naming the field.
 	k.Format, k.Value = spec.KafkaString, "record.n"
 	w = openSink(t, k, 0)

@@ -307,6 +307,7 @@ func checkKafkaSink(path, step string, k *spec.KafkaSink, el *errList) *KafkaSin
 		}
 	}
 	checkKafkaFormat(path+".format", k.Format, el)
+	checkKafkaFormat(path+".keyFormat", k.KeyFormat, el)
 	switch k.DeliveryGuarantee {
 	case "", spec.DeliveryNone, spec.DeliveryAtLeastOnce:
 		if k.TransactionalIDPrefix != "" {

@@ -52,6 +52,8 @@ var invalidKafkaJobs = []invalidCase{
 		path: "spec.steps[0].source.kafka.security.tls", msg: "certSecretRef and keySecretRef go together"},
 	{name: "kafka sink no topic", yaml: steps(srcStep, "  - name: out\n    sink: {kafka: {bootstrapServers: ['k:9092']}}\n"),
 		path: "spec.steps[1].sink.kafka", msg: "set exactly one of topic, topicExpression"},
+	{name: "kafka sink bad keyFormat", yaml: steps(srcStep, kOut(", key: record.k, keyFormat: avro")),
+		path: "spec.steps[1].sink.kafka.keyFormat", msg: `must be string, json or bytes, not "avro"`},
 	{name: "kafka sink bad key", yaml: steps(srcStep, kOut(", key: 'record.'")),
 		path: "spec.steps[1].sink.kafka.key", msg: `step "out"`},
 	{name: "kafka sink bad header", yaml: steps(srcStep, kOut(", headers: {h: '1 +'}")),

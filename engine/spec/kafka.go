@@ -151,11 +151,18 @@ type KafkaSink struct {
 	// headers maps header names to CEL expressions over `record`.
 	// +optional
 	Headers map[string]string `json:"headers,omitempty"`
-	// format encodes keys and values: json (default: the value's JSON),
-	// string (the value must be a string), or bytes (bytes or a string).
+	// format encodes values, and keys unless keyFormat is set: json
+	// (default: the value's JSON), string (the value must be a string), or
+	// bytes (bytes or a string).
 	// +kubebuilder:default=json
 	// +optional
 	Format KafkaFormat `json:"format,omitempty"`
+	// keyFormat encodes keys: json, string or bytes, as format does for
+	// values. Absent means format, so a string key of a json sink is
+	// written with JSON's quotes; set string for the plain text (what a
+	// source's default keyFormat reads, and Kafka's StringSerializer writes).
+	// +optional
+	KeyFormat KafkaFormat `json:"keyFormat,omitempty"`
 	// deliveryGuarantee is none, at-least-once (default) or exactly-once.
 	// +kubebuilder:validation:Enum=none;at-least-once;exactly-once
 	// +kubebuilder:default=at-least-once
