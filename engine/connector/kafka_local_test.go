@@ -157,41 +157,13 @@ steps:
         deliveryGuarantee: exactly-once
         transactionalIdPrefix: copier-out
 `, addr, addr)
-	p, err := plan.New(parse(t, jobText), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
-	unbounded := strings.Replace(jobText, "        stoppingOffsets: {mode: latest}\n", "", 1)
-	if unbounded == jobText {
-		t.Fatal("no stoppingOffsets line to drop")
-	}
-	p1, err := plan.New(parse(t, unbounded), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, p1 := boundedAndUnbounded(t, jobText)
 	dir := t.TempDir()
-	// Unbounded, the first run ends only by the cancel below, or by this
-	// generous deadline if checkpoints never complete.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	var checkpoints atomic.Int64
-	err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
-		OnCheckpoint: func(int64) {
-			if checkpoints.Add(1) == 2 {
-				cancel()
-			}
-		}})
-	cancel()
-	if checkpoints.Load() < 2 {
-		t.Fatalf("the first run ended (%v) before a second checkpoint", err1)
-	}
+	err1 := runToSecondCheckpoint(t, p1, dir)
 	if err1 == nil {
 		t.Fatal("the unbounded first run ended without an error")
 	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel2()
-	if err := local.Run(ctx2, p, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
-		t.Fatalf("restored run: %v", err)
-	}
+	runRestored(t, p, dir, "restored run")
 	got := kafkatest.ReadCommitted(t, addr, "out")
 	slices.Sort(got)
 	upper := make([]string, len(want))
@@ -368,5 +340,58 @@ steps:
 	}
 	if latest < 2 {
 		t.Errorf("the group's offsets are those of checkpoint %d only", latest)
+	}
+}
+
+// boundedAndUnbounded plans a STREAMING job, and the same job without its
+// source's "stoppingOffsets: {mode: latest}" line: a first run that only
+// ends when cancelled, and a restored run that ends.
+func boundedAndUnbounded(t *testing.T, jobText string) (bounded, unbounded *plan.Plan) {
+	t.Helper()
+	bounded, err := plan.New(parse(t, jobText), plan.Options{Mode: spec.Streaming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(jobText, "        stoppingOffsets: {mode: latest}\n", "", 1)
+	if text == jobText {
+		t.Fatal("no stoppingOffsets line to drop")
+	}
+	if unbounded, err = plan.New(parse(t, text), plan.Options{Mode: spec.Streaming}); err != nil {
+		t.Fatal(err)
+	}
+	return bounded, unbounded
+}
+
+// runToSecondCheckpoint runs p in process with a checkpoint every 10ms into
+// dir and cancels it once its second checkpoint completes (mid-stream, in
+// small batches). It fails t if the run ends before that and returns the
+// run's error.
+func runToSecondCheckpoint(t *testing.T, p *plan.Plan, dir string) error {
+	t.Helper()
+	// Unbounded, the run ends only by the cancel below, or by this
+	// generous deadline if checkpoints never complete.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var checkpoints atomic.Int64
+	err := local.Run(ctx, p, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
+		OnCheckpoint: func(int64) {
+			if checkpoints.Add(1) == 2 {
+				cancel()
+			}
+		}})
+	if checkpoints.Load() < 2 {
+		t.Fatalf("the first run ended (%v) before a second checkpoint", err)
+	}
+	return err
+}
+
+// runRestored runs p to its end, restored from the latest checkpoint in
+// dir; what names the run in a failure.
+func runRestored(t *testing.T, p *plan.Plan, dir, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := local.Run(ctx, p, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }

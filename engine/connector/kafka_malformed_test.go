@@ -6,16 +6,13 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/enginetest"
 	"github.com/flinkjob/flinkjob/engine/local"
-	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/value"
 	"github.com/flinkjob/flinkjob/internal/kafkatest"
@@ -240,36 +237,12 @@ steps:
       kafka: {bootstrapServers: [%[1]q], topic: bad, value: record.location, format: string,
               deliveryGuarantee: exactly-once, transactionalIdPrefix: malformed-bad}
 `, addr)
-	p, err := plan.New(parse(t, jobText), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
-	unbounded := strings.Replace(jobText, "        stoppingOffsets: {mode: latest}\n", "", 1)
-	if unbounded == jobText {
-		t.Fatal("no stoppingOffsets line to drop")
-	}
-	p1, err := plan.New(parse(t, unbounded), plan.Options{Mode: spec.Streaming})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, p1 := boundedAndUnbounded(t, jobText)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	var checkpoints atomic.Int64
-	err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
-		OnCheckpoint: func(int64) {
-			if checkpoints.Add(1) == 2 {
-				cancel()
-			}
-		}})
-	cancel()
-	if checkpoints.Load() < 2 || err1 == nil {
-		t.Fatalf("the unbounded first run ended (%v) after %d checkpoints, want a cancel after 2", err1, checkpoints.Load())
+	if err1 := runToSecondCheckpoint(t, p1, dir); err1 == nil {
+		t.Fatal("the unbounded first run ended without an error")
 	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel2()
-	if err := local.Run(ctx2, p, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
-		t.Fatalf("restored run: %v", err)
-	}
+	runRestored(t, p, dir, "restored run")
 	for _, c := range []struct {
 		topic string
 		want  []string
@@ -277,7 +250,7 @@ steps:
 		got := kafkatest.ReadCommitted(t, addr, c.topic)
 		slices.Sort(got)
 		if !slices.Equal(got, c.want) {
-			t.Errorf("%s: %d records, want %d exactly once (first run: %v)", c.topic, len(got), len(c.want), err1)
+			t.Errorf("%s: %d records, want %d exactly once", c.topic, len(got), len(c.want))
 		}
 	}
 }

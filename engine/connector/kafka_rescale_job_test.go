@@ -1,11 +1,9 @@
 package connector_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 
 	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
-	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
 	"github.com/flinkjob/flinkjob/engine/spec"
 	"github.com/flinkjob/flinkjob/engine/udf"
@@ -92,18 +89,7 @@ steps:
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			var checkpoints atomic.Int64
-			err1 := local.Run(ctx, p1, local.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointDir: dir, BatchSize: 32,
-				OnCheckpoint: func(int64) {
-					if checkpoints.Add(1) == 2 {
-						cancel()
-					}
-				}})
-			cancel()
-			if checkpoints.Load() < 2 {
-				t.Fatalf("the first run ended (%v) before a second checkpoint", err1)
-			}
+			runToSecondCheckpoint(t, p1, dir)
 			// The restore must resume mid-stream, from positions of two
 			// subtasks, for the test to show anything.
 			read := kafkatest.CheckpointedRecords(t, checkpoint.LocalStore{Dir: dir}, "in", 2)
@@ -111,11 +97,7 @@ steps:
 				t.Fatalf("the checkpoint's positions cover %d of %d records: the restore resumes nothing mid-stream", read, n)
 			}
 
-			ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel2()
-			if err := local.Run(ctx2, p2, local.Options{CheckpointInterval: 50 * time.Millisecond, CheckpointDir: dir, RestoreFrom: "latest"}); err != nil {
-				t.Fatalf("restored run at parallelism %d: %v", to, err)
-			}
+			runRestored(t, p2, dir, fmt.Sprintf("restored run at parallelism %d", to))
 			got := kafkatest.ReadCommitted(t, addr, "out")
 			slices.Sort(got)
 			if !slices.Equal(got, want) {
