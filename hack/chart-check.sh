@@ -31,6 +31,13 @@ trap 'rm -rf "${out}"' EXIT
 grep -q "kind: ValidatingWebhookConfiguration" "${out}/default.yaml" || fail "default render has no webhook configuration"
 grep -q "cert-manager.io/inject-ca-from" "${out}/certmanager.yaml" || fail "cert-manager render has no CA injection"
 ! grep -q "kind: ValidatingWebhookConfiguration" "${out}/minimal.yaml" || fail "webhook.enabled=false still renders a webhook"
+grep -A3 "issuerRef:" "${out}/certmanager.yaml" | grep -q "name: selfsigned" || fail "cert-manager render has no issuerRef.name"
+# cert-manager refuses a Certificate without issuerRef.name: the chart must
+# refuse to render one, naming the value to set.
+if msg="$("${HELM}" template test "${CHART}" --set webhook.certManager.enabled=true 2>&1)"; then
+	fail "webhook.certManager.enabled without issuerRef.name rendered a Certificate cert-manager refuses"
+fi
+grep -q "webhook.certManager.issuerRef.name is required" <<<"${msg}" || fail "certManager without issuerRef.name: unclear error: ${msg}"
 if "${HELM}" template test "${CHART}" --set replicaCount=0 >/dev/null 2>&1; then
 	fail "values.schema.json accepted replicaCount=0"
 fi
