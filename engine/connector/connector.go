@@ -1,6 +1,8 @@
 // Package connector holds the sources and sinks a job reads from and writes
-// to: inline elements, datagen, files (local paths and s3:// through
-// minio-go), print and discard. Each source says whether it is bounded, as
+// to: inline elements, datagen, the Nexmark generator, files (local paths
+// and s3:// through minio-go) and Kafka (franz-go) as sources; print,
+// discard, files and Kafka as sinks (Go sinks, `call`, come from
+// engine/udf). Each source says whether it is bounded, as
 // Flink defines it, because that decides what AUTOMATIC resolves to and
 // whether BATCH may run the job at all.
 //

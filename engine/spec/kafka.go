@@ -101,13 +101,16 @@ type KafkaOffsets struct {
 	// timestamp in milliseconds since the epoch, for mode timestamp.
 	// +optional
 	Timestamp *int64 `json:"timestamp,omitempty"`
-	// offsets for mode specific; a partition not listed uses
-	// committedReset's rule (earliest when starting, latest when stopping).
+	// offsets for mode specific; a partition not listed starts at its
+	// earliest offset (startingOffsets) or stops at its latest
+	// (stoppingOffsets).
 	// +optional
 	// +listType=atomic
 	Offsets []KafkaPartitionOffset `json:"offsets,omitempty"`
-	// committedReset is where mode committed starts in a partition the
-	// group has no offset for: earliest (default), latest, or none (fail).
+	// committedReset says what mode committed does in a partition the
+	// group has no offset for: in startingOffsets start at earliest
+	// (default) or latest, or fail (none); in stoppingOffsets stop at the
+	// latest offset, or fail (none).
 	// +kubebuilder:validation:Enum=earliest;latest;none
 	// +optional
 	CommittedReset string `json:"committedReset,omitempty"`
@@ -115,10 +118,14 @@ type KafkaOffsets struct {
 
 // KafkaPartitionOffset is an offset in one partition.
 type KafkaPartitionOffset struct {
+	// topic of the partition.
 	// +kubebuilder:validation:MinLength=1
 	Topic string `json:"topic"`
+	// partition number within the topic.
 	// +kubebuilder:validation:Minimum=0
 	Partition int32 `json:"partition"`
+	// offset of the first record to read (startingOffsets), or of the first
+	// record not to read (stoppingOffsets).
 	// +kubebuilder:validation:Minimum=0
 	Offset int64 `json:"offset"`
 }

@@ -506,8 +506,13 @@ type JoinWindow struct {
 
 // JoinInterval bounds an interval join; bounds may be negative ("-5s").
 type JoinInterval struct {
+	// lowerBound is the earliest right timestamp that joins, relative to
+	// the left record's (inclusive): "-5s" pairs right records up to 5 s
+	// before the left one.
 	// +kubebuilder:validation:Pattern=`^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	LowerBound string `json:"lowerBound"`
+	// upperBound is the latest right timestamp that joins, relative to the
+	// left record's (inclusive); at least lowerBound.
 	// +kubebuilder:validation:Pattern=`^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	UpperBound string `json:"upperBound"`
 }

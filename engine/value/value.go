@@ -3,7 +3,8 @@
 // []byte, []any and map[string]any (the JSON data model plus 64-bit integers
 // and bytes, which is what CEL expressions read and produce), and *Row, the
 // other form of a map: the same fields by index under a shared schema
-// (row.go), which the binary decoder produces when UseRows is on. It also
+// (row.go), which sources, CEL map literals, aggregates and the binary
+// decoder build while UseRows is on (FLINKJOB_ROWS=0 turns it off). It also
 // holds the compact binary encoding used for everything that crosses a
 // shuffle or goes to storage.
 package value
