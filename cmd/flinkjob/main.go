@@ -13,15 +13,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/gctune"
@@ -42,8 +39,10 @@ Usage:
   flinkjob kafka-broker [--listen 127.0.0.1:9092] [--topic NAME:PARTITIONS]...
                         (an in-memory Kafka-protocol broker for development)
 
-FILE may be "-" for standard input. Exit codes: 0 ok, 1 the job failed,
-2 the manifest or the command line is invalid.
+FILE may be "-" for standard input. Exit codes: 0 ok (also an unbounded
+job stopped by --duration), 1 the job failed or a bounded job did not
+finish within --duration, 2 the manifest or the command line is invalid,
+130 interrupted by Ctrl-C (128+signal: 143 for SIGTERM).
 `
 
 func main() {
@@ -201,7 +200,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	duration := fs.Duration("duration", 0, "stop an unbounded job after this long (0: run until interrupted)")
+	duration := fs.Duration("duration", 0, "stop the job after this long (0: run until it ends or is interrupted); exit 0 for an unbounded job, 1 for a bounded one that had not finished")
 	quiet := fs.Bool("quiet", false, "no progress and no summary")
 	workDir := fs.String("work-dir", "", "directory for BATCH shuffle data and sort spills (default: a temporary directory)")
 	processes := fs.Bool("processes", false, "run every subtask as its own worker process (gRPC between them in STREAMING, the shuffle directory or --shuffle in BATCH)")
@@ -209,6 +208,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	var cp checkpointFlags
 	cp.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := cp.check(); err != nil {
 		return err
 	}
 	m, p, err := c.load()
@@ -228,18 +230,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			cp.retain = int(ck.Retain)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := runContext(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	if *processes {
 		if cp.stopSavepoint {
-			return fmt.Errorf("--stop-with-savepoint applies to the in-process run, not to --processes")
+			return &exitError{2, errors.New("--stop-with-savepoint applies to the in-process run, not to --processes")}
 		}
-		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet, cp)
+		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet, cp, *duration)
 	}
-	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, timed: *duration > 0, start: time.Now(), cp: cp})
+	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, duration: *duration, start: time.Now(), cp: cp})
 }

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/flinkjob/flinkjob/engine/checkpoint"
 	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/local"
 	"github.com/flinkjob/flinkjob/engine/plan"
@@ -23,7 +24,7 @@ type localRun struct {
 	stdout, stderr io.Writer
 	quiet          bool
 	workDir        string
-	timed          bool // the run stops at --duration: a deadline is a normal end
+	duration       time.Duration // --duration (0: none)
 	start          time.Time
 	cp             checkpointFlags
 }
@@ -34,6 +35,27 @@ type checkpointFlags struct {
 	interval                 time.Duration
 	retain                   int
 	final, stopSavepoint     bool
+}
+
+// check refuses flag combinations that cannot work, naming the flags
+// (before, the engine's or the worker's option names came out).
+func (f *checkpointFlags) check() error {
+	switch {
+	case f.interval != 0 && f.dir == "":
+		return &exitError{2, errors.New("--checkpoint-interval needs --checkpoint-dir (where the checkpoints go)")}
+	case f.stopSavepoint && f.savepoints == "":
+		return &exitError{2, errors.New("--stop-with-savepoint needs --savepoint-dir")}
+	case f.final && f.savepoints == "":
+		return &exitError{2, errors.New("--final-savepoint needs --savepoint-dir")}
+	case f.dir == "" && f.restore != "" && (f.restore == "latest" || isNumber(f.restore)):
+		return &exitError{2, fmt.Errorf("--restore-from %s needs --checkpoint-dir (the checkpoints it names)", f.restore)}
+	}
+	return nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
 }
 
 func (f *checkpointFlags) register(fs *flag.FlagSet) {
@@ -68,9 +90,51 @@ func (f *checkpointFlags) workerArgs() []string {
 	return a
 }
 
-func (f *checkpointFlags) options(o *local.Options) {
-	o.CheckpointDir, o.CheckpointInterval, o.RetainCheckpoints = f.dir, f.interval, f.retain
-	o.RestoreFrom, o.SavepointDir, o.FinalSavepoint = f.restore, f.savepoints, f.final
+// options sets the in-process run's checkpoint options. An s3:// (or
+// s3a://) --checkpoint-dir goes to an S3 checkpoint store reached with
+// s3, and --restore-from may name an s3:// directory; the in-process
+// savepoint code writes local directories only, so an s3://
+// --savepoint-dir is refused (--processes writes it). No other URL is
+// taken as a local path: that would put the checkpoints in a directory
+// named "s3:" where the user believes they are in a bucket.
+func (f *checkpointFlags) options(o *local.Options, s3 connector.S3Config) error {
+	o.CheckpointDir, o.CheckpointInterval, o.RetainCheckpoints = strings.TrimPrefix(f.dir, "file://"), f.interval, f.retain
+	o.RestoreFrom, o.SavepointDir, o.FinalSavepoint = f.restore, strings.TrimPrefix(f.savepoints, "file://"), f.final
+	o.OpenRestore = checkpoint.OpenURL(s3)
+	switch scheme := urlScheme(f.dir); scheme {
+	case "":
+	case "s3", "s3a":
+		store, err := checkpoint.NewS3Store(f.dir, s3)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--checkpoint-dir: %w", err)}
+		}
+		o.CheckpointStore, o.CheckpointDir = store, ""
+	default:
+		return &exitError{2, fmt.Errorf("--checkpoint-dir %s: %s:// is not supported (a local directory or s3://bucket/prefix/)", f.dir, scheme)}
+	}
+	switch scheme := urlScheme(f.savepoints); scheme {
+	case "":
+	case "s3", "s3a":
+		return &exitError{2, fmt.Errorf("--savepoint-dir %s: the in-process run writes savepoints to a local directory only; give one, or run with --processes, whose workers write savepoints to S3", f.savepoints)}
+	default:
+		return &exitError{2, fmt.Errorf("--savepoint-dir %s: %s:// is not supported (a local directory)", f.savepoints, scheme)}
+	}
+	switch scheme := urlScheme(f.restore); scheme {
+	case "", "s3", "s3a":
+	default:
+		return &exitError{2, fmt.Errorf("--restore-from %s: %s:// is not supported (a local directory or s3://bucket/prefix/)", f.restore, scheme)}
+	}
+	return nil
+}
+
+// urlScheme is the scheme of a URL-like flag value ("" for a local path;
+// file:// is a local path too, as checkpoint.OpenLocal reads it).
+func urlScheme(v string) string {
+	scheme, _, ok := strings.Cut(v, "://")
+	if !ok || scheme == "file" {
+		return ""
+	}
+	return scheme
 }
 
 // localS3 is the S3 configuration of a local run: the environment's
@@ -106,9 +170,8 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 	s3, _ := localS3(m)
 	env := connector.Env{S3: s3, Stdout: o.stdout}
 	opts := local.Options{Env: env, WorkDir: o.workDir}
-	o.cp.options(&opts)
-	if o.cp.stopSavepoint && o.cp.savepoints == "" {
-		return fmt.Errorf("--stop-with-savepoint needs --savepoint-dir")
+	if err := o.cp.options(&opts, s3); err != nil {
+		return err
 	}
 	opts.OnSavepoint = func(sp local.Savepoint) {
 		fmt.Fprintf(o.stderr, "savepoint %s (checkpoint %d): %s\n", sp.Nonce, sp.ID, sp.Path)
@@ -168,14 +231,17 @@ func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error 
 	err = ex.Run(runCtx)
 	close(done)
 	wg.Wait()
-	if err != nil && o.timed && errors.Is(err, context.DeadlineExceeded) {
-		err = nil // --duration elapsed: an unbounded job stops here by request
-	}
-	if errors.Is(err, local.ErrStopped) {
-		err = nil // stopped with a savepoint, as asked
+	var status string
+	switch {
+	case errors.Is(err, local.ErrStopped):
+		status, err = "stopped with a savepoint", nil // as asked
+	case o.cp.stopSavepoint && err != nil:
+		status = "failed" // the savepoint that was to stop it failed
+	default:
+		status, err = endState(ctx, p, o.duration, err)
 	}
 	if !o.quiet {
-		summary(ex, o.stderr, err, time.Since(o.start))
+		summary(ex, o.stderr, status, time.Since(o.start))
 	}
 	return err
 }
@@ -246,11 +312,7 @@ func human(n int64) string {
 	return fmt.Sprint(n)
 }
 
-func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) {
-	status := "succeeded"
-	if err != nil {
-		status = "failed"
-	}
+func summary(ex *local.Executor, w io.Writer, status string, elapsed time.Duration) {
 	fmt.Fprintf(w, "job %s in %s\n", status, elapsed.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// MALFORMED: records a source could not read and routed to its
@@ -264,7 +326,7 @@ func summary(ex *local.Executor, w io.Writer, err error, elapsed time.Duration) 
 
 // runProcesses runs the job with one worker process per subtask (this
 // binary's `worker` command), as the operator runs pods.
-func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool, cp checkpointFlags) error {
+func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool, cp checkpointFlags, duration time.Duration) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -302,9 +364,13 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 	if !quiet {
 		fmt.Fprintf(stderr, "running %q in %s mode as %d worker processes\n", m.Name, p.Mode, subtasks(p))
 	}
+	// The workers are killed when ctx is done (--duration, an
+	// interrupt), which ends the run as the in-process run ends:
+	// endState reads the stop, not the workers' "signal: killed".
 	err = r.Run(ctx)
-	if !quiet && err == nil {
-		fmt.Fprintf(stderr, "job succeeded in %s\n", time.Since(start).Round(time.Millisecond))
+	status, err := endState(ctx, p, duration, err)
+	if !quiet && (err == nil || status != "failed") {
+		fmt.Fprintf(stderr, "job %s in %s\n", status, time.Since(start).Round(time.Millisecond))
 	}
 	return err
 }

@@ -62,6 +62,10 @@ type Options struct {
 	// positions (same source parallelism) and Transactional sinks recover
 	// their committables.
 	RestoreFrom string
+	// OpenRestore opens a RestoreFrom directory URL (default
+	// checkpoint.OpenLocal: local paths only); checkpoint.OpenURL also
+	// restores from s3:// directories.
+	OpenRestore checkpoint.Opener
 	// OnCheckpoint, if set, is called when a checkpoint is complete.
 	OnCheckpoint func(id int64)
 
@@ -449,6 +453,14 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 	if !needCoord && o.RestoreFrom == "" {
 		return nil, nil, nil
 	}
+	// The directories are local paths: a URL here (s3://...) would become
+	// a local directory named like it, and the checkpoints would not be
+	// where the caller believes (an S3 store goes in CheckpointStore).
+	for _, d := range []string{o.CheckpointDir, o.SavepointDir} {
+		if strings.Contains(d, "://") {
+			return nil, nil, fmt.Errorf("checkpoint directory %q: a URL, not a local path (give an S3 checkpoint store as CheckpointStore; savepoints are local only)", d)
+		}
+	}
 	store := o.CheckpointStore
 	if store == nil && o.CheckpointDir != "" {
 		store = checkpoint.LocalStore{Dir: o.CheckpointDir}
@@ -456,7 +468,11 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 	if store == nil && o.CheckpointInterval > 0 {
 		return nil, nil, fmt.Errorf("checkpoints need a CheckpointStore or a CheckpointDir")
 	}
-	restore, _, err := checkpoint.Resolve(ctx, store, o.RestoreFrom, checkpoint.OpenLocal)
+	open := o.OpenRestore
+	if open == nil {
+		open = checkpoint.OpenLocal
+	}
+	restore, _, err := checkpoint.Resolve(ctx, store, o.RestoreFrom, open)
 	if err != nil {
 		return nil, nil, err
 	}
