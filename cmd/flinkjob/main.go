@@ -205,12 +205,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	workDir := fs.String("work-dir", "", "directory for BATCH shuffle data and sort spills (default: a temporary directory)")
 	processes := fs.Bool("processes", false, "run every subtask as its own worker process (gRPC between them in STREAMING, the shuffle directory or --shuffle in BATCH)")
 	shuffle := fs.String("shuffle", "", "with --processes: where BATCH stages materialize output (s3://bucket/prefix/ or a directory)")
+	linger := fs.String("exchange-linger", "", "with --processes: how long a small batch between worker processes may wait to share a message with the next (Go duration; 0: at once; default: env FLINKJOB_EXCHANGE_LINGER, else 2ms)")
 	var cp checkpointFlags
 	cp.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if err := cp.check(); err != nil {
+		return err
+	}
+	lingerArgs, err := exchangeLingerArgs(*linger, *processes)
+	if err != nil {
 		return err
 	}
 	m, p, err := c.load()
@@ -236,7 +241,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		if cp.stopSavepoint {
 			return &exitError{2, errors.New("--stop-with-savepoint applies to the in-process run, not to --processes")}
 		}
-		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet, cp, *duration)
+		return runProcesses(ctx, m, p, c.mode, *shuffle, *workDir, stdout, stderr, *quiet, cp, *duration, lingerArgs)
 	}
 	return runLocal(ctx, m, p, localRun{stdout: stdout, stderr: stderr, quiet: *quiet, workDir: *workDir, duration: *duration, start: time.Now(), cp: cp})
+}
+
+// exchangeLingerArgs passes run's --exchange-linger to every worker (their
+// flag of the same name). Only worker processes exchange batches over the
+// network: the in-process run refuses the flag rather than ignore it.
+func exchangeLingerArgs(linger string, processes bool) ([]string, error) {
+	if linger == "" {
+		return nil, nil
+	}
+	if !processes {
+		return nil, &exitError{2, errors.New("--exchange-linger applies to --processes (the exchange between worker processes), not to the in-process run")}
+	}
+	if d, err := time.ParseDuration(linger); err != nil || d < 0 {
+		return nil, &exitError{2, fmt.Errorf("--exchange-linger %q: want a duration of 0 or more, such as 2ms", linger)}
+	}
+	return []string{"--exchange-linger", linger}, nil
 }

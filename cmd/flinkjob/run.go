@@ -326,7 +326,7 @@ func summary(ex *local.Executor, w io.Writer, status string, elapsed time.Durati
 
 // runProcesses runs the job with one worker process per subtask (this
 // binary's `worker` command), as the operator runs pods.
-func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool, cp checkpointFlags, duration time.Duration) error {
+func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleURL, workDir string, stdout, stderr io.Writer, quiet bool, cp checkpointFlags, duration time.Duration, workerArgs []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -356,7 +356,7 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 		}
 	}
 	r, err := runner.New(&m.Spec.Job, runner.Options{Worker: exe, Prefix: []string{"worker"}, Mode: p.Mode,
-		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2, Args: cp.workerArgs(), Env: workerEnv})
+		ShuffleURL: shuffleURL, Stdout: stdout, Retries: 2, Args: append(cp.workerArgs(), workerArgs...), Env: workerEnv})
 	if err != nil {
 		return err
 	}
