@@ -56,10 +56,7 @@ func TestLocalS3FromStorage(t *testing.T) {
 func TestProcessesUseStorageEndpoint(t *testing.T) {
 	s3 := testminio.Start(t)
 	bucket := testminio.Bucket(t, s3)
-	bin := filepath.Join(t.TempDir(), "flinkjob")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/flinkjob").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCLI(t)
 	job := filepath.Join(t.TempDir(), "job.yaml")
 	os.WriteFile(job, []byte(`apiVersion: flinkjob.io/v1alpha1
 kind: FlinkJob
