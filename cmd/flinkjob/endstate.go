@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flinkjob/flinkjob/engine/plan"
+	"github.com/flinkjob/flinkjob/internal/jobcheck"
 )
 
 // interrupted is the cause of a run's context when a signal stopped it.
@@ -77,21 +78,11 @@ func endState(ctx context.Context, p *plan.Plan, duration time.Duration, err err
 			code = 128 + int(s)
 		}
 		return "cancelled", &exitError{code, fmt.Errorf("cancelled by %s", sig.sig)}
-	case errors.Is(cause, errDuration) && !bounded(p):
+	case errors.Is(cause, errDuration) && jobcheck.UnboundedSource(p) != "":
 		return fmt.Sprintf("stopped after --duration %s", duration), nil
 	case errors.Is(cause, errDuration):
 		return fmt.Sprintf("stopped after --duration %s before its input ended", duration),
 			fmt.Errorf("the bounded job did not finish within --duration %s: stopped before its input ended, its output is not complete (run without --duration to finish it)", duration)
 	}
 	return "failed", err
-}
-
-// bounded reports whether every source of the job ends by itself.
-func bounded(p *plan.Plan) bool {
-	for _, n := range p.Graph.Nodes {
-		if n.Kind == plan.KindSource && !n.Bounded {
-			return false
-		}
-	}
-	return true
 }

@@ -369,7 +369,7 @@ func runProcesses(ctx context.Context, m *Manifest, p *plan.Plan, mode, shuffleU
 	// endState reads the stop, not the workers' "signal: killed".
 	err = r.Run(ctx)
 	status, err := endState(ctx, p, duration, err)
-	if !quiet && (err == nil || status != "failed") {
+	if !quiet && status != "failed" {
 		fmt.Fprintf(stderr, "job %s in %s\n", status, time.Since(start).Round(time.Millisecond))
 	}
 	return err

@@ -76,7 +76,7 @@ func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
 		if !storage {
 			add("spec.finalSavepoint", "finalSavepoint needs spec.storage"+inBucket)
 		}
-		if name := unboundedSource(p); name != "" {
+		if name := UnboundedSource(p); name != "" {
 			add("spec.finalSavepoint", fmt.Sprintf("a final savepoint is taken when every source ended, and source step %s is unbounded", name))
 		}
 	}
@@ -99,10 +99,10 @@ func stateErrors(job *v1alpha1.FlinkJob, p *plan.Plan) []plan.FieldError {
 	return errs
 }
 
-// unboundedSource names the first source step that never ends, if any
+// UnboundedSource names the first source step that never ends, if any
 // (the planner's judgement: a datagen without count, a nexmark without
 // events, a kafka source without stoppingOffsets, a monitored files source).
-func unboundedSource(p *plan.Plan) string {
+func UnboundedSource(p *plan.Plan) string {
 	for _, st := range p.Stages {
 		for _, n := range st.Chain {
 			if n.Step != nil && n.Step.Source != nil && !n.Bounded {
