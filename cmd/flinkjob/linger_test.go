@@ -28,6 +28,9 @@ func TestRunExchangeLinger(t *testing.T) {
 			t.Errorf("%q: exit %d, %s; want 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
+	// The workers read an invalid linger from the environment unless the
+	// flag reaches them, so this run fails if run does not pass it on.
+	t.Setenv("FLINKJOB_EXCHANGE_LINGER", "not-a-duration")
 	bin := buildCLI(t)
 	code, stderr := runBinary(t, bin, false, "run", "-f", sample, "--processes", "--duration", "2s", "--exchange-linger", "0")
 	if code != 0 || !strings.Contains(stderr, "job stopped after --duration 2s") {

@@ -114,11 +114,6 @@ func TestRunCheckpointsToS3(t *testing.T) {
 		t.Errorf("restored from %s, the counts start over: %v", dir, ns)
 	}
 
-	code, _, stderr = runCLI(t, "run", "-f", job, "--quiet", "--duration", "1s",
-		"--savepoint-dir", "s3://"+bucket+"/sp/", "--stop-with-savepoint")
-	if code != 2 || !strings.Contains(stderr, "--savepoint-dir") || !strings.Contains(stderr, "--processes") {
-		t.Errorf("--savepoint-dir s3://: exit %d, %s; want 2 naming --savepoint-dir and --processes", code, stderr)
-	}
 	if _, err := os.Stat("s3:"); err == nil {
 		t.Error("a local directory named s3: was written")
 	}
