@@ -109,11 +109,24 @@ func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url s
 func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connector.S3Config, error) {
 	st := job.Spec.Storage.S3
 	cfg := connector.S3Config{Endpoint: st.Endpoint, Region: st.Region, Secure: s3Secure(st.Endpoint)}
+	// Each Secret is read once per call: the CA and the keys may share one.
+	read := map[string]*corev1.Secret{}
+	secret := func(name string) (*corev1.Secret, error) {
+		if sec, ok := read[name]; ok {
+			return sec, nil
+		}
+		sec := &corev1.Secret{}
+		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: name}, sec); err != nil {
+			return nil, err
+		}
+		read[name] = sec
+		return sec, nil
+	}
 	if st.TLS != nil {
 		cfg.InsecureSkipVerify = st.TLS.InsecureSkipVerify
 		if ref := st.TLS.CASecretRef; ref != nil {
-			var sec corev1.Secret
-			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: ref.Name}, &sec); err != nil {
+			sec, err := secret(ref.Name)
+			if err != nil {
 				return cfg, fmt.Errorf("reading the S3 CA certificates (spec.storage.s3.tls.caSecretRef) from Secret %q: %w", ref.Name, err)
 			}
 			ca, ok := sec.Data[ref.Key]
@@ -124,8 +137,8 @@ func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connec
 		}
 	}
 	if ref := st.CredentialsSecretRef; ref != nil {
-		var sec corev1.Secret
-		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: ref.Name}, &sec); err != nil {
+		sec, err := secret(ref.Name)
+		if err != nil {
 			if errors.IsNotFound(err) {
 				return cfg, &CredentialsNotFoundError{Secret: ref.Name, Err: err}
 			}
