@@ -98,7 +98,7 @@ func (f *checkpointFlags) workerArgs() []string {
 // taken as a local path: that would put the checkpoints in a directory
 // named "s3:" where the user believes they are in a bucket.
 func (f *checkpointFlags) options(o *local.Options, s3 connector.S3Config) error {
-	o.CheckpointDir, o.CheckpointInterval, o.RetainCheckpoints = strings.TrimPrefix(f.dir, "file://"), f.interval, f.retain
+	o.CheckpointDir, o.CheckpointInterval, o.RetainCheckpoints = f.dir, f.interval, f.retain
 	o.RestoreFrom, o.SavepointDir, o.FinalSavepoint = f.restore, strings.TrimPrefix(f.savepoints, "file://"), f.final
 	o.OpenRestore = checkpoint.OpenURL(s3)
 	switch scheme := urlScheme(f.dir); scheme {

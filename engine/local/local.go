@@ -453,17 +453,21 @@ func (e *Executor) checkpointing(ctx context.Context) ([][]*task.Checkpointing, 
 	if !needCoord && o.RestoreFrom == "" {
 		return nil, nil, nil
 	}
-	// The directories are local paths: a URL here (s3://...) would become
-	// a local directory named like it, and the checkpoints would not be
-	// where the caller believes (an S3 store goes in CheckpointStore).
-	for _, d := range []string{o.CheckpointDir, o.SavepointDir} {
-		if strings.Contains(d, "://") {
-			return nil, nil, fmt.Errorf("checkpoint directory %q: a URL, not a local path (give an S3 checkpoint store as CheckpointStore; savepoints are local only)", d)
-		}
+	// A URL here (s3://...) would become a local directory named like it,
+	// and the checkpoints would not be where the caller believes: the
+	// checkpoint directory is opened as checkpoint.OpenLocal opens any
+	// local store (file:// or a path; an S3 store goes in CheckpointStore).
+	// Savepoint paths are joined onto SavepointDir as it is, so it must be
+	// a plain path.
+	if strings.Contains(o.SavepointDir, "://") {
+		return nil, nil, fmt.Errorf("savepoint directory %q: a URL, not a local path (savepoints in process are local only)", o.SavepointDir)
 	}
 	store := o.CheckpointStore
 	if store == nil && o.CheckpointDir != "" {
-		store = checkpoint.LocalStore{Dir: o.CheckpointDir}
+		var err error
+		if store, err = checkpoint.OpenLocal(o.CheckpointDir); err != nil {
+			return nil, nil, err
+		}
 	}
 	if store == nil && o.CheckpointInterval > 0 {
 		return nil, nil, fmt.Errorf("checkpoints need a CheckpointStore or a CheckpointDir")
