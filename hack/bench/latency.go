@@ -135,8 +135,9 @@ func latencyRun(c config, q, rn string, rate int64, paced bool) (due, gen []time
 		wall = time.Since(start)
 		logBusy(c, q, rn, paced, cpuTime()-cpu0, wall)
 		logGC(c, q, rn, paced, readGC().since(gc0))
-		if err != nil {
-			return nil, nil, 0, err
+		if err != nil || !paced {
+			// An unpaced run measures the peak: its wall time only.
+			return nil, nil, wall, err
 		}
 		samples = sink.Samples()
 	case processes:

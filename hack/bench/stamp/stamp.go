@@ -226,17 +226,19 @@ func (w *writer) Write(r *value.Record) error {
 }
 
 func (w *writer) Close() error {
+	w.s.mu.Lock()
+	for _, c := range w.chunks {
+		w.s.samples = append(w.s.samples, c...)
+	}
+	w.s.mu.Unlock()
+	if w.s.Dir == "" {
+		return nil
+	}
 	var samples []Sample
 	for _, c := range w.chunks {
 		samples = append(samples, c...)
 	}
-	w.s.mu.Lock()
-	w.s.samples = append(w.s.samples, samples...)
-	w.s.mu.Unlock()
-	if w.s.Dir != "" {
-		return writeSamples(w.s.Dir, w.index, samples)
-	}
-	return nil
+	return writeSamples(w.s.Dir, w.index, samples)
 }
 
 func (w *writer) Abort() {}
