@@ -208,16 +208,8 @@ func (r *FlinkJobReconciler) podSpec(job *v1alpha1.FlinkJob, mode spec.RuntimeMo
 		{Name: "FLINKJOB_TERMINATION_LOG", Value: "/dev/termination-log"},
 	}
 	if s := job.Spec.Storage; s != nil && s.S3 != nil {
-		env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_ENDPOINT", Value: s.S3.Endpoint})
-		if !strings.Contains(s.S3.Endpoint, "://") {
-			// A bare host[:port] is HTTPS (an explicit scheme decides itself).
-			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_SECURE", Value: strconv.FormatBool(s3Secure(s.S3.Endpoint))})
-		}
-		if s.S3.Region != "" {
-			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_REGION", Value: s.S3.Region})
-		}
-		if s.S3.TLS != nil && s.S3.TLS.InsecureSkipVerify {
-			env = append(env, corev1.EnvVar{Name: "FLINKJOB_S3_INSECURE_SKIP_VERIFY", Value: "true"})
+		for _, kv := range s.S3.WorkerEnv() {
+			env = append(env, corev1.EnvVar{Name: kv[0], Value: kv[1]})
 		}
 		if s.S3.TLS != nil && s.S3.TLS.CASecretRef != nil {
 			// The PEM itself, from the Secret (connector.S3ConfigFromEnv).

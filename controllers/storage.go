@@ -80,13 +80,6 @@ func (e *CredentialsNotFoundError) Error() string {
 
 func (e *CredentialsNotFoundError) Unwrap() error { return e.Err }
 
-// s3Secure says whether an endpoint is reached over HTTPS: an http:// or
-// https:// scheme decides, a bare host[:port] means HTTPS (as the API
-// documents spec.storage.s3.endpoint).
-func s3Secure(endpoint string) bool {
-	return !strings.HasPrefix(strings.ToLower(endpoint), "http://")
-}
-
 // S3Storage reaches a job's bucket with the credentials from its Secret.
 type S3Storage struct {
 	Client client.Reader
@@ -108,7 +101,8 @@ func (s S3Storage) locationAt(ctx context.Context, job *v1alpha1.FlinkJob, url s
 // s3Config is how to reach the job's bucket, with the job's credentials.
 func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connector.S3Config, error) {
 	st := job.Spec.Storage.S3
-	cfg := connector.S3Config{Endpoint: st.Endpoint, Region: st.Region, Secure: s3Secure(st.Endpoint)}
+	// The storage as its workers reach it, without this process's env.
+	cfg := connector.S3ConfigFrom(connector.EnvOf(st.WorkerEnv(), nil))
 	// Each Secret is read once per call: the CA and the keys may share one.
 	read := map[string]*corev1.Secret{}
 	secret := func(name string) (*corev1.Secret, error) {
@@ -123,7 +117,6 @@ func (s S3Storage) s3Config(ctx context.Context, job *v1alpha1.FlinkJob) (connec
 		return sec, nil
 	}
 	if st.TLS != nil {
-		cfg.InsecureSkipVerify = st.TLS.InsecureSkipVerify
 		if ref := st.TLS.CASecretRef; ref != nil {
 			sec, err := secret(ref.Name)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flinkjob/flinkjob/api/v1alpha1"
+	"github.com/flinkjob/flinkjob/engine/connector"
 	"github.com/flinkjob/flinkjob/engine/spec"
 )
 
@@ -87,6 +88,12 @@ var _ = Describe("Reconciler helpers", func() {
 	})
 
 	It("reaches a bare S3 endpoint over HTTPS, as the API documents, and tells the workers so", func() {
+		// The scheme the operator's own client uses for the storage.
+		s3Secure := func(endpoint string) bool {
+			cl, err := connector.NewS3Client(connector.S3ConfigFrom(connector.EnvOf((&v1alpha1.S3Storage{Endpoint: endpoint}).WorkerEnv(), nil)))
+			Expect(err).NotTo(HaveOccurred())
+			return cl.EndpointURL().Scheme == "https"
+		}
 		Expect(s3Secure("s3.eu-west-1.amazonaws.com")).To(BeTrue())
 		Expect(s3Secure("minio.minio:9000")).To(BeTrue())
 		Expect(s3Secure("https://minio:9000")).To(BeTrue())

@@ -149,21 +149,11 @@ func localS3(m *Manifest) (cfg connector.S3Config, workerEnv []string) {
 	if cfg.Endpoint != "" || st == nil || st.S3 == nil || st.S3.Endpoint == "" {
 		return cfg, nil
 	}
-	cfg.Endpoint = st.S3.Endpoint
-	workerEnv = append(workerEnv, "FLINKJOB_S3_ENDPOINT="+cfg.Endpoint)
-	if !strings.Contains(cfg.Endpoint, "://") {
-		cfg.Secure = true
-		workerEnv = append(workerEnv, "FLINKJOB_S3_SECURE=true")
+	vars := st.S3.WorkerEnv()
+	for _, kv := range vars {
+		workerEnv = append(workerEnv, kv[0]+"="+kv[1])
 	}
-	if st.S3.Region != "" {
-		cfg.Region = st.S3.Region
-		workerEnv = append(workerEnv, "FLINKJOB_S3_REGION="+cfg.Region)
-	}
-	if st.S3.TLS != nil && st.S3.TLS.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true
-		workerEnv = append(workerEnv, "FLINKJOB_S3_INSECURE_SKIP_VERIFY=true")
-	}
-	return cfg, workerEnv
+	return connector.S3ConfigFrom(connector.EnvOf(vars, os.Getenv)), workerEnv
 }
 
 func runLocal(ctx context.Context, m *Manifest, p *plan.Plan, o localRun) error {

@@ -61,27 +61,48 @@ type S3Config struct {
 // spec.storage.s3.tls.caSecretRef). The keys fall back
 // to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the region to AWS_REGION,
 // so the standard AWS variables work unchanged.
-func S3ConfigFromEnv() S3Config {
+func S3ConfigFromEnv() S3Config { return S3ConfigFrom(os.Getenv) }
+
+// EnvOf is a getenv over vars (name, value pairs), falling back to
+// fallback (nil: unset) for the names vars does not set.
+func EnvOf(vars [][2]string, fallback func(string) string) func(string) string {
+	return func(k string) string {
+		for _, kv := range vars {
+			if kv[0] == k {
+				return kv[1]
+			}
+		}
+		if fallback != nil {
+			return fallback(k)
+		}
+		return ""
+	}
+}
+
+// S3ConfigFrom is S3ConfigFromEnv reading the variables through getenv
+// (the operator and the CLI read a job's storage as the same variables
+// its workers get).
+func S3ConfigFrom(getenv func(string) string) S3Config {
 	envBool := func(k string) bool {
-		b, _ := strconv.ParseBool(os.Getenv(k))
+		b, _ := strconv.ParseBool(getenv(k))
 		return b
 	}
 	firstEnv := func(keys ...string) string {
 		for _, k := range keys {
-			if v := os.Getenv(k); v != "" {
+			if v := getenv(k); v != "" {
 				return v
 			}
 		}
 		return ""
 	}
 	return S3Config{
-		Endpoint:           os.Getenv("FLINKJOB_S3_ENDPOINT"),
+		Endpoint:           getenv("FLINKJOB_S3_ENDPOINT"),
 		AccessKey:          firstEnv("FLINKJOB_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
 		SecretKey:          firstEnv("FLINKJOB_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
 		Region:             firstEnv("FLINKJOB_S3_REGION", "AWS_REGION"),
 		Secure:             envBool("FLINKJOB_S3_SECURE"),
 		InsecureSkipVerify: envBool("FLINKJOB_S3_INSECURE_SKIP_VERIFY"),
-		CAPEM:              os.Getenv("FLINKJOB_S3_CA_PEM"),
+		CAPEM:              getenv("FLINKJOB_S3_CA_PEM"),
 	}
 }
 
