@@ -239,8 +239,7 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	all := make([]*Node, len(job.Steps))
 	names := map[string]int{}
 	sideOutputs := map[string]*Node{}
-	sideOutputField := map[*Node]string{} // the field naming a step's side output
-	var sideOrder []string                // side output names in spec order, for deterministic errors
+	var sideOrder []string // side output names in spec order, for deterministic errors
 	for i := range job.Steps {
 		st := &job.Steps[i]
 		n := &Node{Index: i, Name: st.Name, Path: fmt.Sprintf("spec.steps[%d]", i), Step: st}
@@ -275,28 +274,20 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 		default:
 			el.add(n.Path+".partitioning", "must be FORWARD, REBALANCE or BROADCAST, not %q", st.Partitioning)
 		}
-		// A step's side output (a step has at most one: a source is never
-		// a window; stepKind reports a step that is both).
-		var so, soField string
-		switch {
-		case st.Source != nil && st.Source.MalformedOutput != "":
-			so, soField = st.Source.MalformedOutput, "source.malformedOutput"
-			if st.Source.Files == nil && st.Source.Kafka == nil {
-				el.add(n.Path+".source.malformedOutput", "only a files or kafka source reads outside data that can be malformed; "+
-					"elements, datagen and nexmark records are built by the job itself, so there is nothing to route")
-			}
-		case st.Window != nil && st.Window.LateDataOutput != "":
-			so, soField = st.Window.LateDataOutput, "window.lateDataOutput"
+		so, soField, _ := sideOutputOf(st)
+		if so != "" && st.Source != nil && st.Source.Files == nil && st.Source.Kafka == nil {
+			el.add(n.Path+".source.malformedOutput", "only a files or kafka source reads outside data that can be malformed; "+
+				"elements, datagen and nexmark records are built by the job itself, so there is nothing to route")
 		}
 		if so != "" {
 			if !nameRE.MatchString(so) || len(so) > 63 {
 				el.add(n.Path+"."+soField, "%q must be a lowercase DNS label (a-z, 0-9, '-'; at most 63 characters)", so)
 			}
 			if w, dup := sideOutputs[so]; dup {
-				el.add(n.Path+"."+soField, "%q is already the %s of %s; side outputs need their own names", so, sideOutputField[w][strings.LastIndexByte(sideOutputField[w], '.')+1:], w.Path)
+				_, _, wField := sideOutputOf(w.Step)
+				el.add(n.Path+"."+soField, "%q is already the %s of %s; side outputs need their own names", so, wField, w.Path)
 			} else {
 				sideOutputs[so] = n
-				sideOutputField[n] = soField
 				sideOrder = append(sideOrder, so)
 			}
 		}
@@ -304,7 +295,8 @@ func Build(job *spec.Job, opts Options) (*Graph, error) {
 	for _, so := range sideOrder {
 		n := sideOutputs[so]
 		if j, clash := names[so]; clash {
-			el.add(n.Path+"."+sideOutputField[n], "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
+			_, field, _ := sideOutputOf(n.Step)
+			el.add(n.Path+"."+field, "%q is also the name of spec.steps[%d]; side outputs need their own names", so, j)
 		}
 	}
 	if len(el.errs) > 0 {
@@ -1063,4 +1055,17 @@ func (g *Graph) SortedNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sideOutputOf is a step's side output, the field that names it and that
+// field's own name (a step has at most one: a source is never a window;
+// stepKind reports a step that is both); name is "" without one.
+func sideOutputOf(st *spec.Step) (name, field, short string) {
+	switch {
+	case st.Source != nil && st.Source.MalformedOutput != "":
+		return st.Source.MalformedOutput, "source.malformedOutput", "malformedOutput"
+	case st.Window != nil && st.Window.LateDataOutput != "":
+		return st.Window.LateDataOutput, "window.lateDataOutput", "lateDataOutput"
+	}
+	return "", "", ""
 }
